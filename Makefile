@@ -1,0 +1,27 @@
+# Every target sets itself up: a fresh clone needs only python3 (>= 3.10) and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch is pinned to 2.13.0 in the parity extra: the CPU build kept on these machines.
+	$(PY) -m pip install --quiet -e '.[test,parity,dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(PY) -m refattn.demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+bench: $(STAMP)
+	$(PY) -m refattn.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

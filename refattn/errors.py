@@ -1,0 +1,33 @@
+"""Error classes raised by refattn.
+
+Bad input raises a subclass of :class:`RefattnError` that also subclasses the builtin
+a caller would expect (``ValueError`` for shapes and values, ``TypeError`` for dtypes),
+so existing ``except ValueError`` handlers keep working. Checks from
+:mod:`refattn.checks` raise :class:`CheckFailure`, an ``AssertionError``.
+"""
+
+from __future__ import annotations
+
+
+class RefattnError(Exception):
+    """Base class of every error refattn raises on purpose."""
+
+
+class AttentionShapeError(RefattnError, ValueError):
+    """An argument's shape does not fit the others (sizes, ranks, broadcasting)."""
+
+
+class AttentionDTypeError(RefattnError, TypeError):
+    """An argument's dtype is not one attention can use (integer, complex, mixed)."""
+
+
+class AttentionValueError(RefattnError, ValueError):
+    """An argument's value is out of range (a probability, a window, a length, a policy)."""
+
+
+class FullyMaskedRowError(RefattnError, ValueError):
+    """A query row may attend to no key and the policy is ``fully_masked="raise"``."""
+
+
+class CheckFailure(RefattnError, AssertionError):
+    """A check from :mod:`refattn.checks` found a symptom in attention output."""

@@ -1,0 +1,223 @@
+r"""The reference attention function.
+
+Shape legend, used in every docstring of refattn:
+
+| letter | meaning |
+| --- | --- |
+| ``...`` | any number of leading batch dims, broadcast between q, k and v |
+| ``Hq``, ``Hkv`` | query heads, key/value heads (``Hq`` a multiple of ``Hkv``) |
+| ``L``, ``S`` | query length, key length |
+| ``D``, ``Dv`` | query/key feature size, value feature size |
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn import _kernel
+from refattn.validation import Alignment, Policy, validate
+
+FloatArray = npt.NDArray[np.floating]
+
+
+class AttentionResult(NamedTuple):
+    """What :func:`attention` returns when ``return_weights`` or ``return_lse`` is set.
+
+    Attributes:
+        output: ``(..., Hq, L, Dv)``, the input dtype.
+        weights: ``(..., Hq, L, S)`` softmax probabilities (before dropout), or None.
+        lse: ``(..., Hq, L)`` natural log-sum-exp of each row's final logits (after scale,
+            softcap, bias and masks); ``-inf`` for a fully masked row. Or None.
+    """
+
+    output: FloatArray
+    weights: FloatArray | None
+    lse: FloatArray | None
+
+
+
+@overload
+def attention(
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    value: npt.ArrayLike,
+    *,
+    attend_mask: npt.ArrayLike | None = ...,
+    bias: npt.ArrayLike | None = ...,
+    causal: Alignment | None = ...,
+    window: tuple[int | None, int | None] | None = ...,
+    window_alignment: Alignment | None = ...,
+    key_lengths: npt.ArrayLike | None = ...,
+    query_lengths: npt.ArrayLike | None = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    softcap: float | None = ...,
+    scale: float | None = ...,
+    fully_masked: Policy = ...,
+    dropout_p: float = ...,
+    rng: np.random.Generator | None = ...,
+    dropout_keep: npt.ArrayLike | None = ...,
+    return_weights: Literal[False] = ...,
+    return_lse: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def attention(
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    value: npt.ArrayLike,
+    *,
+    attend_mask: npt.ArrayLike | None = ...,
+    bias: npt.ArrayLike | None = ...,
+    causal: Alignment | None = ...,
+    window: tuple[int | None, int | None] | None = ...,
+    window_alignment: Alignment | None = ...,
+    key_lengths: npt.ArrayLike | None = ...,
+    query_lengths: npt.ArrayLike | None = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    softcap: float | None = ...,
+    scale: float | None = ...,
+    fully_masked: Policy = ...,
+    dropout_p: float = ...,
+    rng: np.random.Generator | None = ...,
+    dropout_keep: npt.ArrayLike | None = ...,
+    return_weights: bool = ...,
+    return_lse: bool = ...,
+) -> FloatArray | AttentionResult: ...
+
+
+def attention(
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    value: npt.ArrayLike,
+    *,
+    attend_mask: npt.ArrayLike | None = None,
+    bias: npt.ArrayLike | None = None,
+    causal: Alignment | None = None,
+    window: tuple[int | None, int | None] | None = None,
+    window_alignment: Alignment | None = None,
+    key_lengths: npt.ArrayLike | None = None,
+    query_lengths: npt.ArrayLike | None = None,
+    alibi_slopes: npt.ArrayLike | None = None,
+    softcap: float | None = None,
+    scale: float | None = None,
+    fully_masked: Policy = "zero",
+    dropout_p: float = 0.0,
+    rng: np.random.Generator | None = None,
+    dropout_keep: npt.ArrayLike | None = None,
+    return_weights: bool = False,
+    return_lse: bool = False,
+) -> FloatArray | AttentionResult:
+    r"""Batched scaled dot-product attention, the reference semantics of refattn.
+
+    The math is two einsums (:mod:`refattn.einsums`), with query heads grouped as
+    ``(..., Hkv, G, L, D)``, ``G = Hq // Hkv``::
+
+        logits  = einsum("...hgld,...hsd->...hgls", query, key) * scale
+        output  = einsum("...hgls,...hsv->...hglv", softmax(logits'), value)
+
+    where ``logits'`` goes through these steps, in this order:
+
+    1. **scale**: ``scale`` (default ``1 / sqrt(D)``);
+    2. **softcap**: ``softcap * tanh(logits / softcap)``;
+    3. **bias**: ``+ bias``, then ``- alibi_slopes[h] * |i + S - L - j|``;
+    4. **masks**: a key ``j`` is removed from query ``i``'s row (logit ``-inf``) unless
+       every one of ``attend_mask``, ``causal``, ``window``, ``key_lengths`` and
+       ``query_lengths`` allows it;
+    5. **softmax** over keys, in float32 (float64 for float64 input);
+    6. **dropout** of the weights, kept ones scaled by ``1 / (1 - dropout_p)``;
+    7. **· value**.
+
+    A row where every key is removed follows ``fully_masked``.
+
+    Args:
+        query: ``(..., Hq, L, D)`` floating.
+        key: ``(..., Hkv, S, D)``, same dtype. Leading dims broadcast against query's.
+        value: ``(..., Hkv, S, Dv)``, same dtype.
+        attend_mask: boolean, **True = query i may attend key j**, broadcastable to
+            ``(..., Hq, L, S)``. A 3-D mask is refused when the scores have more than 3
+            dims: it is ambiguous between ``(B, L, S)`` and ``(H, L, S)``.
+        bias: floating, added to the logits; broadcastable to ``(..., Hq, L, S)``.
+            ``-inf`` entries remove keys like a mask does; NaN and ``+inf`` are refused.
+        causal: ``"top_left"`` (query ``i`` sees keys ``j <= i``: torch and JAX
+            ``is_causal``) or ``"bottom_right"`` (``j <= i + S - L``: flash-attn, decoding
+            with a KV cache). Never a bool: the two differ when ``L != S``.
+        window: ``(left, right)`` inclusive offsets, query ``i`` sees keys
+            ``i' - left <= j <= i' + right`` with ``i'`` the aligned position; None for an
+            unbounded side. flash-attn's and JAX's meaning.
+        window_alignment: the diagonal the window is centred on, ``"top_left"``
+            (``i' = i``, JAX ``local_window_size``) or ``"bottom_right"``
+            (``i' = i + S - L``, flash-attn). Defaults to ``causal``'s alignment; needed
+            when ``L != S`` and ``causal`` is None.
+        key_lengths: integers broadcastable to the batch shape ``(...)``: keys
+            ``j >= key_lengths`` are padding.
+        query_lengths: likewise for queries; a padded query row is a fully masked row.
+        alibi_slopes: ``(Hq,)`` or ``(..., Hq)``; adds ``-slope * |i + S - L - j|``
+            (flash-attn's ALiBi, aligned bottom-right).
+        softcap: positive float, caps logits smoothly to ``(-softcap, softcap)``.
+        scale: multiplies ``query · key``; default ``1 / sqrt(D)``.
+        fully_masked: what a row with no allowed key returns: ``"zero"`` (torch SDPA >= 2.5,
+            flash-attn), ``"uniform"`` (mean of value over all ``S`` keys: JAX, Flax),
+            ``"nan"``, or ``"raise"`` (:class:`~refattn.errors.FullyMaskedRowError`).
+        dropout_p: probability of dropping a weight, in ``[0, 1)``.
+        rng: a ``numpy.random.Generator``, required when ``dropout_p > 0`` and no
+            ``dropout_keep`` is given; the keep-mask drawn is
+            ``rng.random((..., Hq, L, S)) >= dropout_p``.
+        dropout_keep: boolean keep-mask broadcastable to ``(..., Hq, L, S)``.
+        return_weights: also return the weights ``(..., Hq, L, S)``.
+        return_lse: also return the log-sum-exp ``(..., Hq, L)``.
+
+    Returns:
+        ``(..., Hq, L, Dv)`` in the input dtype (float16 is computed in float32), where
+        ``...`` is the broadcast of the inputs' batch dims; or an :class:`AttentionResult`
+        when ``return_weights`` or ``return_lse`` is set.
+
+    Raises:
+        AttentionShapeError: shapes that do not fit (a ``ValueError``).
+        AttentionDTypeError: integer, complex, mixed or wrongly typed inputs (a ``TypeError``).
+        AttentionValueError: out-of-range values (a ``ValueError``).
+        FullyMaskedRowError: with ``fully_masked="raise"`` (a ``ValueError``).
+
+    Examples:
+        >>> import numpy as np
+        >>> from refattn import attention
+        >>> rng = np.random.default_rng(0)
+        >>> q = rng.standard_normal((2, 8, 5, 16), dtype=np.float32)
+        >>> kv = rng.standard_normal((2, 2, 7, 16), dtype=np.float32)  # GQA, 2 kv heads
+        >>> attention(q, kv, kv, causal="bottom_right").shape
+        (2, 8, 5, 16)
+    """
+    plan = validate(
+        query,
+        key,
+        value,
+        attend_mask=attend_mask,
+        bias=bias,
+        causal=causal,
+        window=window,
+        window_alignment=window_alignment,
+        key_lengths=key_lengths,
+        query_lengths=query_lengths,
+        alibi_slopes=alibi_slopes,
+        softcap=softcap,
+        scale=scale,
+        fully_masked=fully_masked,
+        dropout_p=dropout_p,
+        rng=rng,
+        dropout_keep=dropout_keep,
+    )
+    res = _kernel.run(plan, need_weights=return_weights)
+    batch, hq = plan.batch_shape, plan.num_q_heads
+    length_q, length_k = plan.query.shape[3], plan.key.shape[2]
+    output = res.out.reshape(*batch, hq, length_q, -1).astype(plan.out_dtype, copy=False)
+    if not (return_weights or return_lse):
+        return output
+    weights = None
+    if res.weights is not None:
+        weights = res.weights.reshape(*batch, hq, length_q, length_k)
+        weights = weights.astype(plan.out_dtype, copy=False)
+    lse = res.lse.reshape(*batch, hq, length_q) if return_lse else None
+    return AttentionResult(output, weights, lse)
