@@ -201,4 +201,3 @@ def run(plan: Plan, *, need_weights: bool) -> Outputs:
         for t in tasks:
             _block(plan, res, *t)
     return res
-

@@ -23,20 +23,30 @@ def main() -> None:
     print("refattn: attention as two einsums (portable to torch/jnp/tf.einsum)")
     print(f"  scores = einsum({einsums.SCORES!r}, q, k) * scale")
     print(f"  output = einsum({einsums.MIX!r}, softmax(scores), v)")
-    print(f"\nshapes: q {q.shape} (B, Hq, L, D), k and v {k.shape} (B, Hkv, S, D): "
-          f"GQA, {hq // hkv} query heads per kv head")
+    print(
+        f"\nshapes: q {q.shape} (B, Hq, L, D), k and v {k.shape} (B, Hkv, S, D): "
+        f"GQA, {hq // hkv} query heads per kv head"
+    )
     for name, alignment in (("top_left", "top_left"), ("bottom_right", "bottom_right")):
         print(f"\ncausal={name!r}, L={length_q}, S={length_k} (# = may attend):")
         print(masks.render(masks.causal(length_q, length_k, alignment)))  # type: ignore[arg-type]
-    combined = masks.combine(masks.causal(length_q, length_k, "bottom_right"),
-                             masks.padding(key_lengths, length_k))
+    combined = masks.combine(
+        masks.causal(length_q, length_k, "bottom_right"), masks.padding(key_lengths, length_k)
+    )
     assert combined is not None
     for b in range(batch):
         print(f"\nbottom_right causal + key_lengths[{b}]={key_lengths[b]}:")
         print(masks.render(combined[b, 0]))
 
-    result = attention(q, k, v, causal="bottom_right", key_lengths=key_lengths,
-                       return_weights=True, return_lse=True)
+    result = attention(
+        q,
+        k,
+        v,
+        causal="bottom_right",
+        key_lengths=key_lengths,
+        return_weights=True,
+        return_lse=True,
+    )
     assert result.weights is not None
     print("\nweights of batch 1, head 0 (rows sum to 1, zeros where masked):")
     print(np.array2string(result.weights[1, 0], precision=3, suppress_small=True))

@@ -28,4 +28,5 @@ SCORES = "...hgld,...hsd->...hgls"
 """Logits: query ``(..., Hkv, G, L, D)`` · key ``(..., Hkv, S, D)`` → ``(..., Hkv, G, L, S)``."""
 
 MIX = "...hgls,...hsv->...hglv"
-"""Output: weights ``(..., Hkv, G, L, S)`` · value ``(..., Hkv, S, Dv)`` → ``(..., Hkv, G, L, Dv)``."""
+"""Output: weights ``(..., Hkv, G, L, S)`` · value ``(..., Hkv, S, Dv)``
+→ ``(..., Hkv, G, L, Dv)``."""

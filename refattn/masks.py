@@ -240,7 +240,8 @@ def from_flash_padding(attention_mask: npt.ArrayLike) -> BoolArray:
             f"attention_mask should be (B, S) of 0/1 (1 = token): but got shape {arr.shape}, "
             f"dtype {arr.dtype}."
         )
-    return (arr != 0)[:, None, None, :]
+    present: BoolArray = arr != 0
+    return present[:, None, None, :]
 
 
 def render(mask: npt.ArrayLike) -> str:

@@ -12,7 +12,7 @@ Shape legend, used in every docstring of refattn:
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, overload
+from typing import Literal, NamedTuple, TypedDict, Unpack, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,24 @@ class AttentionResult(NamedTuple):
     lse: FloatArray | None
 
 
+class AttentionOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`attention` other than the ``return_*`` flags."""
+
+    attend_mask: npt.ArrayLike | None
+    bias: npt.ArrayLike | None
+    causal: Alignment | None
+    window: tuple[int | None, int | None] | None
+    window_alignment: Alignment | None
+    key_lengths: npt.ArrayLike | None
+    query_lengths: npt.ArrayLike | None
+    alibi_slopes: npt.ArrayLike | None
+    softcap: float | None
+    scale: float | None
+    fully_masked: Policy
+    dropout_p: float
+    rng: np.random.Generator | None
+    dropout_keep: npt.ArrayLike | None
+
 
 @overload
 def attention(
@@ -45,48 +63,30 @@ def attention(
     key: npt.ArrayLike,
     value: npt.ArrayLike,
     *,
-    attend_mask: npt.ArrayLike | None = ...,
-    bias: npt.ArrayLike | None = ...,
-    causal: Alignment | None = ...,
-    window: tuple[int | None, int | None] | None = ...,
-    window_alignment: Alignment | None = ...,
-    key_lengths: npt.ArrayLike | None = ...,
-    query_lengths: npt.ArrayLike | None = ...,
-    alibi_slopes: npt.ArrayLike | None = ...,
-    softcap: float | None = ...,
-    scale: float | None = ...,
-    fully_masked: Policy = ...,
-    dropout_p: float = ...,
-    rng: np.random.Generator | None = ...,
-    dropout_keep: npt.ArrayLike | None = ...,
     return_weights: Literal[False] = ...,
     return_lse: Literal[False] = ...,
+    **options: Unpack[AttentionOptions],
 ) -> FloatArray: ...
-
-
 @overload
 def attention(
     query: npt.ArrayLike,
     key: npt.ArrayLike,
     value: npt.ArrayLike,
     *,
-    attend_mask: npt.ArrayLike | None = ...,
-    bias: npt.ArrayLike | None = ...,
-    causal: Alignment | None = ...,
-    window: tuple[int | None, int | None] | None = ...,
-    window_alignment: Alignment | None = ...,
-    key_lengths: npt.ArrayLike | None = ...,
-    query_lengths: npt.ArrayLike | None = ...,
-    alibi_slopes: npt.ArrayLike | None = ...,
-    softcap: float | None = ...,
-    scale: float | None = ...,
-    fully_masked: Policy = ...,
-    dropout_p: float = ...,
-    rng: np.random.Generator | None = ...,
-    dropout_keep: npt.ArrayLike | None = ...,
-    return_weights: bool = ...,
+    return_weights: Literal[True],
     return_lse: bool = ...,
-) -> FloatArray | AttentionResult: ...
+    **options: Unpack[AttentionOptions],
+) -> AttentionResult: ...
+@overload
+def attention(
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    value: npt.ArrayLike,
+    *,
+    return_weights: bool = ...,
+    return_lse: Literal[True],
+    **options: Unpack[AttentionOptions],
+) -> AttentionResult: ...
 
 
 def attention(
@@ -212,7 +212,8 @@ def attention(
     res = _kernel.run(plan, need_weights=return_weights)
     batch, hq = plan.batch_shape, plan.num_q_heads
     length_q, length_k = plan.query.shape[3], plan.key.shape[2]
-    output = res.out.reshape(*batch, hq, length_q, -1).astype(plan.out_dtype, copy=False)
+    dim_v = plan.value.shape[3]
+    output = res.out.reshape(*batch, hq, length_q, dim_v).astype(plan.out_dtype, copy=False)
     if not (return_weights or return_lse):
         return output
     weights = None

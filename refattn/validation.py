@@ -8,9 +8,9 @@ inputs broadcast, flattened and cast to the compute dtype, ready for the kernel.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -51,14 +51,18 @@ class Plan:
 
 
 def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ")"
+    return str(tuple(int(n) for n in shape))
 
 
 def _as_float_array(name: str, x: object) -> npt.NDArray[np.floating]:
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
-        kind = {"i": "an integer", "u": "an unsigned integer", "b": "a boolean",
-                "c": "a complex"}.get(arr.dtype.kind, "a non-numeric")
+        kind = {
+            "i": "an integer",
+            "u": "an unsigned integer",
+            "b": "a boolean",
+            "c": "a complex",
+        }.get(arr.dtype.kind, "a non-numeric")
         fix = f"convert it with {name}.astype(np.float32)"
         if arr.dtype.kind == "c":
             fix = "attention is defined for real inputs; split real and imaginary parts"
@@ -104,7 +108,7 @@ def _to_score_view(
     hkv: int,
     length_q: int,
     length_k: int,
-) -> npt.NDArray[np.generic]:
+) -> npt.NDArray[Any]:
     """Broadcast a mask-like array to ``(*batch, Hq, L, S)`` and view it as 5-D kernel layout."""
     target = (*batch, hq, length_q, length_k)
     if arr.ndim == 3 and len(target) > 3:
@@ -157,8 +161,10 @@ def _alignment_offset(name: str, alignment: object, length_q: int, length_k: int
     if alignment not in ALIGNMENTS:
         extra = ""
         if isinstance(alignment, bool):
-            extra = (" A bare bool is ambiguous when L != S: use 'top_left' for torch/JAX "
-                     "is_causal=True or 'bottom_right' for flash-attn and KV-cache decoding.")
+            extra = (
+                " A bare bool is ambiguous when L != S: use 'top_left' for torch/JAX "
+                "is_causal=True or 'bottom_right' for flash-attn and KV-cache decoding."
+            )
         raise AttentionValueError(
             f"{name} should be one of {ALIGNMENTS}: but got {alignment!r}.{extra}"
         )
@@ -288,19 +294,22 @@ def validate(
     k4 = np.ascontiguousarray(k4, dtype=compute)
     v4 = np.ascontiguousarray(v4, dtype=compute)
 
-    def score_view(name: str, arr: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    def score_view(name: str, arr: npt.NDArray[np.generic]) -> npt.NDArray[Any]:
         return _to_score_view(name, arr, batch, hq, hkv, length_q, length_k)
 
     mask5 = None
     if attend_mask is not None:
         m = np.asarray(attend_mask)
         if m.dtype != np.bool_:
-            hint = ("for an additive 0/-inf mask pass it as bias=; for a 0/1 mask where 1 "
-                    "means attend use attend_mask=mask.astype(bool)")
+            hint = (
+                "for an additive 0/-inf mask pass it as bias=; for a 0/1 mask where 1 "
+                "means attend use attend_mask=mask.astype(bool)"
+            )
             raise AttentionDTypeError(
                 f"attend_mask should be boolean (True = may attend): but got dtype "
                 f"{m.dtype}; {hint}. A torch nn.MultiheadAttention mask (True = ignore) "
-                f"must be inverted: refattn.masks.from_torch_attn_mask(mask) or from_torch_key_padding_mask(mask)."
+                f"must be inverted: refattn.masks.from_torch_attn_mask(mask) or "
+                f"refattn.masks.from_torch_key_padding_mask(mask)."
             )
         mask5 = score_view("attend_mask", m)
 
@@ -320,13 +329,12 @@ def validate(
             )
         bias5 = score_view("bias", b)
 
-    slopes = None
+    slopes: npt.NDArray[np.floating] | None = None
     if alibi_slopes is not None:
         a = np.asarray(alibi_slopes)
         if a.dtype.kind != "f":
             raise AttentionDTypeError(
-                f"alibi_slopes should be floating, one per query head: but got dtype "
-                f"{a.dtype}."
+                f"alibi_slopes should be floating, one per query head: but got dtype {a.dtype}."
             )
         try:
             full = np.broadcast_to(a, (*batch, hq))
@@ -347,15 +355,21 @@ def validate(
     elif window_alignment is not None:
         raise AttentionValueError("window_alignment was given without a window.")
 
-    klen = None if key_lengths is None else _lengths("key_lengths", key_lengths, batch, length_k, "S")
-    qlen = None if query_lengths is None else _lengths(
-        "query_lengths", query_lengths, batch, length_q, "L"
+    klen = (
+        None if key_lengths is None else _lengths("key_lengths", key_lengths, batch, length_k, "S")
+    )
+    qlen = (
+        None
+        if query_lengths is None
+        else _lengths("query_lengths", query_lengths, batch, length_q, "L")
     )
 
     cap = None
     if softcap is not None:
-        if isinstance(softcap, bool) or not isinstance(softcap, int | float | np.number) or not (
-            math.isfinite(float(softcap)) and float(softcap) > 0
+        if (
+            isinstance(softcap, bool)
+            or not isinstance(softcap, int | float | np.number)
+            or not (math.isfinite(float(softcap)) and float(softcap) > 0)
         ):
             raise AttentionValueError(
                 f"softcap should be a positive finite number or None: but got {softcap!r}."
@@ -394,7 +408,7 @@ def _dropout(
     dropout_p: object,
     rng: object,
     dropout_keep: object,
-    score_view: Callable[[str, npt.NDArray[np.generic]], npt.NDArray[np.generic]],
+    score_view: Callable[[str, npt.NDArray[np.generic]], npt.NDArray[Any]],
     score_shape: tuple[int, ...],
 ) -> tuple[npt.NDArray[np.bool_] | None, float]:
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, int | float | np.number):
@@ -420,7 +434,7 @@ def _dropout(
             raise AttentionDTypeError(
                 f"dropout_keep should be boolean (True = keep): but got dtype {keep.dtype}."
             )
-        return score_view("dropout_keep", keep), p  # type: ignore[return-value]
+        return score_view("dropout_keep", keep), p
     if not isinstance(rng, np.random.Generator):
         raise AttentionValueError(
             f"dropout_p={p} needs an explicit rng (a numpy.random.Generator, e.g. "
@@ -428,4 +442,4 @@ def _dropout(
             f"{rng!r}. refattn keeps no hidden random state."
         )
     keep = rng.random(score_shape) >= p
-    return score_view("dropout_keep", keep), p  # type: ignore[return-value]
+    return score_view("dropout_keep", keep), p

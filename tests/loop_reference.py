@@ -65,13 +65,15 @@ def loop_attention(
             for i in range(length_q):
                 logits: list[float] = []
                 for j in range(length_k):
-                    x = scale * sum(float(q[b][h, i, d]) * float(k[b][kh, j, d]) for d in range(dim))
+                    x = scale * sum(
+                        float(q[b][h, i, d]) * float(k[b][kh, j, d]) for d in range(dim)
+                    )
                     if softcap is not None:
                         x = softcap * math.tanh(x / softcap)
                     x += float(add[b][h, i, j])
                     if slopes is not None:
                         x -= float(slopes[b][h]) * abs(i + length_k - length_q - j)
-                    allowed = bool(mask[b][h, i, j]) and j < klen[b] and i < qlen[b]
+                    allowed = bool(mask[b][h, i, j]) and bool(j < klen[b]) and bool(i < qlen[b])
                     if causal is not None:
                         allowed = allowed and j <= i + offset(causal)
                     if window is not None:
@@ -85,8 +87,10 @@ def loop_attention(
                     lse[b][h, i] = -math.inf
                     if fully_masked == "uniform":
                         weights[b][h, i, :] = 1.0 / length_k
-                        out[b][h, i] = [sum(v[b][kh, j, e] for j in range(length_k)) / length_k
-                                        for e in range(dim_v)]
+                        out[b][h, i] = [
+                            sum(v[b][kh, j, e] for j in range(length_k)) / length_k
+                            for e in range(dim_v)
+                        ]
                     elif fully_masked == "nan":
                         weights[b][h, i, :] = math.nan
                         out[b][h, i] = math.nan
