@@ -1,0 +1,1 @@
+"""The catalogue of attention failures: one module per case in ``catalogue/cases``."""
