@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch is pinned to 2.13.0 in the parity extra: the CPU build kept on these machines.
-	$(PY) -m pip install --quiet -e '.[test,parity,dev]'
+	$(PY) -m pip install --quiet -e '.[test,parity,dev,docs]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
