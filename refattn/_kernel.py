@@ -1,36 +1,44 @@
 """Blocked execution of the attention math for a validated :class:`~refattn.validation.Plan`.
 
 The math is :data:`refattn.einsums.SCORES` then :data:`refattn.einsums.MIX`; here each
-contraction runs as a BLAS matmul over one block of query rows (all ``G`` query heads of a
-kv head stacked), restricted to the key columns the block can see at all. Blocks are
-independent, so a small thread pool runs them on every core (NumPy's matmul and ufuncs
-release the GIL).
+contraction runs as a BLAS matmul over one block: some kv heads of one batch entry, all
+``G`` query heads of each stacked, a range of query rows, and only the key columns those
+rows can see at all (so blocks a causal mask, a window or key lengths remove entirely are
+never computed). A block's scores fit in cache, so the softmax passes read cache, not
+memory. Blocks run on a few threads (see :mod:`refattn._threads`).
+
+Two exact rewrites make the passes cheaper:
+
+- Logits are kept in base-2 units (``scale * log2(e)`` folded into the query once), so the
+  softmax uses ``exp2``, about twice as fast as ``exp`` in float32. ``lse`` is converted
+  back to natural log.
+- The row maximum is only subtracted where it is needed. Softmax is shift invariant; the
+  shift only prevents overflow. By Cauchy-Schwarz ``|q_i . k_j| <= |q_i| max_j |k_j|``, so
+  where that bound (in natural units) is at most 60 no ``exp`` can overflow or underflow to
+  zero, and the unshifted softmax is as accurate as the shifted one. Rows past the bound,
+  and calls with a bias or ALiBi, take the shifted path.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from refattn import _threads
 from refattn.errors import FullyMaskedRowError
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
 
-_ROWS_TARGET = 128  # query rows per block, all G heads of a kv head together
+LOG2E = 1.4426950408889634
+_BLOCK_BYTES = 1 << 20  # one block's score buffer: fits in L2
+_MAX_ROWS, _MIN_ROWS = 512, 32
+_UNSHIFTED_BOUND = 60.0  # natural-log units; e**60 leaves float32 ~1e12 of headroom
 _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than they give
-_pool: ThreadPoolExecutor | None = None
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="refattn")
-    return _pool
 
 
 @dataclass
@@ -42,136 +50,218 @@ class Outputs:
     weights: FloatArray | None  # (N, Hkv, G, L, S)
 
 
+@dataclass(frozen=True)
+class _Task:
+    n: int
+    h0: int
+    h1: int
+    r0: int
+    r1: int
+    lo: int  # key columns [lo, hi) the rows can see
+    hi: int
+    unshifted: bool
+
+
 def _key_range(plan: Plan, n: int, r0: int, r1: int, length_k: int) -> tuple[int, int]:
     """Columns ``[lo, hi)`` that any of query rows ``[r0, r1)`` of batch entry ``n`` may see."""
     lo, hi = 0, length_k
     if plan.key_lengths is not None:
         hi = min(hi, int(plan.key_lengths[n]))
     if plan.causal_offset is not None:
-        hi = min(hi, r1 - 1 + plan.causal_offset + 1)
+        hi = min(hi, r1 + plan.causal_offset)
     if plan.window is not None:
         left, right, offset = plan.window
         if right is not None:
-            hi = min(hi, r1 - 1 + offset + right + 1)
+            hi = min(hi, r1 + offset + right)
         if left is not None:
             lo = max(lo, r0 + offset - left)
-    lo = max(lo, 0)
     return lo, max(hi, lo)
 
 
 def _structural_mask(
     plan: Plan, n: int, r0: int, r1: int, lo: int, hi: int
-) -> npt.NDArray[np.bool_] | None:
-    """Causal, window and query-length mask of one block ``(Lb, Sc)``; None if all pass."""
-    rows = np.arange(r0, r1)[:, None]
-    diff = np.arange(lo, hi)[None, :] - rows  # key index minus query index
-    allowed: npt.NDArray[np.bool_] | None = None
+) -> tuple[int, npt.NDArray[np.bool_]] | None:
+    """Causal, window and query-length mask of a block, as ``(c0, mask (rows, hi - c0'))``.
 
-    def both(cond: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-        return cond if allowed is None else allowed & cond
-
-    if plan.causal_offset is not None and hi - 1 - r0 > plan.causal_offset:
-        allowed = both(diff <= plan.causal_offset)
+    Only the band of columns ``[c0, c1)`` some row must drop is built; the returned mask
+    covers columns ``c0 .. c0 + mask.shape[1]`` (absolute), everything else is allowed.
+    None when the block needs no structural masking at all.
+    """
+    c0, c1 = hi, lo  # empty band
+    if plan.causal_offset is not None and r0 + plan.causal_offset + 1 < hi:
+        c0, c1 = min(c0, max(lo, r0 + plan.causal_offset + 1)), hi
     if plan.window is not None:
         left, right, offset = plan.window
-        if right is not None and hi - 1 - r0 > offset + right:
-            allowed = both(diff <= offset + right)
-        if left is not None and lo - (r1 - 1) < offset - left:
-            allowed = both(diff >= offset - left)
-    if plan.query_lengths is not None and r1 > plan.query_lengths[n]:
-        allowed = both(rows < plan.query_lengths[n])
-    return allowed
+        if right is not None and r0 + offset + right + 1 < hi:
+            c0, c1 = min(c0, max(lo, r0 + offset + right + 1)), hi
+        if left is not None and r1 - 1 + offset - left > lo:
+            c0, c1 = lo, max(c1, min(hi, r1 - 1 + offset - left))
+    padded_rows = plan.query_lengths is not None and r1 > plan.query_lengths[n]
+    if padded_rows:
+        c0, c1 = lo, hi
+    if c0 >= c1:
+        return None
+    rows = np.arange(r0, r1)[:, None]
+    diff = np.arange(c0, c1)[None, :] - rows  # key index minus query index
+    allowed = np.ones(diff.shape, dtype=bool)
+    if plan.causal_offset is not None:
+        allowed &= diff <= plan.causal_offset
+    if plan.window is not None:
+        left, right, offset = plan.window
+        if right is not None:
+            allowed &= diff <= offset + right
+        if left is not None:
+            allowed &= diff >= offset - left
+    if padded_rows:
+        assert plan.query_lengths is not None
+        allowed &= rows < plan.query_lengths[n]
+    return c0, allowed
 
 
-def _block(plan: Plan, res: Outputs, n: int, h: int, r0: int, r1: int) -> None:
-    """Attention for query rows ``[r0, r1)`` of every query head in kv group ``(n, h)``."""
-    length_q, length_k = plan.query.shape[3], plan.key.shape[2]
-    lo, hi = _key_range(plan, n, r0, r1, length_k)
-    q = plan.query[n, h, :, r0:r1]  # (G, Lb, D), already scaled
-    s = np.matmul(q, plan.key[n, h, lo:hi].T)  # (G, Lb, Sc): einsums.SCORES on this block
+def _block(
+    plan: Plan,
+    res: Outputs,
+    query: FloatArray,
+    task: _Task,
+    buffer: FloatArray,
+    ones: FloatArray,
+) -> None:
+    """Attention for one task; ``query`` is the plan's query times ``scale * log2(e)``."""
+    n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
+    heads, groups, rows, width = h1 - h0, query.shape[2], r1 - r0, hi - lo
+    q = query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
+    flat = buffer[: heads * groups * rows * width].reshape(heads, groups * rows, width)
+    np.matmul(q, plan.key[n, h0:h1, lo:hi].transpose(0, 2, 1), out=flat)  # einsums.SCORES
+    s = flat.reshape(heads, groups, rows, width)  # (h, G, rows, width), base-2 logits
 
     if plan.softcap is not None:
-        s /= plan.softcap
+        cap = plan.softcap * LOG2E
+        s /= cap
         np.tanh(s, out=s)
-        s *= plan.softcap
+        s *= cap
     if plan.bias is not None:
-        s += plan.bias[n, h, :, r0:r1, lo:hi]
+        s += LOG2E * plan.bias[n, h0:h1, :, r0:r1, lo:hi]
     if plan.alibi_slopes is not None:
         distance = np.abs(
-            np.arange(r0, r1)[:, None] + (length_k - length_q) - np.arange(lo, hi)[None, :]
+            np.arange(r0, r1)[:, None] + (plan.key.shape[2] - query.shape[3])
+            - np.arange(lo, hi)[None, :]
         )
-        s -= plan.alibi_slopes[n, h, :, None, None] * distance
-
-    allowed = _structural_mask(plan, n, r0, r1, lo, hi)
+        s -= (LOG2E * plan.alibi_slopes[n, h0:h1, :, None, None]) * distance
+    band = _structural_mask(plan, n, r0, r1, lo, hi)
+    if band is not None:
+        c0, allowed = band
+        part = s[..., c0 - lo : c0 - lo + allowed.shape[1]]
+        np.copyto(part, -np.inf, where=~allowed)
     if plan.attend_mask is not None:
-        block_mask = plan.attend_mask[n, h, :, r0:r1, lo:hi]
-        allowed = block_mask if allowed is None else allowed & block_mask
-    if allowed is not None:
-        np.copyto(s, -np.inf, where=~allowed)
+        np.copyto(s, -np.inf, where=~plan.attend_mask[n, h0:h1, :, r0:r1, lo:hi])
 
-    # Stable softmax. A row with no allowed key has max -inf; shifting it by 0 instead
-    # keeps exp() at exactly 0 there, so its sum is 0 and no finite fill is needed.
-    if hi > lo:
-        row_max = s.max(axis=-1, keepdims=True)
+    if task.unshifted or width == 0:
+        shift = None
     else:
-        row_max = np.full((*s.shape[:-1], 1), -np.inf, dtype=s.dtype)
-    shift = np.where(np.isneginf(row_max), 0, row_max)
-    s -= shift
-    np.exp(s, out=s)
-    total = s.sum(axis=-1, keepdims=True)  # (G, Lb, 1); 0 exactly for fully masked rows
+        # A row with no allowed key has max -inf; shifting it by 0 instead keeps every
+        # exp2 at exactly 0, so its sum is 0 and no finite fill constant is needed.
+        shift = np.max(s, axis=-1, keepdims=True)
+        shift[np.isneginf(shift)] = 0
+        s -= shift
+    np.exp2(s, out=s)
+    total = np.matmul(flat, ones[:width]).reshape(heads, groups, rows)  # row sums (gemv)
 
     with np.errstate(divide="ignore"):
-        res.lse[n, h, :, r0:r1] = (shift + np.log(total))[..., 0]
-    dead = total[..., 0] == 0
-    safe_total = np.where(total == 0, 1, total)
+        lse = np.log2(total)
+    if shift is not None:
+        lse += shift[..., 0]
+    res.lse[n, h0:h1, :, r0:r1] = lse * math.log(2)
+    dead = total == 0
+    safe_total = np.where(dead, 1, total)[..., None]
     if res.weights is not None:
-        res.weights[n, h, :, r0:r1, lo:hi] = s / safe_total
+        res.weights[n, h0:h1, :, r0:r1, lo:hi] = s / safe_total
     if plan.dropout_keep is not None:
-        s *= plan.dropout_keep[n, h, :, r0:r1, lo:hi]
+        s *= plan.dropout_keep[n, h0:h1, :, r0:r1, lo:hi]
         s *= 1.0 / (1.0 - plan.dropout_p)
-    out = np.matmul(s, plan.value[n, h, lo:hi])  # (G, Lb, Dv): einsums.MIX on this block
+    out = np.matmul(flat, plan.value[n, h0:h1, lo:hi])  # einsums.MIX on this block
+    out = out.reshape(heads, groups, rows, -1)
     out /= safe_total
     if dead.any():
-        _fill_dead_rows(plan, res, out, dead, n, h, r0, r1)
-    res.out[n, h, :, r0:r1] = out
+        _fill_dead_rows(plan, res, out, dead, task)
+    res.out[n, h0:h1, :, r0:r1] = out
 
 
 def _fill_dead_rows(
-    plan: Plan,
-    res: Outputs,
-    out: FloatArray,
-    dead: npt.NDArray[np.bool_],
-    n: int,
-    h: int,
-    r0: int,
-    r1: int,
+    plan: Plan, res: Outputs, out: FloatArray, dead: npt.NDArray[np.bool_], task: _Task
 ) -> None:
-    """Apply the fully-masked-row policy to rows ``dead`` (G, Lb) of one block."""
+    """Apply the fully-masked-row policy to rows ``dead`` ``(h, G, rows)`` of one block."""
     policy = plan.fully_masked
-    if policy == "raise":
-        g, i = (int(x) for x in np.argwhere(dead)[0])
-        head = h * dead.shape[0] + g
-        batch_index = np.unravel_index(n, plan.batch_shape) if plan.batch_shape else ()
-        raise FullyMaskedRowError(
-            f"query row {r0 + i} of head {head} at batch index {tuple(map(int, batch_index))} "
-            f"may attend to no key ({int(dead.sum())} such rows in this block alone): every "
-            f"key is removed by the masks, lengths, window or causal alignment. Choose "
-            f"fully_masked='zero' (torch SDPA, flash-attn), 'uniform' (JAX) or 'nan', or "
-            f"check the mask polarity (True = may attend)."
-        )
-    value = plan.value[n, h]
-    length_k = value.shape[0]
-    weights = None if res.weights is None else res.weights[n, h, :, r0:r1]
-    if policy == "zero":
+    weights = None
+    if res.weights is not None:
+        weights = res.weights[task.n, task.h0 : task.h1, :, task.r0 : task.r1]
+    length_k = plan.value.shape[2]
+    if policy in ("zero", "raise"):  # "raise" is raised by run(), in index order
         out[dead] = 0
     elif policy == "nan":
         out[dead] = np.nan
         if weights is not None:
             weights[dead] = np.nan
     else:  # uniform: every key equally, masked or not (what JAX and Flax return)
-        out[dead] = value.mean(axis=0) if length_k else np.nan
+        means = plan.value[task.n, task.h0 : task.h1].mean(axis=1) if length_k else np.nan
+        means = np.broadcast_to(np.asarray(means)[..., None, None, :], out.shape)
+        out[dead] = means[dead]
         if weights is not None:
             weights[dead] = 1.0 / length_k if length_k else np.nan
+
+
+def _unshifted_rows(plan: Plan, query: FloatArray) -> npt.NDArray[np.bool_]:
+    """Rows ``(N, Hkv, G, L)`` whose logits are provably too small to need the max shift."""
+    shape = query.shape[:4]
+    if plan.bias is not None or plan.alibi_slopes is not None or plan.key.shape[2] == 0:
+        return np.zeros(shape, dtype=bool)
+    bound_units = _UNSHIFTED_BOUND * LOG2E
+    if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
+        bound = np.zeros(shape)
+    else:
+        q_norm = np.sqrt(np.einsum("nhgld,nhgld->nhgl", query, query))
+        k_norm = np.sqrt(np.einsum("nhsd,nhsd->nhs", plan.key, plan.key).max(axis=-1))
+        with np.errstate(invalid="ignore", over="ignore"):
+            bound = q_norm * k_norm[:, :, None, None]
+    # exp2(bound) times the value sum must stay far from overflow as well
+    v_max = np.abs(plan.value).max(axis=(2, 3)) if plan.value.size else np.zeros(shape[:2])
+    headroom = float(np.finfo(query.dtype).max) * 1e-6 / max(plan.key.shape[2], 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok_values = v_max * math.exp(_UNSHIFTED_BOUND) <= headroom  # (N, Hkv)
+        result: npt.NDArray[np.bool_] = (bound <= bound_units) & ok_values[:, :, None, None]
+    return result
+
+
+def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[_Task]:
+    n_batch, hkv, groups, length_q, _ = plan.query.shape
+    length_k = plan.key.shape[2]
+    row_bytes = max(length_k, 1) * plan.key.itemsize * groups
+    rows = _MAX_ROWS
+    while rows > _MIN_ROWS and rows * row_bytes > _BLOCK_BYTES:
+        rows //= 2
+    if plan.causal_offset is not None or plan.window is not None:
+        while rows > _MIN_ROWS and rows * 4 > length_q:  # several blocks, so some are skipped
+            rows //= 2
+    rows = max(1, min(rows, length_q))
+    heads = max(1, min(hkv, _BLOCK_BYTES // (rows * row_bytes)))
+    while (
+        n_batch * -(-hkv // heads) * -(-length_q // rows) < 4 * workers
+        and (heads > 1 or rows > _MIN_ROWS)
+    ):
+        if heads > 1:
+            heads = max(1, heads // 2)
+        else:
+            rows = max(1, rows // 2)
+    tasks = []
+    for n in range(n_batch):
+        for r0 in range(0, length_q, rows):
+            r1 = min(length_q, r0 + rows)
+            lo, hi = _key_range(plan, n, r0, r1, length_k)
+            for h0 in range(0, hkv, heads):
+                h1 = min(hkv, h0 + heads)
+                safe = bool(unshifted[n, h0:h1, :, r0:r1].all())
+                tasks.append(_Task(n, h0, h1, r0, r1, lo, hi, safe))
+    tasks.sort(key=lambda t: -(t.hi - t.lo) * (t.r1 - t.r0) * (t.h1 - t.h0))  # longest first
+    return tasks
 
 
 def run(plan: Plan, *, need_weights: bool) -> Outputs:
@@ -186,18 +276,51 @@ def run(plan: Plan, *, need_weights: bool) -> Outputs:
         if need_weights
         else None,
     )
-    rows = max(1, _ROWS_TARGET // groups)
-    tasks = [
-        (n, h, r0, min(r0 + rows, length_q))
-        for n in range(n_batch)
-        for h in range(hkv)
-        for r0 in range(0, length_q, rows)
-    ]
-    work = n_batch * hkv * groups * length_q * max(length_k, 1)
-    if len(tasks) > 1 and work >= _PARALLEL_MIN_WORK and (os.cpu_count() or 1) > 1:
-        # list() re-raises the first exception a block raised (e.g. FullyMaskedRowError).
-        list(_get_pool().map(lambda t: _block(plan, res, *t), tasks))
+    if res.out.size == 0 and res.lse.size == 0:
+        return res
+    query = np.multiply(plan.query, dtype.type(plan.scale * LOG2E), dtype=dtype)
+    workers = _threads.worker_count()
+    tasks = _tasks(plan, _unshifted_rows(plan, query), workers)
+    largest = max((t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks)
+    counter = itertools.count()
+    failed = False
+
+    def worker() -> None:
+        nonlocal failed
+        buffer = np.empty(largest, dtype=dtype)
+        ones = np.ones(length_k, dtype=dtype)
+        while not failed:
+            index = next(counter)
+            if index >= len(tasks):
+                return
+            try:
+                _block(plan, res, query, tasks[index], buffer, ones)
+            except BaseException:
+                failed = True
+                raise
+
+    work = sum((t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks)
+    if workers == 1 or len(tasks) == 1 or work < _PARALLEL_MIN_WORK:
+        worker()
     else:
-        for t in tasks:
-            _block(plan, res, *t)
+        with _threads.single_threaded_blas():
+            _threads.run_workers(worker, min(workers, len(tasks)))
+    if plan.fully_masked == "raise":
+        _raise_on_dead_row(plan, res.lse)
     return res
+
+
+def _raise_on_dead_row(plan: Plan, lse: FloatArray) -> None:
+    """Raise for the first (in index order) row whose log-sum-exp is -inf."""
+    dead = np.isneginf(lse)  # (N, Hkv, G, L): exactly the rows with no allowed key
+    if not dead.any():
+        return
+    n, h, g, i = (int(x) for x in np.argwhere(dead)[0])
+    batch_index = np.unravel_index(n, plan.batch_shape) if plan.batch_shape else ()
+    raise FullyMaskedRowError(
+        f"query row {i} of head {h * dead.shape[2] + g} at batch index "
+        f"{tuple(int(x) for x in batch_index)} may attend to no key ({int(dead.sum())} such "
+        f"rows in all): every key is removed by the masks, lengths, window or causal "
+        f"alignment. Choose fully_masked='zero' (torch SDPA, flash-attn), 'uniform' (JAX) "
+        f"or 'nan', or check the mask polarity (True = may attend)."
+    )

@@ -28,13 +28,13 @@ class Plan:
     """Validated inputs in the kernel's layout.
 
     Shapes: ``N`` is the product of the broadcast batch shape, ``G = Hq // Hkv``.
-    ``query`` is already multiplied by ``scale``.
     """
 
     batch_shape: tuple[int, ...]
     num_q_heads: int
     out_dtype: np.dtype[np.floating]
-    query: npt.NDArray[np.floating]  # (N, Hkv, G, L, D), scaled, compute dtype
+    query: npt.NDArray[np.floating]  # (N, Hkv, G, L, D), compute dtype (may be a view)
+    scale: float
     key: npt.NDArray[np.floating]  # (N, Hkv, S, D), compute dtype
     value: npt.NDArray[np.floating]  # (N, Hkv, S, Dv), compute dtype
     attend_mask: npt.NDArray[np.bool_] | None  # (N, Hkv, G, L, S) view
@@ -288,7 +288,7 @@ def validate(
         raise AttentionValueError(f"scale should be finite: but got {scale!r}.")
 
     q5 = np.broadcast_to(q, (*batch, hq, length_q, dim)).reshape(n, hkv, groups, length_q, dim)
-    q5 = np.multiply(q5, compute.type(scale_value), dtype=compute)
+    q5 = q5.astype(compute, copy=False)
     k4 = np.broadcast_to(k, (*batch, hkv, length_k, dim)).reshape(n, hkv, length_k, dim)
     v4 = np.broadcast_to(v, (*batch, hkv, length_k, dim_v)).reshape(n, hkv, length_k, dim_v)
     k4 = np.ascontiguousarray(k4, dtype=compute)
@@ -388,6 +388,7 @@ def validate(
         num_q_heads=hq,
         out_dtype=q.dtype,
         query=q5,
+        scale=float(scale_value),
         key=k4,
         value=v4,
         attend_mask=mask5,

@@ -1,0 +1,103 @@
+"""Threads for the blocked kernel, without oversubscribing NumPy's OpenBLAS.
+
+The kernel runs blocks on a small thread pool (NumPy's matmul and ufuncs release the
+GIL). Each block's matmuls are small; if OpenBLAS also threads them, Python threads x BLAS
+threads fight for two cores and the whole call runs about 2x slower. So while the kernel
+runs, the OpenBLAS bundled with NumPy is set to one thread through its own C entry points
+(what threadpoolctl does), reference counted, and restored afterwards. When those entry
+points cannot be found, the kernel runs its blocks serially and lets the BLAS thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+_SYMBOLS = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
+
+_lock = threading.Lock()
+_blas: tuple[Any, Any] | None = None
+_probed = False
+_users = 0
+_saved = 1
+_pool: ThreadPoolExecutor | None = None
+
+
+def _probe() -> tuple[Any, Any] | None:
+    """Find get/set thread-count functions of NumPy's bundled OpenBLAS, once."""
+    global _blas, _probed
+    with _lock:
+        if _probed:
+            return _blas
+        _probed = True
+        libdir = os.path.dirname(os.path.abspath(np.__file__)) + ".libs"
+        for path in sorted(glob.glob(os.path.join(libdir, "*openblas*"))):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for get_name, set_name in _SYMBOLS:
+                get, set_ = getattr(lib, get_name, None), getattr(lib, set_name, None)
+                if get is not None and set_ is not None:
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    set_.restype, set_.argtypes = None, [ctypes.c_int]
+                    _blas = (get, set_)
+                    return _blas
+        return None
+
+
+def worker_count() -> int:
+    """Threads to run blocks on: the BLAS's own thread count, or 1 if it is not ours to set."""
+    blas = _probe()
+    if blas is None:
+        return 1
+    return max(1, min(int(blas[0]()) if _users == 0 else _saved, os.cpu_count() or 1))
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Hold OpenBLAS at one thread for the duration; nested and concurrent uses are counted."""
+    global _users, _saved
+    blas = _probe()
+    assert blas is not None, "single_threaded_blas needs worker_count() > 1 first"
+    with _lock:
+        if _users == 0:
+            _saved = max(1, int(blas[0]()))
+            if _saved != 1:
+                blas[1](1)
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0 and _saved != 1:
+                blas[1](_saved)
+
+
+def run_workers(worker: Callable[[], None], count: int) -> None:
+    """Run ``worker`` on ``count`` threads (this one included) and wait for all of them."""
+    global _pool
+    with _lock:
+        if _pool is None or _pool._max_workers < count - 1:
+            _pool = ThreadPoolExecutor(max_workers=max(1, count - 1), thread_name_prefix="refattn")
+        pool = _pool
+    futures = [pool.submit(worker) for _ in range(count - 1)]
+    try:
+        worker()
+    finally:
+        for future in futures:
+            future.result()
