@@ -172,3 +172,29 @@ def test_key_value_may_broadcast_over_query_batch_dims() -> None:
     for i in range(3):
         want = refattn.attention(q[i], k, np.broadcast_to(v, (2, 4, 6, 3)))
         np.testing.assert_allclose(got[i], want)
+
+
+@pytest.mark.parametrize(
+    ("logit_size", "value_size"),
+    [
+        pytest.param(55.0, 1.0, id="bounded-logits-unshifted"),
+        pytest.param(200.0, 1.0, id="large-logits-shifted"),
+        pytest.param(55.0, 1e30, id="huge-values-shifted"),
+    ],
+)
+def test_float32_accuracy_on_both_softmax_paths(logit_size: float, value_size: float) -> None:
+    """Whether or not the row max is subtracted, float32 stays at float32 accuracy."""
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 2, 64, 16))
+    q *= logit_size / np.linalg.norm(q, axis=-1, keepdims=True)  # |q_i| = logit_size
+    k = rng.standard_normal((1, 2, 80, 16))
+    k /= np.linalg.norm(k, axis=-1, keepdims=True)  # |k_j| = 1: logits within +-logit_size
+    v = rng.standard_normal((1, 2, 80, 8)) * value_size
+    q32, k32, v32 = (x.astype(np.float32) for x in (q, k, v))
+    got = refattn.attention(q32, k32, v32, scale=1.0, return_lse=True)
+    want = refattn.attention(*(x.astype(np.float64) for x in (q32, k32, v32)), scale=1.0,
+                             return_lse=True)
+    assert np.isfinite(got.output).all()
+    scale_of_output = np.abs(want.output).max()
+    assert np.abs(got.output - want.output).max() <= 1e-5 * scale_of_output
+    np.testing.assert_allclose(got.lse, want.lse, rtol=1e-6)
