@@ -21,6 +21,7 @@ Two exact rewrites make the passes cheaper:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ LOG2E = 1.4426950408889634
 _BLOCK_BYTES = 1 << 20  # one block's score buffer: fits in L2
 _MAX_ROWS, _MIN_ROWS = 512, 32
 _UNSHIFTED_BOUND = 60.0  # natural-log units; e**60 leaves float32 ~1e12 of headroom
+_CAUSAL_BLOCKS = 8  # at least this many row blocks per head when masks can skip keys
 _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than they give
 
 
@@ -78,13 +80,13 @@ def _key_range(plan: Plan, n: int, r0: int, r1: int, length_k: int) -> tuple[int
     return lo, max(hi, lo)
 
 
-def _structural_mask(
+def _structural_band(
     plan: Plan, n: int, r0: int, r1: int, lo: int, hi: int
 ) -> tuple[int, npt.NDArray[np.bool_]] | None:
-    """Causal, window and query-length mask of a block, as ``(c0, mask (rows, hi - c0'))``.
+    """Causal, window and query-length removals of a block, as ``(c0, removed)``.
 
-    Only the band of columns ``[c0, c1)`` some row must drop is built; the returned mask
-    covers columns ``c0 .. c0 + mask.shape[1]`` (absolute), everything else is allowed.
+    Only the band of key columns some row must drop is built: ``removed (rows, width)``
+    covers absolute columns ``c0 .. c0 + width``; every other column of the block is kept.
     None when the block needs no structural masking at all.
     """
     c0, c1 = hi, lo  # empty band
@@ -96,26 +98,53 @@ def _structural_mask(
             c0, c1 = min(c0, max(lo, r0 + offset + right + 1)), hi
         if left is not None and r1 - 1 + offset - left > lo:
             c0, c1 = lo, max(c1, min(hi, r1 - 1 + offset - left))
-    padded_rows = plan.query_lengths is not None and r1 > plan.query_lengths[n]
-    if padded_rows:
+    query_length = None if plan.query_lengths is None else int(plan.query_lengths[n])
+    if query_length is not None and r1 > query_length:
         c0, c1 = lo, hi
+    else:
+        query_length = None
     if c0 >= c1:
         return None
-    rows = np.arange(r0, r1)[:, None]
-    diff = np.arange(c0, c1)[None, :] - rows  # key index minus query index
-    allowed = np.ones(diff.shape, dtype=bool)
-    if plan.causal_offset is not None:
-        allowed &= diff <= plan.causal_offset
-    if plan.window is not None:
-        left, right, offset = plan.window
+    removed = _removed_pattern(
+        r1 - r0,
+        c0 - r0,
+        c1 - c0,
+        plan.causal_offset,
+        plan.window,
+        None if query_length is None else query_length - r0,
+    )
+    return c0, removed
+
+
+@functools.lru_cache(maxsize=64)
+def _removed_pattern(
+    rows: int,
+    first_column: int,
+    width: int,
+    causal_offset: int | None,
+    window: tuple[int | None, int | None, int] | None,
+    valid_rows: int | None,
+) -> npt.NDArray[np.bool_]:
+    """Pairs removed in a band, in coordinates relative to the block's first query row.
+
+    It depends only on these relative numbers, so every block with the same geometry (all
+    heads, most rows of a causal mask) shares one read-only array.
+    """
+    row = np.arange(rows)[:, None]
+    diff = np.arange(first_column, first_column + width)[None, :] - row  # key - query index
+    removed = np.zeros((rows, width), dtype=bool)
+    if causal_offset is not None:
+        removed |= diff > causal_offset
+    if window is not None:
+        left, right, offset = window
         if right is not None:
-            allowed &= diff <= offset + right
+            removed |= diff > offset + right
         if left is not None:
-            allowed &= diff >= offset - left
-    if padded_rows:
-        assert plan.query_lengths is not None
-        allowed &= rows < plan.query_lengths[n]
-    return c0, allowed
+            removed |= diff < offset - left
+    if valid_rows is not None:
+        removed |= row >= valid_rows
+    removed.flags.writeable = False
+    return removed
 
 
 def _block(
@@ -143,15 +172,15 @@ def _block(
         s += LOG2E * plan.bias[n, h0:h1, :, r0:r1, lo:hi]
     if plan.alibi_slopes is not None:
         distance = np.abs(
-            np.arange(r0, r1)[:, None] + (plan.key.shape[2] - query.shape[3])
+            np.arange(r0, r1)[:, None]
+            + (plan.key.shape[2] - query.shape[3])
             - np.arange(lo, hi)[None, :]
         )
         s -= (LOG2E * plan.alibi_slopes[n, h0:h1, :, None, None]) * distance
-    band = _structural_mask(plan, n, r0, r1, lo, hi)
+    band = _structural_band(plan, n, r0, r1, lo, hi)
     if band is not None:
-        c0, allowed = band
-        part = s[..., c0 - lo : c0 - lo + allowed.shape[1]]
-        np.copyto(part, -np.inf, where=~allowed)
+        c0, removed = band
+        np.copyto(s[..., c0 - lo : c0 - lo + removed.shape[1]], -np.inf, where=removed)
     if plan.attend_mask is not None:
         np.copyto(s, -np.inf, where=~plan.attend_mask[n, h0:h1, :, r0:r1, lo:hi])
 
@@ -239,13 +268,12 @@ def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[_
     while rows > _MIN_ROWS and rows * row_bytes > _BLOCK_BYTES:
         rows //= 2
     if plan.causal_offset is not None or plan.window is not None:
-        while rows > _MIN_ROWS and rows * 4 > length_q:  # several blocks, so some are skipped
+        while rows > _MIN_ROWS and rows * _CAUSAL_BLOCKS > length_q:  # some blocks get skipped
             rows //= 2
     rows = max(1, min(rows, length_q))
     heads = max(1, min(hkv, _BLOCK_BYTES // (rows * row_bytes)))
-    while (
-        n_batch * -(-hkv // heads) * -(-length_q // rows) < 4 * workers
-        and (heads > 1 or rows > _MIN_ROWS)
+    while n_batch * -(-hkv // heads) * -(-length_q // rows) < 4 * workers and (
+        heads > 1 or rows > _MIN_ROWS
     ):
         if heads > 1:
             heads = max(1, heads // 2)

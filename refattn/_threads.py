@@ -88,6 +88,15 @@ def single_threaded_blas() -> Iterator[None]:
                 blas[1](_saved)
 
 
+def _reset_after_fork() -> None:
+    """A forked child has none of the parent's threads: forget the pool and the count."""
+    global _pool, _users, _lock
+    _pool, _users, _lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def run_workers(worker: Callable[[], None], count: int) -> None:
     """Run ``worker`` on ``count`` threads (this one included) and wait for all of them."""
     global _pool
