@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ class Outputs:
 
 
 @dataclass(frozen=True)
-class _Task:
+class Task:
     n: int
     h0: int
     h1: int
@@ -147,26 +148,35 @@ def _removed_pattern(
     return removed
 
 
-def _block(
-    plan: Plan,
-    res: Outputs,
-    query: FloatArray,
-    task: _Task,
-    buffer: FloatArray,
-    ones: FloatArray,
-) -> None:
-    """Attention for one task; ``query`` is the plan's query times ``scale * log2(e)``."""
+def logits(
+    plan: Plan, query: FloatArray, task: Task, buffer: FloatArray, *, keep_tanh: bool = False
+) -> tuple[FloatArray, FloatArray | None]:
+    """Base-2 logits of one task, every step before the softmax applied.
+
+    Args:
+        plan: the validated call.
+        query: the plan's query times ``scale * log2(e)``, ``(N, Hkv, G, L, D)``.
+        task: which heads, rows and key columns.
+        buffer: scratch space of at least ``h * G * rows * width`` elements.
+        keep_tanh: also return the softcap's ``tanh`` values.
+
+    Returns:
+        ``s (h, G * rows, width)``, a view of ``buffer``, and ``tanh (h, G, rows, width)``
+        of the softcap, which the backward pass needs (None unless asked for).
+    """
     n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
     heads, groups, rows, width = h1 - h0, query.shape[2], r1 - r0, hi - lo
     q = query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
     flat = buffer[: heads * groups * rows * width].reshape(heads, groups * rows, width)
     np.matmul(q, plan.key[n, h0:h1, lo:hi].transpose(0, 2, 1), out=flat)  # einsums.SCORES
-    s = flat.reshape(heads, groups, rows, width)  # (h, G, rows, width), base-2 logits
+    s = flat.reshape(heads, groups, rows, width)  # (h, G, rows, width)
 
+    tanh = None
     if plan.softcap is not None:
         cap = plan.softcap * LOG2E
         s /= cap
         np.tanh(s, out=s)
+        tanh = s.copy() if keep_tanh else None
         s *= cap
     if plan.bias is not None:
         s += LOG2E * plan.bias[n, h0:h1, :, r0:r1, lo:hi]
@@ -183,6 +193,22 @@ def _block(
         np.copyto(s[..., c0 - lo : c0 - lo + removed.shape[1]], -np.inf, where=removed)
     if plan.attend_mask is not None:
         np.copyto(s, -np.inf, where=~plan.attend_mask[n, h0:h1, :, r0:r1, lo:hi])
+    return flat, tanh
+
+
+def _block(
+    plan: Plan,
+    res: Outputs,
+    query: FloatArray,
+    task: Task,
+    buffer: FloatArray,
+    ones: FloatArray,
+) -> None:
+    """Attention for one task; ``query`` is the plan's query times ``scale * log2(e)``."""
+    n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
+    heads, groups, rows, width = h1 - h0, query.shape[2], r1 - r0, hi - lo
+    flat, _ = logits(plan, query, task, buffer)
+    s = flat.reshape(heads, groups, rows, width)
 
     if task.unshifted or width == 0:
         shift = None
@@ -216,7 +242,7 @@ def _block(
 
 
 def _fill_dead_rows(
-    plan: Plan, res: Outputs, out: FloatArray, dead: npt.NDArray[np.bool_], task: _Task
+    plan: Plan, res: Outputs, out: FloatArray, dead: npt.NDArray[np.bool_], task: Task
 ) -> None:
     """Apply the fully-masked-row policy to rows ``dead`` ``(h, G, rows)`` of one block."""
     policy = plan.fully_masked
@@ -260,7 +286,7 @@ def _unshifted_rows(plan: Plan, query: FloatArray) -> npt.NDArray[np.bool_]:
     return result
 
 
-def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[_Task]:
+def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[Task]:
     n_batch, hkv, groups, length_q, _ = plan.query.shape
     length_k = plan.key.shape[2]
     row_bytes = max(length_k, 1) * plan.key.itemsize * groups
@@ -287,9 +313,58 @@ def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[_
             for h0 in range(0, hkv, heads):
                 h1 = min(hkv, h0 + heads)
                 safe = bool(unshifted[n, h0:h1, :, r0:r1].all())
-                tasks.append(_Task(n, h0, h1, r0, r1, lo, hi, safe))
+                tasks.append(Task(n, h0, h1, r0, r1, lo, hi, safe))
     tasks.sort(key=lambda t: -(t.hi - t.lo) * (t.r1 - t.r0) * (t.h1 - t.h0))  # longest first
     return tasks
+
+
+def scaled_query(plan: Plan) -> FloatArray:
+    """The query times ``scale * log2(e)``: logits come out of the matmul in base-2 units."""
+    dtype = plan.query.dtype
+    scaled: FloatArray = np.multiply(plan.query, dtype.type(plan.scale * LOG2E), dtype=dtype)
+    return scaled
+
+
+def make_tasks(plan: Plan, query: FloatArray | None = None) -> list[Task]:
+    """Cut ``plan`` into cache-sized tasks; ``query`` (scaled) enables the unshifted path."""
+    if query is None:
+        unshifted = np.zeros(plan.query.shape[:4], dtype=bool)
+    else:
+        unshifted = _unshifted_rows(plan, query)
+    return _tasks(plan, unshifted, _threads.worker_count())
+
+
+def for_each_task(plan: Plan, tasks: list[Task], body: Callable[[Task, FloatArray], None]) -> None:
+    """Run ``body(task, buffer)`` for every task, on the worker threads when it pays.
+
+    ``buffer`` is a per-thread scratch array large enough for any task's logits.
+    """
+    if not tasks:
+        return
+    groups, dtype = plan.query.shape[2], plan.query.dtype
+    sizes = [(t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks]
+    counter = itertools.count()
+    failed = False
+
+    def worker() -> None:
+        nonlocal failed
+        buffer = np.empty(max(sizes), dtype=dtype)
+        while not failed:
+            index = next(counter)
+            if index >= len(tasks):
+                return
+            try:
+                body(tasks[index], buffer)
+            except BaseException:
+                failed = True
+                raise
+
+    workers = min(_threads.worker_count(), len(tasks))
+    if workers == 1 or sum(sizes) < _PARALLEL_MIN_WORK:
+        worker()
+    else:
+        with _threads.single_threaded_blas():
+            _threads.run_workers(worker, workers)
 
 
 def run(plan: Plan, *, need_weights: bool) -> Outputs:
@@ -304,35 +379,13 @@ def run(plan: Plan, *, need_weights: bool) -> Outputs:
         if need_weights
         else None,
     )
-    if res.out.size == 0 and res.lse.size == 0:
-        return res
-    query = np.multiply(plan.query, dtype.type(plan.scale * LOG2E), dtype=dtype)
-    workers = _threads.worker_count()
-    tasks = _tasks(plan, _unshifted_rows(plan, query), workers)
-    largest = max((t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks)
-    counter = itertools.count()
-    failed = False
-
-    def worker() -> None:
-        nonlocal failed
-        buffer = np.empty(largest, dtype=dtype)
-        ones = np.ones(length_k, dtype=dtype)
-        while not failed:
-            index = next(counter)
-            if index >= len(tasks):
-                return
-            try:
-                _block(plan, res, query, tasks[index], buffer, ones)
-            except BaseException:
-                failed = True
-                raise
-
-    work = sum((t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks)
-    if workers == 1 or len(tasks) == 1 or work < _PARALLEL_MIN_WORK:
-        worker()
-    else:
-        with _threads.single_threaded_blas():
-            _threads.run_workers(worker, min(workers, len(tasks)))
+    query = scaled_query(plan)
+    ones = np.ones(length_k, dtype=dtype)
+    for_each_task(
+        plan,
+        make_tasks(plan, query),
+        lambda task, buffer: _block(plan, res, query, task, buffer, ones),
+    )
     if plan.fully_masked == "raise":
         _raise_on_dead_row(plan, res.lse)
     return res
