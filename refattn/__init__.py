@@ -12,16 +12,20 @@ from refattn.errors import (
     FullyMaskedRowError,
     RefattnError,
 )
-from refattn.reference import AttentionResult, attention
+from refattn.gradients import AttentionGradients, attention_backward
+from refattn.reference import AttentionOptions, AttentionResult, attention
 
 __all__ = [
     "AttentionDTypeError",
+    "AttentionGradients",
+    "AttentionOptions",
     "AttentionResult",
     "AttentionShapeError",
     "AttentionValueError",
     "FullyMaskedRowError",
     "RefattnError",
     "attention",
+    "attention_backward",
     "einsums",
     "errors",
     "masks",

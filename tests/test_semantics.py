@@ -192,9 +192,12 @@ def test_float32_accuracy_on_both_softmax_paths(logit_size: float, value_size: f
     v = rng.standard_normal((1, 2, 80, 8)) * value_size
     q32, k32, v32 = (x.astype(np.float32) for x in (q, k, v))
     got = refattn.attention(q32, k32, v32, scale=1.0, return_lse=True)
-    want = refattn.attention(*(x.astype(np.float64) for x in (q32, k32, v32)), scale=1.0,
-                             return_lse=True)
+    want = refattn.attention(
+        *(x.astype(np.float64) for x in (q32, k32, v32)), scale=1.0, return_lse=True
+    )
     assert np.isfinite(got.output).all()
     scale_of_output = np.abs(want.output).max()
     assert np.abs(got.output - want.output).max() <= 1e-5 * scale_of_output
+    assert got.lse is not None
+    assert want.lse is not None
     np.testing.assert_allclose(got.lse, want.lse, rtol=1e-6)

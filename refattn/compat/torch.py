@@ -10,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
-from refattn.reference import attention
+from refattn.gradients import attention_backward
+from refattn.reference import AttentionOptions, attention
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -64,6 +65,47 @@ def scaled_dot_product_attention(
         >>> scaled_dot_product_attention(q, k, v, is_causal=True).shape
         (1, 2, 3, 4)
     """
+    options = _sdpa_options(query, key, attn_mask, is_causal, scale, enable_gqa)
+    options["dropout_p"], options["rng"] = dropout_p, rng
+    return attention(query, key, value, **options)
+
+
+def scaled_dot_product_attention_backward(
+    grad_output: npt.ArrayLike,
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    value: npt.ArrayLike,
+    attn_mask: npt.ArrayLike | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Gradients of :func:`scaled_dot_product_attention`, as torch autograd computes them.
+
+    Same arguments and semantics as the forward (without dropout); returns
+    ``(grad_query, grad_key, grad_value)`` shaped like the inputs. A fully masked row has
+    zero gradients, as in torch.
+
+    Examples:
+        >>> import numpy as np
+        >>> q = k = v = np.ones((1, 2, 3, 4))
+        >>> [g.shape for g in scaled_dot_product_attention_backward(q, q, k, v)]
+        [(1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4)]
+    """
+    options = _sdpa_options(query, key, attn_mask, is_causal, scale, enable_gqa)
+    grads = attention_backward(grad_output, query, key, value, **options)
+    return grads.query, grads.key, grads.value
+
+
+def _sdpa_options(
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    attn_mask: npt.ArrayLike | None,
+    is_causal: bool,
+    scale: float | None,
+    enable_gqa: bool,
+) -> AttentionOptions:
+    """Translate torch SDPA's arguments into :func:`refattn.attention`'s explicit ones."""
     q, k = np.asarray(query), np.asarray(key)
     if not isinstance(is_causal, bool | np.bool_):
         raise AttentionValueError(f"is_causal should be a bool: but got {is_causal!r}.")
@@ -102,15 +144,10 @@ def scaled_dot_product_attention(
                 f"0/1 mask with mask.astype(bool); torch says 'Expected attn_mask dtype to "
                 f"be bool or float or to match query dtype'."
             )
-    return attention(
-        q,
-        k,
-        value,
+    return AttentionOptions(
         attend_mask=attend_mask,
         bias=bias,
         causal="top_left" if is_causal else None,
         scale=scale,
         fully_masked="zero",
-        dropout_p=dropout_p,
-        rng=rng,
     )

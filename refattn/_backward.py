@@ -1,0 +1,102 @@
+"""Blocked analytic backward pass, recomputed from the log-sum-exp as flash attention does.
+
+For one query row, with ``P`` the softmax weights, ``M`` the dropout keep-mask scaled by
+``1 / (1 - p)`` (all ones without dropout) and ``O = (P * M) V`` the output::
+
+    dV   = (P * M)^T dO                      (summed over the G query heads of a kv head)
+    dP   = (dO V^T) * M
+    dX   = P * (dP - rowsum(dO * O))         (gradient of the final logits = of the bias)
+    dX'  = dX * (1 - tanh^2)                 (through the softcap, when there is one)
+    dQ   = scale * dX' K,   dK = scale * dX'^T Q
+
+``P`` is recomputed block by block as ``exp(logits - lse)``, so no ``(L, S)`` matrix is
+ever stored. A fully masked row has ``lse = -inf``; using ``+inf`` in its place makes its
+recomputed ``P`` exactly 0, so its gradients are 0 (policy ``"zero"``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn import _kernel
+from refattn.validation import Plan
+
+FloatArray = npt.NDArray[np.floating]
+
+
+@dataclass
+class Gradients:
+    """Gradients in the kernel's layout.
+
+    Shapes: query ``(N, Hkv, G, L, D)``, key ``(N, Hkv, S, D)``, value
+    ``(N, Hkv, S, Dv)``, bias ``(N, Hkv, G, L, S)`` or None.
+    """
+
+    query: FloatArray
+    key: FloatArray
+    value: FloatArray
+    bias: FloatArray | None
+
+
+def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradients:
+    """Gradients of ``sum(attention(plan) * grad_out)``; ``grad_out (N, Hkv, G, L, Dv)``."""
+    forward = _kernel.run(plan, need_weights=False)
+    dtype = plan.query.dtype
+    length_k = plan.key.shape[2]
+    query = _kernel.scaled_query(plan)
+    lse2 = np.where(np.isneginf(forward.lse), np.inf, forward.lse * _kernel.LOG2E)
+    delta = np.einsum("nhgld,nhgld->nhgl", grad_out, forward.out)  # rowsum(dO * O)
+    grad_query = np.zeros_like(plan.query, dtype=dtype)
+    grad_bias = np.zeros((*plan.query.shape[:4], length_k), dtype) if need_bias else None
+    partials: list[tuple[FloatArray, FloatArray]] = []  # per-thread dK, dV
+    local = threading.local()
+    lock = threading.Lock()
+    keep_scale = 1.0 / (1.0 - plan.dropout_p)
+
+    def body(task: _kernel.Task, buffer: FloatArray) -> None:
+        if not hasattr(local, "grads"):
+            local.grads = (np.zeros_like(plan.key), np.zeros_like(plan.value))
+            with lock:
+                partials.append(local.grads)
+        grad_key, grad_value = local.grads
+        n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
+        heads, groups, rows = h1 - h0, plan.query.shape[2], r1 - r0
+        flat, tanh = _kernel.logits(plan, query, task, buffer, keep_tanh=True)
+        s = flat.reshape(heads, groups, rows, hi - lo)
+        s -= lse2[n, h0:h1, :, r0:r1, None]
+        probs = np.exp2(flat, out=flat)  # P, (h, G*rows, width)
+        d_out = grad_out[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
+        value = plan.value[n, h0:h1, lo:hi]
+        keep = None
+        if plan.dropout_keep is not None:
+            keep = plan.dropout_keep[n, h0:h1, :, r0:r1, lo:hi].reshape(probs.shape) * keep_scale
+        kept = probs if keep is None else probs * keep
+        grad_value[n, h0:h1, lo:hi] += kept.transpose(0, 2, 1) @ d_out
+        d_probs = d_out @ value.transpose(0, 2, 1)
+        if keep is not None:
+            d_probs *= keep
+        d_probs -= delta[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
+        d_logits = np.multiply(probs, d_probs, out=d_probs)
+        if grad_bias is not None:
+            grad_bias[n, h0:h1, :, r0:r1, lo:hi] = d_logits.reshape(s.shape)
+        if tanh is not None:
+            d_logits *= (1 - tanh * tanh).reshape(d_logits.shape)
+        d_logits *= plan.scale
+        q = plan.query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
+        grad_query[n, h0:h1, :, r0:r1] = (d_logits @ plan.key[n, h0:h1, lo:hi]).reshape(
+            heads, groups, rows, -1
+        )
+        grad_key[n, h0:h1, lo:hi] += d_logits.transpose(0, 2, 1) @ q
+
+    _kernel.for_each_task(plan, _kernel.make_tasks(plan), body)
+    grad_key = sum((p[0] for p in partials), np.zeros_like(plan.key))
+    grad_value = sum((p[1] for p in partials), np.zeros_like(plan.value))
+    if plan.fully_masked == "uniform" and length_k:
+        # a fully masked row returns mean(V): each value gets 1/S of the row's dO
+        dead = np.isneginf(forward.lse)[..., None]
+        grad_value += (np.where(dead, grad_out, 0).sum(axis=(2, 3)) / length_k)[:, :, None, :]
+    return Gradients(grad_query, grad_key, grad_value, grad_bias)

@@ -1,0 +1,123 @@
+"""Analytic gradients of :func:`refattn.attention`."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Unpack
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn._backward import run_backward
+from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
+from refattn.reference import AttentionOptions
+from refattn.validation import validate
+
+FloatArray = npt.NDArray[np.floating]
+
+
+class AttentionGradients(NamedTuple):
+    """Gradients with respect to each input, each in that input's own shape and dtype.
+
+    Attributes:
+        query: ``(..., Hq, L, D)``.
+        key: ``(..., Hkv, S, D)``, summed over the query heads that share each kv head.
+        value: ``(..., Hkv, S, Dv)``.
+        bias: the bias's shape, or None when no bias was given.
+    """
+
+    query: FloatArray
+    key: FloatArray
+    value: FloatArray
+    bias: FloatArray | None
+
+
+def _sum_to_shape(grad: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """Undo broadcasting: sum ``grad`` over the axes an input of ``shape`` was broadcast on."""
+    extra = grad.ndim - len(shape)
+    summed = grad.sum(axis=tuple(range(extra))) if extra else grad
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and summed.shape[i] != 1)
+    result: FloatArray = summed.sum(axis=axes, keepdims=True) if axes else summed
+    return result
+
+
+def attention_backward(
+    grad_output: npt.ArrayLike,
+    query: npt.ArrayLike,
+    key: npt.ArrayLike,
+    value: npt.ArrayLike,
+    **options: Unpack[AttentionOptions],
+) -> AttentionGradients:
+    r"""Gradients of ``attention(query, key, value, **options)`` for an upstream gradient.
+
+    Computes the vector-Jacobian product analytically, block by block, recomputing the
+    weights from the log-sum-exp (as flash attention's backward does), so memory stays
+    linear in ``L`` and ``S`` except for a requested bias gradient. Rows under the default
+    ``fully_masked="zero"`` have zero, finite gradients; under ``"uniform"`` each value
+    receives ``1/S`` of the row's upstream gradient.
+
+    Args:
+        grad_output: ``(..., Hq, L, Dv)``, the gradient of the loss with respect to the
+            output, in the query's dtype and the output's (broadcast) shape.
+        query: ``(..., Hq, L, D)``.
+        key: ``(..., Hkv, S, D)``.
+        value: ``(..., Hkv, S, Dv)``.
+        **options: exactly the keyword arguments given to :func:`refattn.attention`. With
+            dropout, pass the same ``dropout_keep`` (or a generator in the same state).
+
+    Returns:
+        An :class:`AttentionGradients`; ALiBi slopes, masks and lengths get no gradient.
+
+    Raises:
+        AttentionShapeError: ``grad_output`` is not shaped like the output.
+        AttentionValueError: ``fully_masked="nan"``, whose rows have no gradient.
+
+    Examples:
+        >>> import numpy as np
+        >>> from refattn import attention_backward
+        >>> rng = np.random.default_rng(0)
+        >>> q, k, v = (rng.standard_normal((1, 2, 4, 8)) for _ in range(3))
+        >>> grads = attention_backward(np.ones((1, 2, 4, 8)), q, k, v, causal="top_left")
+        >>> grads.query.shape, grads.key.shape, grads.bias is None
+        ((1, 2, 4, 8), (1, 2, 4, 8), True)
+    """
+    if options.get("fully_masked") == "nan":
+        raise AttentionValueError(
+            "attention_backward does not support fully_masked='nan': a NaN row has no "
+            "gradient. Use 'zero' (torch SDPA) or 'uniform' (JAX)."
+        )
+    plan = validate(query, key, value, **options)
+    q, k, v = np.asarray(query), np.asarray(key), np.asarray(value)
+    dim_v = plan.value.shape[3]
+    out_shape = (*plan.batch_shape, plan.num_q_heads, plan.query.shape[3], dim_v)
+    grad = np.asarray(grad_output)
+    if grad.shape != out_shape:
+        raise AttentionShapeError(
+            f"grad_output shape should be the output's {out_shape}: but got {grad.shape}."
+        )
+    if grad.dtype != q.dtype:
+        raise AttentionDTypeError(
+            f"grad_output dtype should be the query's {q.dtype}: but got {grad.dtype}."
+        )
+    compute = plan.query.dtype
+    n = math.prod(plan.batch_shape)
+    hkv, groups = plan.key.shape[1], plan.query.shape[2]
+    grad5 = grad.astype(compute, copy=False).reshape(n, hkv, groups, plan.query.shape[3], dim_v)
+    grads = run_backward(plan, grad5, need_bias=options.get("bias") is not None)
+
+    def unbatch(arr: FloatArray, like: npt.NDArray[np.floating]) -> FloatArray:
+        full = arr.reshape(*plan.batch_shape, *arr.shape[1:]) if arr.ndim == 4 else arr
+        return _sum_to_shape(full, like.shape).astype(like.dtype, copy=False)
+
+    grad_q = grads.query.reshape(*plan.batch_shape, plan.num_q_heads, *q.shape[-2:])
+    grad_bias = None
+    if grads.bias is not None:
+        bias = np.asarray(options.get("bias"))
+        full_bias = grads.bias.reshape(*plan.batch_shape, plan.num_q_heads, *grads.bias.shape[3:])
+        grad_bias = _sum_to_shape(full_bias, bias.shape).astype(bias.dtype, copy=False)
+    return AttentionGradients(
+        query=_sum_to_shape(grad_q, q.shape).astype(q.dtype, copy=False),
+        key=unbatch(grads.key, k),
+        value=unbatch(grads.value, v),
+        bias=grad_bias,
+    )
