@@ -21,6 +21,7 @@ Two exact rewrites make the passes cheaper:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -39,6 +40,7 @@ FloatArray = npt.NDArray[np.floating]
 LOG2E = 1.4426950408889634
 _BLOCK_BYTES = 1 << 20  # one block's score buffer: fits in L2
 _MAX_ROWS, _MIN_ROWS = 512, 64
+_MIN_CHUNK = 16  # key columns per chunk of the online path, at the least
 _UNSHIFTED_BOUND = 60.0  # natural-log units; e**60 leaves float32 ~1e12 of headroom
 _CAUSAL_BLOCKS = 8  # at least this many row blocks per head when masks can skip keys
 _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than they give
@@ -210,35 +212,93 @@ def _block(
     flat, _ = logits(plan, query, task, buffer)
     s = flat.reshape(heads, groups, rows, width)
 
-    if task.unshifted or width == 0:
-        shift = None
-    else:
+    shift = None
+    if not task.unshifted and width:
         # A row with no allowed key has max -inf; shifting it by 0 instead keeps every
         # exp2 at exactly 0, so its sum is 0 and no finite fill constant is needed.
-        shift = np.max(s, axis=-1, keepdims=True)
+        shift = np.max(flat, axis=-1, keepdims=True)
         shift[np.isneginf(shift)] = 0
-        s -= shift
-    np.exp2(s, out=s)
-    total = np.matmul(flat, ones[:width]).reshape(heads, groups, rows)  # row sums (gemv)
+        flat -= shift
+    np.exp2(flat, out=flat)
+    total = np.matmul(flat, ones[:width])  # row sums as a gemv, (h, G * rows)
+    if res.weights is not None:
+        safe = np.where(total == 0, 1, total)
+        res.weights[n, h0:h1, :, r0:r1, lo:hi] = s / safe.reshape(heads, groups, rows, 1)
+    _drop(plan, task, s)
+    out = np.matmul(flat, plan.value[n, h0:h1, lo:hi])  # einsums.MIX on this block
+    _finish(plan, res, task, out, total, shift)
 
+
+def _block_online(
+    plan: Plan,
+    res: Outputs,
+    query: FloatArray,
+    task: Task,
+    buffer: FloatArray,
+    ones: FloatArray,
+    chunk: int,
+) -> None:
+    """The same as :func:`_block`, over key chunks with an online (running) softmax.
+
+    Only ``rows x chunk`` logits exist at a time. Rows needing the max shift keep a running
+    maximum ``m``; when a chunk raises it, what was accumulated is rescaled by
+    ``2**(m_old - m_new)`` (flash attention's recurrence).
+    """
+    n, h0, h1 = task.n, task.h0, task.h1
+    heads, groups, rows = h1 - h0, query.shape[2], task.r1 - task.r0
+    acc = np.zeros((heads, groups * rows, plan.value.shape[3]), dtype=query.dtype)
+    total = np.zeros((heads, groups * rows), dtype=query.dtype)
+    running = None if task.unshifted else np.full((heads, groups * rows, 1), -np.inf, query.dtype)
+    for start in range(task.lo, task.hi, chunk):
+        sub = dataclasses.replace(task, lo=start, hi=min(task.hi, start + chunk))
+        flat, _ = logits(plan, query, sub, buffer)
+        if running is not None:
+            new = np.maximum(running, np.max(flat, axis=-1, keepdims=True))
+            new[np.isneginf(new)] = 0  # nothing allowed yet: see _block
+            rescale = np.exp2(running - new)  # 0 while running is -inf
+            acc *= rescale
+            total *= rescale[..., 0]
+            flat -= new
+            running = new
+        np.exp2(flat, out=flat)
+        total += np.matmul(flat, ones[: sub.hi - sub.lo])
+        _drop(plan, sub, flat.reshape(heads, groups, rows, -1))
+        acc += np.matmul(flat, plan.value[n, h0:h1, sub.lo : sub.hi])
+    _finish(plan, res, task, acc, total, running)
+
+
+def _drop(plan: Plan, task: Task, weights: FloatArray) -> None:
+    """Dropout, in place, on unnormalised weights ``(h, G, rows, width)`` of ``task``."""
+    if plan.dropout_keep is not None:
+        weights *= plan.dropout_keep[
+            task.n, task.h0 : task.h1, :, task.r0 : task.r1, task.lo : task.hi
+        ]
+        weights *= 1.0 / (1.0 - plan.dropout_p)
+
+
+def _finish(
+    plan: Plan,
+    res: Outputs,
+    task: Task,
+    out: FloatArray,
+    total: FloatArray,
+    shift: FloatArray | None,
+) -> None:
+    """Normalise ``out (h, G * rows, Dv)`` by the row sums ``total``; write output and lse."""
+    heads, groups, rows = task.h1 - task.h0, plan.query.shape[2], task.r1 - task.r0
     with np.errstate(divide="ignore"):
         lse = np.log2(total)
     if shift is not None:
         lse += shift[..., 0]
-    res.lse[n, h0:h1, :, r0:r1] = lse * math.log(2)
+    where = (task.n, slice(task.h0, task.h1), slice(None), slice(task.r0, task.r1))
+    res.lse[where] = (lse * math.log(2)).reshape(heads, groups, rows)
     dead = total == 0
-    safe_total = np.where(dead, 1, total)[..., None]
-    if res.weights is not None:
-        res.weights[n, h0:h1, :, r0:r1, lo:hi] = s / safe_total
-    if plan.dropout_keep is not None:
-        s *= plan.dropout_keep[n, h0:h1, :, r0:r1, lo:hi]
-        s *= 1.0 / (1.0 - plan.dropout_p)
-    out = np.matmul(flat, plan.value[n, h0:h1, lo:hi])  # einsums.MIX on this block
-    out = out.reshape(heads, groups, rows, -1)
-    out /= safe_total
-    if dead.any():
-        _fill_dead_rows(plan, res, out, dead, task)
-    res.out[n, h0:h1, :, r0:r1] = out
+    out /= np.where(dead, 1, total)[..., None]
+    out4 = out.reshape(heads, groups, rows, -1)
+    dead4 = dead.reshape(heads, groups, rows)
+    if dead4.any():
+        _fill_dead_rows(plan, res, out4, dead4, task)
+    res.out[where] = out4
 
 
 def _fill_dead_rows(
@@ -334,21 +394,32 @@ def make_tasks(plan: Plan, query: FloatArray | None = None) -> list[Task]:
     return _tasks(plan, unshifted, _threads.worker_count())
 
 
-def for_each_task(plan: Plan, tasks: list[Task], body: Callable[[Task, FloatArray], None]) -> None:
+def for_each_task(
+    plan: Plan,
+    tasks: list[Task],
+    body: Callable[[Task, FloatArray], None],
+    *,
+    chunk: int | None = None,
+) -> None:
     """Run ``body(task, buffer)`` for every task, on the worker threads when it pays.
 
-    ``buffer`` is a per-thread scratch array large enough for any task's logits.
+    ``buffer`` is a per-thread scratch array large enough for any task's logits, or for
+    ``chunk`` key columns of them when the body works over key chunks.
     """
     if not tasks:
         return
     groups, dtype = plan.query.shape[2], plan.query.dtype
     sizes = [(t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks]
+    widest = max(
+        (t.h1 - t.h0) * groups * (t.r1 - t.r0) * min(t.hi - t.lo, chunk or t.hi - t.lo)
+        for t in tasks
+    )
     counter = itertools.count()
     failed = False
 
     def worker() -> None:
         nonlocal failed
-        buffer = np.empty(max(sizes), dtype=dtype)
+        buffer = np.empty(widest, dtype=dtype)
         while not failed:
             index = next(counter)
             if index >= len(tasks):
@@ -367,6 +438,21 @@ def for_each_task(plan: Plan, tasks: list[Task], body: Callable[[Task, FloatArra
             _threads.run_workers(worker, workers)
 
 
+def _online_chunk(plan: Plan, tasks: list[Task]) -> int | None:
+    """Key columns per chunk when the score tensor would exceed the memory budget, else None.
+
+    The score tensor is ``(..., Hq, L, S)``: what an unblocked implementation would hold.
+    Past ``plan.memory_budget`` bytes of it, each task walks its keys in cache-sized chunks
+    with an online softmax, so what is held at once no longer grows with ``S``.
+    """
+    n_batch, hkv, groups, length_q, _ = plan.query.shape
+    length_k, itemsize = plan.key.shape[2], plan.query.itemsize
+    if not tasks or n_batch * hkv * groups * length_q * length_k * itemsize <= plan.memory_budget:
+        return None
+    rows = max((t.h1 - t.h0) * groups * (t.r1 - t.r0) for t in tasks)
+    return max(_MIN_CHUNK, _BLOCK_BYTES // (rows * itemsize))
+
+
 def run(plan: Plan, *, need_weights: bool) -> Outputs:
     """Compute attention for every block of ``plan``; shapes as in :class:`Outputs`."""
     n_batch, hkv, groups, length_q, _ = plan.query.shape
@@ -381,11 +467,16 @@ def run(plan: Plan, *, need_weights: bool) -> Outputs:
     )
     query = scaled_query(plan)
     ones = np.ones(length_k, dtype=dtype)
-    for_each_task(
-        plan,
-        make_tasks(plan, query),
-        lambda task, buffer: _block(plan, res, query, task, buffer, ones),
-    )
+    tasks = make_tasks(plan, query)
+    chunk = None if need_weights else _online_chunk(plan, tasks)
+
+    def body(task: Task, buffer: FloatArray) -> None:
+        if chunk is not None and task.hi - task.lo > chunk:
+            _block_online(plan, res, query, task, buffer, ones, chunk)
+        else:
+            _block(plan, res, query, task, buffer, ones)
+
+    for_each_task(plan, tasks, body, chunk=chunk)
     if plan.fully_masked == "raise":
         _raise_on_dead_row(plan, res.lse)
     return res

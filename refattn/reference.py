@@ -55,6 +55,7 @@ class AttentionOptions(TypedDict, total=False):
     dropout_p: float
     rng: np.random.Generator | None
     dropout_keep: npt.ArrayLike | None
+    memory_budget: int | None
 
 
 @overload
@@ -108,6 +109,7 @@ def attention(
     dropout_p: float = 0.0,
     rng: np.random.Generator | None = None,
     dropout_keep: npt.ArrayLike | None = None,
+    memory_budget: int | None = None,
     return_weights: bool = False,
     return_lse: bool = False,
 ) -> FloatArray | AttentionResult:
@@ -167,6 +169,11 @@ def attention(
             ``dropout_keep`` is given; the keep-mask drawn is
             ``rng.random((..., Hq, L, S)) >= dropout_p``.
         dropout_keep: boolean keep-mask broadcastable to ``(..., Hq, L, S)``.
+        memory_budget: bytes the score tensor ``(..., Hq, L, S)`` may take before the
+            kernel walks keys in cache-sized chunks with an online softmax (flash
+            attention's recurrence), holding ``O(L + S)`` memory per thread. Default
+            256 MiB. The result is the same up to float rounding. Ignored with
+            ``return_weights``, which needs the full tensor anyway.
         return_weights: also return the weights ``(..., Hq, L, S)``.
         return_lse: also return the log-sum-exp ``(..., Hq, L)``.
 
@@ -208,6 +215,7 @@ def attention(
         dropout_p=dropout_p,
         rng=rng,
         dropout_keep=dropout_keep,
+        memory_budget=memory_budget,
     )
     res = _kernel.run(plan, need_weights=return_weights)
     batch, hq = plan.batch_shape, plan.num_q_heads

@@ -21,6 +21,7 @@ Alignment = Literal["top_left", "bottom_right"]
 Policy = Literal["zero", "uniform", "nan", "raise"]
 ALIGNMENTS: tuple[str, ...] = ("top_left", "bottom_right")
 POLICIES: tuple[str, ...] = ("zero", "uniform", "nan", "raise")
+DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of (..., Hq, L, S) scores before the online path
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Plan:
     fully_masked: Policy
     dropout_keep: npt.NDArray[np.bool_] | None  # (N, Hkv, G, L, S) view
     dropout_p: float
+    memory_budget: int  # bytes of score tensor past which keys are walked in chunks
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -228,6 +230,7 @@ def validate(
     dropout_p: object = 0.0,
     rng: object = None,
     dropout_keep: object = None,
+    memory_budget: object = None,
 ) -> Plan:
     """Check every argument of :func:`refattn.attention` and build the kernel's :class:`Plan`.
 
@@ -381,6 +384,12 @@ def validate(
             f"fully_masked should be one of {POLICIES}: but got {fully_masked!r}."
         )
 
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    if isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 0:
+        raise AttentionValueError(
+            f"memory_budget should be a number of bytes >= 0 or None: but got {memory_budget!r}."
+        )
+
     keep5, p = _dropout(dropout_p, rng, dropout_keep, score_view, (*batch, hq, length_q, length_k))
 
     return Plan(
@@ -402,6 +411,7 @@ def validate(
         fully_masked=fully_masked,  # type: ignore[arg-type]
         dropout_keep=keep5,
         dropout_p=p,
+        memory_budget=int(budget),
     )
 
 

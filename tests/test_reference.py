@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import refattn
+from refattn import _kernel
 from tests.loop_reference import loop_attention
 
 
@@ -118,3 +120,28 @@ def test_odd_sizes_across_blocks(length_q: int, length_k: int, causal: Any) -> N
     total = w.sum(-1, keepdims=True)
     want = np.where(total > 0, (w @ vv) / np.where(total > 0, total, 1), 0)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(configs())
+def test_online_softmax_over_key_chunks_matches_loop_reference(cfg: dict[str, Any]) -> None:
+    """memory_budget=0 forces the online path; tiny blocks make it cut keys in 16s."""
+    rng = np.random.default_rng(0)
+    cfg = dict(cfg)
+    for name in ("k", "v"):  # long enough key axes to span several chunks
+        reps = -(-40 // cfg[name].shape[-2])
+        cfg[name] = np.concatenate([cfg[name]] * reps, axis=-2)[..., :40, :]
+        cfg[name] = cfg[name] + 0.1 * rng.standard_normal(cfg[name].shape)
+    for name in ("attend_mask", "bias"):
+        if name in cfg:
+            arr = cfg[name]
+            cfg[name] = np.concatenate([arr] * -(-40 // arr.shape[-1]), axis=-1)[..., :40]
+    cfg.pop("key_lengths", None)
+    kwargs = {name: val for name, val in cfg.items() if name not in ("q", "k", "v")}
+    with mock.patch.object(_kernel, "_BLOCK_BYTES", 64):
+        got = refattn.attention(
+            cfg["q"], cfg["k"], cfg["v"], memory_budget=0, return_lse=True, **kwargs
+        )
+    out, _, lse = loop_attention(cfg["q"], cfg["k"], cfg["v"], **kwargs)
+    np.testing.assert_allclose(got.output, out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.lse, lse, rtol=1e-10, atol=1e-12)
