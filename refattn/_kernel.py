@@ -450,7 +450,7 @@ def _online_chunk(plan: Plan, tasks: list[Task]) -> int | None:
     if not tasks or n_batch * hkv * groups * length_q * length_k * itemsize <= plan.memory_budget:
         return None
     rows = max((t.h1 - t.h0) * groups * (t.r1 - t.r0) for t in tasks)
-    return max(_MIN_CHUNK, _BLOCK_BYTES // (rows * itemsize))
+    return int(max(_MIN_CHUNK, _BLOCK_BYTES // (rows * itemsize)))
 
 
 def run(plan: Plan, *, need_weights: bool) -> Outputs:

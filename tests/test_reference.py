@@ -83,6 +83,7 @@ def test_float64_matches_loop_reference(cfg: dict[str, Any]) -> None:
     got, (out, weights, lse) = _run_both(cfg, np.float64)
     np.testing.assert_allclose(got.output, out, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got.weights, weights, rtol=1e-10, atol=1e-12)
+    assert got.lse is not None
     np.testing.assert_allclose(got.lse, lse, rtol=1e-10, atol=1e-12)
 
 
@@ -144,4 +145,5 @@ def test_online_softmax_over_key_chunks_matches_loop_reference(cfg: dict[str, An
         )
     out, _, lse = loop_attention(cfg["q"], cfg["k"], cfg["v"], **kwargs)
     np.testing.assert_allclose(got.output, out, rtol=1e-10, atol=1e-12)
+    assert got.lse is not None
     np.testing.assert_allclose(got.lse, lse, rtol=1e-10, atol=1e-12)
