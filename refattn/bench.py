@@ -1,23 +1,35 @@
 """Benchmark: ``python -m refattn.bench [--repeat N] [--quick]``.
 
-Prints one table measured in one run: refattn's default path against torch SDPA (its fused
-CPU kernel, when torch is installed), plain ``np.einsum``, the seed articles' naive NumPy,
-and the two-GEMM floor (``Q·Kᵀ`` and ``P·V`` as two whole matmuls, no softmax). Times are
-medians over interleaved repeats; ratios are to torch measured in the same run, since
-absolute times drift on shared machines. Not a test: nothing here asserts a time.
+Prints three tables measured in one run:
+
+1. forward: refattn's default path against torch SDPA (its fused CPU kernel, when torch is
+   installed), plain ``np.einsum``, the seed articles' naive NumPy, and the two-GEMM floor
+   (``Q·Kᵀ`` and ``P·V`` as two whole matmuls, no softmax);
+2. forward + backward against torch SDPA with autograd;
+3. long sequences: time and peak RSS of the full (query-blocked) and the chunked (online
+   softmax) path, each call in a fresh process so its peak memory is its own.
+
+Times are medians over interleaved repeats; ratios are to peers measured in the same run,
+since absolute times drift on shared machines. Not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from refattn import attention, einsums
+from refattn import attention, attention_backward, einsums
+from refattn.validation import Alignment
 
 F32 = npt.NDArray[np.float32]
 Peer = Callable[[F32, F32, F32, bool], object]
@@ -87,35 +99,168 @@ def measure(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the benchmark table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="only (2, 8, 1024, 64)")
-    args = parser.parse_args(argv)
-
+def forward_table(repeat: int, quick: bool) -> list[str]:
+    """Forward times of every peer at a few sizes, as markdown lines."""
     peers: dict[str, Peer] = {"refattn": _refattn}
     torch_peer = _torch_peer()
     if torch_peer is not None:
         peers["torch SDPA"] = torch_peer
     peers |= {"two GEMMs": _two_gemms, "naive NumPy": _naive, "np.einsum": _plain_einsum}
     shapes = [(2, 8, 1024, 64)]
-    if not args.quick:
+    if not quick:
         shapes += [(4, 8, 256, 64), (1, 8, 1024, 128), (1, 16, 2048, 64)]
     base = "torch SDPA" if torch_peer is not None else "refattn"
-    print(f"float32 forward, median of {args.repeat}, ms (ratio to {base}, same run)\n")
-    print("| (B, H, L, D) | causal | " + " | ".join(peers) + " |")
-    print("| --- | --- | " + " | ".join("---" for _ in peers) + " |")
+    lines = [
+        f"float32 forward, median of {repeat}, ms (ratio to {base}, same run)",
+        "",
+        "| (B, H, L, D) | causal | " + " | ".join(peers) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in peers) + " |",
+    ]
     for shape in shapes:
         for causal in (False, True):
             slow = {"np.einsum"} if shape[2] > 1024 else set()
             chosen = {n: p for n, p in peers.items() if n not in slow}
-            med = measure(chosen, shape, causal, args.repeat)
+            med = measure(chosen, shape, causal, repeat)
             cells = [
                 f"{med[n] * 1e3:.1f} ({med[n] / med[base]:.2f}×)" if n in med else "skipped"
                 for n in peers
             ]
-            print(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
+            lines.append(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _child(path: str, length: int, causal: bool) -> None:
+    """One long-sequence forward in this (fresh) process; prints seconds and peak RSS."""
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 1, length, 64), dtype=np.float32) for _ in range(3))
+    budget = {"full": 1 << 62, "chunked": 0}.get(path)
+    start = time.perf_counter()
+    if budget is None:
+        _naive(q, k, v, causal)
+    else:
+        attention(q, k, v, causal="top_left" if causal else None, memory_budget=budget)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "rss_mib": _peak_rss_mib()}))
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory.
+
+    Linux's ``VmHWM`` starts afresh at exec; ``ru_maxrss`` would carry over the parent's
+    peak from before the fork, which here is the benchmark's own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def long_table(lengths: list[int]) -> list[str]:
+    """Time and peak RSS, each in a fresh process, of the full and the chunked path."""
+    lines = [
+        "single head, D = 64, float32, one call per fresh process: seconds / peak RSS MiB",
+        "",
+        "| L = S | causal | full (query blocks) | chunked (online softmax) | chunked / full "
+        "| naive NumPy |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for length in lengths:
+        for causal in (False, True):
+            cells: dict[str, dict[str, float] | None] = {}
+            for path in ("full", "chunked", "naive"):
+                if path == "naive" and length > 8192:
+                    cells[path] = None  # its score matrix alone would be >= 1 GiB
+                    continue
+                cmd = [sys.executable, "-m", "refattn.bench", "--child", path, str(length)]
+                result = subprocess.run(
+                    [*cmd, "causal" if causal else "plain"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                cells[path] = json.loads(result.stdout)
+
+            def fmt(cell: dict[str, float] | None) -> str:
+                return (
+                    "skipped"
+                    if cell is None
+                    else f"{cell['seconds']:.2f} s / {cell['rss_mib']:.0f}"
+                )
+
+            full, chunked = cells["full"], cells["chunked"]
+            assert full is not None
+            assert chunked is not None
+            ratio = chunked["seconds"] / full["seconds"]
+            lines.append(
+                f"| {length} | {'yes' if causal else 'no'} | {fmt(full)} | {fmt(chunked)} | "
+                f"{ratio:.2f}× | {fmt(cells['naive'])} |"
+            )
+    return lines
+
+
+def _refattn_train_step(q: F32, k: F32, v: F32, causal: bool) -> object:
+    alignment: Alignment | None = "top_left" if causal else None
+    attention(q, k, v, causal=alignment)
+    return attention_backward(np.ones_like(q), q, k, v, causal=alignment)
+
+
+def _torch_train_step() -> Peer | None:
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+
+    def run(q: F32, k: F32, v: F32, causal: bool) -> object:
+        leaves = [torch.tensor(x, requires_grad=True) for x in (q, k, v)]
+        out: Any = F.scaled_dot_product_attention(leaves[0], leaves[1], leaves[2], is_causal=causal)
+        out.backward(torch.ones_like(out))
+        return leaves
+
+    return run
+
+
+def backward_table(repeat: int) -> list[str]:
+    """Forward + backward of refattn against torch SDPA's forward + autograd backward."""
+    torch_step = _torch_train_step()
+    if torch_step is None:
+        return ["forward + backward: torch is not installed, nothing to compare with"]
+    shape = (2, 8, 1024, 64)
+    lines = [
+        f"float32 forward + backward at {shape}, median of {repeat}, ms",
+        "",
+        "| causal | refattn | torch SDPA + autograd | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for causal in (False, True):
+        peers = {"refattn": _refattn_train_step, "torch": torch_step}
+        med = measure(peers, shape, causal, repeat)
+        lines.append(
+            f"| {'yes' if causal else 'no'} | {med['refattn'] * 1e3:.1f} | "
+            f"{med['torch'] * 1e3:.1f} | {med['refattn'] / med['torch']:.2f}× |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the benchmark tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="only (2, 8, 1024, 64)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        path, length, causal = args.child
+        _child(path, int(length), causal == "causal")
+        return
+    sections = [forward_table(args.repeat, args.quick), backward_table(args.repeat)]
+    if not args.quick:
+        sections.append(long_table([4096, 8192, 16384, 32768]))
+    print("\n\n".join("\n".join(lines) for lines in sections))
 
 
 if __name__ == "__main__":
