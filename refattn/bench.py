@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,8 +101,13 @@ def measure(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def forward_table(repeat: int, quick: bool) -> list[str]:
-    """Forward times of every peer at a few sizes, as markdown lines."""
+def forward_table(
+    repeat: int, quick: bool, ratios: dict[str, dict[str, float]] | None = None
+) -> list[str]:
+    """Forward times of every peer at a few sizes, as markdown lines.
+
+    When ``ratios`` is given, it receives each row's ratios to the base peer, for the plot.
+    """
     peers: dict[str, Peer] = {"refattn": _refattn}
     torch_peer = _torch_peer()
     if torch_peer is not None:
@@ -125,7 +132,10 @@ def forward_table(repeat: int, quick: bool) -> list[str]:
                 f"{med[n] * 1e3:.1f} ({med[n] / med[base]:.2f}×)" if n in med else "skipped"
                 for n in peers
             ]
+            label = f"{shape} {'causal' if causal else 'plain'}"
             lines.append(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
+            if ratios is not None:
+                ratios[label] = {n: med[n] / med[base] for n in med}
     return lines
 
 
@@ -251,16 +261,85 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="only (2, 8, 1024, 64)")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="also write docs/benchmarks.md and its plot"
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         path, length, causal = args.child
         _child(path, int(length), causal == "causal")
         return
-    sections = [forward_table(args.repeat, args.quick), backward_table(args.repeat)]
+    ratios: dict[str, dict[str, float]] = {}
+    sections = [forward_table(args.repeat, args.quick, ratios), backward_table(args.repeat)]
     if not args.quick:
         sections.append(long_table([4096, 8192, 16384, 32768]))
-    print("\n\n".join("\n".join(lines) for lines in sections))
+    text = "\n\n".join("\n".join(lines) for lines in sections)
+    print(text)
+    if args.write_docs:
+        Path("docs/assets").mkdir(parents=True, exist_ok=True)
+        Path("docs/assets/benchmark.svg").write_text(ratio_plot(ratios))
+        Path("docs/benchmarks.md").write_text(
+            "# Benchmarks\n\nWritten by `python -m refattn.bench --write-docs` on one of the "
+            "project's 2-core machines; every ratio compares peers measured in the same "
+            "run.\n\n![forward time relative to torch SDPA](assets/benchmark.svg)\n\n" + text + "\n"
+        )
+
+
+def ratio_plot(ratios: dict[str, dict[str, float]]) -> str:
+    """An SVG bar chart of forward-time ratios to the base peer, on a log2 axis."""
+    peers = sorted({n for row in ratios.values() for n in row}, key=list(_COLOURS).index)
+    bar, gap, left, width = 9, 10, 230, 420
+    lo, hi = -1.0, 6.0  # log2 of 0.5x .. 64x
+    rows = list(ratios.items())
+    height = 40 + len(rows) * (len(peers) * bar + gap) + 30
+
+    def x(ratio: float) -> float:
+        return left + (min(max(math.log2(ratio), lo), hi) - lo) / (hi - lo) * width
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 150}" '
+        f'height="{height}" font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="14">time / torch SDPA time (log scale), lower is better</text>',
+    ]
+    for tick in (0.5, 1, 2, 4, 8, 16, 32, 64):
+        parts.append(
+            f'<line x1="{x(tick):.1f}" y1="22" x2="{x(tick):.1f}" y2="{height - 24}" '
+            f'stroke="#ccc"/><text x="{x(tick):.1f}" y="{height - 10}" '
+            f'text-anchor="middle">{tick:g}×</text>'
+        )
+    y = 30
+    for label, row in rows:
+        parts.append(
+            f'<text x="{left - 6}" y="{y + len(peers) * bar / 2 + 4}" '
+            f'text-anchor="end">{label}</text>'
+        )
+        for name in peers:
+            if name in row:
+                parts.append(
+                    f'<rect x="{left}" y="{y}" width="{x(row[name]) - left:.1f}" '
+                    f'height="{bar - 1}" fill="{_COLOURS[name]}"><title>{name}: '
+                    f"{row[name]:.2f}×</title></rect>"
+                )
+            y += bar
+        y += gap
+    for i, name in enumerate(peers):
+        parts.append(
+            f'<rect x="{left + width + 20}" y="{30 + i * 16}" width="10" height="10" '
+            f'fill="{_COLOURS[name]}"/>'
+            f'<text x="{left + width + 36}" y="{39 + i * 16}">{name}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+_COLOURS = {
+    "refattn": "#3f51b5",
+    "torch SDPA": "#ef6c00",
+    "two GEMMs": "#9e9e9e",
+    "naive NumPy": "#8d6e63",
+    "np.einsum": "#c62828",
+}
 
 
 if __name__ == "__main__":
