@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: serve demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +14,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,parity,dev,docs]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+serve: $(STAMP)
+	$(PY) -m mkdocs build --strict
+	@echo "refattn docs: http://127.0.0.1:8000 (Ctrl-C stops)"
+	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory site
+
 demo: $(STAMP)
 	$(PY) -m refattn.demo
 
-test: $(STAMP)
+# The site's browser test reads the docs in Debian's headless Chromium.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 	$(PY) -m ruff check .
 	$(PY) -m mypy

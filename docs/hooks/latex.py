@@ -20,11 +20,17 @@ _CODE = re.compile(r"(`+)(.+?)\1")
 def _inline(text: str) -> str:
     pieces, last = [], 0
     for match in _CODE.finditer(text):
-        pieces.append(_INLINE.sub(lambda m: convert(m.group(1)), text[last : match.start()]))
+        pieces.append(_INLINE.sub(_inline_math, text[last : match.start()]))
         pieces.append(match.group(0))
         last = match.end()
-    pieces.append(_INLINE.sub(lambda m: convert(m.group(1)), text[last:]))
+    pieces.append(_INLINE.sub(_inline_math, text[last:]))
     return "".join(pieces)
+
+
+def _inline_math(match: re.Match[str]) -> str:
+    # In a span, so a formula that starts a line does not start a raw-HTML block.
+    return f'<span class="math">{convert(match.group(1))}</span>'
+
 
 
 def render(markdown: str) -> str:
