@@ -181,7 +181,7 @@ def logits(
         tanh = s.copy() if keep_tanh else None
         s *= cap
     if plan.bias is not None:
-        s += LOG2E * plan.bias[n, h0:h1, :, r0:r1, lo:hi]
+        s += np.multiply(plan.bias[n, h0:h1, :, r0:r1, lo:hi], LOG2E, dtype=s.dtype)
     if plan.alibi_slopes is not None:
         distance = np.abs(
             np.arange(r0, r1)[:, None]

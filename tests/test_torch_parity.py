@@ -63,6 +63,8 @@ def sdpa_cases(draw: Any) -> dict[str, Any]:
             mask[..., 0, :] = False  # a fully masked query row
         if mask_kind == "float":
             case["attn_mask"] = np.where(mask, rng.standard_normal(shape), -np.inf).astype(dtype)
+            if dtype == np.float32 and draw(st.booleans()):
+                case["attn_mask"] = case["attn_mask"].astype(np.float32)
         else:
             case["attn_mask"] = mask
     return case
@@ -132,6 +134,18 @@ def test_one_d_mask_rejected_like_torch() -> None:
     with pytest.raises(IndexError, match="Dimension out of range"):
         torch_sdpa(q, k, v, attn_mask=mask)
     with pytest.raises(AttentionShapeError, match="at least 2 dims"):
+        sdpa(q, k, v, attn_mask=mask)
+
+
+def test_float32_mask_with_float64_query_raises_where_torch_is_wrong() -> None:
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 1, 3, 8))
+    k, v = rng.standard_normal((1, 1, 300, 8)), rng.standard_normal((1, 1, 300, 8))
+    mask = rng.standard_normal((3, 300)).astype(np.float32)
+    right = torch_sdpa(q, k, v, attn_mask=mask.astype(np.float64))
+    np.testing.assert_allclose(sdpa(q, k, v, attn_mask=mask.astype(np.float64)), right, rtol=1e-10)
+    assert np.abs(torch_sdpa(q, k, v, attn_mask=mask) - right).max() > 0.1  # torch's bug
+    with pytest.raises(AttentionDTypeError, match=r"astype\(np.float64\)"):
         sdpa(q, k, v, attn_mask=mask)
 
 
