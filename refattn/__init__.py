@@ -4,7 +4,8 @@ The entry point is :func:`attention`; masks are built by :mod:`refattn.masks`; f
 semantics are reproduced by :mod:`refattn.compat`; every error is in :mod:`refattn.errors`.
 """
 
-from refattn import einsums, errors, masks
+from refattn import decoding, einsums, errors, masks, multihead
+from refattn.decoding import KVCache
 from refattn.errors import (
     AttentionDTypeError,
     AttentionShapeError,
@@ -13,6 +14,7 @@ from refattn.errors import (
     RefattnError,
 )
 from refattn.gradients import AttentionGradients, attention_backward
+from refattn.multihead import MultiHeadResult, merge_heads, multi_head_attention, project_heads
 from refattn.reference import AttentionOptions, AttentionResult, attention
 
 __all__ = [
@@ -23,10 +25,17 @@ __all__ = [
     "AttentionShapeError",
     "AttentionValueError",
     "FullyMaskedRowError",
+    "KVCache",
+    "MultiHeadResult",
     "RefattnError",
     "attention",
     "attention_backward",
+    "decoding",
     "einsums",
     "errors",
     "masks",
+    "merge_heads",
+    "multi_head_attention",
+    "multihead",
+    "project_heads",
 ]

@@ -32,7 +32,6 @@ def _inline_math(match: re.Match[str]) -> str:
     return f'<span class="math">{convert(match.group(1))}</span>'
 
 
-
 def render(markdown: str) -> str:
     """Replace the LaTeX of one page's markdown with MathML."""
     out: list[str] = []
