@@ -1,0 +1,1 @@
+"""Catalogue cases, one module each; see :mod:`catalogue` for the contract."""

@@ -1,0 +1,155 @@
+"""Checks for attention output: run them on your own code's results, too.
+
+Each check raises :class:`~refattn.errors.CheckFailure` (an ``AssertionError``) whose
+message says what was found, where, and the likely cause; it returns None when the
+output is healthy. The catalogue's detectors are built from these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn.errors import CheckFailure
+
+
+def _where(index: tuple[np.intp, ...]) -> str:
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def check_finite(array: npt.ArrayLike, name: str = "output") -> None:
+    """Raise if ``array`` holds NaN or infinity.
+
+    Args:
+        array: any shape, e.g. an attention output ``(B, H, L, Dv)``.
+        name: what to call it in the message.
+
+    Raises:
+        CheckFailure: naming how many entries are NaN or infinite and the first one.
+
+    Examples:
+        >>> check_finite(np.array([0.0, 1.0]))
+        >>> check_finite(np.array([0.0, np.nan]))
+        Traceback (most recent call last):
+        ...
+        refattn.errors.CheckFailure: output has 1 NaN and 0 infinite of 2 entries, first at [1]: ...
+    """
+    arr = np.asarray(array)
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return
+    nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+    first = _where(tuple(np.argwhere(bad)[0]))
+    raise CheckFailure(
+        f"{name} has {nan} NaN and {inf} infinite of {arr.size} entries, first at {first}: "
+        f"a softmax over a fully masked row (all -inf) gives NaN, and float16 overflows "
+        f"past 65504 (inf, then inf - inf = NaN)."
+    )
+
+
+def check_rows_sum_to_one(
+    weights: npt.ArrayLike, *, atol: float = 1e-5, allow_empty_rows: bool = False
+) -> None:
+    """Raise if attention weights ``(..., L, S)`` do not sum to one over the key axis.
+
+    Args:
+        weights: ``(..., L, S)``, softmax probabilities.
+        atol: tolerated deviation of each row sum from 1.
+        allow_empty_rows: accept rows of zeros (fully masked rows under policy "zero").
+
+    Raises:
+        CheckFailure: naming the first row whose sum is off and the sum it has.
+
+    Examples:
+        >>> check_rows_sum_to_one(np.full((2, 4), 0.25))
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    sums = w.sum(axis=-1)
+    bad = ~(np.abs(sums - 1) <= atol)
+    if allow_empty_rows:
+        bad &= ~(np.abs(sums) <= atol)
+    if not bad.any():
+        return
+    index = tuple(np.argwhere(bad)[0])
+    columns_sum = w.sum(axis=-2)
+    hint = (
+        "the columns sum to one instead: softmax was taken over the query axis"
+        if w.ndim >= 2 and np.allclose(columns_sum, 1, atol=atol)
+        else "weights were masked or scaled after the softmax without renormalising"
+    )
+    raise CheckFailure(
+        f"attention weights do not sum to one over the keys: row {_where(index)} sums to "
+        f"{sums[index]:.6g} ({int(bad.sum())} bad rows of {bad.size}); {hint}."
+    )
+
+
+def check_no_weight_on_masked(
+    weights: npt.ArrayLike, attend_mask: npt.ArrayLike, *, atol: float = 1e-6
+) -> None:
+    """Raise if any (query, key) pair the mask removes got attention weight.
+
+    Args:
+        weights: ``(..., L, S)`` attention weights.
+        attend_mask: boolean, True = may attend, broadcastable to ``weights``.
+        atol: largest weight tolerated on a removed pair.
+
+    Raises:
+        CheckFailure: naming how many removed pairs leaked and the first one.
+
+    Examples:
+        >>> check_no_weight_on_masked(np.array([[1.0, 0.0]]), np.array([[True, False]]))
+    """
+    w = np.asarray(weights)
+    mask = np.broadcast_to(np.asarray(attend_mask, dtype=bool), w.shape)
+    leaked = ~mask & (np.abs(w) > atol)
+    if not leaked.any():
+        return
+    index = tuple(np.argwhere(leaked)[0])
+    raise CheckFailure(
+        f"{int(leaked.sum())} masked (query, key) pairs got attention weight, first at "
+        f"{_where(index)} with weight {float(w[index]):.3g}: the mask was not applied, "
+        f"applied with the wrong polarity (True = ignore vs True = attend), or broadcast "
+        f"along the wrong axis."
+    )
+
+
+def check_close(
+    output: npt.ArrayLike,
+    expected: npt.ArrayLike,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    name: str = "output",
+) -> None:
+    """Raise if ``output`` differs from ``expected`` (e.g. ``refattn.attention``'s answer).
+
+    Args:
+        output: what the code under test computed.
+        expected: the reference, same shape.
+        rtol: relative tolerance.
+        atol: absolute tolerance.
+        name: what to call ``output`` in the message.
+
+    Raises:
+        CheckFailure: naming the shapes if they differ, else the largest difference and
+            where it is.
+
+    Examples:
+        >>> check_close(np.ones(3), np.ones(3))
+    """
+    got, want = np.asarray(output), np.asarray(expected)
+    if got.shape != want.shape:
+        raise CheckFailure(
+            f"{name} has shape {got.shape}, the reference {want.shape}: a transpose or "
+            f"head merge put the axes in another order."
+        )
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    bad = ~(diff <= atol + rtol * np.abs(want))
+    if not bad.any():
+        return
+    index = tuple(np.argwhere(bad)[0])
+    raise CheckFailure(
+        f"{name} differs from the reference at {int(bad.sum())} of {bad.size} entries, "
+        f"first at {_where(index)}: {float(got[index]):.6g} vs {float(want[index]):.6g} "
+        f"(largest difference {float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))):.3g})."
+    )
