@@ -114,3 +114,17 @@ def test_search_finds_a_page(site: str, browser: Any) -> None:
         page.screenshot(path=str(ARTIFACTS / "search.png"))
     assert results.count() > 0
     assert problems == []
+
+
+def test_catalogue_case_pages_render(site: str, browser: Any) -> None:
+    """A case page shows its broken and fixed code and the captured exception."""
+    from catalogue import all_cases
+
+    cases = all_cases()
+    page, problems = _open(browser, site + f"/catalogue/{cases[0].id}/", "catalogue-case")
+    assert problems == []
+    assert page.locator("pre code").count() >= 3  # broken, its outcome, fixed
+    assert cases[0].module.EXPECTED.__name__ in page.locator("article").inner_text()
+    index, problems = _open(browser, site + "/catalogue/", "catalogue-index")
+    assert problems == []
+    assert index.locator("article a").count() >= len(cases)

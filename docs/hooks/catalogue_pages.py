@@ -1,0 +1,203 @@
+"""MkDocs hook: one generated page per catalogue case, and the catalogue's index.
+
+Every case is run while the site builds: the page shows the exception ``broken()`` really
+raised (the build fails if it no longer matches the case's claim), the code is cut from
+the case module itself between its snippet markers, and mask and numerics cases whose
+functions return attention weights get heatmaps of those weights, broken against fixed.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import re
+import textwrap
+from typing import Any
+
+import numpy as np
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+from catalogue import Case, all_cases
+from catalogue.runner import run
+from catalogue.taxonomy import TAGS
+
+_HEATMAP_FAMILIES = {"mask", "numerics"}
+
+
+def _snippet(case: Case, part: str) -> str:
+    source = inspect.getsource(case.module)
+    match = re.search(rf"# --8<-- \[start:{part}\]\n(.*?)# --8<-- \[end:{part}\]", source, re.S)
+    return match.group(1).strip() if match else ""
+
+
+def _sections(case: Case) -> str:
+    doc = inspect.getdoc(case.module) or ""
+    body = doc.split("\n", 1)[1] if "\n" in doc else ""
+    out = []
+    for block in re.split(r"\n(?=[A-Z][a-z ]+:\n)", body.strip()):
+        head, _, text = block.partition(":\n")
+        out.append(f"## {head.strip()}\n\n{textwrap.dedent(text).strip()}\n")
+    return "\n".join(out)
+
+
+def _weights_slice(value: object) -> np.ndarray | None:
+    """The first (L, S) slice of ``value`` if it looks like attention weights."""
+    arr = np.asarray(value) if isinstance(value, np.ndarray) else None
+    if arr is None or arr.ndim < 2 or arr.dtype.kind != "f":
+        return None
+    grid: np.ndarray = arr.reshape(-1, *arr.shape[-2:])[0].astype(np.float64)
+    finite = grid[np.isfinite(grid)]
+    if grid.size > 4096 or (finite.size and (finite.min() < -1e-9 or finite.max() > 1 + 1e-9)):
+        return None
+    return grid
+
+
+def heatmap(grid: np.ndarray, title: str) -> str:
+    """An SVG heatmap of weights ``(L, S)``: darker is more weight, red is NaN or inf."""
+    rows, cols = grid.shape
+    cell = max(6, min(28, 360 // max(rows, cols)))
+    top, left = 34, 34
+    width, height = left + cols * cell + 10, top + rows * cell + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="14">{html.escape(title)}</text>',
+        f'<text x="{left}" y="28" fill="#666">keys →</text>',
+        f'<text x="4" y="{top + 10}" fill="#666">q↓</text>',
+    ]
+    for i in range(rows):
+        for j in range(cols):
+            w = grid[i, j]
+            if not np.isfinite(w):
+                fill = "#d32f2f"
+            else:
+                shade = int(255 - 200 * float(np.clip(w, 0, 1)))
+                fill = f"rgb({shade},{shade},255)"
+            parts.append(
+                f'<rect x="{left + j * cell}" y="{top + i * cell}" width="{cell - 1}" '
+                f'height="{cell - 1}" fill="{fill}"><title>q{i} k{j}: {w:.3g}</title></rect>'
+            )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _page(case: Case, config: MkDocsConfig, files: Files) -> str:
+    m = case.module
+    outcome = run(case)
+    if not outcome.broken_ok:
+        raise PluginError(
+            f"catalogue case {case.id}: broken() claims {m.EXPECTED.__name__} /{m.MATCH}/ "
+            f"but {outcome.broken}"
+        )
+    if not outcome.fixed_ok:
+        raise PluginError(f"catalogue case {case.id}: fixed() failed: {outcome.fixed}")
+    tags = ", ".join(f"[`{t}`](index.md#{t})" for t in case.tags)
+    lines = [
+        f"# {case.title}",
+        "",
+        f"**Kind:** {case.kind} · **Tags:** {tags} · **Case id:** `{case.id}`",
+        "",
+        _sections(case),
+        "## Broken",
+        "",
+        "```python",
+        _snippet(case, "broken"),
+        "```",
+        "",
+        "What running it shows (captured when this page was built):",
+        "",
+        "```text",
+        textwrap.fill(outcome.broken, 88, break_on_hyphens=False),
+        "```",
+        "",
+        "## Fixed",
+        "",
+        "```python",
+        _snippet(case, "fixed"),
+        "```",
+        "",
+    ]
+    family = {TAGS[t][0] for t in case.tags}
+    if family & _HEATMAP_FAMILIES and case.kind != "exception":
+        grids = {
+            name: _weights_slice(fn()) for name, fn in (("broken", m.broken), ("fixed", m.fixed))
+        }
+        if all(g is not None for g in grids.values()):
+            lines += ["## Attention weights, broken and fixed", ""]
+            for name, grid in grids.items():
+                assert grid is not None
+                uri = f"catalogue/img/{case.id}-{name}.svg"
+                files.append(File.generated(config, uri, content=heatmap(grid, name)))
+                lines.append(f"![{name} weights of {case.id}](img/{case.id}-{name}.svg)")
+            lines += ["", "Rows are queries, columns keys; red marks NaN or inf.", ""]
+    if case.has_torch:
+        lines += [
+            "## The same mistake in PyTorch",
+            "",
+            "```python",
+            textwrap.dedent(inspect.getsource(m.torch_broken)).strip(),
+            "```",
+            "",
+            "```text",
+            textwrap.fill(
+                outcome.torch or f"{m.TORCH_EXPECTED.__name__} (torch not installed at build)",
+                88,
+                break_on_hyphens=False,
+            ),
+            "```",
+            "",
+        ]
+    claims = getattr(m, "SEED_CLAIMS", ())
+    if claims:
+        lines += [
+            "## What a seed article claimed",
+            "",
+            "| article | claim | running it shows |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| `{a}` | {c} | {r} |" for a, c, r in claims]
+        lines.append("")
+    messages = getattr(m, "MESSAGES", ())
+    symptoms = getattr(m, "SYMPTOMS", ())
+    if messages or symptoms:
+        lines += ["## Messages and symptoms this case explains", ""]
+        lines += [f"- `{p}`" for p in messages]
+        lines += [f"- *{s}*" for s in symptoms]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _index(cases: tuple[Case, ...]) -> str:
+    lines = [
+        "# Catalogue of attention failures",
+        "",
+        f"{len(cases)} cases, each a module in `catalogue/cases/` with a `broken` and a "
+        "`fixed` variant, run by `pytest catalogue` and again when this site is built. "
+        "From an error message to its case: `python -m catalogue diagnose`."
+        "",
+        "## By tag",
+        "",
+    ]
+    for tag, (family, what) in TAGS.items():
+        found = [c for c in cases if tag in c.tags]
+        links = ", ".join(f"[{c.title}]({c.id}.md)" for c in found) or "—"
+        lines += [f"### `{tag}` {{ #{tag} }}", "", f"*{family}*: {what}", "", links, ""]
+    lines += ["## By framework message", "", "| message pattern | case |", "| --- | --- |"]
+    for case in cases:
+        for pattern in getattr(case.module, "MESSAGES", ()):
+            cell = pattern.replace("|", "\\|")
+            lines.append(f"| `{cell}` | [{case.id}]({case.id}.md) |")
+    return "\n".join(lines) + "\n"
+
+
+def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
+    """MkDocs event: add the generated catalogue pages to the site's files."""
+    cases = all_cases()
+    files.append(File.generated(config, "catalogue/index.md", content=_index(cases)))
+    for case in cases:
+        files.append(
+            File.generated(config, f"catalogue/{case.id}.md", content=_page(case, config, files))
+        )
+    return files
