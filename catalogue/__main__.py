@@ -1,4 +1,4 @@
-"""``python -m catalogue list | show | run``: the catalogue from the command line."""
+"""``python -m catalogue list | show | run | diagnose``: the catalogue from the command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 
 from catalogue import all_cases, get
+from catalogue.diagnose import diagnose
 from catalogue.runner import run
 from catalogue.taxonomy import TAGS
 
@@ -62,6 +63,43 @@ def _run(ids: list[str]) -> int:
     return 1 if failures else 0
 
 
+def _fix_of(doc: str) -> str:
+    """The first paragraph of a case docstring's Fix section."""
+    _, _, fix = doc.partition("Fix:")
+    return " ".join(fix.strip().split("\n\n")[0].split())
+
+
+def _diagnose(message: str | None, top: int, as_json: bool) -> int:
+    text = message if message is not None else sys.stdin.read()
+    if not text.strip():
+        print("diagnose: give a message as an argument or on standard input", file=sys.stderr)
+        return 2
+    matches = diagnose(text, top=top)
+    if as_json:
+        rows = [
+            {
+                "id": m.case.id,
+                "title": m.case.title,
+                "tags": list(m.case.tags),
+                "score": m.score,
+                "why": m.why,
+                "page": f"catalogue/{m.case.id}/",
+            }
+            for m in matches
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not matches:
+        print("no catalogue case explains this message; try the symptom in words")
+        return 1
+    for rank, m in enumerate(matches, 1):
+        print(f"{rank}. {m.case.title}  [{m.case.id}; {', '.join(m.case.tags)}]")
+        print(f"   why: {m.why}")
+        print(f"   fix: {_fix_of(m.case.module.__doc__ or '')}")
+        print(f"   docs: http://127.0.0.1:8000/catalogue/{m.case.id}/ (make serve)\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the subcommand."""
     parser = argparse.ArgumentParser(prog="python -m catalogue", description=__doc__)
@@ -73,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     p_show.add_argument("id")
     p_run = sub.add_parser("run", help="run cases and print what really happened")
     p_run.add_argument("ids", nargs="*")
+    p_diag = sub.add_parser("diagnose", help="from an error message or symptom to cases")
+    p_diag.add_argument("message", nargs="?", help="the message; read from stdin if absent")
+    p_diag.add_argument("--top", type=int, default=3, help="how many cases (default 3)")
+    p_diag.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    if args.command == "diagnose":
+        return _diagnose(args.message, args.top, args.json)
     if args.command == "list":
         return _list(args.tag, args.json)
     if args.command == "show":

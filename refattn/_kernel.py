@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from refattn import _threads
 from refattn.errors import FullyMaskedRowError
-from refattn.validation import Plan
+from refattn.validation import Plan, see
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -494,5 +494,5 @@ def _raise_on_dead_row(plan: Plan, lse: FloatArray) -> None:
         f"{tuple(int(x) for x in batch_index)} may attend to no key ({int(dead.sum())} such "
         f"rows in all): every key is removed by the masks, lengths, window or causal "
         f"alignment. Choose fully_masked='zero' (torch SDPA, flash-attn), 'uniform' (JAX) "
-        f"or 'nan', or check the mask polarity (True = may attend)."
+        f"or 'nan', or check the mask polarity (True = may attend)." + see("fully_masked_row_nan")
     )

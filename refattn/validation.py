@@ -52,6 +52,11 @@ class Plan:
     memory_budget: int  # bytes of score tensor past which keys are walked in chunks
 
 
+def see(case_id: str) -> str:
+    """The sentence that points an error message at the catalogue case explaining it."""
+    return f" Explained by catalogue case {case_id} (python -m catalogue show {case_id})."
+
+
 def _shape(shape: tuple[int, ...]) -> str:
     return str(tuple(int(n) for n in shape))
 
@@ -119,6 +124,7 @@ def _to_score_view(
             f"(H, L, S)? Scores have shape {_shape(target)}. Spell a per-batch mask as "
             f"{name}[:, None] (B, 1, L, S) and a per-head mask as {name}[None] "
             f"(1, H, L, S). (torch SDPA silently reads a 3-D mask as (H, L, S).)"
+            + see("three_d_mask_read_as_heads")
         )
     try:
         full = np.broadcast_to(arr, target)
@@ -128,6 +134,7 @@ def _to_score_view(
             f"{_shape(target)}: but got {_shape(arr.shape)}. Trailing axes are matched "
             f"first: a key-padding mask (B, S) must be spelled {name}[:, None, None, :] "
             f"(B, 1, 1, S); a per-query mask needs shape (L, S)."
+            + see("mask_shape_not_broadcastable")
         ) from None
     n = math.prod(batch)
     return full.reshape(n, hkv, hq // hkv, length_q, length_k)
@@ -155,6 +162,7 @@ def _lengths(
             f"{name} should lie in [0, {axis}] = [0, {limit}]: but got {bad}. A length "
             f"larger than the padded {axis} usually means the lengths were computed "
             f"before truncation, or include special tokens the arrays do not have."
+            + see("lengths_longer_than_padded")
         )
     return np.ascontiguousarray(full.reshape(-1)).astype(np.intp, copy=False)
 
@@ -169,6 +177,7 @@ def _alignment_offset(name: str, alignment: object, length_q: int, length_k: int
             )
         raise AttentionValueError(
             f"{name} should be one of {ALIGNMENTS}: but got {alignment!r}.{extra}"
+            + see("top_left_causal_for_kv_cache")
         )
     return 0 if alignment == "top_left" else length_k - length_q
 
@@ -259,12 +268,14 @@ def validate(
             f"key feature size should equal query's D={dim}: but got key shape "
             f"{_shape(k.shape)} with D={dim_k} (query {_shape(q.shape)}). Q·Kᵀ contracts "
             f"the last axis; the query and key projections must have the same output size."
+            + see("qk_dim_mismatch")
         )
     if length_v != length_k:
         raise AttentionShapeError(
             f"value length should equal key's S={length_k}: but got value shape "
             f"{_shape(v.shape)} with S={length_v} (key {_shape(k.shape)}). Every key needs "
             f"exactly one value; check slicing or caching of one but not the other."
+            + see("value_sliced_separately")
         )
     if hkv_v != hkv:
         raise AttentionShapeError(
@@ -276,6 +287,7 @@ def validate(
             f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv} "
             f"(query {_shape(q.shape)}, key {_shape(k.shape)}): GQA maps query head h to "
             f"kv head h // (Hq // Hkv). Check the head axis is at -3 in all three arrays."
+            + see("head_split_not_divisible")
         )
     batch = _broadcast_batch(q, k, v)
     n = math.prod(batch)
@@ -312,7 +324,7 @@ def validate(
                 f"attend_mask should be boolean (True = may attend): but got dtype "
                 f"{m.dtype}; {hint}. A torch nn.MultiheadAttention mask (True = ignore) "
                 f"must be inverted: refattn.masks.from_torch_attn_mask(mask) or "
-                f"refattn.masks.from_torch_key_padding_mask(mask)."
+                f"refattn.masks.from_torch_key_padding_mask(mask)." + see("zero_one_mask_added")
             )
         mask5 = score_view("attend_mask", m)
 
@@ -329,6 +341,7 @@ def validate(
             raise AttentionValueError(
                 "bias should hold finite values or -inf (to mask): but it contains "
                 "NaN or +inf, which makes softmax NaN. Check how the bias was built."
+                + see("mask_times_minus_inf")
             )
         bias5 = score_view("bias", b)
 
