@@ -20,6 +20,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
 from catalogue import Case, all_cases
+from catalogue.diagnose import diagnose
 from catalogue.runner import run
 from catalogue.taxonomy import TAGS
 
@@ -175,7 +176,7 @@ def _index(cases: tuple[Case, ...]) -> str:
         "",
         f"{len(cases)} cases, each a module in `catalogue/cases/` with a `broken` and a "
         "`fixed` variant, run by `pytest catalogue` and again when this site is built. "
-        "From an error message to its case: `python -m catalogue diagnose`."
+        "From an error message to its case: [`python -m catalogue diagnose`](../diagnose.md)."
         "",
         "## By tag",
         "",
@@ -192,9 +193,60 @@ def _index(cases: tuple[Case, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DIAGNOSE_EXAMPLES = (
+    "ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0, with "
+    "gufunc signature (n?,k),(k,m?)->(n?,m?) (size 128 is different from 64)",
+    "RuntimeError: The size of tensor a (10) must match the size of tensor b (20) at "
+    "non-singleton dimension 1",
+    "IndexError: index out of range in self",
+    "loss becomes nan after adding a padding mask",
+)
+
+
+def _diagnose_page() -> str:
+    lines = [
+        "# Diagnose: from an error message to its cause",
+        "",
+        "Paste an error message, a whole traceback, or a symptom in words:",
+        "",
+        "```sh",
+        'python -m catalogue diagnose "RuntimeError: The size of tensor a (10) must match ..."',
+        "python -m catalogue diagnose < traceback.txt      # a whole traceback on stdin",
+        'python -m catalogue diagnose --json --top 5 "loss becomes nan with fp16"',
+        "```",
+        "",
+        "It ranks catalogue cases by three kinds of evidence, strongest first: the exact "
+        "framework wordings a case registers (`MESSAGES`), the wording families of NumPy, "
+        "PyTorch, JAX and TensorFlow with the failure families they usually mean in "
+        "attention code (`catalogue.diagnose.RULES`), and the words of a symptom against "
+        "each case's symptoms, title and tags. It reads the numbers in the message and "
+        "uses them in its answer. `--json` prints a list, best first, of objects with "
+        "`id`, `title`, `tags`, `score`, `why` and `page`.",
+        "",
+        "`tests/data/diagnose_messages.json` holds real messages and symptoms from public "
+        "threads, each with its source and the tags of its real cause; "
+        "`tests/test_diagnose.py` measures top-1 and top-3 accuracy on them.",
+        "",
+        "## Examples (run when this page was built)",
+        "",
+    ]
+    for message in _DIAGNOSE_EXAMPLES:
+        lines += ["```text", f"$ python -m catalogue diagnose {message!r}"]
+        for rank, match in enumerate(diagnose(message, top=3), 1):
+            lines.append(f"{rank}. {match.case.title} [{match.case.id}] score {match.score}")
+            lines.append(
+                textwrap.fill(
+                    f"why: {match.why}", 88, initial_indent="   ", subsequent_indent="   "
+                )
+            )
+        lines += ["```", ""]
+    return "\n".join(lines)
+
+
 def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
     """MkDocs event: add the generated catalogue pages to the site's files."""
     cases = all_cases()
+    files.append(File.generated(config, "diagnose.md", content=_diagnose_page()))
     files.append(File.generated(config, "catalogue/index.md", content=_index(cases)))
     for case in cases:
         files.append(
