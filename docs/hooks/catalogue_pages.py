@@ -158,7 +158,7 @@ def _page(case: Case, config: MkDocsConfig, files: Files) -> str:
             "| article | claim | running it shows |",
             "| --- | --- | --- |",
         ]
-        lines += [f"| `{a}` | {c} | {r} |" for a, c, r in claims]
+        lines += [f"| `{a}` | {_cell(c)} | {_cell(r)} |" for a, c, r in claims]
         lines.append("")
     messages = getattr(m, "MESSAGES", ())
     symptoms = getattr(m, "SYMPTOMS", ())
@@ -168,6 +168,11 @@ def _page(case: Case, config: MkDocsConfig, files: Files) -> str:
         lines += [f"- *{s}*" for s in symptoms]
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """``text`` made safe for a Markdown table cell."""
+    return text.replace("|", "\\|")
 
 
 def _index(cases: tuple[Case, ...]) -> str:
@@ -188,8 +193,7 @@ def _index(cases: tuple[Case, ...]) -> str:
     lines += ["## By framework message", "", "| message pattern | case |", "| --- | --- |"]
     for case in cases:
         for pattern in getattr(case.module, "MESSAGES", ()):
-            cell = pattern.replace("|", "\\|")
-            lines.append(f"| `{cell}` | [{case.id}]({case.id}.md) |")
+            lines.append(f"| `{_cell(pattern)}` | [{case.id}]({case.id}.md) |")
     return "\n".join(lines) + "\n"
 
 

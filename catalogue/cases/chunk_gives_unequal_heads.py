@@ -1,0 +1,78 @@
+"""Heads split with ``array_split``/``chunk`` when the size does not divide.
+
+What happens:
+    ``np.array_split(x, 8, axis=-1)`` on 100 features returns 8 pieces of 13 and 12
+    features; stacking them into a head axis raises ``ValueError: all input arrays must
+    have the same shape``. ``torch.chunk`` returns pieces of 13 (the last of 9) and
+    ``torch.stack`` raises ``RuntimeError: stack expects each tensor to be equal size``.
+
+Why:
+    ``array_split`` and ``chunk`` never fail on an uneven split: they return unequal pieces
+    (``torch.chunk`` may even return fewer than asked). When the size divides, as 512 into
+    8, ``torch.chunk(x, 8)`` and ``torch.split(x, 64)`` return the same 8 equal pieces.
+
+Fix:
+    Make ``embed_dim`` a multiple of ``num_heads`` and split with a reshape, which fails at
+    the split with a clear shape instead of at a later stack.
+"""
+
+import numpy as np
+
+KIND = "exception"
+EXPECTED = ValueError
+MATCH = r"all input arrays must have the same shape"
+TAGS = ("head-split", "head-index")
+SEED_CLAIMS = (
+    (
+        "004_4cf73df6a2e65df9.txt",
+        "Example 2: torch.chunk(input, num_heads, dim=-1) 'can cause issues with unequal "
+        "dimensions' and IndexErrors; torch.split(input, head_dim, dim=-1) is the fix",
+        "False for its own sizes: with embed_dim 512 and 8 heads chunk and split return the "
+        "same 8 pieces of 64, and nothing fails. When the size does not divide, both return "
+        "unequal pieces and the failure is a ValueError/RuntimeError when they are stacked, "
+        "not an IndexError.",
+    ),
+)
+MESSAGES = (
+    r"all input arrays must have the same shape",
+    r"stack expects each tensor to be equal size",
+    r"Shapes of all inputs must match",
+)
+SYMPTOMS = ("heads have different sizes", "torch.chunk gives fewer heads than expected")
+
+
+def _inputs() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((2, 5, 100))  # (B, L, E): E = 100
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    x = _inputs()
+    heads = np.array_split(x, 8, axis=-1)  # widths 13, 13, 13, 13, 12, 12, 12, 12
+    return np.stack(heads, axis=1)  # (B, H, L, D) wanted
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    x = _inputs()
+    b, length, e = x.shape
+    num_heads = 4  # divides 100: heads of 25
+    return x.reshape(b, length, num_heads, e // num_heads).transpose(0, 2, 1, 3)
+
+
+# --8<-- [end:fixed]
+
+
+TORCH_EXPECTED = RuntimeError
+TORCH_MATCH = r"stack expects each tensor to be equal size"
+
+
+def torch_broken() -> object:
+    import torch
+
+    x = torch.randn(2, 5, 100)
+    heads = torch.chunk(x, 8, dim=-1)  # 7 chunks of 13, one of 9
+    return torch.stack(heads, dim=1)

@@ -1,0 +1,76 @@
+"""An einsum written for one sequence, run on batched heads.
+
+What happens:
+    ``np.einsum("ld,sd->ls", q, k)`` on ``(B, H, L, D)`` arrays raises ``ValueError:
+    operand has more dimensions than subscripts given in einstein sum, but no '...' ellipsis
+    provided to broadcast the extra dimensions.`` PyTorch's ``torch.einsum`` says
+    ``RuntimeError: einsum(): the number of subscripts in the equation (2) does not match
+    the number of dimensions (4) for operand 0 and no ellipsis was given``.
+
+Why:
+    Each operand needs one subscript per axis. The equation names the two axes of one
+    sequence's matrix; the batch and head axes have no letters.
+
+Fix:
+    Name every axis (``"bhld,bhsd->bhls"``) or let ``...`` carry the leading ones
+    (``"...ld,...sd->...ls"``, the form refattn uses, see :mod:`refattn.einsums`).
+"""
+
+import numpy as np
+
+from catalogue.cases._common import softmax
+from refattn import attention
+
+KIND = "exception"
+EXPECTED = ValueError
+MATCH = r"operand has more dimensions than subscripts given in einstein sum"
+TAGS = ("batched-matmul",)
+MESSAGES = (
+    r"operand has more dimensions than subscripts given in einstein sum",
+    r"einsum\(\): the number of subscripts in the equation \(\d+\) does not match",
+    r"einstein sum subscripts string contains too many subscripts",
+    r"Einstein sum subscript .* does not contain the correct number of indices",
+)
+SYMPTOMS = ("einsum fails after adding a batch dimension",)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    q, k, v = rng.standard_normal((3, 2, 4, 5, 8))  # (B, H, L, D) each
+    return q, k, v
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    q, k, v = _inputs()
+    scores = np.einsum("ld,sd->ls", q, k) / np.sqrt(8)  # subscripts for one (L, D) matrix
+    return np.einsum("ls,sd->ld", softmax(scores), v)
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    q, k, v = _inputs()
+    scores = np.einsum("...ld,...sd->...ls", q, k) / np.sqrt(8)  # (B, H, L, S)
+    return np.einsum("...ls,...sd->...ld", softmax(scores), v)
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    q, k, v = _inputs()
+    return attention(q, k, v)
+
+
+TORCH_EXPECTED = RuntimeError
+TORCH_MATCH = r"einsum\(\): the number of subscripts in the equation \(2\) does not match"
+
+
+def torch_broken() -> object:
+    import torch
+
+    q, k = torch.randn(2, 4, 5, 8), torch.randn(2, 4, 5, 8)
+    return torch.einsum("ld,sd->ls", q, k)

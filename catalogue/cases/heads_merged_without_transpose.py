@@ -1,0 +1,72 @@
+"""Heads merged with a reshape but without the transpose.
+
+What happens:
+    No error. ``out.reshape(B, L, H * Dv)`` on the attention output ``(B, H, L, Dv)``
+    returns the right shape with the wrong contents: each "position" holds pieces of
+    several positions of one head. In PyTorch, ``out.transpose(1, 2).view(B, L, H * Dv)``
+    raises ``RuntimeError: view size is not compatible with input tensor's size and
+    stride``; dropping the transpose to silence it gives this silent bug.
+
+Why:
+    A reshape reads the array in memory order. With heads in front of positions, the
+    first ``H * Dv`` numbers are the first positions of head 0, not position 0 of every
+    head. The axes must be put in ``(B, L, H, Dv)`` order first.
+
+Fix:
+    ``out.transpose(0, 2, 1, 3).reshape(B, L, H * Dv)`` (PyTorch:
+    ``out.transpose(1, 2).reshape(B, L, H * Dv)`` or ``.contiguous().view(...)``).
+"""
+
+import numpy as np
+
+from catalogue.cases._common import softmax
+from refattn import attention
+from refattn.checks import check_close
+from refattn.errors import CheckFailure
+
+KIND = "silent"
+EXPECTED = CheckFailure
+MATCH = r"output differs from the reference at \d+ of \d+ entries"
+TAGS = ("head-axis-order",)
+MESSAGES = (r"view size is not compatible with input tensor's size and stride",)
+SYMPTOMS = ("multi-head attention output is scrambled", "model trains worse with more heads")
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    q, k, v = rng.standard_normal((3, 2, 4, 6, 8))  # (B, H, L, D) each
+    return q, k, v
+
+
+def _heads_out() -> np.ndarray:
+    q, k, v = _inputs()
+    return softmax(q @ k.swapaxes(-1, -2) / np.sqrt(8)) @ v  # (B, H, L, Dv)
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    out = _heads_out()
+    b, h, length, dv = out.shape
+    return out.reshape(b, length, h * dv)  # memory order is (B, H, L, Dv)
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    out = _heads_out()
+    b, h, length, dv = out.shape
+    return out.transpose(0, 2, 1, 3).reshape(b, length, h * dv)  # (B, L, H * Dv)
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    out = attention(*_inputs())
+    return np.concatenate([out[:, i] for i in range(out.shape[1])], axis=-1)
+
+
+def detect(output: np.ndarray) -> None:
+    check_close(output, reference())

@@ -1,0 +1,69 @@
+"""Lengths counted before truncation, used after it.
+
+What happens:
+    Gathering each example's last token with ``h[np.arange(B), lengths - 1]`` raises
+    ``IndexError: index 19 is out of bounds for axis 1 with size 16`` (PyTorch:
+    ``... for dimension 1 with size 16``). refattn refuses such ``key_lengths`` with a
+    ``ShapeError`` naming the longest length and the padded size.
+
+Why:
+    The lengths were computed from the raw token lists, then the batch was truncated to
+    ``max_len = 16``. An example of 20 tokens keeps length 20 but has only 16 positions.
+    Used as a mask (``arange(S) < lengths``) the same lengths fail silently: the example
+    attends to everything, padding included.
+
+Fix:
+    Clip the lengths when you truncate: ``lengths = np.minimum(lengths, max_len)``, or
+    compute them from the padded batch.
+"""
+
+import numpy as np
+
+KIND = "exception"
+EXPECTED = IndexError
+MATCH = r"index 19 is out of bounds for axis 1 with size 16"
+TAGS = ("ragged-lengths",)
+MESSAGES = (
+    r"index \d+ is out of bounds for (?:axis|dimension) 1 with size \d+",
+    r"key_lengths.*longer than|lengths.*exceed",
+)
+SYMPTOMS = ("index error when gathering the last token", "lengths larger than max_len")
+
+MAX_LEN = 16
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([5, 20, 3])  # counted before truncation
+    hidden = np.random.default_rng(0).standard_normal((3, MAX_LEN, 8))  # (B, L, E), truncated
+    return hidden, lengths
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    hidden, lengths = _inputs()
+    return hidden[np.arange(len(hidden)), lengths - 1]  # (B, E): the last real token
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    hidden, lengths = _inputs()
+    lengths = np.minimum(lengths, hidden.shape[1])  # clip with the truncation
+    return hidden[np.arange(len(hidden)), lengths - 1]
+
+
+# --8<-- [end:fixed]
+
+
+TORCH_EXPECTED = IndexError
+TORCH_MATCH = r"index 19 is out of bounds for dimension 1 with size 16"
+
+
+def torch_broken() -> object:
+    import torch
+
+    hidden = torch.randn(3, MAX_LEN, 8)
+    lengths = torch.tensor([5, 20, 3])
+    return hidden[torch.arange(3), lengths - 1]

@@ -1,0 +1,81 @@
+"""A sequence longer than the position-embedding table.
+
+What happens:
+    Looking up positions ``0 .. L-1`` in a learned table of ``max_len`` rows raises
+    ``IndexError: index 16 is out of bounds for axis 0 with size 16`` in NumPy;
+    ``nn.Embedding`` in PyTorch raises ``IndexError: index out of range in self``.
+
+Why:
+    The table has one row per position the model was built for. A sequence of 20 tokens
+    asks for rows 16 to 19, which do not exist. This, and not a shape mismatch inside
+    attention, is where real ``IndexError`` s in transformer code come from.
+
+Fix:
+    Truncate (or window) the input to ``max_len`` tokens, or build the table for the
+    longest sequence you will see (or use a position scheme without a table, such as
+    rotary or ALiBi).
+"""
+
+import numpy as np
+
+KIND = "exception"
+EXPECTED = IndexError
+MATCH = r"index 16 is out of bounds for axis 0 with size 16"
+TAGS = ("position-out-of-range",)
+SEED_CLAIMS = (
+    (
+        "004_4cf73df6a2e65df9.txt",
+        "Title and introduction: IndexErrors in self-attention come from input "
+        "dimensionality mismatches, batch-size mismatches at concatenation and padding",
+        "False: matmul and concatenation mismatches raise ValueError (NumPy) or "
+        "RuntimeError (PyTorch). Real IndexErrors come from lookups such as this position "
+        "table, token ids past the vocabulary, and lengths past the padded length.",
+    ),
+)
+MESSAGES = (
+    r"index \d+ is out of bounds for axis 0 with size \d+",
+    r"index out of range in self",
+    r"indices\[[\d,]+\] = \d+ is not in \[0, \d+\)",
+)
+SYMPTOMS = (
+    "index error with longer sequences",
+    "crash when input is longer than max_position_embeddings",
+)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((2, 20, 8))  # (B, L, E): 20 tokens
+    positions = rng.standard_normal((16, 8))  # (max_len, E): built for 16
+    return tokens, positions
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    tokens, positions = _inputs()
+    length = tokens.shape[1]
+    return tokens + positions[np.arange(length)]  # rows 16..19 do not exist
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    tokens, positions = _inputs()
+    tokens = tokens[:, : positions.shape[0]]  # truncate to the table's max_len
+    return tokens + positions[np.arange(tokens.shape[1])]
+
+
+# --8<-- [end:fixed]
+
+
+TORCH_EXPECTED = IndexError
+TORCH_MATCH = r"index out of range in self"
+
+
+def torch_broken() -> object:
+    import torch
+
+    positions = torch.nn.Embedding(16, 8)
+    return positions(torch.arange(20))

@@ -1,0 +1,73 @@
+"""A token id at or past the vocabulary size.
+
+What happens:
+    The embedding lookup raises ``IndexError: index 1000 is out of bounds for axis 0 with
+    size 1000`` in NumPy and ``IndexError: index out of range in self`` in PyTorch (on a GPU
+    a device-side assert ``srcIndex < srcSelectDimSize``). TensorFlow says
+    ``indices[0,3] = 1000 is not in [0, 1000)``.
+
+Why:
+    Ids run from 0 to ``vocab_size - 1``. Special tokens added to the tokenizer after the
+    embedding was built (a new ``[PAD]`` or ``<|im_end|>``) get ids ``vocab_size`` and up,
+    which the table has no row for.
+
+Fix:
+    Grow the embedding with the tokenizer (``model.resize_token_embeddings(len(tokenizer))``
+    in transformers), or check ``ids.max() < vocab_size`` where the batch is built.
+"""
+
+import numpy as np
+
+KIND = "exception"
+EXPECTED = IndexError
+MATCH = r"index 1000 is out of bounds for axis 0 with size 1000"
+TAGS = ("token-out-of-range",)
+MESSAGES = (
+    r"index out of range in self",
+    r"srcIndex < srcSelectDimSize",
+    r"indices\[[\d,]+\] = \d+ is not in \[0, \d+\)",
+    r"index \d+ is out of bounds for axis 0 with size \d+",
+)
+SYMPTOMS = (
+    "index error after adding special tokens to the tokenizer",
+    "cuda device-side assert triggered in embedding",
+)
+
+VOCAB, WIDTH = 1000, 8
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    table = np.random.default_rng(0).standard_normal((VOCAB, WIDTH))  # (vocab, E)
+    ids = np.array([[5, 17, 999, VOCAB]])  # VOCAB: the id of a newly added [PAD] token
+    return table, ids
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    table, ids = _inputs()
+    return table[ids]
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    table, ids = _inputs()
+    extra = np.zeros((ids.max() + 1 - len(table), WIDTH))  # rows for the new tokens
+    table = np.concatenate([table, extra])  # resize the embedding with the tokenizer
+    return table[ids]
+
+
+# --8<-- [end:fixed]
+
+
+TORCH_EXPECTED = IndexError
+TORCH_MATCH = r"index out of range in self"
+
+
+def torch_broken() -> object:
+    import torch
+
+    embedding = torch.nn.Embedding(VOCAB, WIDTH)
+    return embedding(torch.tensor([[5, 17, 999, VOCAB]]))

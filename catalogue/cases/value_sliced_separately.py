@@ -1,0 +1,78 @@
+"""Keys and values of different lengths.
+
+What happens:
+    ``weights @ v`` raises ``ValueError: matmul: Input operand 1 has a mismatch in its core
+    dimension 0 ... (size 12 is different from 16)``: the weights have one column per key
+    (16), the values one row per position (12). PyTorch's ``torch.matmul`` raises
+    ``RuntimeError: Expected size for first two dimensions of batch2 tensor to be: [2, 16]
+    but got: [2, 12]``; its SDPA CPU kernel has accepted such inputs silently, so refattn
+    refuses them by name.
+
+Why:
+    Each key scores one value: ``S`` must be the same for both. Here the values were
+    truncated to a different ``max_len`` than the keys (or padded separately).
+
+Fix:
+    Slice, pad and cache keys and values together, from the same positions.
+"""
+
+import numpy as np
+
+from catalogue.cases._common import softmax
+from refattn import attention
+
+KIND = "exception"
+EXPECTED = ValueError
+MATCH = r"mismatch in its core dimension 0.*\(size 12 is different from 16\)"
+TAGS = ("kv-length-mismatch",)
+MESSAGES = (
+    r"mismatch in its core dimension 0.*\(size \d+ is different from \d+\)",
+    r"Expected size for first two dimensions of batch2 tensor",
+    r"key and value (?:must )?have (?:the )?same (?:sequence )?length|value length",
+)
+SYMPTOMS = ("keys and values have different lengths",)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 5, 8))  # (B, L, D)
+    k = rng.standard_normal((2, 16, 8))  # (B, S, D)
+    v = rng.standard_normal((2, 16, 8))  # (B, S, Dv)
+    return q, k, v
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    q, k, v = _inputs()
+    v = v[:, :12]  # values truncated to another max_len than the keys
+    return softmax(q @ k.swapaxes(-1, -2) / np.sqrt(8)) @ v
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    q, k, v = _inputs()
+    k, v = k[:, :12], v[:, :12]  # keys and values cut together
+    return softmax(q @ k.swapaxes(-1, -2) / np.sqrt(8)) @ v
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    q, k, v = _inputs()
+    return attention(q[:, None], k[:, None, :12], v[:, None, :12])[:, 0]
+
+
+TORCH_EXPECTED = RuntimeError
+TORCH_MATCH = r"Expected size for first two dimensions of batch2 tensor to be: \[2, 16\]"
+
+
+def torch_broken() -> object:
+    import torch
+
+    weights = torch.softmax(torch.randn(2, 5, 16), dim=-1)  # (B, L, S)
+    v = torch.randn(2, 12, 8)  # (B, S', Dv)
+    return torch.matmul(weights, v)
