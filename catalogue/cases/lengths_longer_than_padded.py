@@ -3,8 +3,8 @@
 What happens:
     Gathering each example's last token with ``h[np.arange(B), lengths - 1]`` raises
     ``IndexError: index 19 is out of bounds for axis 1 with size 16`` (PyTorch:
-    ``... for dimension 1 with size 16``). refattn refuses such ``key_lengths`` with a
-    ``ShapeError`` naming the longest length and the padded size.
+    ``... for dimension 1 with size 16``). refattn refuses such ``key_lengths`` with an
+    ``AttentionValueError`` naming the bad length and the padded size.
 
 Why:
     The lengths were computed from the raw token lists, then the batch was truncated to
@@ -25,7 +25,7 @@ MATCH = r"index 19 is out of bounds for axis 1 with size 16"
 TAGS = ("ragged-lengths",)
 MESSAGES = (
     r"index \d+ is out of bounds for (?:axis|dimension) 1 with size \d+",
-    r"key_lengths.*longer than|lengths.*exceed",
+    r"(?:key|query)_lengths should lie in \[0, [SL]\]",
 )
 SYMPTOMS = ("index error when gathering the last token", "lengths larger than max_len")
 

@@ -1,0 +1,68 @@
+"""A key-padding mask that broadcasts along the query axis.
+
+What happens:
+    No error when the batch size equals the query length. ``np.where(keep, scores, -inf)``
+    with a ``(B, S)`` mask and ``(B, L, S)`` scores reads the mask as ``(1, B, S)``: query
+    ``l`` of *every* example gets the padding of example ``l``. Examples attend to their
+    own padding, and real tokens are hidden from others.
+
+Why:
+    Broadcasting aligns from the right and lines the mask's batch axis up with the query
+    axis. With ``B != L`` it raises (see ``mask_shape_not_broadcastable``); with ``B == L``
+    the shapes fit by accident, often only in a test with tiny sizes.
+
+Fix:
+    Give the mask a query axis: ``keep[:, None, :]``, shape ``(B, 1, S)``.
+"""
+
+import numpy as np
+
+from catalogue.cases._common import reference_weights, softmax
+from refattn.checks import check_no_weight_on_masked
+from refattn.errors import CheckFailure
+
+KIND = "silent"
+EXPECTED = CheckFailure
+MATCH = r"masked \(query, key\) pairs got attention weight"
+TAGS = ("mask-broadcast-axis",)
+SYMPTOMS = (
+    "padding mask works only for some batch sizes",
+    "model attends to padding despite the mask",
+)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 3, 4))  # (B, L, D) with B == L == 3
+    keep = np.arange(3) < np.array([[3], [2], [1]])  # (B, S): True = real token
+    return x, keep
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    x, keep = _inputs()
+    scores = x @ x.swapaxes(-1, -2) / np.sqrt(4)  # (B, L, S)
+    return softmax(np.where(keep, scores, -np.inf))  # keep read as (1, B, S)
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    x, keep = _inputs()
+    scores = x @ x.swapaxes(-1, -2) / np.sqrt(4)
+    return softmax(np.where(keep[:, None, :], scores, -np.inf))  # (B, 1, S)
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    x, keep = _inputs()
+    return reference_weights(x, x, key_lengths=keep.sum(-1))
+
+
+def detect(weights: np.ndarray) -> None:
+    _, keep = _inputs()
+    check_no_weight_on_masked(weights, keep[:, None, :])

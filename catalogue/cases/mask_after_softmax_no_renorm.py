@@ -1,0 +1,65 @@
+"""Padding zeroed after the softmax, without renormalising.
+
+What happens:
+    No error. ``softmax(scores) * keep`` removes the padding's weight but leaves each row
+    summing to less than one (here as low as 0.46), so outputs shrink by how much
+    padding an example has.
+
+Why:
+    The softmax divides by the sum over *all* keys, padding included. Zeroing afterwards
+    removes terms from the numerator only; the denominator still counts them.
+
+Fix:
+    Mask the scores before the softmax (``np.where(keep, scores, -np.inf)``), or divide by
+    the new row sums after zeroing.
+"""
+
+import numpy as np
+
+from catalogue.cases._common import reference_weights, softmax
+from refattn.checks import check_rows_sum_to_one
+from refattn.errors import CheckFailure
+
+KIND = "silent"
+EXPECTED = CheckFailure
+MATCH = r"attention weights do not sum to one over the keys"
+TAGS = ("mask-after-softmax",)
+SYMPTOMS = (
+    "attention weights do not sum to one",
+    "output magnitude depends on padding length",
+)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(0).standard_normal((2, 6, 4))  # (B, L, D)
+    keep = np.arange(6) < np.array([[4], [6]])  # (B, S)
+    return x, keep
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    x, keep = _inputs()
+    weights = softmax(x @ x.swapaxes(-1, -2) / np.sqrt(4))
+    return weights * keep[:, None, :]  # padding zeroed after the softmax
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    x, keep = _inputs()
+    scores = x @ x.swapaxes(-1, -2) / np.sqrt(4)
+    return softmax(np.where(keep[:, None, :], scores, -np.inf))  # masked before
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    x, keep = _inputs()
+    return reference_weights(x, x, key_lengths=keep.sum(-1))
+
+
+def detect(weights: np.ndarray) -> None:
+    check_rows_sum_to_one(weights)

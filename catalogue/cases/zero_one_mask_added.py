@@ -1,0 +1,69 @@
+"""A 0/1 mask added to the scores instead of applied.
+
+What happens:
+    No error. ``scores + keep`` with a float mask of 1 (keep) and 0 (pad) shifts the kept
+    scores up by one: padding keeps ``e⁻¹ ≈ 37 %`` of the weight it would otherwise have
+    relative to each real token, instead of none.
+
+Why:
+    There are two mask conventions: *boolean* masks select (``where``/``masked_fill``), and
+    *additive* masks hold ``0`` to keep and ``-inf`` to remove. A 0/1 mask is neither; added,
+    it changes every score by at most 1. PyTorch's SDPA adds any float ``attn_mask`` too.
+
+Fix:
+    Turn it into a boolean mask and select (``np.where(keep > 0, scores, -np.inf)``), or
+    into an additive one: ``np.where(keep > 0, 0.0, -np.inf)``.
+"""
+
+import numpy as np
+
+from catalogue.cases._common import reference_weights, softmax
+from refattn.checks import check_no_weight_on_masked
+from refattn.errors import CheckFailure
+
+KIND = "silent"
+EXPECTED = CheckFailure
+MATCH = r"masked \(query, key\) pairs got attention weight"
+TAGS = ("mask-dtype",)
+SYMPTOMS = (
+    "attention mask has no effect",
+    "float attention mask of ones and zeros is ignored",
+)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 4))  # (B, L, D)
+    keep = (np.arange(6) < np.array([[4], [6]])).astype(np.float32)  # (B, S): 1.0 / 0.0
+    return x, keep
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    x, keep = _inputs()
+    scores = x @ x.swapaxes(-1, -2) / np.sqrt(4)
+    return softmax(scores + keep[:, None, :])  # adds 1 to kept keys, 0 to padding
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    x, keep = _inputs()
+    scores = x @ x.swapaxes(-1, -2) / np.sqrt(4)
+    additive = np.where(keep > 0, 0.0, -np.inf)  # 0 keeps, -inf removes
+    return softmax(scores + additive[:, None, :])
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    x, keep = _inputs()
+    return reference_weights(x, x, attend_mask=keep[:, None, None, :] > 0)
+
+
+def detect(weights: np.ndarray) -> None:
+    _, keep = _inputs()
+    check_no_weight_on_masked(weights, keep[:, None, :] > 0)
