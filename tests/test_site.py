@@ -128,3 +128,23 @@ def test_catalogue_case_pages_render(site: str, browser: Any) -> None:
     index, problems = _open(browser, site + "/catalogue/", "catalogue-index")
     assert problems == []
     assert index.locator("article a").count() >= len(cases)
+
+
+def test_heatmaps_render_on_a_mask_case_page(site: str, browser: Any) -> None:
+    """Mask and numerics cases that return weights show broken and fixed heatmaps."""
+    from catalogue import all_cases
+    from catalogue.taxonomy import TAGS
+
+    for case in all_cases():
+        families = {TAGS[t][0] for t in case.tags}
+        if case.kind == "exception" or not families & {"mask", "numerics"}:
+            continue
+        page, problems = _open(browser, f"{site}/catalogue/{case.id}/", "catalogue-heatmaps")
+        images = page.locator("article img")
+        if images.count() == 2:
+            assert problems == []
+            for i in range(2):
+                assert images.nth(i).evaluate("img => img.naturalWidth") > 0
+            return
+        page.close()
+    pytest.fail("no mask or numerics case page shows heatmaps")

@@ -73,3 +73,37 @@ def test_taxonomy_copy_matches_shared_taxonomy() -> None:
         pytest.skip("shared/taxonomy.md is not beside this checkout")
     tags = re.findall(r"^\| `([a-z0-9-]+)` \|", shared.read_text(), re.M)
     assert tags == list(TAGS)
+
+
+def test_catalogue_covers_every_tag_with_45_cases() -> None:
+    cases = all_cases()
+    assert len(cases) >= 45
+    uncovered = set(TAGS) - {t for c in cases for t in c.tags}
+    assert not uncovered, f"tags without a case: {sorted(uncovered)}"
+
+
+def test_every_seed_example_is_answered() -> None:
+    claims = [claim for c in all_cases() for _, claim, _ in getattr(c.module, "SEED_CLAIMS", ())]
+    for article in ("000_acdb1d09df8d8964.txt", "004_4cf73df6a2e65df9.txt"):
+        answered = {
+            n
+            for c in all_cases()
+            for a, claim, _ in getattr(c.module, "SEED_CLAIMS", ())
+            if a == article
+            for n in re.findall(r"Example (\d)", claim)
+        }
+        assert answered >= {"1", "2", "3"}, (article, sorted(answered), claims)
+
+
+def test_cases_named_by_refattn_errors_exist() -> None:
+    import refattn
+
+    ids = {c.id for c in all_cases()}
+    package = Path(refattn.__file__).parent
+    named = {
+        case_id
+        for path in package.rglob("*.py")
+        for case_id in re.findall(r'see\("([a-z0-9_]+)"\)', path.read_text())
+    }
+    assert named, "refattn's errors name no catalogue case"
+    assert named <= ids, f"refattn names cases that do not exist: {sorted(named - ids)}"

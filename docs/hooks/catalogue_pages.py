@@ -43,16 +43,24 @@ def _sections(case: Case) -> str:
     return "\n".join(out)
 
 
-def _weights_slice(value: object) -> np.ndarray | None:
-    """The first (L, S) slice of ``value`` if it looks like attention weights."""
-    arr = np.asarray(value) if isinstance(value, np.ndarray) else None
-    if arr is None or arr.ndim < 2 or arr.dtype.kind != "f":
+def _weight_grids(broken: object, fixed: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """One ``(L, S)`` slice of each, if both look like attention weights of one shape.
+
+    The slice is the one where broken and fixed differ most (NaN counts as different), so
+    the pictures show the bug rather than a batch element it happens to spare.
+    """
+    arrays = [np.asarray(v) for v in (broken, fixed) if isinstance(v, np.ndarray)]
+    if len(arrays) != 2 or arrays[0].shape != arrays[1].shape or arrays[0].ndim < 2:
         return None
-    grid: np.ndarray = arr.reshape(-1, *arr.shape[-2:])[0].astype(np.float64)
-    finite = grid[np.isfinite(grid)]
-    if grid.size > 4096 or (finite.size and (finite.min() < -1e-9 or finite.max() > 1 + 1e-9)):
+    if any(a.dtype.kind != "f" for a in arrays):
         return None
-    return grid
+    b, f = (a.reshape(-1, *a.shape[-2:]).astype(np.float64) for a in arrays)
+    finite = np.concatenate([b[np.isfinite(b)], f[np.isfinite(f)]])
+    if b[0].size > 4096 or (finite.size and (finite.min() < -1e-9 or finite.max() > 1 + 1e-9)):
+        return None
+    diff = np.where(np.isfinite(b) & np.isfinite(f), np.abs(b - f), np.inf)
+    worst = int(np.argmax(diff.reshape(len(diff), -1).max(axis=1)))
+    return b[worst], f[worst]
 
 
 def heatmap(grid: np.ndarray, title: str) -> str:
@@ -122,17 +130,19 @@ def _page(case: Case, config: MkDocsConfig, files: Files) -> str:
     ]
     family = {TAGS[t][0] for t in case.tags}
     if family & _HEATMAP_FAMILIES and case.kind != "exception":
-        grids = {
-            name: _weights_slice(fn()) for name, fn in (("broken", m.broken), ("fixed", m.fixed))
-        }
-        if all(g is not None for g in grids.values()):
+        pair = _weight_grids(m.broken(), m.fixed())
+        if pair is not None:
             lines += ["## Attention weights, broken and fixed", ""]
-            for name, grid in grids.items():
-                assert grid is not None
+            for name, grid in zip(("broken", "fixed"), pair, strict=True):
                 uri = f"catalogue/img/{case.id}-{name}.svg"
                 files.append(File.generated(config, uri, content=heatmap(grid, name)))
                 lines.append(f"![{name} weights of {case.id}](img/{case.id}-{name}.svg)")
-            lines += ["", "Rows are queries, columns keys; red marks NaN or inf.", ""]
+            lines += [
+                "",
+                "Rows are queries, columns keys; red marks NaN or inf. Shown: the (batch, "
+                "head) slice where broken and fixed differ most.",
+                "",
+            ]
     if case.has_torch:
         lines += [
             "## The same mistake in PyTorch",

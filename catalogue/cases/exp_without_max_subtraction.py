@@ -1,0 +1,69 @@
+"""A softmax written as ``exp(x) / sum(exp(x))``.
+
+What happens:
+    With logits past 88.7 in float32 (here up to 160), ``np.exp`` overflows to ``inf``
+    (NumPy warns ``overflow encountered in exp``) and the row's sum is ``inf``: the weight
+    that should be largest becomes ``inf / inf`` = NaN, the others 0, and the NaN flows
+    through ``@ v`` into the output. In float16 it starts at logits of about 11.1.
+
+Why:
+    ``exp`` exceeds float32's largest value (3.4e38) at 88.7. Unscaled scores of large
+    activations, or a temperature below one, get there easily. The softmax is unchanged
+    by subtracting any constant from a row; subtracting the row maximum makes every
+    exponent at most 0.
+
+Fix:
+    ``e = np.exp(scores - scores.max(-1, keepdims=True)); e / e.sum(-1, keepdims=True)``
+    (or ``scipy.special.softmax``, ``torch.softmax``, which already do this).
+"""
+
+import numpy as np
+
+from catalogue.cases._common import reference_weights
+from refattn.checks import check_finite
+from refattn.errors import CheckFailure
+
+KIND = "nan"
+EXPECTED = CheckFailure
+MATCH = r"weights has \d+ NaN"
+TAGS = ("softmax-overflow",)
+MESSAGES = (r"overflow encountered in exp", r"invalid value encountered in (?:true_)?divide")
+SYMPTOMS = (
+    "softmax returns nan for large inputs",
+    "attention weights become nan when logits are large",
+)
+
+
+def _inputs() -> np.ndarray:
+    return (np.random.default_rng(0).standard_normal((1, 5, 8)) * 4).astype(np.float32)
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    x = _inputs()
+    scores = x @ x.swapaxes(-1, -2)  # up to a few hundred
+    e = np.exp(scores)  # overflows past 88.7
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    x = _inputs()
+    scores = x @ x.swapaxes(-1, -2)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))  # every exponent <= 0
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    x = _inputs()
+    return reference_weights(x, x, scale=1.0)
+
+
+def detect(weights: np.ndarray) -> None:
+    check_finite(weights, name="weights")

@@ -1,0 +1,64 @@
+"""An additive mask built by multiplying with ``-inf``.
+
+What happens:
+    ``(1 - keep) * -np.inf`` is ``-inf`` where ``keep`` is 0, but ``0 * -inf`` is NaN
+    where ``keep`` is 1 (NumPy warns ``invalid value encountered in multiply``). Every
+    kept position is NaN, so every row of the softmax is NaN. PyTorch computes the same
+    NaN without a warning.
+
+Why:
+    IEEE arithmetic has no value for ``0 · ∞``. The idiom ``(1 - mask) * -1e9`` works
+    because ``1e9`` is finite; swapping in ``-inf`` "to be exact" breaks it.
+
+Fix:
+    Select instead of multiplying: ``np.where(keep, 0.0, -np.inf)`` (PyTorch:
+    ``torch.zeros_like(scores).masked_fill(~keep, float("-inf"))``).
+"""
+
+import numpy as np
+
+from catalogue.cases._common import reference_weights, softmax
+from refattn.checks import check_finite
+from refattn.errors import CheckFailure
+
+KIND = "nan"
+EXPECTED = CheckFailure
+MATCH = r"weights has \d+ NaN"
+TAGS = ("inf-arithmetic",)
+MESSAGES = (r"invalid value encountered in multiply",)
+SYMPTOMS = ("all attention weights are nan with an additive -inf mask",)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(0).standard_normal((2, 5, 4))  # (B, L, D)
+    keep = (np.arange(5) < np.array([[3], [5]])).astype(np.float64)  # (B, S): 1.0 = keep
+    return x, keep
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    x, keep = _inputs()
+    bias = (1.0 - keep) * -np.inf  # 0 * -inf = NaN where keep == 1
+    return softmax(x @ x.swapaxes(-1, -2) / np.sqrt(4) + bias[:, None, :])
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    x, keep = _inputs()
+    bias = np.where(keep > 0, 0.0, -np.inf)
+    return softmax(x @ x.swapaxes(-1, -2) / np.sqrt(4) + bias[:, None, :])
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    x, keep = _inputs()
+    return reference_weights(x, x, key_lengths=keep.sum(-1).astype(int))
+
+
+def detect(weights: np.ndarray) -> None:
+    check_finite(weights, name="weights")

@@ -1,0 +1,66 @@
+"""Scores without the ``1/sqrt(d)`` scale.
+
+What happens:
+    No error. With head size 256 and unit-variance queries and keys, the unscaled scores
+    have a standard deviation of about 16, and the softmax saturates: each query puts
+    almost all its weight on one key (largest weight per row 0.96 on average here,
+    against 0.47 with the scale). The gradient through a saturated softmax is close
+    to zero, so attention stops learning.
+
+Why:
+    A dot product of ``d`` independent unit-variance terms has variance ``d``. Dividing by
+    ``sqrt(d)`` brings the scores back to unit variance whatever the head size; dividing by
+    the wrong ``d`` (the model width instead of the head size) helps only partly.
+
+Fix:
+    ``scores = q @ k.T / np.sqrt(q.shape[-1])`` with the *head* size.
+"""
+
+import numpy as np
+
+from catalogue.cases._common import reference_weights, softmax
+from refattn.checks import check_close
+from refattn.errors import CheckFailure
+
+KIND = "silent"
+EXPECTED = CheckFailure
+MATCH = r"weights differs from the reference at \d+ of \d+ entries"
+TAGS = ("missing-scale",)
+SYMPTOMS = (
+    "attention weights are one-hot",
+    "attention does not learn, gradients vanish",
+    "softmax saturates with large head dimension",
+)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((2, 2, 6, 256))  # (B, L, D) each, D = 256
+    return q, k
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    q, k = _inputs()
+    return softmax(q @ k.swapaxes(-1, -2))  # std of the scores: sqrt(256) = 16
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    q, k = _inputs()
+    return softmax(q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1]))  # unit variance
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    q, k = _inputs()
+    return reference_weights(q, k)
+
+
+def detect(weights: np.ndarray) -> None:
+    check_close(weights, reference(), name="weights")

@@ -1,0 +1,77 @@
+"""NaN in the padded positions of the values.
+
+What happens:
+    The padded keys are masked correctly and get weight exactly 0, yet every output row
+    of the padded example is NaN: ``weights @ v`` computes ``0 * NaN`` for the padded rows
+    of ``v``, and that is NaN. Here the NaN came from normalising the all-zero padding vectors
+    (``v / np.linalg.norm(v)``, 0/0).
+
+Why:
+    Masking removes padding from the softmax, not from the arithmetic: the matrix product
+    still multiplies every value row by its weight. Any NaN or inf in padding (0/0 in a
+    normalisation, ``np.empty`` buffers, a log of 0) reaches every query.
+
+Fix:
+    Zero the padded positions of ``v`` (and ``k``) before attention:
+    ``np.where(valid[..., None], v, 0.0)``, or avoid producing NaN there (``norm +
+    eps``).
+"""
+
+import numpy as np
+
+from catalogue.cases._common import softmax
+from refattn import attention
+from refattn.checks import check_finite
+from refattn.errors import CheckFailure
+
+KIND = "nan"
+EXPECTED = CheckFailure
+MATCH = r"output has \d+ NaN"
+TAGS = ("nan-in-padding",)
+SYMPTOMS = (
+    "nan output even though padding is masked",
+    "nan in attention output only for padded batches",
+)
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(0).standard_normal((2, 5, 4))  # (B, L, D)
+    valid = np.arange(5) < np.array([[3], [5]])  # (B, S)
+    x[~valid] = 0.0  # zero padding
+    return x, valid
+
+
+# --8<-- [start:broken]
+def broken() -> np.ndarray:
+    x, valid = _inputs()
+    with np.errstate(invalid="ignore"):  # NumPy warns: invalid value in divide
+        v = x / np.linalg.norm(x, axis=-1, keepdims=True)  # padding: 0 / 0 = NaN
+    scores = np.where(valid[:, None, :], x @ x.swapaxes(-1, -2) / 2.0, -np.inf)
+    return softmax(scores) @ v  # weight 0 * NaN = NaN
+
+
+# --8<-- [end:broken]
+
+
+# --8<-- [start:fixed]
+def fixed() -> np.ndarray:
+    x, valid = _inputs()
+    with np.errstate(invalid="ignore"):
+        v = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    v = np.where(valid[..., None], v, 0.0)  # padding zeroed
+    scores = np.where(valid[:, None, :], x @ x.swapaxes(-1, -2) / 2.0, -np.inf)
+    return softmax(scores) @ v
+
+
+# --8<-- [end:fixed]
+
+
+def reference() -> np.ndarray:
+    x, valid = _inputs()
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    v = np.where(valid[..., None], x / np.where(valid[..., None], norm, 1.0), 0.0)
+    return attention(x[:, None], x[:, None], v[:, None], key_lengths=valid.sum(-1))[:, 0]
+
+
+def detect(output: np.ndarray) -> None:
+    check_finite(output)
