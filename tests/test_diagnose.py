@@ -1,0 +1,228 @@
+"""diagnose: real messages from public threads, and messages varied by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from catalogue.diagnose import diagnose
+from catalogue.taxonomy import TAGS
+from refattn import attention
+
+DATA = Path(__file__).parent / "data" / "diagnose_messages.json"
+
+
+def _hit(message: str, tags: set[str], k: int) -> bool:
+    return any(set(m.case.tags) & tags for m in diagnose(message, top=k))
+
+
+def test_real_messages_top3_accuracy() -> None:
+    entries = json.loads(DATA.read_text())
+    assert len(entries) >= 60
+    assert {e["framework"] for e in entries} == {"numpy", "pytorch", "jax", "tensorflow"}
+    for entry in entries:
+        assert set(entry["tags"]) <= set(TAGS), entry
+        assert entry["source"].startswith("http"), entry
+    top1 = sum(_hit(e["message"], set(e["tags"]), 1) for e in entries) / len(entries)
+    top3 = sum(_hit(e["message"], set(e["tags"]), 3) for e in entries) / len(entries)
+    print(f"diagnose on {len(entries)} real messages: top-1 {top1:.0%}, top-3 {top3:.0%}")
+    assert top3 >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("message", "tags"),
+    [
+        pytest.param(
+            "ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0, with "
+            "gufunc signature (n?,k),(k,m?)->(n?,m?) (size 96 is different from 48)",
+            {"qk-dim-mismatch", "missing-transpose"},
+            id="numpy-matmul",
+        ),
+        pytest.param(
+            "TypeError: dot_general requires contracting dimensions to have the same shape, "
+            "got (32,) and (48,).",
+            {"qk-dim-mismatch"},
+            id="jax-dot-general",
+        ),
+        pytest.param(
+            "RuntimeError: The size of tensor a (7) must match the size of tensor b (12) at "
+            "non-singleton dimension 3",
+            {"mask-shape", "mask-broadcast-axis"},
+            id="torch-size",
+        ),
+        pytest.param(
+            "ValueError: operands could not be broadcast together with shapes (4,2,9,9) (4,9)",
+            {"mask-shape", "mask-broadcast-axis"},
+            id="numpy-broadcast",
+        ),
+        pytest.param(
+            "IndexError: index 700 is out of bounds for axis 0 with size 512",
+            {"position-out-of-range", "token-out-of-range"},
+            id="numpy-index",
+        ),
+        pytest.param(
+            "tensorflow.python.framework.errors_impl.InvalidArgumentError: "
+            "indices[3,9] = 30522 is not in [0, 30522) [Op:ResourceGather]",
+            {"token-out-of-range", "position-out-of-range"},
+            id="tf-gather",
+        ),
+        pytest.param(
+            "RuntimeError: shape '[4, 10, 6, 85]' is invalid for input of size 20480",
+            {"head-split"},
+            id="torch-view",
+        ),
+        pytest.param(
+            "ValueError: cannot reshape array of size 3072 into shape (2,8,5,40)",
+            {"head-split"},
+            id="numpy-reshape",
+        ),
+        pytest.param("IndexError: list index out of range", {"head-index"}, id="list-index"),
+        pytest.param(
+            "my loss turns into nan as soon as I pass the padding mask",
+            {"fully-masked-row", "nan-in-padding", "inf-arithmetic"},
+            id="symptom-nan-mask",
+        ),
+        pytest.param(
+            "nan outputs in fp16 training with masked_fill(-1e9)",
+            {"fp16-overflow", "inf-arithmetic"},
+            id="symptom-fp16",
+        ),
+        pytest.param(
+            "RuntimeError: The size of tensor a (16) must match the size of tensor b (128) at "
+            "non-singleton dimension 3",
+            {"mask-shape", "causal-alignment"},
+            id="torch-size-d3",
+        ),
+        pytest.param(
+            "RuntimeError: The size of tensor a (4) must match the size of tensor b (2) at "
+            "non-singleton dimension 0",
+            {"batch-mismatch"},
+            id="torch-size-batch",
+        ),
+        pytest.param(
+            "RuntimeError: mat1 and mat2 shapes cannot be multiplied (77x1024 and 768x320)",
+            {"projection-width"},
+            id="torch-linear",
+        ),
+        pytest.param(
+            "tensorflow.python.framework.errors_impl.InvalidArgumentError: Incompatible shapes:"
+            " [8,12,64,64] vs. [8,64] [Op:AddV2]",
+            {"mask-shape"},
+            id="tf-incompatible",
+        ),
+        pytest.param(
+            "ValueError: Incompatible shapes for broadcasting: shapes=[(8, 64), (8, 12, 64, 64)]",
+            {"mask-shape"},
+            id="jax-broadcast",
+        ),
+        pytest.param(
+            "RuntimeError: value cannot be converted to type c10::Half without overflow",
+            {"fp16-overflow"},
+            id="torch-half",
+        ),
+        pytest.param(
+            "RuntimeError: Expected attn_mask dtype to be bool or float or to match query "
+            "dtype, but got attn_mask.dtype: long int and  query.dtype: c10::Half instead.",
+            {"mask-dtype"},
+            id="torch-sdpa-dtype",
+        ),
+        pytest.param(
+            "RuntimeError: Sizes of tensors must match except in dimension 2. Expected size 32 "
+            "but got size 31 for tensor number 1 in the list.",
+            {"kv-cache", "batch-mismatch"},
+            id="torch-cat",
+        ),
+        pytest.param(
+            "AssertionError: embed_dim must be divisible by num_heads",
+            {"head-split"},
+            id="torch-mha-heads",
+        ),
+        pytest.param(
+            "AssertionError: was expecting embedding dimension of 512, but got 768",
+            {"projection-width", "layout-confusion"},
+            id="torch-mha-embed",
+        ),
+        pytest.param("IndexError: tuple index out of range", {"head-index"}, id="tuple-index"),
+        pytest.param(
+            "numpy.exceptions.AxisError: axis 3 is out of bounds for array of dimension 3",
+            {"axis-out-of-range"},
+            id="numpy-axis",
+        ),
+        pytest.param(
+            "generation with kv cache gives a different answer than without the cache",
+            {"kv-cache", "causal-alignment"},
+            id="symptom-cache",
+        ),
+        pytest.param(
+            "the decoder can see future tokens during training",
+            {"mask-missing"},
+            id="symptom-future",
+        ),
+        pytest.param(
+            "my attention weights do not sum to one",
+            {"mask-after-softmax", "softmax-axis"},
+            id="symptom-sum",
+        ),
+    ],
+)
+def test_varied_messages_find_their_family(message: str, tags: set[str]) -> None:
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+def test_answer_uses_the_numbers_of_the_message() -> None:
+    message = "ValueError: matmul: ... (size 128 is different from 64)"
+    best = diagnose(
+        "ValueError: matmul: Input operand 1 has a mismatch in its core dimension"
+        " 0, with gufunc signature (n?,k),(k,m?)->(n?,m?) (size 128 is different"
+        " from 64)"
+    )[0]
+    assert "128" in best.why
+    assert "64" in best.why, message
+
+
+def test_cli_reads_a_traceback_from_stdin_and_prints_json() -> None:
+    traceback = (
+        'Traceback (most recent call last):\n  File "model.py", line 12, in forward\n'
+        "    scores = torch.matmul(q, k.transpose(-2, -1))\n"
+        "RuntimeError: Expected size for first two dimensions of batch2 tensor to be: "
+        "[10, 64] but got: [10, 128].\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "catalogue", "diagnose", "--json", "--top", "2"],
+        input=traceback,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(result.stdout)
+    assert rows[0]["id"] == "qk_dim_mismatch"
+    assert set(rows[0]) >= {"id", "title", "tags", "score"}
+    assert rows[0]["score"] >= rows[-1]["score"]
+
+
+@pytest.mark.parametrize(
+    ("case_id", "key_features", "options"),
+    [
+        pytest.param("qk_dim_mismatch", 6, {}, id="qk"),
+        pytest.param(
+            "three_d_mask_read_as_heads", 8, {"attend_mask": np.ones((2, 5, 5), bool)}, id="3d"
+        ),
+        pytest.param(
+            "lengths_longer_than_padded", 8, {"key_lengths": np.array([9, 2])}, id="lengths"
+        ),
+    ],
+)
+def test_refattn_errors_lead_to_the_case_they_name(
+    case_id: str, key_features: int, options: dict[str, Any]
+) -> None:
+    q = np.ones((2, 4, 5, 8))
+    k = np.ones((2, 4, 5, key_features))
+    with pytest.raises(ValueError, match=case_id) as raised:
+        attention(q, k, q, **options)
+    assert diagnose(str(raised.value))[0].case.id == case_id
