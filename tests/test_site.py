@@ -148,3 +148,10 @@ def test_heatmaps_render_on_a_mask_case_page(site: str, browser: Any) -> None:
             return
         page.close()
     pytest.fail("no mask or numerics case page shows heatmaps")
+
+
+def test_benchmarks_page_shows_its_plot(site: str, browser: Any) -> None:
+    page, problems = _open(browser, site + "/benchmarks/", "benchmarks")
+    assert problems == []
+    assert page.locator("article img").count() >= 1
+    assert page.locator("article table").count() >= 3  # forward, fwd+bwd, long sequences
