@@ -58,7 +58,12 @@ RULES: tuple[Rule, ...] = (
         "[:, None, None, :]",
     ),
     Rule(
-        r"Incompatible shapes(?: for broadcasting)?:? \[?\(?([\d, ]+)\]?\)? vs\.? \[?\(?([\d, ]+)|"
+        r"Incompatible shapes(?: for broadcasting)?:? \[?\(?([\d, ]+)\]?\)? vs\.? \[?\(?([\d, ]+)",
+        ("mask-shape", "batch-mismatch", "mask-broadcast-axis"),
+        "shapes [{0}] and [{1}] do not broadcast: usually a mask against the scores "
+        "(B, H, L, S); a padding mask (B, S) needs [:, None, None, :]",
+    ),
+    Rule(
         r"Incompatible shapes for broadcasting: shapes=\[([^\]]*)\]|"
         r"required broadcastable shapes|Dimension \d+ in both shapes must be equal|"
         r"(?:Bias|mask) must have (?:the )?same|boolean index did not match indexed array|"
