@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 
-from catalogue import cases as _cases_package
+from . import cases as _cases_package
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def all_cases() -> tuple[Case, ...]:
     found = []
     for info in pkgutil.iter_modules(_cases_package.__path__):
         if not info.name.startswith("_"):
-            module = importlib.import_module(f"catalogue.cases.{info.name}")
+            module = importlib.import_module(f"{_cases_package.__name__}.{info.name}")
             found.append(Case(info.name, module))
     return tuple(sorted(found, key=lambda c: c.id))
 

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
-from catalogue import all_cases, get
-from catalogue.diagnose import diagnose
-from catalogue.runner import run
-from catalogue.taxonomy import TAGS
+from . import all_cases, get
+from .diagnose import diagnose
+from .runner import run
+from .taxonomy import TAGS
 
 
 def _list(tag: str | None, as_json: bool) -> int:

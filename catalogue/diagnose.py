@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from catalogue import Case, all_cases
+from . import Case, all_cases
 
 
 @dataclass(frozen=True)

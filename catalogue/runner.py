@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalogue import Case
+from . import Case
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,14 @@ TAGS: dict[str, tuple[str, str]] = {
         "shape",
         "the input's axes are not what the layer expects: batch-first read as sequence-first (or the reverse), a missing feature axis, heads and sequence axes swapped; attention runs across the batch, or a later shape check names the wrong size",
     ),
+    "gqa-heads": (
+        "shape",
+        "grouped-query / multi-query heads: query and key/value head counts that differ without the grouping (`enable_gqa`, `Hq % Hkv != 0`), or key/value heads repeated in the wrong order (`tile`/`repeat` instead of `repeat_interleave`), so query heads read another group's keys",
+    ),
+    "kernel-layout": (
+        "shape",
+        "a tensor given to a kernel in another axis layout than it expects (BSHD vs BHSD vs BTNH, packed `(total, H, D)` vs padded): runs, or fails far from the cause",
+    ),
     "projection-width": (
         "shape",
         "an input or context width that does not match a projection's input features (cross-attention context from another encoder, `kdim`/`vdim`), or an output projection sized from the key size instead of the value size",
@@ -73,6 +81,10 @@ TAGS: dict[str, tuple[str, str]] = {
         "mask",
         "causal mask aligned top-left where bottom-right is meant (or the reverse) when `Lq != Lk`, e.g. decoding with a KV cache",
     ),
+    "window-size": (
+        "mask",
+        "sliding-window attention off by one or read in another convention: `(left, right)` offsets vs a key count including self vs a symmetric radius; a window silently not applied",
+    ),
     "mask-after-softmax": (
         "mask",
         "weights zeroed after the softmax without renormalising, or the mask applied to the wrong tensor",
@@ -101,6 +113,18 @@ TAGS: dict[str, tuple[str, str]] = {
         "numerics",
         "`-inf` combined with `+inf` or multiplied by 0 in masks and biases",
     ),
+    "backend-constraint": (
+        "numerics",
+        "a fused attention kernel (flash-attn, SDPA's flash / mem-efficient / cuDNN backends, xformers) refuses the call — dtype, GPU generation, head size, mask shape or alignment — or behaves differently from the math path on the same input (NaN, different fully-masked rows)",
+    ),
+    "reduced-precision": (
+        "numerics",
+        "positions, rotary tables or other attention inputs computed in bfloat16/float16 where they need float32: silent loss of accuracy (float16 overflow has its own tag)",
+    ),
+    "memory-blowup": (
+        "numerics",
+        "the full `(B, H, L, S)` scores or mask materialised at long sequence lengths: out of memory",
+    ),
     "nan-in-padding": (
         "numerics",
         "NaN or inf values at masked-out (padded) positions of q, k or v still flow through the matmuls (NaN · 0 = NaN)",
@@ -117,12 +141,24 @@ TAGS: dict[str, tuple[str, str]] = {
         "index",
         "per-example lengths larger than the padded length, zero-length sequences, off-by-one when gathering the last token",
     ),
+    "packed-sequences": (
+        "index",
+        "several sequences packed into one row (`cu_seqlens`, segment ids): boundaries missing (cross-document attention), `cu_seqlens` of the wrong shape, dtype or start, zero-length sequences",
+    ),
+    "positions": (
+        "index",
+        "position ids that do not follow the tokens: left padding without per-row position ids, positions not re-assigned after cache eviction, offsets of a cache out of step",
+    ),
+    "rotary-embedding": (
+        "index",
+        "rotary position embeddings applied with the other pairing convention (half-split vs interleaved), to the wrong number of dims, at the wrong positions, or to already-rotated keys",
+    ),
     "head-index": (
         "index",
         "indexing a list of heads past its end (fewer chunks than heads)",
     ),
     "kv-cache": (
         "decoding",
-        "a key/value cache concatenated along the wrong axis, or out of step with positions",
+        "a key/value cache concatenated along the wrong axis, out of step with positions or with the attention mask's length, overflowing its capacity, or evicted without keeping sink tokens",
     ),
 }

@@ -18,10 +18,11 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
 from refattn.checks import check_close
 from refattn.errors import CheckFailure
+
+from ._common import softmax
 
 KIND = "silent"
 EXPECTED = CheckFailure

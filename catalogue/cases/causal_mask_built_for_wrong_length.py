@@ -5,7 +5,8 @@ What happens:
     scores raises ``ValueError: operands could not be broadcast together with shapes
     (16,16) (2,10,10) ()``. In PyTorch, ``masked_fill`` with the registered ``(1, 1, 16,
     16)`` buffer raises ``RuntimeError: The size of tensor a (16) must match the size of
-    tensor b (10) at non-singleton dimension 3``.
+    tensor b (10) at non-singleton dimension 3`` (adding a float mask instead: ``a (10)`` and
+    ``b (16)``).
 
 Why:
     The mask is built once, for ``max_len`` (a registered buffer in nanoGPT-style code),
@@ -19,7 +20,7 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
+from ._common import reference_weights, softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -30,7 +31,11 @@ MESSAGES = (
     r"size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton "
     r"dimension 3",
 )
-SYMPTOMS = ("causal mask shape error for shorter sequences",)
+SYMPTOMS = (
+    "causal mask shape error for shorter sequences",
+    "works at full length but fails on a shorter batch",
+    "generation fails after the first step with a size mismatch",
+)
 
 MAX_LEN = 16
 

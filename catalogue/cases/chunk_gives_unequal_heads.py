@@ -8,7 +8,9 @@ What happens:
 
 Why:
     ``array_split`` and ``chunk`` never fail on an uneven split: they return unequal pieces
-    (``torch.chunk`` may even return fewer than asked). When the size divides, as 512 into
+    (``torch.chunk`` makes pieces of ``ceil(E / H)`` and so may return fewer than asked:
+    10 features in 8 chunks give 5). ``torch.split(x, E // H)`` is no cure: on 100
+    features it returns 9 pieces, 8 of 12 and one of 4. When the size divides, as 512 into
     8, ``torch.chunk(x, 8)`` and ``torch.split(x, 64)`` return the same 8 equal pieces.
 
 Fix:
@@ -27,10 +29,13 @@ SEED_CLAIMS = (
         "004_4cf73df6a2e65df9.txt",
         "Example 2: torch.chunk(input, num_heads, dim=-1) 'can cause issues with unequal "
         "dimensions' and IndexErrors; torch.split(input, head_dim, dim=-1) is the fix",
-        "False for its own sizes: with embed_dim 512 and 8 heads chunk and split return the "
-        "same 8 pieces of 64, and nothing fails. When the size does not divide, both return "
-        "unequal pieces and the failure is a ValueError/RuntimeError when they are stacked, "
-        "not an IndexError.",
+        "False for its own sizes: with embedding_dim 512 and 8 heads, torch.chunk(x, 8, -1) "
+        "and torch.split(x, 64, -1) return the same 8 tensors (32, 20, 64) and nothing "
+        "fails. With 100 features chunk returns 7 pieces of 13 and one of 9, and split(x, "
+        "100 // 8) returns 9 pieces (8 of 12, one of 4), so split is no fix. Neither raises "
+        "and torch.cat of the pieces works; torch.stack raises RuntimeError 'stack expects "
+        "each tensor to be equal size'. No IndexError unless code indexes past the pieces "
+        "(see head_list_shorter_than_heads).",
     ),
 )
 MESSAGES = (

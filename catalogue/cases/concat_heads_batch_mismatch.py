@@ -20,7 +20,7 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -38,7 +38,7 @@ SEED_CLAIMS = (
 MESSAGES = (
     r"all the input array dimensions except for the concatenation axis must match",
     r"Sizes of tensors must match except in dimension",
-    r"ConcatOp : Dimension \d+ in both shapes must be equal",
+    r"ConcatOp : Dimension(?:s of inputs should match| \d+ in both shapes must be equal)",
     r"Cannot concatenate arrays with shapes that differ in dimensions other than",
 )
 SYMPTOMS = ("error on the last batch of the epoch", "concatenating attention heads fails")

@@ -20,8 +20,9 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
+
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError

@@ -20,9 +20,10 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
 from refattn.checks import check_finite
 from refattn.errors import CheckFailure
+
+from ._common import reference_weights, softmax
 
 KIND = "nan"
 EXPECTED = CheckFailure

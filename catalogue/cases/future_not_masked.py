@@ -1,9 +1,10 @@
 """A decoder without a causal mask.
 
 What happens:
-    No error. Each position attends to the positions after it, so during training the
-    model reads the token it is asked to predict: the loss drops fast, and generation,
-    where the future is not there, falls apart.
+    No error. Each position attends to the positions after it: here query 0 puts 80 % of
+    its weight on later keys, and all 15 future pairs get weight. In training, position
+    ``i`` can read token ``i + 1``, the one it is asked to predict, so the loss looks too
+    good; at generation time those tokens do not exist yet.
 
 Why:
     Self-attention is symmetric in time unless a mask removes keys after the query. An
@@ -16,9 +17,10 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
 from refattn.checks import check_no_weight_on_masked
 from refattn.errors import CheckFailure
+
+from ._common import reference_weights, softmax
 
 KIND = "silent"
 EXPECTED = CheckFailure

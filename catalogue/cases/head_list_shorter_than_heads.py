@@ -1,14 +1,19 @@
 """Indexing more heads than the split produced.
 
 What happens:
-    ``heads[h]`` raises ``IndexError: list index out of range`` (NumPy's ``array_split``
-    returns a list); with ``torch.chunk``, which returns a tuple,
+    The loop over ``num_heads`` raises ``IndexError: list index out of range`` at
+    ``heads[6]``: splitting 12 features into chunks of ``ceil(12 / 8) = 2`` gave only 6
+    heads. With ``torch.chunk``, which returns a tuple, the same loop raises
     ``IndexError: tuple index out of range``.
 
 Why:
     ``torch.chunk(x, 8, dim=-1)`` on 12 features makes chunks of ``ceil(12 / 8) = 2``
-    features, so only 6 chunks exist; ``np.array_split`` makes 8 pieces but of sizes 2 and
-    1. Either way the loop over ``num_heads`` assumes 8 equal pieces that are not there.
+    features, so only 6 chunks exist, and the code (like the list of slices here) assumed
+    8. ``np.array_split`` and ``torch.tensor_split`` do make 8 pieces, of sizes 2 and 1:
+    no IndexError, but ``np.stack`` of the heads raises ``ValueError: all input arrays
+    must have the same shape`` (``torch.stack``: ``RuntimeError: stack expects each tensor
+    to be equal size``; see ``chunk_gives_unequal_heads``), while concatenating the
+    head outputs silently works.
 
 Fix:
     Require ``embed_dim % num_heads == 0`` up front, and split heads with a reshape:
@@ -26,13 +31,18 @@ SEED_CLAIMS = (
         "004_4cf73df6a2e65df9.txt",
         "Example 2: unequal splitting with torch.chunk 'can cause issues with unequal "
         "dimensions' that end in an IndexError",
-        "Partly: an IndexError happens only when code indexes more heads than the split "
-        "produced, as here (torch.chunk(x, 8) on 12 features gives 6 chunks). Unequal "
-        "pieces themselves fail later with a RuntimeError/ValueError, not an IndexError.",
+        "Not with the article's numbers: torch.chunk(x, 8) on 512 features gives 8 equal "
+        "chunks of 64, the same as torch.split(x, 64). An IndexError needs code that "
+        "indexes more heads than chunks exist, as here (torch.chunk(x, 8) on 12 features "
+        "gives 6 chunks). Unequal pieces (np.array_split, torch.tensor_split) raise no "
+        "IndexError: stacking them raises ValueError/RuntimeError, concatenating works.",
     ),
 )
 MESSAGES = (r"(?:list|tuple) index out of range",)
-SYMPTOMS = ("index error in the loop over attention heads",)
+SYMPTOMS = (
+    "index error in the loop over attention heads",
+    "torch.chunk returns fewer heads than num_heads",
+)
 
 NUM_HEADS = 8
 

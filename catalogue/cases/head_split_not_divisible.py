@@ -5,7 +5,9 @@ What happens:
     ``ValueError: cannot reshape array of size 1000 into shape (2,5,8,12)``; PyTorch's
     ``view`` raises ``RuntimeError: shape '[2, 5, 8, 12]' is invalid for input of size
     1000``; ``nn.MultiheadAttention(100, 8)`` refuses at construction with
-    ``AssertionError: embed_dim must be divisible by num_heads``.
+    ``AssertionError: embed_dim must be divisible by num_heads``; JAX's ``reshape``
+    raises ``TypeError: cannot reshape array of shape (2, 5, 100) (size 1000) into shape
+    (2, 5, 8, 12) (size 960)``.
 
 Why:
     ``head_dim = embed_dim // num_heads`` rounds 12.5 down to 12, and 8 heads of 12
@@ -26,6 +28,7 @@ MESSAGES = (
     r"cannot reshape array of size \d+ into shape",
     r"shape '\[[-\d, ]+\]' is invalid for input of size \d+",
     r"embed_dim must be divisible by num_heads",
+    r"cannot reshape array of shape \([\d, ]*\) \(size \d+\) into shape",
     r"Input to reshape is a tensor with \d+ values, but the requested shape has \d+",
 )
 SYMPTOMS = ("reshape error when splitting into heads",)

@@ -2,10 +2,11 @@
 
 What happens:
     No error. ``out.reshape(B, L, H * Dv)`` on the attention output ``(B, H, L, Dv)``
-    returns the right shape with the wrong contents: each "position" holds pieces of
-    several positions of one head. In PyTorch, ``out.transpose(1, 2).view(B, L, H * Dv)``
-    raises ``RuntimeError: view size is not compatible with input tensor's size and
-    stride``; dropping the transpose to silence it gives this silent bug.
+    returns the right shape with the wrong contents: output row 0 holds positions 0-3 of
+    head 0, row 1 positions 4-5 of head 0 and 0-1 of head 1, and so on. In PyTorch,
+    ``out.transpose(1, 2).view(B, L, H * Dv)`` raises ``RuntimeError: view size is not
+    compatible with input tensor's size and stride``; dropping the transpose to silence
+    it gives this silent bug.
 
 Why:
     A reshape reads the array in memory order. With heads in front of positions, the
@@ -19,10 +20,11 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
 from refattn.checks import check_close
 from refattn.errors import CheckFailure
+
+from ._common import softmax
 
 KIND = "silent"
 EXPECTED = CheckFailure
@@ -70,3 +72,15 @@ def reference() -> np.ndarray:
 
 def detect(output: np.ndarray) -> None:
     check_close(output, reference())
+
+
+TORCH_EXPECTED = RuntimeError
+TORCH_MATCH = r"view size is not compatible with input tensor's size and stride"
+
+
+def torch_broken() -> object:
+    import torch
+
+    out = torch.randn(2, 4, 6, 8)  # (B, H, L, Dv)
+    # the correct transpose, then .view: refused, and dropping the transpose is the bug
+    return out.transpose(1, 2).view(2, 6, 4 * 8)

@@ -8,7 +8,9 @@ What happens:
 Why:
     NumPy (and PyTorch) index with a boolean array by position of ``True``, but with an
     integer array by *value*. A 0/1 mask read from a file, built with ``astype(int)`` or
-    returned as ``int64`` by a tokenizer (``attention_mask``) is an integer array.
+    returned as ``int64`` by a tokenizer (``attention_mask``) is an integer array. (A
+    ``uint8`` tensor is read as a mask by PyTorch, but assigning through it raises
+    ``RuntimeError: masked_fill_ only supports boolean masks``.)
 
 Fix:
     Convert first: ``pad.astype(bool)`` (better, keep masks boolean from the start).
@@ -16,14 +18,16 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
 from refattn.checks import check_no_weight_on_masked
 from refattn.errors import CheckFailure
+
+from ._common import reference_weights, softmax
 
 KIND = "silent"
 EXPECTED = CheckFailure
 MATCH = r"masked \(query, key\) pairs got attention weight"
 TAGS = ("mask-dtype",)
+MESSAGES = (r"masked_fill_ only supports boolean masks, but got mask with dtype",)
 SYMPTOMS = ("first tokens are never attended", "attention_mask from the tokenizer is ignored")
 
 

@@ -3,8 +3,10 @@
 What happens:
     No error when the batch size equals the query length. ``np.where(keep, scores, -inf)``
     with a ``(B, S)`` mask and ``(B, L, S)`` scores reads the mask as ``(1, B, S)``: query
-    ``l`` of *every* example gets the padding of example ``l``. Examples attend to their
-    own padding, and real tokens are hidden from others.
+    ``l`` of *every* example gets the padding of example ``l``. Here (lengths 3, 2, 1) the
+    first query of examples 1 and 2 puts weight on their padding keys, while the last query
+    of example 0 sees only key 0. PyTorch's ``scores.masked_fill(~keep, float("-inf"))``
+    broadcasts the same way, just as silently.
 
 Why:
     Broadcasting aligns from the right and lines the mask's batch axis up with the query
@@ -17,9 +19,10 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
 from refattn.checks import check_no_weight_on_masked
 from refattn.errors import CheckFailure
+
+from ._common import reference_weights, softmax
 
 KIND = "silent"
 EXPECTED = CheckFailure

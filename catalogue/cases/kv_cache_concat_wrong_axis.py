@@ -4,9 +4,12 @@ What happens:
     ``np.concatenate([cache_k, k_new], axis=-1)`` raises ``ValueError: all the input array
     dimensions except for the concatenation axis must match exactly, but along dimension 2,
     the array at index 0 has size 6 and the array at index 1 has size 1``; PyTorch's
-    ``torch.cat`` says ``Sizes of tensors must match except in dimension 3``. On the very
-    first step, with one cached position, it does not raise: the cache silently becomes
-    ``(B, H, 1, 2D)`` and the next ``q @ k.T`` fails with a matmul core-dimension error.
+    ``torch.cat`` says ``Sizes of tensors must match except in dimension 3`` and JAX a
+    ``TypeError``, ``Cannot concatenate arrays with shapes that differ``. On the very first
+    step, with one cached position, the concatenation does not raise: the cache silently
+    becomes ``(B, H, 1, 2D)`` and the next ``q @ k.T`` fails instead (NumPy: matmul
+    core-dimension mismatch, size 16 vs 8; PyTorch: ``Expected size for first two
+    dimensions of batch2 tensor``).
 
 Why:
     One decoding step adds one position, so the cache grows along the sequence axis
@@ -19,8 +22,9 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
+
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -30,6 +34,7 @@ MESSAGES = (
     r"Sizes of tensors must match except in dimension",
     r"all the input array dimensions except for the concatenation axis must match",
     r"ConcatOp : Dimension \d+ in both shapes must be equal",
+    r"Cannot concatenate arrays with shapes that differ in dimensions other than the one",
 )
 SYMPTOMS = ("decoding with kv cache fails on the second step", "past_key_values shape error")
 

@@ -4,13 +4,14 @@ What happens:
     Gathering each example's last token with ``h[np.arange(B), lengths - 1]`` raises
     ``IndexError: index 19 is out of bounds for axis 1 with size 16`` (PyTorch:
     ``... for dimension 1 with size 16``). refattn refuses such ``key_lengths`` with an
-    ``AttentionValueError`` naming the bad length and the padded size.
+    ``AttentionValueError``: ``key_lengths should lie in [0, S] = [0, 16]: but got 20``.
 
 Why:
     The lengths were computed from the raw token lists, then the batch was truncated to
     ``max_len = 16``. An example of 20 tokens keeps length 20 but has only 16 positions.
-    Used as a mask (``arange(S) < lengths``) the same lengths fail silently: the example
-    attends to everything, padding included.
+    A padding mask built from them, ``arange(16) < lengths``, is the same as with the
+    clipped lengths, so attention hides the mistake; the first index that uses a length
+    as a position fails.
 
 Fix:
     Clip the lengths when you truncate: ``lengths = np.minimum(lengths, max_len)``, or

@@ -3,9 +3,9 @@
 What happens:
     ``np.where(keep, scores, -np.inf)`` with a ``(B, S)`` mask and ``(B, H, L, S)`` scores
     raises ``ValueError: operands could not be broadcast together with shapes (2,6) (2,4,5,6)
-    ()``. PyTorch's ``masked_fill`` raises ``RuntimeError: The size of tensor a (..) must
-    match the size of tensor b (..) at non-singleton dimension ..``; Keras and TensorFlow
-    say ``Incompatible shapes``.
+    ()``. PyTorch's ``masked_fill`` raises ``RuntimeError: The size of tensor a (2) must
+    match the size of tensor b (5) at non-singleton dimension 2``, JAX ``Incompatible shapes
+    for broadcasting``, Keras and TensorFlow ``Incompatible shapes: [..] vs. [..]``.
 
 Why:
     Broadcasting aligns shapes from the right: ``(2, 6)`` is read as ``(1, 1, 2, 6)``, so the
@@ -18,7 +18,7 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
+from ._common import reference_weights, softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -28,10 +28,15 @@ MESSAGES = (
     r"operands could not be broadcast together with shapes",
     r"size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton",
     r"Incompatible shapes: \[[\d,]+\] vs\. \[[\d,]+\]",
-    r"expected (?:key_padding_mask|attn_mask|mask) (?:of )?shape",
-    r"mask shape should be",
+    r"Incompatible shapes for broadcasting: shapes=\[",
+    r"Expected key_padded_mask\.shape\[0\] to be \d+, but got \d+",
+    r"The shape of the [23]D attn_mask is torch\.Size\(\[[\d, ]+\]\), but should be",
+    r"mask shape should be \(B, L\)",
 )
-SYMPTOMS = ("padding mask does not broadcast to the attention scores",)
+SYMPTOMS = (
+    "padding mask does not broadcast to the attention scores",
+    "masked_fill fails when adding a padding mask to multi-head attention",
+)
 
 
 def _inputs() -> tuple[np.ndarray, ...]:

@@ -9,9 +9,10 @@ What happens:
 Why:
     The mask has one entry per example and key, ``(B, S)``; aligned from the right against
     ``(B, L, S)`` its batch axis meets the query axis (10 against 20). The comparison
-    ``mask == 0`` also fixes the polarity silently: it treats ``False`` as padding, right
+    ``mask == 0`` also hard-codes a polarity: it treats ``False`` as padding, right
     only for a True-means-keep mask. And a random mask, as in the article, can remove every
-    key of a row, which gives NaN.
+    key of an example (odds ``2⁻²⁰`` per example at 20 keys); with the shape fixed, that
+    example's softmax rows are all NaN.
 
 Fix:
     ``scores.masked_fill(~keep[:, None, :], float("-inf"))`` with a boolean mask named for
@@ -20,7 +21,7 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
+from ._common import reference_weights, softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -33,8 +34,11 @@ SEED_CLAIMS = (
         "(batch_size, sequence_length) mask makes attention(x, mask) work and print its "
         "output shape",
         "False: the masking line itself raises RuntimeError ('The size of tensor a (10) "
-        "must match the size of tensor b (20) at non-singleton dimension 1'); the mask "
-        "needs mask[:, None, :].",
+        "must match the size of tensor b (20) at non-singleton dimension 1'), so the "
+        "article's try block prints 'Error: ...' instead of a shape; the mask needs "
+        "mask[:, None, :]. Even then, mask == 0 reads False as padding (right only for a "
+        "True = keep mask), and a random mask that drops every key of an example (odds "
+        "2**-20 per example here) gives that example NaN rows.",
     ),
 )
 MESSAGES = (
@@ -42,7 +46,10 @@ MESSAGES = (
     r"dimension \d+",
     r"operands could not be broadcast together with shapes",
 )
-SYMPTOMS = ("masked_fill fails with a padding mask",)
+SYMPTOMS = (
+    "masked_fill fails with a padding mask",
+    "attention works without a mask but fails when the mask is passed",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray]:

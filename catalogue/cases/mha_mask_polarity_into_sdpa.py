@@ -4,8 +4,10 @@ What happens:
     No error. ``nn.MultiheadAttention``'s ``key_padding_mask`` marks padding with ``True``;
     ``F.scaled_dot_product_attention`` and ``np.where(mask, scores, -inf)`` keep the
     ``True`` positions. Passed from one to the other, every query attends *only* to
-    padding. An example without padding has every key removed: NaN rows in a hand-written
-    softmax, zeros from PyTorch's SDPA.
+    padding: here all weight lands on keys 4-5 (example 0) and 3-5 (example 1); torch's
+    SDPA likewise returns attention over the padded positions only. An example without
+    padding has every key removed: NaN rows in a hand-written softmax, zeros from SDPA
+    (torch 2.13).
 
 Why:
     The two APIs use opposite polarities for a boolean mask, and both accept the other's
@@ -18,9 +20,10 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
 from refattn.checks import check_no_weight_on_masked
 from refattn.errors import CheckFailure
+
+from ._common import reference_weights, softmax
 
 KIND = "silent"
 EXPECTED = CheckFailure

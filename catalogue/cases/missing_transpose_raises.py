@@ -17,8 +17,9 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
+
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -41,8 +42,14 @@ MESSAGES = (
     r"mismatch in its core dimension 0.*\(size \d+ is different from \d+\)",
     r"Expected size for first two dimensions of batch2 tensor",
     r"Dimensions must be equal, but are \d+ and \d+ for .*(?:MatMul|BatchMatMul)",
+    r"dot_general requires contracting dimensions to have the same shape, got \(\d+,\) "
+    r"and \(\d+,\)",
 )
-SYMPTOMS = ("matmul of query and key fails", "forgot to transpose the key")
+SYMPTOMS = (
+    "matmul of query and key fails",
+    "forgot to transpose the key",
+    "q @ k fails with the head size and the sequence length in the message",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

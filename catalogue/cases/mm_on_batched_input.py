@@ -6,7 +6,9 @@ What happens:
     scores. The error comes one line later, at ``@ v``: ``ValueError: operands could not be
     broadcast together with remapped shapes [original->remapped]: (2,5,2,5)->(2,5,newaxis,
     newaxis) (2,5,8)->(2,newaxis,newaxis)``, which names neither ``np.dot`` nor the batch.
-    PyTorch's ``torch.mm`` refuses at once: ``RuntimeError: self must be a matrix``.
+    JAX's ``jnp.dot`` does the same as NumPy. PyTorch's ``torch.mm`` refuses at once:
+    ``RuntimeError: self must be a matrix``; ``torch.bmm`` on 4-D heads ``(B, H, L, D)``
+    raises ``RuntimeError: batch1 must be a 3D tensor``.
 
 Why:
     ``np.dot`` is the matrix product for 2-D arrays only; on N-D arrays it is a sum over
@@ -20,8 +22,9 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
+
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -40,11 +43,14 @@ SEED_CLAIMS = (
 )
 MESSAGES = (
     r"broadcast together with remapped shapes",
-    r"self must be a matrix",
-    r"batch1 must be a 3D tensor",
-    r"Expected 3-dimensional",
+    r"(?:self|mat2) must be a matrix",
+    r"batch[12] must be a 3D tensor",
 )
-SYMPTOMS = ("scores have an extra batch dimension", "torch.mm fails on a batch")
+SYMPTOMS = (
+    "scores have an extra batch dimension",
+    "torch.mm fails on a batch",
+    "np.dot gives a 4-D result on 3-D arrays",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,19 +1,23 @@
-"""A negative pad id (-1) used as an embedding index.
+"""A negative pad id (-100 or -1) used as an embedding index.
 
 What happens:
-    NumPy reads index ``-1`` as "the last row": every padded position silently gets the
-    embedding of the last token of the vocabulary. No error, wrong input to attention.
-    PyTorch's ``nn.Embedding`` refuses it with ``IndexError: index out of range in self``,
-    and ``-100`` (the label ignore index) fails the same way in both frameworks.
+    NumPy wraps negative indices: with a vocabulary of 128, id ``-100`` reads row 28 and
+    ``-1`` the last row, so every padded position silently gets some real token's
+    embedding. No error, wrong input to attention. JAX wraps the same way. PyTorch's
+    ``nn.Embedding`` refuses both with ``IndexError: index out of range in self``. Only a
+    vocabulary smaller than 100 makes NumPy raise for ``-100``
+    (``index -100 is out of bounds for axis 0 with size 50``).
 
 Why:
-    ``-1`` and ``-100`` are conventions for "no token" in labels and padding, not valid
-    rows. NumPy (and JAX, which clamps out-of-range gathers) accepts negative indices;
-    PyTorch's embedding does not. Ported code changes behaviour without a word.
+    ``-100`` (the label ignore index of cross-entropy) and ``-1`` are conventions for "no
+    token" in labels, not rows of the table. Labels fed as input ids, or a collator that
+    pads inputs with the label pad value, put them into the lookup. NumPy reads a negative
+    index as counting from the end; PyTorch's embedding does not, so ported code changes
+    behaviour without a word.
 
 Fix:
-    Pad with a real id (``tokenizer.pad_token_id``) and mask it, or replace negative ids
-    before the lookup and zero their rows: ``np.where(ids >= 0, ids, 0)``.
+    Pad inputs with a real id (``tokenizer.pad_token_id``) and mask it, or replace negative
+    ids before the lookup and zero their rows: ``table[np.where(ids >= 0, ids, 0)]``.
 """
 
 import numpy as np
@@ -26,21 +30,25 @@ EXPECTED = CheckFailure
 MATCH = r"lookup differs from the reference at \d+ of \d+ entries"
 TAGS = ("token-out-of-range",)
 MESSAGES = (r"index out of range in self", r"index -\d+ is out of bounds for axis 0")
-SYMPTOMS = ("padding tokens get the embedding of the last token", "pad id -100 index error")
+SYMPTOMS = (
+    "padding tokens get the embedding of a real token",
+    "pad id -100 index error in embedding",
+    "works in numpy but index out of range in pytorch",
+)
 
-PAD = -1
+PAD = -100  # the label ignore index, used as an input pad id
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray]:
-    table = np.random.default_rng(0).standard_normal((50, 4))  # (vocab, E)
-    ids = np.array([[3, 7, 9, PAD, PAD], [4, 1, PAD, PAD, PAD]])  # (B, L), padded with -1
+    table = np.random.default_rng(0).standard_normal((128, 4))  # (vocab, E)
+    ids = np.array([[3, 7, 9, PAD, PAD], [4, 1, PAD, PAD, PAD]])  # (B, L), padded with -100
     return table, ids
 
 
 # --8<-- [start:broken]
 def broken() -> np.ndarray:
     table, ids = _inputs()
-    return table[ids]  # -1 wraps around to the last row
+    return table[ids]  # -100 wraps around to row 128 - 100 = 28
 
 
 # --8<-- [end:broken]
@@ -58,7 +66,7 @@ def fixed() -> np.ndarray:
 
 def detect(output: np.ndarray) -> None:
     table, ids = _inputs()
-    expected = np.zeros(ids.shape + table.shape[1:])
+    expected = np.zeros(ids.shape + table.shape[1:])  # zero rows at the padded positions
     for b, i in zip(*np.nonzero(ids >= 0), strict=True):
         expected[b, i] = table[ids[b, i]]
     check_close(output, expected, name="lookup")
@@ -71,5 +79,5 @@ TORCH_MATCH = r"index out of range in self"
 def torch_broken() -> object:
     import torch
 
-    embedding = torch.nn.Embedding(50, 4)
+    embedding = torch.nn.Embedding(128, 4)
     return embedding(torch.tensor([[3, 7, 9, PAD, PAD]]))

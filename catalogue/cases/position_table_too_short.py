@@ -3,7 +3,9 @@
 What happens:
     Looking up positions ``0 .. L-1`` in a learned table of ``max_len`` rows raises
     ``IndexError: index 16 is out of bounds for axis 0 with size 16`` in NumPy;
-    ``nn.Embedding`` in PyTorch raises ``IndexError: index out of range in self``.
+    ``nn.Embedding`` in PyTorch raises ``IndexError: index out of range in self``. JAX
+    does not raise: it clamps out-of-range gathers, so positions 16 to 19 all silently get
+    row 15.
 
 Why:
     The table has one row per position the model was built for. A sequence of 20 tokens

@@ -19,7 +19,7 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
+from ._common import reference_weights, softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -55,7 +55,11 @@ MESSAGES = (
     r"dimension 1",
     r"operands could not be broadcast together with shapes \(\d+,\d+,\d+\) \(\d+,\d+\)",
 )
-SYMPTOMS = ("padding mask subtraction shape error",)
+SYMPTOMS = (
+    "padding mask subtraction shape error",
+    "index error from padding in self-attention",
+    "padding mask masks queries instead of keys",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray]:

@@ -18,8 +18,9 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
+
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -39,6 +40,7 @@ MESSAGES = (
     r"operands could not be broadcast together with shapes \(\d+,\d+,\d+\) \(\d+,\d+,\d+\)",
     r"size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton "
     r"dimension 1",
+    r"add got incompatible shapes for broadcasting: \(\d+, \d+, \d+\), \(\d+, \d+, \d+\)",
 )
 SYMPTOMS = ("output sequence is shorter than the input", "residual connection shape mismatch")
 

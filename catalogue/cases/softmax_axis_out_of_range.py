@@ -5,7 +5,8 @@ What happens:
     ``numpy.exceptions.AxisError: axis 3 is out of bounds for array of dimension 3`` (an
     ``AxisError`` is both a ``ValueError`` and an ``IndexError``). PyTorch's
     ``torch.softmax(scores, dim=3)`` raises ``IndexError: Dimension out of range (expected
-    to be in range of [-3, 2], but got 3)``.
+    to be in range of [-3, 2], but got 3)``; ``jax.nn.softmax(scores, axis=3)`` a
+    ``ValueError`` with NumPy's wording.
 
 Why:
     The softmax was written for ``(B, H, L, S)`` scores with a head axis, and called on
@@ -26,7 +27,6 @@ TAGS = ("axis-out-of-range",)
 MESSAGES = (
     r"axis -?\d+ is out of bounds for array of dimension \d+",
     r"Dimension out of range \(expected to be in range of \[-?\d+, -?\d+\], but got -?\d+\)",
-    r"axis \d+ is out of bounds for array of rank \d+",
 )
 SYMPTOMS = ("softmax dim out of range",)
 

@@ -4,9 +4,10 @@ What happens:
     When the batch size equals the number of heads, no error: NumPy aligns the mask as
     ``(1, B, L, S)``, so head ``h`` of *every* example gets example ``h``'s mask. Examples
     attend to their padding in some heads and lose real tokens in others. With ``B != H`` it
-    raises ``ValueError: operands could not be broadcast together``. PyTorch's SDPA reads a
-    3-D ``attn_mask`` the same way, silently; refattn refuses 3-D masks and asks which you
-    meant.
+    raises ``ValueError: operands could not be broadcast together`` (PyTorch SDPA with
+    ``B = 2, H = 3``: ``RuntimeError: The size of tensor a (3) must match the size of tensor
+    b (2) at non-singleton dimension 1``). PyTorch's SDPA reads a 3-D ``attn_mask`` the same
+    way, silently when ``B == H``; refattn refuses 3-D masks and asks which you meant.
 
 Why:
     Broadcasting aligns from the right, so a 3-D mask is taken as ``(H, L, S)`` by a 4-D
@@ -18,16 +19,24 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import reference_weights, softmax
 from refattn.checks import check_no_weight_on_masked
 from refattn.errors import CheckFailure
+
+from ._common import reference_weights, softmax
 
 KIND = "silent"
 EXPECTED = CheckFailure
 MATCH = r"masked \(query, key\) pairs got attention weight"
 TAGS = ("mask-shape", "mask-broadcast-axis")
-MESSAGES = (r"has 3 dims .*ambiguous: \(B, L, S\) or \(H, L, S\)",)
-SYMPTOMS = ("3d attention mask applied to the wrong heads",)
+MESSAGES = (
+    r"has 3 dims .*ambiguous: \(B, L, S\) or \(H, L, S\)",
+    r"operands could not be broadcast together with shapes \(\d+,\d+,\d+\) \(\d+,\d+,\d+,\d+\)",
+)
+SYMPTOMS = (
+    "3d attention mask applied to the wrong heads",
+    "padding leaks in some heads but not others",
+    "mask works with batch size 1 but not with larger batches",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,8 @@ What happens:
     The embedding lookup raises ``IndexError: index 1000 is out of bounds for axis 0 with
     size 1000`` in NumPy and ``IndexError: index out of range in self`` in PyTorch (on a GPU
     a device-side assert ``srcIndex < srcSelectDimSize``). TensorFlow says
-    ``indices[0,3] = 1000 is not in [0, 1000)``.
+    ``indices[0,3] = 1000 is not in [0, 1000)``. JAX raises nothing: it clamps the id to
+    the last row.
 
 Why:
     Ids run from 0 to ``vocab_size - 1``. Special tokens added to the tokenizer after the

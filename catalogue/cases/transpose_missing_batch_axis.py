@@ -1,14 +1,17 @@
-"""A key transpose written for four axes, applied to three.
+"""A key transpose written for a batch axis, applied to an unbatched key.
 
 What happens:
-    ``k.transpose(0, 1, 3, 2)`` on a ``(B, S, D)`` key raises ``ValueError: axes don't
-    match array``. PyTorch's ``k.transpose(2, 3)`` raises ``IndexError: Dimension out of
+    ``k.transpose(0, 1, 3, 2)``, written for ``(B, H, S, D)`` keys, raises ``ValueError:
+    axes don't match array`` on an unbatched ``(H, S, D)`` key; ``np.swapaxes(k, 2, 3)``
+    raises ``numpy.exceptions.AxisError: axis2: axis 3 is out of bounds for array of
+    dimension 3``. PyTorch's ``k.transpose(2, 3)`` raises ``IndexError: Dimension out of
     range (expected to be in range of [-3, 2], but got 3)``.
 
 Why:
-    The code was written for ``(B, H, S, D)`` keys; a single-head (or unbatched) caller
-    passes one axis fewer. NumPy's ``transpose`` needs a permutation of *all* axes, and
-    axis 3 does not exist.
+    The code counts axes from the front, so it only works at the rank it was written for.
+    A caller that passes one example without its batch axis (or one head without its head
+    axis) shifts the key-feature axis from 3 to 2, and axis 3 does not exist. NumPy's
+    ``transpose`` needs a permutation of *all* axes.
 
 Fix:
     Swap the last two axes, whatever comes before them: ``k.swapaxes(-1, -2)`` (PyTorch:
@@ -17,8 +20,9 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
+
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -30,12 +34,12 @@ MESSAGES = (
     r"axis\d?: axis -?\d+ is out of bounds for array of dimension \d+",
     r"transpose permutation isn't a permutation of operand dimensions",
 )
-SYMPTOMS = ("transpose fails for a single head",)
+SYMPTOMS = ("transpose fails on a single example", "attention works batched but not unbatched")
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
-    q, k, v = rng.standard_normal((3, 2, 5, 8))  # (B, S, D): no head axis
+    q, k, v = rng.standard_normal((3, 4, 5, 8))  # (H, S, D) each: one example, no batch axis
     return q, k, v
 
 
@@ -60,8 +64,7 @@ def fixed() -> np.ndarray:
 
 
 def reference() -> np.ndarray:
-    q, k, v = _inputs()
-    return attention(q[:, None], k[:, None], v[:, None])[:, 0]
+    return attention(*_inputs())  # (H, L, D): no batch dims
 
 
 TORCH_EXPECTED = IndexError
@@ -71,5 +74,5 @@ TORCH_MATCH = r"Dimension out of range \(expected to be in range of \[-3, 2\], b
 def torch_broken() -> object:
     import torch
 
-    k = torch.randn(2, 5, 8)
-    return k.transpose(2, 3)
+    k = torch.randn(4, 5, 8)  # (H, S, D): one example, no batch axis
+    return k.transpose(2, 3)  # written for (B, H, S, D)

@@ -1,11 +1,13 @@
 """An empty sequence reaches attention.
 
 What happens:
-    A softmax over zero keys fails in the max-subtraction: NumPy raises
-    ``ValueError: zero-size array to reduction operation maximum which has no identity``.
-    Taking the last token of an empty sequence, ``h[-1]``, raises
-    ``IndexError: index -1 is out of bounds for dimension 0 with size 0`` in PyTorch
-    (``... for axis 0 with size 0`` in NumPy).
+    A hand-written softmax over zero keys fails in its max-subtraction: NumPy raises
+    ``ValueError: zero-size array to reduction operation maximum which has no identity``,
+    PyTorch ``IndexError: max(): Expected reduction dim 1 to have non-zero size``.
+    ``torch.softmax`` and ``scaled_dot_product_attention`` do not raise: they return an
+    empty weight matrix and an all-zero output. Taking the last token of an empty
+    sequence, ``h[-1]``, raises ``IndexError: index -1 is out of bounds for axis 0 with
+    size 0`` (PyTorch: ``... for dimension 0 with size 0``).
 
 Why:
     Filtering (empty documents, a truncation to zero, a bucket with no tokens) leaves an
@@ -19,8 +21,9 @@ Fix:
 
 import numpy as np
 
-from catalogue.cases._common import softmax
 from refattn import attention
+
+from ._common import softmax
 
 KIND = "exception"
 EXPECTED = ValueError
@@ -31,14 +34,18 @@ SEED_CLAIMS = (
         "004_4cf73df6a2e65df9.txt",
         "Section 3: 'extremely short sequences' make a poorly designed attention "
         "mechanism fail with index errors",
-        "Only for empty sequences, and not in attention itself: the softmax over zero keys "
-        "raises ValueError (NumPy) or returns an empty tensor (PyTorch); the IndexError "
-        "comes from taking the last token of an empty sequence. A one-token sequence works.",
+        "Only empty sequences fail, and a one-token sequence works. Over zero keys a "
+        "hand-written max-subtracted softmax raises IndexError in PyTorch ('max(): "
+        "Expected reduction dim 1 to have non-zero size') and ValueError in NumPy; "
+        "torch.softmax and scaled_dot_product_attention silently return zeros. Taking the "
+        "last token of an empty sequence raises IndexError in both.",
     ),
 )
 MESSAGES = (
-    r"zero-size array to reduction operation",
+    r"zero-size array to reduction operation (?:maximum|max) which has no identity",
+    r"Expected reduction dim -?\d+ to have non-zero size",
     r"index -1 is out of bounds for (?:dimension|axis) 0 with size 0",
+    r"index is out of bounds for axis 0 with size 0",
 )
 SYMPTOMS = ("crash on an empty sequence", "error when a document has no tokens")
 
@@ -77,11 +84,13 @@ def reference() -> np.ndarray:
 
 
 TORCH_EXPECTED = IndexError
-TORCH_MATCH = r"index -1 is out of bounds for dimension 0 with size 0"
+TORCH_MATCH = r"max\(\): Expected reduction dim 1 to have non-zero size"
 
 
 def torch_broken() -> object:
     import torch
 
-    hidden = torch.randn(0, 8)  # (L, E) of an empty sequence
-    return hidden[-1]  # the "last token" for a classifier head
+    q, k, v = torch.randn(3, 4), torch.randn(0, 4), torch.randn(0, 4)  # an empty context
+    scores = q @ k.T / 2
+    weights = torch.exp(scores - scores.max(dim=-1, keepdim=True).values)
+    return (weights / weights.sum(dim=-1, keepdim=True)) @ v
