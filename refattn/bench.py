@@ -9,8 +9,17 @@ Prints three tables measured in one run:
 3. long sequences: time and peak RSS of the full (query-blocked) and the chunked (online
    softmax) path, each call in a fresh process so its peak memory is its own.
 
-Times are medians over interleaved repeats; ratios are to peers measured in the same run,
-since absolute times drift on shared machines. Not a test: nothing here asserts a time.
+Times are medians over interleaved repeats, with a short pause between peers so that one
+peer's spinning BLAS/OpenMP threads do not slow the next; ratios are to peers measured in
+the same run, since absolute times drift on shared machines. Beside them stands the
+roofline floor: the two GEMMs at this machine's measured GEMM rate plus one ``exp2`` per
+score at its measured ``exp2`` rate (:mod:`refattn._machine`).
+
+The benchmark unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for its own process
+(it re-executes itself without them and says so): set for older OpenBLAS builds, they pin a
+current NumPy to a slower GEMM kernel. Tests and CI keep them as they are.
+
+Not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -31,10 +41,14 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn import attention, attention_backward, einsums
+from refattn._machine import Rates, benchmark_env, describe, measure_rates, roofline_seconds
 from refattn.validation import Alignment
 
 F32 = npt.NDArray[np.float32]
 Peer = Callable[[F32, F32, F32, bool], object]
+
+PAUSE_SECONDS = 0.05  # between peers, so one's spinning threads have stopped for the next
+SHAPES = [(2, 8, 1024, 64), (4, 8, 256, 64), (1, 8, 1024, 128), (1, 16, 2048, 64), (1, 32, 512, 64)]
 
 
 def _naive(q: F32, k: F32, v: F32, causal: bool) -> object:
@@ -95,6 +109,7 @@ def measure(
         fn(q, k, v, causal)
     for _ in range(repeat):
         for name, fn in peers.items():
+            time.sleep(PAUSE_SECONDS)
             start = time.perf_counter()
             fn(q, k, v, causal)
             times[name].append(time.perf_counter() - start)
@@ -102,9 +117,12 @@ def measure(
 
 
 def forward_table(
-    repeat: int, quick: bool, ratios: dict[str, dict[str, float]] | None = None
+    repeat: int,
+    quick: bool,
+    rates: Rates,
+    ratios: dict[str, dict[str, float]] | None = None,
 ) -> list[str]:
-    """Forward times of every peer at a few sizes, as markdown lines.
+    """Forward times of every peer at a few sizes, and the roofline floor, as markdown lines.
 
     When ``ratios`` is given, it receives each row's ratios to the base peer, for the plot.
     """
@@ -113,15 +131,14 @@ def forward_table(
     if torch_peer is not None:
         peers["torch SDPA"] = torch_peer
     peers |= {"two GEMMs": _two_gemms, "naive NumPy": _naive, "np.einsum": _plain_einsum}
-    shapes = [(2, 8, 1024, 64)]
-    if not quick:
-        shapes += [(4, 8, 256, 64), (1, 8, 1024, 128), (1, 16, 2048, 64)]
+    shapes = SHAPES[:1] if quick else SHAPES
     base = "torch SDPA" if torch_peer is not None else "refattn"
     lines = [
-        f"float32 forward, median of {repeat}, ms (ratio to {base}, same run)",
+        f"float32 forward, median of {repeat}, ms (ratio to {base}, same run); roofline floor "
+        "and refattn's distance from it",
         "",
-        "| (B, H, L, D) | causal | " + " | ".join(peers) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in peers) + " |",
+        "| (B, H, L, D) | causal | " + " | ".join(peers) + " | roofline floor | refattn / floor |",
+        "| --- | --- | " + " | ".join("---" for _ in peers) + " | --- | --- |",
     ]
     for shape in shapes:
         for causal in (False, True):
@@ -132,6 +149,8 @@ def forward_table(
                 f"{med[n] * 1e3:.1f} ({med[n] / med[base]:.2f}×)" if n in med else "skipped"
                 for n in peers
             ]
+            floor = roofline_seconds(shape, causal, rates)
+            cells += [f"{floor * 1e3:.1f}", f"{med['refattn'] / floor:.2f}×"]
             label = f"{shape} {'causal' if causal else 'plain'}"
             lines.append(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
             if ratios is not None:
@@ -234,25 +253,25 @@ def _torch_train_step() -> Peer | None:
     return run
 
 
-def backward_table(repeat: int) -> list[str]:
+def backward_table(repeat: int, quick: bool) -> list[str]:
     """Forward + backward of refattn against torch SDPA's forward + autograd backward."""
     torch_step = _torch_train_step()
     if torch_step is None:
         return ["forward + backward: torch is not installed, nothing to compare with"]
-    shape = (2, 8, 1024, 64)
     lines = [
-        f"float32 forward + backward at {shape}, median of {repeat}, ms",
+        f"float32 forward + backward, median of {repeat}, ms",
         "",
-        "| causal | refattn | torch SDPA + autograd | ratio |",
-        "| --- | --- | --- | --- |",
+        "| (B, H, L, D) | causal | refattn | torch SDPA + autograd | ratio |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for causal in (False, True):
-        peers = {"refattn": _refattn_train_step, "torch": torch_step}
-        med = measure(peers, shape, causal, repeat)
-        lines.append(
-            f"| {'yes' if causal else 'no'} | {med['refattn'] * 1e3:.1f} | "
-            f"{med['torch'] * 1e3:.1f} | {med['refattn'] / med['torch']:.2f}× |"
-        )
+    for shape in SHAPES[:1] if quick else SHAPES:
+        for causal in (False, True):
+            peers = {"refattn": _refattn_train_step, "torch": torch_step}
+            med = measure(peers, shape, causal, repeat)
+            lines.append(
+                f"| {shape} | {'yes' if causal else 'no'} | {med['refattn'] * 1e3:.1f} | "
+                f"{med['torch'] * 1e3:.1f} | {med['refattn'] / med['torch']:.2f}× |"
+            )
     return lines
 
 
@@ -270,8 +289,27 @@ def main(argv: list[str] | None = None) -> None:
         path, length, causal = args.child
         _child(path, int(length), causal == "causal")
         return
+    env = benchmark_env(dict(os.environ))
+    if env is not None:  # run again without the slow-BLAS settings, this process only
+        arguments = sys.argv[1:] if argv is None else argv
+        os.execve(sys.executable, [sys.executable, "-m", "refattn.bench", *arguments], env)
+    rates = measure_rates()
+    machine = [
+        "Machine and method",
+        "",
+        *describe(),
+        f"- measured: float32 GEMM {rates.gemm_flops / 1e9:.0f} GFLOP/s, exp2 "
+        f"{rates.exp2_per_second / 1e9:.2f} G/s (all cores); the roofline floor of a forward "
+        "is its two GEMMs and one exp2 per score at these rates",
+        f"- peers interleaved in every repeat, {PAUSE_SECONDS * 1e3:.0f} ms pause between "
+        "peers; medians; ratios only between peers of the same run",
+    ]
     ratios: dict[str, dict[str, float]] = {}
-    sections = [forward_table(args.repeat, args.quick, ratios), backward_table(args.repeat)]
+    sections = [
+        machine,
+        forward_table(args.repeat, args.quick, rates, ratios),
+        backward_table(args.repeat, args.quick),
+    ]
     if not args.quick:
         sections.append(long_table([4096, 8192, 16384, 32768]))
     text = "\n\n".join("\n".join(lines) for lines in sections)
