@@ -1,15 +1,20 @@
 """MkDocs hook: one generated page per catalogue case, and the catalogue's index.
 
-Every case is run while the site builds: the page shows the exception ``broken()`` really
-raised (the build fails if it no longer matches the case's claim), the code is cut from
-the case module itself between its snippet markers, and mask and numerics cases whose
-functions return attention weights get heatmaps of those weights, broken against fixed.
+Every case is run while the site builds: the page shows, in one content tab per framework
+(NumPy | PyTorch | JAX | TensorFlow), each variant's code (cut from the case module: the
+NumPy snippet markers, the other frameworks' function source) and what running it showed.
+Variants of installed frameworks run live, and the build fails if one is not as its case
+claims or differs from ``catalogue/outcomes.json``; the others show the recorded outcome.
+Mask and numerics cases whose functions return attention weights get heatmaps of those
+weights, broken against fixed. The index carries a coverage table (cases × frameworks ×
+kind), also written as ``catalogue/coverage.json``.
 """
 
 from __future__ import annotations
 
 import html
 import inspect
+import json
 import re
 import textwrap
 from typing import Any
@@ -19,12 +24,14 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
-from catalogue import Case, all_cases
+from catalogue import FRAMEWORK_LABELS, FRAMEWORKS, Case, all_cases
 from catalogue.diagnose import diagnose
+from catalogue.record import load
 from catalogue.runner import run
 from catalogue.taxonomy import TAGS
 
 _HEATMAP_FAMILIES = {"mask", "numerics"}
+_RECORDED = load()
 
 
 def _snippet(case: Case, part: str) -> str:
@@ -39,8 +46,25 @@ def _sections(case: Case) -> str:
     out = []
     for block in re.split(r"\n(?=[A-Z][a-z ]+:\n)", body.strip()):
         head, _, text = block.partition(":\n")
-        out.append(f"## {head.strip()}\n\n{textwrap.dedent(text).strip()}\n")
+        text = textwrap.dedent(text).strip()
+        if head.strip() == "Sources":
+            text = _source_list(text)
+        out.append(f"## {head.strip()}\n\n{text}\n")
     return "\n".join(out)
+
+
+def _source_list(text: str) -> str:
+    """A ``Sources:`` section as a Markdown list, each URL a link."""
+    items: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if re.search(r"https?://", line) or not items:
+            items.append(line.strip())
+        else:
+            items[-1] += " " + line.strip()
+    linked = [re.sub(r"(https?://\S+[^\s.,;)])", r"<\1>", item) for item in items]
+    return "\n".join(f"- {item}" for item in linked)
 
 
 def _weight_grids(broken: object, fixed: object) -> tuple[np.ndarray, np.ndarray] | None:
@@ -92,47 +116,113 @@ def heatmap(grid: np.ndarray, title: str) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _outcomes(case: Case) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Each variant's outcome record and whether it is live, failing the build on a change.
+
+    Live for frameworks installed at build (the build fails when a variant is not as its
+    case claims, or differs from ``catalogue/outcomes.json``), recorded otherwise.
+    """
+    outcome = run(case)
+    recorded = _RECORDED.get(case.id, {})
+    found: dict[str, tuple[dict[str, Any], bool]] = {}
+    for fw, variant in case.variants.items():
+        live = outcome.variants.get(fw)
+        if live is None:
+            if fw not in recorded:
+                raise PluginError(
+                    f"catalogue case {case.id}: {fw} is not installed and its outcome is not "
+                    "recorded; run python -m catalogue.record where it is installed"
+                )
+            found[fw] = (recorded[fw], False)
+            continue
+        if not live.broken_ok:
+            raise PluginError(
+                f"catalogue case {case.id} [{fw}]: claims {variant.expected_name} "
+                f"/{variant.match}/ but {live.broken}"
+            )
+        if live.fixed_ok is False:
+            raise PluginError(f"catalogue case {case.id} [{fw}]: fixed failed: {live.fixed}")
+        if recorded.get(fw) != live.record():
+            raise PluginError(
+                f"catalogue case {case.id} [{fw}]: outcome differs from catalogue/outcomes.json "
+                f"(live: {live.record()}, recorded: {recorded.get(fw)}); if meant, run "
+                f"python -m catalogue.record {case.id}"
+            )
+        found[fw] = (live.record(), True)
+    return found
+
+
+def _text_block(text: str) -> list[str]:
+    wrapped = [
+        textwrap.fill(line, 88, break_on_hyphens=False) if line.strip() else ""
+        for line in text.splitlines()
+    ]
+    return ["```text", *wrapped, "```"]
+
+
+def _tab(case: Case, fw: str, record: dict[str, Any], live: bool) -> list[str]:
+    """The content of one framework's tab (not yet indented)."""
+    variant = case.variant(fw)
+    assert variant is not None
+    label = FRAMEWORK_LABELS[fw]
+    when = (
+        "captured when this page was built"
+        if live
+        else f"recorded in `catalogue/outcomes.json`; {label} was not installed at build"
+    )
+    if fw == "numpy":
+        broken_code, fixed_code = _snippet(case, "broken"), _snippet(case, "fixed")
+    else:
+        broken_code = textwrap.dedent(inspect.getsource(variant.broken)).strip()
+        fixed_code = (
+            textwrap.dedent(inspect.getsource(variant.fixed)).strip() if variant.fixed else ""
+        )
+    lines = [f"**Kind in {label}:** {variant.kind}", ""]
+    if variant.note:
+        lines += [variant.note, ""]
+    lines += ["**Broken**", "", "```python", broken_code, "```", ""]
+    lines += [f"What running it shows ({when}):", "", *_text_block(record["broken"]), ""]
+    if fixed_code:
+        lines += ["**Fixed**", "", "```python", fixed_code, "```", ""]
+        lines += [f"Fixed: `{record['fixed']}` ({when}).", ""]
+    return lines
+
+
+def _tabs(case: Case, outcomes: dict[str, tuple[dict[str, Any], bool]]) -> list[str]:
+    lines = ["## The mistake in each framework", ""]
+    for fw in FRAMEWORKS:
+        label = FRAMEWORK_LABELS[fw]
+        if fw in outcomes:
+            body = _tab(case, fw, *outcomes[fw])
+        elif fw in case.absent:
+            body = [f"{label} cannot make this mistake: {case.absent[fw]}", ""]
+        else:
+            continue
+        lines += [f'=== "{label}"', "", *textwrap.indent("\n".join(body), "    ").split("\n")]
+        lines.append("")
+    return lines
+
+
 def _page(case: Case, config: MkDocsConfig, files: Files) -> str:
     m = case.module
-    outcome = run(case)
-    if not outcome.broken_ok:
-        raise PluginError(
-            f"catalogue case {case.id}: broken() claims {m.EXPECTED.__name__} /{m.MATCH}/ "
-            f"but {outcome.broken}"
-        )
-    if not outcome.fixed_ok:
-        raise PluginError(f"catalogue case {case.id}: fixed() failed: {outcome.fixed}")
+    outcomes = _outcomes(case)
     tags = ", ".join(f"[`{t}`](index.md#{t})" for t in case.tags)
+    shown = " · ".join(f"{FRAMEWORK_LABELS[fw]} ({kind})" for fw, kind in case.frameworks.items())
     lines = [
         f"# {case.title}",
         "",
         f"**Kind:** {case.kind} · **Tags:** {tags} · **Case id:** `{case.id}`",
         "",
+        f"**Shown in:** {shown}",
+        "",
         _sections(case),
-        "## Broken",
-        "",
-        "```python",
-        _snippet(case, "broken"),
-        "```",
-        "",
-        "What running it shows (captured when this page was built):",
-        "",
-        "```text",
-        textwrap.fill(outcome.broken, 88, break_on_hyphens=False),
-        "```",
-        "",
-        "## Fixed",
-        "",
-        "```python",
-        _snippet(case, "fixed"),
-        "```",
-        "",
+        *_tabs(case, outcomes),
     ]
     family = {TAGS[t][0] for t in case.tags}
     if family & _HEATMAP_FAMILIES and case.kind != "exception":
         pair = _weight_grids(m.broken(), m.fixed())
         if pair is not None:
-            lines += ["## Attention weights, broken and fixed", ""]
+            lines += ["## Attention weights, broken and fixed (NumPy)", ""]
             for name, grid in zip(("broken", "fixed"), pair, strict=True):
                 uri = f"catalogue/img/{case.id}-{name}.svg"
                 files.append(File.generated(config, uri, content=heatmap(grid, name)))
@@ -143,23 +233,6 @@ def _page(case: Case, config: MkDocsConfig, files: Files) -> str:
                 "head) slice where broken and fixed differ most.",
                 "",
             ]
-    if case.has_torch:
-        lines += [
-            "## The same mistake in PyTorch",
-            "",
-            "```python",
-            textwrap.dedent(inspect.getsource(m.torch_broken)).strip(),
-            "```",
-            "",
-            "```text",
-            textwrap.fill(
-                outcome.torch or f"{m.TORCH_EXPECTED.__name__} (torch not installed at build)",
-                88,
-                break_on_hyphens=False,
-            ),
-            "```",
-            "",
-        ]
     claims = getattr(m, "SEED_CLAIMS", ())
     if claims:
         lines += [
@@ -191,8 +264,9 @@ def _index(cases: tuple[Case, ...]) -> str:
         "",
         f"{len(cases)} cases, each a module in `catalogue/cases/` with a `broken` and a "
         "`fixed` variant, run by `pytest catalogue` and again when this site is built. "
-        "From an error message to its case: [`python -m catalogue diagnose`](../diagnose.md)."
+        "From an error message to its case: [`python -m catalogue diagnose`](../diagnose.md).",
         "",
+        *_coverage_table(cases),
         "## By tag",
         "",
     ]
@@ -205,6 +279,49 @@ def _index(cases: tuple[Case, ...]) -> str:
         for pattern in getattr(case.module, "MESSAGES", ()):
             lines.append(f"| `{_cell(pattern)}` | [{case.id}]({case.id}.md) |")
     return "\n".join(lines) + "\n"
+
+
+def coverage(cases: tuple[Case, ...]) -> dict[str, Any]:
+    """Cases × frameworks × kind: what ``catalogue/coverage.json`` holds."""
+    rows = [
+        {
+            "id": c.id,
+            "title": c.title,
+            "tags": list(c.tags),
+            "variants": c.frameworks,
+            "absent": c.absent,
+        }
+        for c in cases
+    ]
+    totals = {fw: sum(fw in c.frameworks for c in cases) for fw in FRAMEWORKS}
+    return {"frameworks": dict(FRAMEWORK_LABELS), "totals": totals, "cases": rows}
+
+
+def _coverage_table(cases: tuple[Case, ...]) -> list[str]:
+    table = coverage(cases)
+    shares = ", ".join(
+        f"{FRAMEWORK_LABELS[fw]} {n} ({n / max(len(cases), 1):.0%})"
+        for fw, n in table["totals"].items()
+    )
+    labels = [FRAMEWORK_LABELS[fw] for fw in FRAMEWORKS]
+    lines = [
+        "## Coverage by framework { #coverage }",
+        "",
+        f"Cases with a variant in each framework: {shares}. Each cell is the kind of that "
+        "framework's variant (`exception`, `nan`, `silent`), `absent` where the framework "
+        "cannot make the mistake, `—` where the case does not show it yet. The same table "
+        "as JSON: [coverage.json](coverage.json).",
+        "",
+        "| case | " + " | ".join(labels) + " |",
+        "| --- |" + " --- |" * len(labels),
+    ]
+    for row in table["cases"]:
+        cells = [
+            row["variants"].get(fw) or ("absent" if fw in row["absent"] else "—")
+            for fw in FRAMEWORKS
+        ]
+        lines.append(f"| [{row['id']}]({row['id']}.md) | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 _DIAGNOSE_EXAMPLES = (
@@ -262,6 +379,8 @@ def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
     cases = all_cases()
     files.append(File.generated(config, "diagnose.md", content=_diagnose_page()))
     files.append(File.generated(config, "catalogue/index.md", content=_index(cases)))
+    table = json.dumps(coverage(cases), indent=1, sort_keys=True, ensure_ascii=False)
+    files.append(File.generated(config, "catalogue/coverage.json", content=table + "\n"))
     for case in cases:
         files.append(
             File.generated(config, f"catalogue/{case.id}.md", content=_page(case, config, files))
