@@ -1,20 +1,31 @@
 """From a pasted error message, traceback or symptom to the catalogue cases that explain it.
 
-Three sources of evidence, strongest first:
+Evidence, added up per case:
 
-1. a case's own ``MESSAGES``: regexes of the exact framework wordings it explains;
+1. the sizes in the message read as attention's axes: PyTorch's ``non-singleton
+   dimension 1`` is the head axis of scores ``(B, H, L, S)``, so ``8`` against ``2`` there
+   reads as query heads against key/value heads; two quoted shapes are aligned as
+   broadcasting aligns them and the axis that disagrees is named;
 2. :data:`RULES`: the wordings NumPy, PyTorch, JAX and TensorFlow use for each failure
    family, with the families they most often mean in attention code, in order, and an
    explanation that quotes the numbers read from the message;
-3. words: the message's words against each case's ``SYMPTOMS``, title and tags.
+3. a case's own ``MESSAGES``: regexes of the exact framework wordings it explains;
+4. a case's own ``SYMPTOMS``: a phrase most of whose words are in the text.
+
+Words the text shares with a case's title only break ties: a case with no evidence
+above :data:`MIN_SCORE` is not an answer, and a message no case explains gets an empty
+answer (and :func:`nearest_family`) rather than a list of unrelated cases. Each answer's
+``why`` joins what the message's numbers mean with that case's own fix.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from . import Case, all_cases
+from .taxonomy import TAGS
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,8 @@ RULES: tuple[Rule, ...] = (
         "or keys and values of different lengths)",
     ),
     Rule(
-        rf"mat1 and mat2 shapes cannot be multiplied \({_N}x{_N} and {_N}x{_N}\)",
+        rf"(?:mat1 and mat2 shapes cannot be multiplied|size mismatch, m1:) "
+        rf"\[?\(?{_N} ?x ?{_N}\]?,? (?:and|m2:) \[?{_N} ?x ?{_N}\)?",
         ("projection-width", "batched-matmul", "qk-dim-mismatch"),
         "a linear layer expects {2} input features but gets {1}: the input or context "
         "width does not match the projection (kdim/vdim, cross-attention context)",
@@ -261,65 +273,299 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"is_causal|causal.mask|\btril\b|bottom.right|top.left|kv.cache|past_key_values|"
-        r"\bcache\w*\b|autoregressive|decod(?:e|ing)\b",
+        r"\b(?:key|value|attention|decoder|layer)s?[ _-]?cache|cache_position|"
+        r"autoregressive|\bdecoding\b|\bgenerat(?:e|ion|ing)\b.{0,40}\bcache",
         ("causal-alignment", "kv-cache"),
         "causal masking with L != S (decoding with a cache) needs bottom-right alignment",
     ),
+    Rule(
+        r"mat1 and mat2 shapes|size mismatch, m1:|"
+        r"last dimension of `?query_shape`? and `?value_shape`? must be equal",
+        ("projection-width", "qk-dim-mismatch"),
+        "a projection or attention layer gets another feature width than it was built for",
+    ),
+    Rule(
+        r"1D tensors expected, but got \dD and \dD|Expected argument self to have 1 "
+        r"dimension|Shape must be rank 2 but is rank 3|must be a (?:matrix|vector)",
+        ("batched-matmul", "missing-transpose"),
+        "a 1-D or 2-D operation (dot, mm, MatMul) got batched input: use matmul/bmm or einsum "
+        "with a batch axis",
+    ),
+    Rule(
+        rf"Size of label '\w' for operand \d+ \({_N}\) does not match previous terms "
+        rf"\({_N}\)",
+        ("qk-dim-mismatch", "kv-length-mismatch", "projection-width"),
+        "an einsum label has size {0} in one operand and {1} in another: query and key "
+        "feature sizes (or key and value lengths) differ",
+    ),
+    Rule(
+        r"positional (?:encoding|embedding).{0,120}(?:batch|shape\[0\]|size\(0\))|"
+        r"(?:batch|shape\[0\]|size\(0\)).{0,120}positional (?:encoding|embedding)",
+        ("layout-confusion", "positions", "position-out-of-range"),
+        "positions taken from the wrong axis: with batch-first input, x.shape[0] is the batch "
+        "size, not the sequence length",
+    ),
+    Rule(
+        r"(?:need|forg[eo]t|missing|without)\w* (?:to )?(?:the )?transpos|"
+        r"should(?: be|n't it be)? transposed",
+        ("missing-transpose",),
+        "the keys must be transposed before Q·Kᵀ: k.transpose(-2, -1)",
+    ),
+    Rule(
+        r"can't divide axis of length \d+ in chunks of \d+|Shape mismatch, can't divide",
+        ("head-split",),
+        "splitting the features into heads: the width is not a multiple of the head count",
+    ),
+    Rule(
+        r"number of elements in 'key' must be equal to .{0,60}'value'|"
+        r"key and value (?:must have|should have) the same (?:sequence )?length",
+        ("kv-length-mismatch",),
+        "keys and values must have the same number of positions",
+    ),
+    Rule(
+        r"index out of range: Tried to access index \d+ out of table with \d+ rows",
+        ("position-out-of-range", "token-out-of-range"),
+        "an embedding lookup past the table: a position or token id >= the number of rows",
+    ),
 )
 
-_STOP = {
-    "the",
-    "a",
-    "an",
-    "of",
-    "to",
-    "in",
-    "is",
-    "and",
-    "or",
-    "with",
-    "after",
-    "when",
-    "on",
-    "for",
-    "my",
-    "i",
-    "it",
-    "be",
-    "at",
-    "by",
-    "from",
-    "but",
-    "got",
-    "error",
-}
-
-
+_STOP = frozenset(
+    {
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "in",
+        "is",
+        "and",
+        "or",
+        "with",
+        "after",
+        "when",
+        "on",
+        "for",
+        "my",
+        "i",
+        "it",
+        "be",
+        "at",
+        "by",
+        "from",
+        "but",
+        "got",
+        "error",
+        "this",
+        "that",
+        "are",
+        "was",
+        "were",
+        "not",
+        "no",
+        "can",
+        "does",
+        "do",
+        "have",
+        "has",
+        "had",
+        "me",
+        "we",
+        "you",
+        "your",
+        "our",
+        "its",
+        "as",
+        "if",
+        "so",
+        "use",
+        "using",
+        "used",
+        "into",
+        "than",
+        "then",
+        "there",
+        "their",
+        "them",
+        "they",
+        "which",
+        "what",
+        "how",
+        "why",
+    }
+)
 _FLAGS = re.IGNORECASE | re.DOTALL
+
+ATTENTION_WORDS = re.compile(
+    r"attention|attn|\bmask|\bheads?\b|softmax|\bquer(?:y|ies)\b|\bkeys?\b|\bvalues?\b|"
+    r"\bqkv\b|transformer|causal|padd(?:ing|ed)|embedding|position|rotary|rope\b|flash|sdpa|"
+    r"\bscores?\b|logits|\bkv\b|decoder|encoder|einsum|matmul|\bbmm\b|\bshapes?\b",
+    re.IGNORECASE,
+)
+"""Words that put a text inside attention code; without one, shared words are no evidence."""
+
+TRANSPOSED = re.compile(r"\.transpose\(-[12], ?-[12]\)|\.mT\b|swapaxes\(-[12], ?-[12]\)")
+"""Quoted code that does transpose the keys: evidence against a missing transpose."""
+
+MIN_SCORE = 2.5
+"""Below this a case is no answer: word overlap alone never explains a message."""
+
+SYMPTOM_MIN_SHARE = 0.6
+"""A symptom phrase counts when this share of its words (and at least two) are in the text."""
 
 
 @dataclass(frozen=True)
 class Match:
-    """One answer of :func:`diagnose`."""
+    """One answer of :func:`diagnose`.
+
+    Attributes:
+        case: the catalogue case.
+        score: the evidence, added up (see :func:`diagnose`); comparable within one call.
+        why: what the message's numbers mean, then why this case's mistake produces it.
+        fix: this case's fix, in one sentence.
+    """
 
     case: Case
     score: float
     why: str
+    fix: str = ""
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z][a-z0-9]+", text.lower()) if w not in _STOP}
+    return {_stem(w) for w in re.findall(r"[a-z][a-z0-9]+", text.lower()) if w not in _STOP}
 
 
-def _case_words(case: Case) -> set[str]:
-    m = case.module
-    text = " ".join([case.title, *getattr(m, "SYMPTOMS", ()), *case.tags]).replace("-", " ")
-    return _words(text)
+def _plain(text: str) -> str:
+    """RST inline markup as plain text, on one line."""
+    return " ".join(re.sub(r"``(.+?)``|:\w+:`(.+?)`", r"\1\2", text).split())
 
 
-def _rule_hits(text: str) -> list[tuple[Rule, str]]:
-    """The rules whose pattern is in ``text``, each with its explanation filled in."""
+def _first_sentence(case: Case, section: str) -> str:
+    """The first sentence of a section (``Why``, ``Fix``) of the case's page, as plain text."""
+    found = re.search(rf"\n{section}:\n(.*?)(?:\n\n|\n\S|\Z)", case.module.__doc__ or "", re.S)
+    if not found:
+        return ""
+    text = _plain(found.group(1))
+    sentence = re.match(r"(.+?[.;:])(?:\s|$)", text)
+    return (sentence.group(1) if sentence else text).rstrip(".;:") + "."
+
+
+@cache
+def case_why(case: Case) -> str:
+    """The first sentence of the case's ``Why:`` section."""
+    return _first_sentence(case, "Why")
+
+
+@cache
+def case_fix(case: Case) -> str:
+    """The first sentence of the case's ``Fix:`` section."""
+    return _first_sentence(case, "Fix")
+
+
+# --- reading the sizes of a message ------------------------------------------------------
+
+_SCORE_AXES = ("batch B", "heads H", "query length L", "key length S")
+
+
+def _shapes(text: str) -> list[tuple[int, ...]]:
+    """Every shape quoted in ``text``: ``(2, 8, 5, 5)``, ``[2,8,5,5]``, ``torch.Size([2, 8])``."""
+    found = re.findall(r"[\[(]\s*(\d+(?:\s*,\s*\d+)+)\s*,?\s*[\])]", text)
+    return [tuple(int(n) for n in group.split(",")) for group in found]
+
+
+def _shape_reading(text: str) -> tuple[tuple[str, ...], str] | None:
+    """Tags and a sentence from the sizes that disagree, read as attention's axes.
+
+    Two kinds of messages are read: PyTorch's ``size of tensor a (X) must match ... at
+    non-singleton dimension d`` (``d`` counted in the broadcast result, taken as scores
+    ``(B, H, L, S)``), and any broadcast error that quotes two shapes (NumPy, JAX,
+    TensorFlow), aligned from the right as NumPy broadcasts them.
+    """
+    torch_sizes = re.search(
+        r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at "
+        r"non-singleton dimension (\d+)",
+        text,
+    )
+    if torch_sizes:
+        a, b, dim = (int(g) for g in torch_sizes.groups())
+        return _axis_reading(a, b, dim, 4) if dim < 4 else None
+    if not re.search(r"broadcast|Incompatible shapes|must match|doesn't match", text, _FLAGS):
+        return None
+    shapes = [s for s in _shapes(text) if len(s) >= 2]
+    if len(shapes) < 2:
+        return None
+    first, second = sorted(shapes[:2], key=len, reverse=True)
+    rank = len(first)
+    padded = (1,) * (rank - len(second)) + second
+    in_place = re.search(r"doesn't match the broadcast shape", text)  # out= cannot grow
+    bad = [
+        i
+        for i in range(rank)
+        if first[i] != padded[i] and (in_place or 1 not in (first[i], padded[i]))
+    ]
+    if len(second) < rank and rank == 4 and len(second) == 2 and second[0] == first[0]:
+        return (
+            ("mask-broadcast-axis", "mask-shape"),
+            f"a ({second[0]}, {second[1]}) mask meets ({', '.join(map(str, first))}) scores: "
+            f"a (B, S) padding mask against (B, H, L, S) scores lines its batch axis up with "
+            f"the query axis; it needs mask[:, None, None, :]",
+        )
+    if len(bad) == 1:
+        return _axis_reading(first[bad[0]], padded[bad[0]], bad[0], rank)
+    return None
+
+
+def _axis_reading(a: int, b: int, dim: int, rank: int) -> tuple[tuple[str, ...], str]:
+    """What two sizes meeting on axis ``dim`` of rank-``rank`` scores usually mean."""
+    if rank != 4:
+        first_axis = dim == 0 and rank >= 3
+        return (
+            ("batch-mismatch", "mask-shape")
+            if first_axis
+            else ("mask-shape", "kv-length-mismatch"),
+            f"sizes {a} and {b} meet on axis {dim} of a rank-{rank} operation"
+            + (": the batch (or batch × heads) axis" if first_axis else ""),
+        )
+    role = _SCORE_AXES[dim]
+    lead = f"{a} against {b} on the {role} axis (dimension {dim} of scores (B, H, L, S))"
+    big, small = max(a, b), min(a, b)
+    if dim == 1:
+        tags: tuple[str, ...] = ("mask-shape", "mask-broadcast-axis", "batch-mismatch")
+        if small > 1 and big % small == 0:
+            tags = ("gqa-heads", "mask-shape", "batch-mismatch")
+            lead += f": {big} query heads against {small} key/value heads, or a mask's batch axis"
+        return tags, lead
+    if dim == 3:
+        return (
+            ("kv-cache", "mask-shape", "kv-length-mismatch", "causal-alignment"),
+            lead + ": a mask or bias built for another number of keys (a KV cache grown past "
+            "the mask), or keys and values of different lengths",
+        )
+    if dim == 2:
+        return (
+            ("causal-alignment", "mask-shape", "mask-broadcast-axis", "kv-cache"),
+            lead + ": a mask built for another query length (a causal mask for the whole "
+            "sequence while decoding one token), or a padding mask on the query axis",
+        )
+    return ("batch-mismatch", "mask-shape"), lead + ": inputs or masks from different batches"
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+
+def _rule_hits(text: str) -> list[tuple[tuple[str, ...], str]]:
+    """Tag lists (likeliest first) and explanations: the size reading, then the rules."""
     hits = []
+    reading = _shape_reading(text)
+    if reading is not None:
+        hits.append(reading)
+    found_rules = []
     for rule in RULES:
         found = re.search(rule.pattern, text, _FLAGS)
         if found:
@@ -328,44 +574,88 @@ def _rule_hits(text: str) -> list[tuple[Rule, str]]:
                 why = rule.why.format(*numbers)
             except IndexError:
                 why = rule.why
-            hits.append((rule, why))
-    specific = [hit for hit in hits if not hit[0].fallback]
-    return specific or hits
+            found_rules.append((rule, why))
+    specific = [hit for hit in found_rules if not hit[0].fallback]
+    hits += [(rule.tags, why) for rule, why in specific or found_rules]
+    return hits
+
+
+def _symptom_score(words: set[str], case: Case) -> tuple[float, str]:
+    best, phrase_best = 0.0, ""
+    for phrase in getattr(case.module, "SYMPTOMS", ()):
+        wanted = _words(phrase)
+        shared = wanted & words
+        if len(shared) >= 2 and len(shared) / len(wanted) >= SYMPTOM_MIN_SHARE:
+            share = len(shared) / len(wanted)
+            if share > best:
+                best, phrase_best = share, phrase
+    return 4.0 * best, phrase_best
+
+
+@cache
+def _case_words(case: Case) -> frozenset[str]:
+    text = " ".join([case.title, *getattr(case.module, "SYMPTOMS", ()), *case.tags])
+    return frozenset(_words(text.replace("-", " ")))
 
 
 def diagnose(text: str, top: int = 5) -> list[Match]:
     """The cases that best explain ``text`` (an error message, traceback or symptom).
 
     A case's score adds up its evidence: refattn's own errors name their case outright;
-    then the best family rule naming one of its tags (likelier tags and earlier rules
-    score more), its own message patterns (more for longer, more specific ones), and the
-    words it shares with the text.
+    then the sizes of the message read as attention's axes and the best family rule
+    naming one of its tags (likelier tags and earlier readings score more), its own
+    message patterns (more for longer, more specific ones), a symptom phrase of its
+    own, and, as a tie-breaker only, words it shares with the text. A case needs
+    :data:`MIN_SCORE`; when none has it, the answer is empty (see
+    :func:`nearest_family`).
     """
-    rule_hits = _rule_hits(text)
+    hits = _rule_hits(text)
     words = _words(text)
-    scores: dict[str, tuple[float, str]] = {}
+    in_domain = bool(hits) or bool(ATTENTION_WORDS.search(text))
+    answers: list[tuple[float, Case, str]] = []
     for case in all_cases():
-        rule_score, why = 0.0, ""
-        for order, (rule, rule_why) in enumerate(rule_hits):
-            for rank, tag in enumerate(rule.tags):
+        rule_score = 0.0
+        readings = [why for tags, why in hits if set(tags) & set(case.tags)]
+        reading = readings[0] if readings else ""  # the first reading that names its tags
+        for order, (tags, _) in enumerate(hits):
+            for rank, tag in enumerate(tags):
                 if tag in case.tags:
                     score = 6.0 - rank - 0.2 * order + 0.5 * (case.tags[0] == tag)
-                    if score > rule_score:
-                        rule_score, why = score, rule_why
-        matched = [p for p in getattr(case.module, "MESSAGES", ()) if re.search(p, text, _FLAGS)]
-        message_score = 3.0 + max(min(len(p), 80) / 40 for p in matched) if matched else 0.0
-        if matched and not why:
-            why = f"the message matches this case's pattern /{matched[0]}/"
-        overlap = words & _case_words(case)
-        word_score = len(overlap) / (len(words) ** 0.5 + 1)
-        if overlap and not why:
-            why = "words in common: " + ", ".join(sorted(overlap))
+                    rule_score = max(rule_score, score)
+        patterns = [p for p in getattr(case.module, "MESSAGES", ()) if re.search(p, text, _FLAGS)]
+        message_score = 3.0 + max(min(len(p), 80) / 40 for p in patterns) if patterns else 0.0
+        symptom_score, phrase = _symptom_score(words, case)
+        if "missing-transpose" in case.tags and TRANSPOSED.search(text):
+            rule_score = max(rule_score - 3.0, 0.0)  # the quoted code does transpose
         named = 20.0 if re.search(rf"catalogue case {case.id}\b", text) else 0.0
+        overlap = words & _case_words(case) if in_domain else set()
+        word_score = 3.0 * len(overlap) / (len(words) ** 0.5 + 1)
+        total = named + rule_score + message_score + symptom_score + word_score
+        if total < MIN_SCORE:
+            continue
         if named:
-            why = "the error message names this case"
-        total = named + rule_score + message_score + word_score
-        if total > 0:
-            scores[case.id] = (total, why)
-    ranked = sorted(scores.items(), key=lambda item: -item[1][0])[:top]
-    by_id = {c.id: c for c in all_cases()}
-    return [Match(by_id[i], round(s, 3), why) for i, (s, why) in ranked]
+            reading = "the error message names this case"
+        elif not reading and patterns:
+            reading = "the message is one this case raises"
+        elif not reading and phrase:
+            reading = f"you describe '{phrase}'"
+        elif not reading:
+            reading = "the words of the text: " + ", ".join(sorted(overlap))
+        answers.append((total, case, f"{reading}. {case_why(case)}"))
+    answers.sort(key=lambda answer: -answer[0])
+    return [Match(c, round(score, 3), why, case_fix(c)) for score, c, why in answers[:top]]
+
+
+def nearest_family(text: str) -> str | None:
+    """The taxonomy family the message's wording points to, even when no case explains it.
+
+    Returns:
+        ``"shape"``, ``"mask"``, ``"numerics"``, ``"index"`` or ``"decoding"``, or None when
+        nothing in the text belongs to attention.
+    """
+    hits = _rule_hits(text)
+    for tags, _ in hits:
+        for tag in tags:
+            if tag in TAGS:
+                return TAGS[tag][0]
+    return None
