@@ -18,6 +18,13 @@ import numpy.typing as npt
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
 from refattn.reference import AttentionOptions, attention
+from refattn.validation import (
+    _OPTION_NAMES,
+    check_allocation,
+    check_keywords,
+    float_array,
+    see,
+)
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -38,9 +45,14 @@ class KVCache:
         value: the prompt's values ``(..., Hkv, S0, Dv)``, same dtype and leading dims.
         capacity: initial storage length along ``S``; default ``max(S0, 16)``.
 
+    A call that raises leaves the cache as it was: arguments are checked before anything
+    is stored, and :meth:`step` undoes its append when the attention fails.
+
     Raises:
         AttentionShapeError: key and value whose shapes do not fit together.
         AttentionDTypeError: non-floating or mixed dtypes.
+        AttentionValueError: a capacity that is not an int >= ``S0``.
+        AttentionMemoryError: a capacity larger than this machine's memory.
 
     Examples:
         >>> import numpy as np
@@ -55,13 +67,35 @@ class KVCache:
 
     def __init__(self, key: npt.ArrayLike, value: npt.ArrayLike, capacity: int | None = None):
         k, v = self._check("key", key, None), self._check("value", value, None)
+        if v.dtype != k.dtype:
+            raise AttentionDTypeError(
+                f"value dtype should be key's {k.dtype}: but got {v.dtype}. Cast one of "
+                f"them, e.g. value.astype(key.dtype); the cache stores one dtype and "
+                f"attention refuses mixed ones."
+            )
         self._check_pair(k, v, None)
         length = int(k.shape[-2])
         if capacity is None:
             capacity = max(length, 16)
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < length:
+        if (
+            isinstance(capacity, bool | np.bool_)
+            or not isinstance(capacity, int | np.integer)
+            or capacity < length
+        ):
             raise AttentionValueError(
-                f"capacity should be an int >= the prompt length S0={length}: but got {capacity!r}."
+                f"capacity should be an int >= the prompt length S0={length}: but got "
+                f"{capacity!r}. Pass None for max(S0, 16) (storage doubles when full), or "
+                f"the longest sequence you will decode."
+            )
+        capacity = int(capacity)
+        for name, arr in (("key", k), ("value", v)):
+            check_allocation(
+                f"KVCache(capacity={capacity})",
+                f"{name} storage (..., Hkv, capacity, {'D' if name == 'key' else 'Dv'})",
+                (*arr.shape[:-2], capacity, arr.shape[-1]),
+                arr.dtype.itemsize,
+                "Pass a smaller capacity, or None: storage doubles when full, so a "
+                "capacity is only a hint.",
             )
         self._keys = np.empty((*k.shape[:-2], capacity, k.shape[-1]), dtype=k.dtype)
         self._values = np.empty((*v.shape[:-2], capacity, v.shape[-1]), dtype=v.dtype)
@@ -108,14 +142,24 @@ class KVCache:
         if v.shape[-1] != self._values.shape[-1]:
             raise AttentionShapeError(
                 f"value feature size should be the cache's Dv={self._values.shape[-1]}: but "
-                f"got value {_shape(v.shape)}."
+                f"got value {_shape(v.shape)}. Append the values of the same projection "
+                f"the cache was built from." + see("kv_cache_concat_wrong_axis")
             )
         new = k.shape[-2]
         end = self._length + new
         if end > self._keys.shape[-2]:
             capacity = max(end, 2 * int(self._keys.shape[-2]))
-            self._keys = self._grow(self._keys, capacity)
+            for name, arr in (("key", self._keys), ("value", self._values)):
+                check_allocation(
+                    f"append of {new} positions",
+                    f"{name} storage grown to capacity {capacity}",
+                    (*arr.shape[:-2], capacity, arr.shape[-1]),
+                    arr.dtype.itemsize,
+                    "Append fewer positions, or start a new cache for a new sequence.",
+                )
+            keys = self._grow(self._keys, capacity)
             self._values = self._grow(self._values, capacity)
+            self._keys = keys
         self._keys[..., self._length : end, :] = k
         self._values[..., self._length : end, :] = v
         self._length = end
@@ -139,6 +183,7 @@ class KVCache:
         Raises:
             AttentionShapeError: ``L > S`` (queries for positions not in the cache).
             AttentionValueError: a ``causal`` option.
+            AttentionArgumentError: ``return_weights``/``return_lse`` or an unknown keyword.
 
         Examples:
             >>> import numpy as np
@@ -146,17 +191,28 @@ class KVCache:
             >>> cache.attend(np.zeros((1, 1, 4)))  # uniform over 3 keys: the mean value
             array([[[4., 5., 6., 7.]]])
         """
+        self._check_options(options)
+        return self._attend(query, self._length, options)
+
+    def _check_options(self, options: AttentionOptions) -> None:
+        check_keywords(
+            {name: value for name, value in options.items() if name not in _OPTION_NAMES},
+            "of KVCache.attend/step",
+        )
         if "causal" in options:
             raise AttentionValueError(
                 f"causal should not be passed to KVCache.attend: but got "
                 f"causal={options['causal']!r}. Decoding is causal and aligned "
-                f"'bottom_right' (the queries are the last L cached positions); for other "
-                f"masks call refattn.attention(query, cache.keys, cache.values, ...)."
+                f"'bottom_right' (the queries are the last L cached positions): drop it; "
+                f"for other masks call refattn.attention(query, cache.keys, cache.values, "
+                f"...)." + see("top_left_causal_for_kv_cache")
             )
-        q = np.asarray(query)
-        if q.ndim >= 3 and q.shape[-2] > self._length:
+
+    def _attend(self, query: npt.ArrayLike, length: int, options: AttentionOptions) -> FloatArray:
+        q = float_array("query", query)
+        if q.ndim >= 3 and q.shape[-2] > length:
             raise AttentionShapeError(
-                f"query length should be at most the cached length S={self._length}: but "
+                f"query length should be at most the cached length S={length}: but "
                 f"got L={q.shape[-2]} (query {_shape(q.shape)}). The queries belong to the "
                 f"last L cached positions: append their keys and values first."
             )
@@ -173,7 +229,9 @@ class KVCache:
     ) -> FloatArray:
         """Append ``key``/``value`` for ``T`` new positions, then attend their ``query``.
 
-        Equal to ``append(key, value)`` then ``attend(query, **options)``.
+        Equal to ``append(key, value)`` then ``attend(query, **options)``, except that a
+        call that raises (a bad query or option included) leaves the cache unchanged, so it
+        can be retried.
 
         Examples:
             >>> import numpy as np
@@ -181,8 +239,15 @@ class KVCache:
             >>> cache.step(np.ones((1, 1, 4)), np.ones((1, 1, 4)), np.full((1, 1, 4), 7.0))
             array([[[7., 7., 7., 7.]]])
         """
+        self._check_options(options)
+        float_array("query", query)
+        saved = (self._keys, self._values, self._length)
         self.append(key, value)
-        return self.attend(query, **options)
+        try:
+            return self._attend(query, self._length, options)
+        except BaseException:
+            self._keys, self._values, self._length = saved
+            raise
 
     @staticmethod
     def _grow(arr: FloatArray, capacity: int) -> FloatArray:
@@ -192,12 +257,7 @@ class KVCache:
 
     @staticmethod
     def _check(name: str, x: npt.ArrayLike, dtype: np.dtype[np.floating] | None) -> FloatArray:
-        arr = np.asarray(x)
-        if arr.dtype.kind != "f":
-            raise AttentionDTypeError(
-                f"{name} should be floating: but got dtype {arr.dtype}; convert it with "
-                f"{name}.astype(np.float32)."
-            )
+        arr = float_array(name, x)
         if dtype is not None and arr.dtype != dtype:
             raise AttentionDTypeError(
                 f"{name} dtype should be the cache's {dtype}: but got {arr.dtype}. Cast it "
@@ -207,7 +267,7 @@ class KVCache:
             raise AttentionShapeError(
                 f"{name} shape should be (..., Hkv, T, D): but got {_shape(arr.shape)}. "
                 f"Add the head axis: {name}[None] for one head, or split heads with "
-                f"refattn.multihead.project_heads."
+                f"refattn.multihead.project_heads." + see("kv_cache_concat_wrong_axis")
             )
         return arr
 
@@ -217,7 +277,7 @@ class KVCache:
             raise AttentionShapeError(
                 f"key and value should agree on (..., Hkv, T): but got key "
                 f"{_shape(k.shape)} and value {_shape(v.shape)}. Every key needs exactly "
-                f"one value."
+                f"one value: slice or append both the same way." + see("value_sliced_separately")
             )
         if cache is None:
             return
@@ -227,4 +287,5 @@ class KVCache:
                 f"key shape should be (..., Hkv, T, D) = ({want}), like the cache's: but got "
                 f"{_shape(k.shape)}. Check the head axis is at -3 and the new token's "
                 f"length axis at -2 (a single token is (..., Hkv, 1, D))."
+                + see("kv_cache_concat_wrong_axis")
             )

@@ -2,7 +2,8 @@
 
 Bad input raises a subclass of :class:`RefattnError` that also subclasses the builtin
 a caller would expect (``ValueError`` for shapes and values, ``TypeError`` for dtypes),
-so existing ``except ValueError`` handlers keep working. Checks from
+so existing ``except ValueError`` handlers keep working; an allocation that cannot fit
+in memory raises :class:`AttentionMemoryError` (a ``MemoryError``) before allocating. Checks from
 :mod:`refattn.checks` raise :class:`CheckFailure`, an ``AssertionError``.
 """
 
@@ -23,6 +24,17 @@ class AttentionDTypeError(RefattnError, TypeError):
 
 class AttentionValueError(RefattnError, ValueError):
     """An argument's value is out of range (a probability, a window, a length, a policy)."""
+
+
+class AttentionArgumentError(RefattnError, TypeError):
+    """A keyword the function does not take (e.g. ``return_weights`` where no weights exist)."""
+
+
+class AttentionMemoryError(RefattnError, MemoryError):
+    """An array the call would allocate is larger than this machine's memory.
+
+    Raised before allocating, with the number of bytes needed and what to do instead.
+    """
 
 
 class FullyMaskedRowError(RefattnError, ValueError):

@@ -14,15 +14,39 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
-from refattn.validation import Alignment, _alignment_offset
+from refattn.validation import (
+    Alignment,
+    _alignment_offset,
+    as_array,
+    check_allocation,
+    see,
+    window_side,
+)
 
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _check_sizes(length_q: int, length_k: int) -> None:
-    for name, value in (("length_q", length_q), ("length_k", length_k)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-            raise AttentionValueError(f"{name} should be a non-negative int: but got {value!r}.")
+def _size(name: str, value: object) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < 0:
+        raise AttentionValueError(
+            f"{name} should be a non-negative int: but got {value!r} of type "
+            f"{type(value).__name__}. Pass the sequence length as an int, e.g. "
+            f"{name}=x.shape[-2]."
+        )
+    return int(value)
+
+
+def _check_sizes(builder: str, length_q: object, length_k: object, copies: int = 1) -> None:
+    """Refuse bad sizes and masks that cannot fit in memory, before building them."""
+    rows, cols = _size("length_q", length_q), _size("length_k", length_k)
+    check_allocation(
+        f"masks.{builder}({rows}, {cols}, ...)",
+        "a boolean (L, S) mask",
+        (rows, cols),
+        copies,
+        "Pass causal=/window= to refattn.attention instead: it applies them block by "
+        "block without building the mask.",
+    )
 
 
 def causal(length_q: int, length_k: int, alignment: Alignment) -> BoolArray:
@@ -42,9 +66,9 @@ def causal(length_q: int, length_k: int, alignment: Alignment) -> BoolArray:
         ####.
         #####
     """
-    _check_sizes(length_q, length_k)
-    offset = _alignment_offset("alignment", alignment, length_q, length_k)
-    return np.tri(length_q, length_k, offset, dtype=bool)
+    _check_sizes("causal", length_q, length_k)
+    offset = _alignment_offset("alignment", alignment, int(length_q), int(length_k))
+    return np.tri(int(length_q), int(length_k), offset, dtype=bool)
 
 
 def window(
@@ -70,19 +94,18 @@ def window(
         ..###
         ...##
     """
-    _check_sizes(length_q, length_k)
-    offset = _alignment_offset("alignment", alignment, length_q, length_k)
-    diff = np.arange(length_k)[None, :] - np.arange(length_q)[:, None] - offset
-    keep = np.ones((length_q, length_k), dtype=bool)
-    for name, side in (("left", left), ("right", right)):
-        if side is not None and (isinstance(side, bool) or side < 0):
-            raise AttentionValueError(
-                f"window {name} should be >= 0 or None (unbounded): but got {side!r}."
-            )
-    if left is not None:
-        keep &= diff >= -left
-    if right is not None:
-        keep &= diff <= right
+    low, high = window_side("left", left), window_side("right", right)
+    _check_sizes("window", length_q, length_k, copies=2)
+    rows, cols = int(length_q), int(length_k)
+    offset = _alignment_offset("alignment", alignment, rows, cols)
+    # j - i - offset <= right is np.tri(k=offset + right); >= -left is its complement
+    keep = (
+        np.ones((rows, cols), dtype=bool)
+        if high is None
+        else np.tri(rows, cols, offset + high, dtype=bool)
+    )
+    if low is not None:
+        keep &= ~np.tri(rows, cols, offset - low - 1, dtype=bool)
     return keep
 
 
@@ -98,17 +121,28 @@ def padding(lengths: npt.ArrayLike, length_k: int) -> BoolArray:
         array([[ True,  True, False, False],
                [ True,  True,  True,  True]])
     """
-    arr = np.asarray(lengths)
+    arr = as_array("lengths", lengths)
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise AttentionValueError(
             f"lengths should be a 1-D integer array (B,): but got shape {arr.shape} and "
-            f"dtype {arr.dtype}."
+            f"dtype {arr.dtype}. Pass one int per batch entry, e.g. "
+            f"np.asarray(lengths, dtype=np.int64)."
         )
-    if arr.size and (arr.min() < 0 or arr.max() > length_k):
+    size = _size("length_k", length_k)
+    if arr.size and (arr.min() < 0 or arr.max() > size):
         raise AttentionValueError(
-            f"lengths should lie in [0, S] = [0, {length_k}]: but got {arr.tolist()}."
+            f"lengths should lie in [0, S] = [0, {size}]: but got {arr.tolist()}. Pass "
+            f"length_k= the padded key length, and lengths counted after truncation."
+            + see("lengths_longer_than_padded")
         )
-    return (np.arange(length_k)[None, :] < arr[:, None])[:, None, None, :]
+    check_allocation(
+        f"masks.padding(lengths, {size})",
+        "a boolean (B, 1, 1, S) mask",
+        (arr.size, 1, 1, size),
+        1,
+        "Pass key_lengths=lengths to refattn.attention instead: it needs no mask.",
+    )
+    return (np.arange(size)[None, :] < arr[:, None])[:, None, None, :]
 
 
 def combine(*masks: npt.ArrayLike | None) -> BoolArray | None:
@@ -136,8 +170,10 @@ def combine(*masks: npt.ArrayLike | None) -> BoolArray | None:
             result = result & arr
         except ValueError:
             raise AttentionShapeError(
-                f"masks[{index}] shape {arr.shape} does not broadcast against the "
-                f"masks before it, combined shape {result.shape}."
+                f"masks[{index}] shape should broadcast against the masks before it, "
+                f"combined shape {result.shape}: but got {arr.shape}. Give a (B, S) padding "
+                f"mask its head and query axes, mask[:, None, None, :]."
+                + see("mask_shape_not_broadcastable")
             ) from None
     return result
 
@@ -155,19 +191,30 @@ def from_torch_attn_mask(attn_mask: npt.ArrayLike, num_heads: int | None = None)
         ##.
         ###
     """
-    arr = np.asarray(attn_mask)
+    arr = as_array("attn_mask", attn_mask)
     if arr.dtype != np.bool_:
         raise AttentionDTypeError(
             f"attn_mask should be a boolean torch MHA mask (True = ignore): but got dtype "
-            f"{arr.dtype}. A float torch mask is additive: pass it as bias=."
+            f"{arr.dtype}. A float torch mask is additive: pass it as bias= to "
+            f"refattn.attention instead." + see("mha_mask_polarity_into_sdpa")
+        )
+    if num_heads is not None and (
+        isinstance(num_heads, bool | np.bool_)
+        or not isinstance(num_heads, int | np.integer)
+        or num_heads < 1
+    ):
+        raise AttentionValueError(
+            f"num_heads should be a positive int or None: but got {num_heads!r}. Pass the "
+            f"number of heads the (B * num_heads, L, S) mask was repeated for."
         )
     if arr.ndim == 2:
         return ~arr
     if arr.ndim == 3 and num_heads and arr.shape[0] % num_heads == 0:
-        return ~arr.reshape(-1, num_heads, *arr.shape[1:])
+        return ~arr.reshape(-1, int(num_heads), *arr.shape[1:])
     raise AttentionShapeError(
         f"attn_mask shape should be (L, S), or (B * num_heads, L, S) with num_heads given: "
-        f"but got {arr.shape} with num_heads={num_heads}."
+        f"but got {arr.shape} with num_heads={num_heads}. Pass num_heads= for a 3-D mask "
+        f"(its first axis must be a multiple of it)."
     )
 
 
@@ -178,11 +225,13 @@ def from_torch_key_padding_mask(key_padding_mask: npt.ArrayLike) -> BoolArray:
         >>> from_torch_key_padding_mask([[False, True]])[0, 0, 0]
         array([ True, False])
     """
-    arr = np.asarray(key_padding_mask)
+    arr = as_array("key_padding_mask", key_padding_mask)
     if arr.dtype != np.bool_ or arr.ndim != 2:
         raise AttentionValueError(
             f"key_padding_mask should be boolean (B, S) with True = padding: but got "
-            f"shape {arr.shape} and dtype {arr.dtype}."
+            f"shape {arr.shape} and dtype {arr.dtype}. Convert a 0/1 mask with "
+            f"mask.astype(bool); for an unbatched (S,) mask pass mask[None]."
+            + see("mha_mask_polarity_into_sdpa")
         )
     return ~arr[:, None, None, :]
 
@@ -197,18 +246,26 @@ def from_additive(mask: npt.ArrayLike) -> BoolArray:
         >>> from_additive(np.array([0.0, -np.inf, -1e9]))
         array([ True, False, False])
     """
-    arr = np.asarray(mask)
+    arr = as_array("mask", mask)
     if arr.dtype.kind != "f":
         raise AttentionDTypeError(
-            f"mask should be an additive floating mask: but got dtype {arr.dtype}."
+            f"mask should be an additive floating mask (0 = attend, -inf = removed): but "
+            f"got dtype {arr.dtype}. A boolean mask needs no conversion; convert a 0/1 "
+            f"mask with mask.astype(bool)."
+        )
+    if np.isnan(arr).any():
+        raise AttentionValueError(
+            f"mask should hold 0 or large negative values: but got {int(np.isnan(arr).sum())} "
+            f"NaN entries (shape {arr.shape}). Build additive masks with np.where(keep, 0.0, "
+            f"-np.inf), not keep * -np.inf (0 * -inf is NaN)." + see("mask_times_minus_inf")
         )
     removed = arr <= -1e4 if arr.dtype == np.float16 else arr <= -1e9
     ok = removed | (arr == 0)
     if not ok.all():
         bad = arr[~ok].flat[0]
         raise AttentionValueError(
-            f"mask holds {bad!r}, neither 0 nor a large negative value: it is a bias, "
-            f"not a mask. Pass it to attention as bias=."
+            f"mask should hold only 0 or large negative values: but got {bad!r}, so it is "
+            f"a bias, not a mask. Pass it to refattn.attention as bias= instead."
         )
     return ~removed
 
@@ -221,7 +278,19 @@ def to_additive(mask: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> npt.N
         array([  0., -inf], dtype=float32)
     """
     arr = _as_bool("mask", mask)
-    return np.where(arr, 0, -np.inf).astype(dtype)
+    try:
+        target = np.dtype(dtype)
+    except TypeError:
+        target = None
+    if target is None or target.kind != "f" or target.itemsize > 8:
+        raise AttentionDTypeError(
+            f"dtype should be float16, float32 or float64: but got {dtype!r}. An additive "
+            f"mask needs -inf, which only floating dtypes hold (an int32 mask would hold "
+            f"-2147483648); pass dtype=np.float32 or the query's dtype."
+            + see("sdpa_int_mask_dtype")
+        )
+    additive: npt.NDArray[np.floating] = np.where(arr, 0, -np.inf).astype(target)
+    return additive
 
 
 def from_flash_padding(attention_mask: npt.ArrayLike) -> BoolArray:
@@ -234,11 +303,12 @@ def from_flash_padding(attention_mask: npt.ArrayLike) -> BoolArray:
         >>> from_flash_padding([[1, 1, 0]])[0, 0, 0]
         array([ True,  True, False])
     """
-    arr = np.asarray(attention_mask)
+    arr = as_array("attention_mask", attention_mask)
     if arr.ndim != 2 or arr.dtype.kind not in "biu" or not np.isin(arr, (0, 1)).all():
         raise AttentionValueError(
             f"attention_mask should be (B, S) of 0/1 (1 = token): but got shape {arr.shape}, "
-            f"dtype {arr.dtype}."
+            f"dtype {arr.dtype}. Pass the tokenizer's attention_mask as is; for an "
+            f"unbatched (S,) mask pass mask[None]."
         )
     present: BoolArray = arr != 0
     return present[:, None, None, :]
@@ -248,14 +318,19 @@ def render(mask: npt.ArrayLike) -> str:
     """Draw a 2-D mask ``(L, S)``: ``#`` kept, ``.`` removed, one line per query."""
     arr = _as_bool("mask", mask)
     if arr.ndim != 2:
-        raise AttentionShapeError(f"render takes a 2-D (L, S) mask: but got shape {arr.shape}.")
+        raise AttentionShapeError(
+            f"mask should be 2-D (L, S) for render: but got shape {arr.shape}. Pass one "
+            f"slice, e.g. render(mask[0, 0]) for batch 0, head 0."
+        )
     return "\n".join("".join("#" if x else "." for x in row) for row in arr)
 
 
 def _as_bool(name: str, mask: npt.ArrayLike) -> BoolArray:
-    arr = np.asarray(mask)
+    arr = as_array(name, mask)
     if arr.dtype != np.bool_:
         raise AttentionDTypeError(
-            f"{name} should be boolean (True = may attend): but got dtype {arr.dtype}."
+            f"{name} should be boolean (True = may attend): but got dtype {arr.dtype}. "
+            f"Convert a 0/1 mask with mask.astype(bool); an additive mask with "
+            f"refattn.masks.from_additive(mask)." + see("zero_one_mask_added")
         )
     return arr

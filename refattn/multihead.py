@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
 from refattn.reference import AttentionOptions, attention
+from refattn.validation import _OPTION_NAMES, as_array, check_keywords, float_array, see
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -53,12 +54,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def _float(name: str, x: npt.ArrayLike, dtype: np.dtype[np.floating] | None) -> FloatArray:
-    arr = np.asarray(x)
-    if arr.dtype.kind != "f":
-        raise AttentionDTypeError(
-            f"{name} should be a floating array: but got dtype {arr.dtype}. Convert it with "
-            f"{name}.astype(np.float32)."
-        )
+    arr = float_array(name, x)
     if dtype is not None and arr.dtype != dtype:
         raise AttentionDTypeError(
             f"{name} dtype should be the query's {dtype}: but got {arr.dtype}. Cast the "
@@ -70,7 +66,11 @@ def _float(name: str, x: npt.ArrayLike, dtype: np.dtype[np.floating] | None) -> 
 
 def _count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise AttentionValueError(f"{name} should be a positive int: but got {value!r}.")
+        raise AttentionValueError(
+            f"{name} should be a positive int: but got {value!r} of type "
+            f"{type(value).__name__}. Pass the number of heads, e.g. {name}=8; it must "
+            f"divide the projection's output size." + see("head_split_not_divisible")
+        )
     return int(value)
 
 
@@ -133,7 +133,8 @@ def project_heads(
         if b.shape != (heads * dim,):
             raise AttentionShapeError(
                 f"{name} projection bias shape should be (H * D,) = ({heads * dim},): but "
-                f"got {_shape(b.shape)}."
+                f"got {_shape(b.shape)}. Pass the bias of the same torch.nn.Linear as the "
+                f"weight, one entry per output feature."
             )
         out = out + b.reshape(heads, 1, dim)  # (H, 1, D) broadcasts over (..., H, L, D)
     return out
@@ -174,12 +175,17 @@ def merge_heads(
     arr = _float("heads", heads, None)
     if arr.ndim < 3:
         raise AttentionShapeError(
-            f"heads shape should be (..., H, L, Dv): but got {_shape(arr.shape)}."
+            f"heads shape should be (..., H, L, Dv): but got {_shape(arr.shape)}. Pass "
+            f"refattn.attention's output; for one head add the axis with heads[None]."
         )
     *batch, num, length, dim_v = arr.shape
     if weight is None:
         if bias is not None:
-            raise AttentionValueError("out_proj_bias was given without out_proj_weight.")
+            raise AttentionValueError(
+                f"out_proj_bias was given without out_proj_weight: got out_proj_bias of "
+                f"shape {_shape(np.shape(bias))} and out_proj_weight=None. Pass "
+                f"out_proj_weight too, or drop out_proj_bias for unprojected heads."
+            )
         merged: FloatArray = np.moveaxis(arr, -3, -2).reshape(*batch, length, num * dim_v)
         return merged  # (..., L, H * Dv)
     w = _float("out_proj_weight", weight, arr.dtype)
@@ -195,7 +201,9 @@ def merge_heads(
         b = _float("out_proj_bias", bias, arr.dtype)
         if b.shape != (w.shape[0],):
             raise AttentionShapeError(
-                f"out_proj_bias shape should be (O,) = ({w.shape[0]},): but got {_shape(b.shape)}."
+                f"out_proj_bias shape should be (O,) = ({w.shape[0]},): but got "
+                f"{_shape(b.shape)}. Pass the bias of the same torch.nn.Linear as "
+                f"out_proj_weight, one entry per output feature."
             )
         out = out + b
     return out
@@ -349,6 +357,16 @@ def multi_head_attention(
         >>> res.output.shape, res.weights.shape  # (B, L, Hq * Dv), (B, L, S)
         ((2, 5, 16), (2, 5, 7))
     """
+    check_keywords(
+        {name: v for name, v in options.items() if name not in _OPTION_NAMES},
+        "of multi_head_attention",
+    )
+    for flag, given in (("return_weights", return_weights), ("average_weights", average_weights)):
+        if not isinstance(given, bool | np.bool_):
+            raise AttentionValueError(
+                f"{flag} should be a bool: but got {given!r} of type {type(given).__name__}. "
+                f"Pass {flag}=True or {flag}=False."
+            )
     hq = _count("num_heads", num_heads)
     hkv = hq if num_kv_heads is None else _count("num_kv_heads", num_kv_heads)
     if hq % hkv:
@@ -423,7 +441,7 @@ def _split_weights(
                 f"({', '.join(given) or 'q/k/v_proj_bias'}): pass either the packed "
                 f"in_proj_weight (and in_proj_bias) or the three separate weights."
             )
-        w = np.asarray(packed)
+        w = as_array("in_proj_weight", packed)
         rows = hq + 2 * hkv
         if w.ndim != 2 or w.shape[0] % rows:
             raise AttentionShapeError(
@@ -437,11 +455,12 @@ def _split_weights(
         wq, wk, wv = np.split(w, cuts)
         if packed_bias is None:
             return (wq, None), (wk, None), (wv, None)
-        b = np.asarray(packed_bias)
+        b = as_array("in_proj_bias", packed_bias)
         if b.shape != (w.shape[0],):
             raise AttentionShapeError(
                 f"in_proj_bias shape should be ({w.shape[0]},), one per row of "
-                f"in_proj_weight: but got {_shape(b.shape)}."
+                f"in_proj_weight: but got {_shape(b.shape)}. Pass the packed [q | k | v] "
+                f"bias of the same layer as in_proj_weight."
             )
         bq, bk, bv = np.split(b, cuts)
         return (wq, bq), (wk, bk), (wv, bv)

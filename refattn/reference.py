@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn import _kernel
-from refattn.validation import Alignment, Policy, validate
+from refattn.validation import Alignment, Policy, check_returns, validate
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -217,6 +217,7 @@ def attention(
         dropout_keep=dropout_keep,
         memory_budget=memory_budget,
     )
+    check_returns(plan, return_weights, return_lse)
     res = _kernel.run(plan, need_weights=return_weights)
     batch, hq = plan.batch_shape, plan.num_q_heads
     length_q, length_k = plan.query.shape[3], plan.key.shape[2]

@@ -8,14 +8,21 @@ inputs broadcast, flattened and cast to the compute dtype, ready for the kernel.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
+from refattn.errors import (
+    AttentionArgumentError,
+    AttentionDTypeError,
+    AttentionMemoryError,
+    AttentionShapeError,
+    AttentionValueError,
+)
 
 Alignment = Literal["top_left", "bottom_right"]
 Policy = Literal["zero", "uniform", "nan", "raise"]
@@ -61,15 +68,109 @@ def _shape(shape: tuple[int, ...]) -> str:
     return str(tuple(int(n) for n in shape))
 
 
+def _bytes(n: int) -> str:
+    size, unit = float(n), "bytes"
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024 or unit == "EiB":
+            break
+        size /= 1024
+    return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+
+
+def memory_limit() -> int | None:
+    """Bytes of physical memory: no single array refattn allocates may be larger.
+
+    None where the platform does not say (then nothing is checked up front).
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_allocation(name: str, what: str, shape: tuple[int, ...], itemsize: int, fix: str) -> None:
+    """Raise :class:`AttentionMemoryError` before allocating ``shape`` if it cannot fit.
+
+    Args:
+        name: the argument that asks for the array, as the caller spelled it
+            (``"return_weights=True"``, ``"capacity=10**12"``).
+        what: what the array is, e.g. ``"the weights (..., Hq, L, S)"``.
+        shape: the array's shape.
+        itemsize: bytes per entry.
+        fix: what to do instead, a sentence.
+    """
+    nbytes = math.prod(int(n) for n in shape) * int(itemsize)
+    limit = memory_limit()
+    if limit is not None and nbytes > limit:
+        raise AttentionMemoryError(
+            f"{name} needs {what} of shape {_shape(shape)}: {_bytes(nbytes)} ({nbytes} "
+            f"bytes), but this machine has {_bytes(limit)} of memory in all, so the "
+            f"allocation would fail (or swap for hours). {fix}"
+        )
+
+
+def as_array(name: str, x: object) -> npt.NDArray[Any]:
+    """``np.asarray(x)``, refusing what it would read wrongly: masked arrays, ragged lists.
+
+    Every array argument of refattn's public functions goes through here.
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        raise AttentionDTypeError(
+            f"{name} is a numpy masked array (np.ma.MaskedArray of shape "
+            f"{_shape(np.shape(x))}): expected a plain ndarray. refattn would read only its "
+            f"data and silently ignore its mask. Pass np.ma.getdata({name}) and express "
+            f"the mask as attend_mask= (True = may attend), key_lengths= or bias= (-inf)."
+        )
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as err:
+        raise AttentionShapeError(
+            f"{name} is not a rectangular array: expected an array or equally long nested "
+            f"lists, but got a {type(x).__name__} numpy cannot read ({err}). A ragged list "
+            f"(rows of different lengths) has no shape: pad the rows to one length and pass "
+            f"the true lengths as key_lengths= / query_lengths=." + see("padding_not_masked")
+        ) from None
+    if arr.dtype == np.object_:
+        raise AttentionDTypeError(
+            f"{name} has dtype object (got a {type(x).__name__} of shape "
+            f"{_shape(arr.shape)}): expected a numeric array. Object arrays come from "
+            f"ragged lists or mixed entries (None, strings, arrays of different shapes); "
+            f"pad the rows to one length and convert with np.asarray({name}, "
+            f"dtype=np.float32)."
+        )
+    return arr
+
+
+def _kind(dtype: np.dtype[Any]) -> str:
+    return {
+        "i": "an integer",
+        "u": "an unsigned integer",
+        "b": "a boolean",
+        "c": "a complex",
+    }.get(dtype.kind, "a non-numeric")
+
+
+def float_array(name: str, x: object) -> npt.NDArray[np.floating]:
+    """``as_array`` that also requires float16, float32 or float64.
+
+    ``np.longdouble`` is refused everywhere: refattn computes in float32 or float64, and
+    returning float128 would claim a precision the result does not have.
+    """
+    arr = as_array(name, x)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        raise AttentionDTypeError(
+            f"{name} has dtype {arr.dtype} (np.longdouble): expected float16, float32 or "
+            f"float64. refattn computes in float32 or float64 and would return a "
+            f"{arr.dtype} no more accurate than float64; convert with "
+            f"{name}.astype(np.float64)."
+        )
+    return _as_float_array(name, arr)
+
+
 def _as_float_array(name: str, x: object) -> npt.NDArray[np.floating]:
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
-        kind = {
-            "i": "an integer",
-            "u": "an unsigned integer",
-            "b": "a boolean",
-            "c": "a complex",
-        }.get(arr.dtype.kind, "a non-numeric")
+        kind = _kind(arr.dtype)
         fix = f"convert it with {name}.astype(np.float32)"
         if arr.dtype.kind == "c":
             fix = "attention is defined for real inputs; split real and imaginary parts"
@@ -143,18 +244,19 @@ def _to_score_view(
 def _lengths(
     name: str, x: object, batch: tuple[int, ...], limit: int, axis: str
 ) -> npt.NDArray[np.intp]:
-    arr = np.asarray(x)
+    arr = as_array(name, x)
     if arr.dtype.kind not in "iu":
         raise AttentionDTypeError(
-            f"{name} has dtype {arr.dtype}: expected integer lengths, one per batch "
-            f"entry; convert with np.asarray({name}, dtype=np.int64)."
+            f"{name} has dtype {arr.dtype}: expected integer lengths, one per batch entry, "
+            f"but got {_preview(arr)}; convert with np.asarray({name}, dtype=np.int64)."
         )
     try:
         full = np.broadcast_to(arr, batch)
     except ValueError:
         raise AttentionShapeError(
             f"{name} shape should broadcast to the batch shape {_shape(batch)}: but got "
-            f"{_shape(arr.shape)}. Give one length per batch entry."
+            f"{_shape(arr.shape)}. Pass one length per batch entry, shape {_shape(batch)} "
+            f"(or a scalar for all)."
         ) from None
     if full.size and (full.min() < 0 or full.max() > limit):
         bad = full[(full < 0) | (full > limit)].flat[0]
@@ -168,9 +270,9 @@ def _lengths(
 
 
 def _alignment_offset(name: str, alignment: object, length_q: int, length_k: int) -> int:
-    if alignment not in ALIGNMENTS:
-        extra = ""
-        if isinstance(alignment, bool):
+    if not isinstance(alignment, str) or alignment not in ALIGNMENTS:
+        extra = " Pass causal='top_left' (torch/JAX is_causal) or 'bottom_right' (flash-attn)."
+        if isinstance(alignment, bool | np.bool_):
             extra = (
                 " A bare bool is ambiguous when L != S: use 'top_left' for torch/JAX "
                 "is_causal=True or 'bottom_right' for flash-attn and KV-cache decoding."
@@ -182,38 +284,81 @@ def _alignment_offset(name: str, alignment: object, length_q: int, length_k: int
     return 0 if alignment == "top_left" else length_k - length_q
 
 
+def window_side(name: str, value: object) -> int | None:
+    """One side of a window: None (unbounded) or an int >= 0; anything else is refused.
+
+    Shared by :func:`refattn.attention`'s ``window``, :func:`refattn.masks.window` and the
+    JAX adapter's ``local_window_size``, so all three accept exactly the same values.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        fix = "pass an int, or None for an unbounded side"
+        if isinstance(value, float | np.floating) and math.isfinite(value):
+            fix = f"pass int({value!r}) if that is what you meant (offsets count keys)"
+        elif isinstance(value, float | np.floating):
+            fix = "pass None for an unbounded side (NaN and inf are not offsets)"
+        elif isinstance(value, str):
+            fix = f"pass int({value!r}) if it came from a config or command line"
+        raise AttentionValueError(
+            f"{name} should be a non-negative int or None (unbounded): but got {value!r} "
+            f"of type {type(value).__name__}; {fix}."
+        )
+    if value < 0:
+        raise AttentionValueError(
+            f"{name} should be >= 0 or None (unbounded): but got {value}. flash-attn "
+            f"spells an unbounded side -1; refattn spells it None: pass None."
+        )
+    return int(value)
+
+
+def real_number(name: str, value: object, expected: str, fix: str) -> float:
+    """A real Python or NumPy scalar as float; bools, complex, strings and arrays refused."""
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        hint = fix
+        if isinstance(value, complex | np.complexfloating):
+            hint = f"attention is defined for real numbers: pass {name}=abs(x) or x.real"
+        elif isinstance(value, np.ndarray) and value.size == 1:
+            hint = f"pass a Python number, {name}=float(x)"
+        raise AttentionValueError(
+            f"{name} should be {expected}: but got {value!r} of type "
+            f"{type(value).__name__}; {hint}."
+        )
+    return float(value)
+
+
+def _preview(arr: npt.NDArray[Any]) -> str:
+    """A short description of an array for messages: its values if few, else its shape."""
+    if arr.size <= 6:
+        return f"{arr.tolist()!r}"
+    return f"an array of shape {_shape(arr.shape)}"
+
+
 def _window(
     window: object, alignment: object, causal: object, length_q: int, length_k: int
 ) -> tuple[int | None, int | None, int]:
     if not (isinstance(window, tuple | list) and len(window) == 2):
         raise AttentionValueError(
             f"window should be a pair (left, right) of inclusive offsets: but got "
-            f"{window!r}. Use None for an unbounded side, e.g. (128, 0) for a causal "
-            f"sliding window of 129 keys."
+            f"{window!r}. Pass a tuple, with None for an unbounded side, e.g. "
+            f"window=(128, 0) for a causal sliding window of 129 keys."
         )
-    sides: list[int | None] = []
-    for side, value in zip(("left", "right"), window, strict=True):
-        if value is None:
-            sides.append(None)
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise AttentionValueError(
-                f"window {side} should be a non-negative int or None: but got {value!r}."
-            )
-        if value < 0:
-            raise AttentionValueError(
-                f"window {side} should be >= 0 or None (unbounded): but got {value}. "
-                f"flash-attn spells an unbounded side -1; refattn spells it None."
-            )
-        sides.append(int(value))
+    sides = [
+        window_side(f"window {side}", value)
+        for side, value in zip(("left", "right"), window, strict=True)
+    ]
     if alignment is None:
         alignment = causal
     if alignment is None:
         if length_q != length_k:
             raise AttentionValueError(
-                f"window_alignment is needed when L != S (L={length_q}, S={length_k}): "
-                f"'bottom_right' aligns the last query with the last key (flash-attn), "
-                f"'top_left' aligns the first with the first (JAX local_window_size)."
+                f"window_alignment is needed when L != S (L={length_q}, S={length_k}): but "
+                f"got None (and causal=None). Pass window_alignment='bottom_right' to align "
+                f"the last query with the last key (flash-attn) or 'top_left' to align the "
+                f"first with the first (JAX local_window_size)."
+                + see("causal_mask_built_for_wrong_length")
             )
         alignment = "top_left"
     offset = _alignment_offset("window_alignment", alignment, length_q, length_k)
@@ -240,6 +385,7 @@ def validate(
     rng: object = None,
     dropout_keep: object = None,
     memory_budget: object = None,
+    **unknown: object,
 ) -> Plan:
     """Check every argument of :func:`refattn.attention` and build the kernel's :class:`Plan`.
 
@@ -247,10 +393,13 @@ def validate(
         AttentionShapeError: shapes that do not fit together.
         AttentionDTypeError: dtypes attention cannot use.
         AttentionValueError: values out of range.
+        AttentionArgumentError: a keyword :func:`refattn.attention` does not take.
+        AttentionMemoryError: an output larger than this machine's memory.
     """
-    q = _as_float_array("query", query)
-    k = _as_float_array("key", key)
-    v = _as_float_array("value", value)
+    check_keywords(unknown)
+    q = float_array("query", query)
+    k = float_array("key", key)
+    v = float_array("value", value)
     _check_rank("query", q, "Hq, L, D")
     _check_rank("key", k, "Hkv, S, D")
     _check_rank("value", v, "Hkv, S, Dv")
@@ -280,7 +429,13 @@ def validate(
     if hkv_v != hkv:
         raise AttentionShapeError(
             f"value heads should equal key's Hkv={hkv}: but got value shape "
-            f"{_shape(v.shape)} with {hkv_v} heads (key {_shape(k.shape)})."
+            f"{_shape(v.shape)} with {hkv_v} heads (key {_shape(k.shape)}). Project key and "
+            f"value with the same number of kv heads, and check the head axis is at -3."
+        )
+    if hq == 0:
+        raise AttentionShapeError(
+            f"query should have at least one head: but got Hq=0 (query {_shape(q.shape)}). "
+            f"Check the head axis is at -3: (..., Hq, L, D)."
         )
     if hkv == 0 or hq % hkv:
         raise AttentionShapeError(
@@ -294,13 +449,25 @@ def validate(
     groups = hq // hkv
 
     compute = np.dtype(np.float64) if q.dtype == np.float64 else np.dtype(np.float32)
-    scale_value = 1.0 / math.sqrt(dim) if scale is None and dim else scale
-    if scale is None and not dim:
-        scale_value = 1.0
-    if isinstance(scale_value, bool) or not isinstance(scale_value, int | float | np.number):
-        raise AttentionValueError(f"scale should be a real number or None: but got {scale!r}.")
-    if not math.isfinite(float(scale_value)):
-        raise AttentionValueError(f"scale should be finite: but got {scale!r}.")
+    if scale is None:
+        scale_value = 1.0 / math.sqrt(dim) if dim else 1.0
+    else:
+        scale_value = real_number(
+            "scale", scale, "a real number or None", "pass a float, or None for 1 / sqrt(D)"
+        )
+    if not math.isfinite(scale_value):
+        raise AttentionValueError(
+            f"scale should be finite: but got {scale!r}. Pass None for the default "
+            f"1 / sqrt(D) = {1.0 / math.sqrt(dim) if dim else 1.0:.6g}, or check how the "
+            f"scale was computed (e.g. 1 / sqrt(0))." + see("missing_scale_saturates")
+        )
+    check_allocation(
+        "attention",
+        "the output (..., Hq, L, Dv)",
+        (*batch, hq, length_q, dim_v),
+        max(compute.itemsize, q.dtype.itemsize),
+        "Split the batch or the queries into several calls.",
+    )
 
     q5 = np.broadcast_to(q, (*batch, hq, length_q, dim)).reshape(n, hkv, groups, length_q, dim)
     q5 = q5.astype(compute, copy=False)
@@ -314,7 +481,7 @@ def validate(
 
     mask5 = None
     if attend_mask is not None:
-        m = np.asarray(attend_mask)
+        m = as_array("attend_mask", attend_mask)
         if m.dtype != np.bool_:
             hint = (
                 "for an additive 0/-inf mask pass it as bias=; for a 0/1 mask where 1 "
@@ -330,35 +497,51 @@ def validate(
 
     bias5 = None
     if bias is not None:
-        b = np.asarray(bias)
+        b = as_array("bias", bias)
         if b.dtype.kind != "f":
             raise AttentionDTypeError(
                 f"bias should be a floating array added to the logits: but got dtype "
-                f"{b.dtype}. A boolean mask goes to attend_mask=; an integer 0/1 mask is "
-                f"not a bias (adding it shifts logits by 1 instead of masking)."
+                f"{b.dtype}. Pass a boolean mask as attend_mask= instead; an integer 0/1 "
+                f"mask is not a bias (adding it shifts logits by 1 instead of masking)."
+                + see("zero_one_mask_added")
             )
-        if np.isnan(b).any() or np.isposinf(b).any():
+        b = float_array("bias", b)
+        nan, posinf = int(np.isnan(b).sum()), int(np.isposinf(b).sum())
+        if nan or posinf:
             raise AttentionValueError(
-                "bias should hold finite values or -inf (to mask): but it contains "
-                "NaN or +inf, which makes softmax NaN. Check how the bias was built."
-                + see("mask_times_minus_inf")
+                f"bias should hold finite values or -inf (to mask): but got {nan} NaN and "
+                f"{posinf} +inf entries (bias shape {_shape(b.shape)}), which make softmax "
+                f"NaN. Build masks as np.where(mask, 0.0, -np.inf), not mask * -np.inf, "
+                f"and check how the bias was computed." + see("mask_times_minus_inf")
             )
         bias5 = score_view("bias", b)
 
     slopes: npt.NDArray[np.floating] | None = None
     if alibi_slopes is not None:
-        a = np.asarray(alibi_slopes)
+        a = as_array("alibi_slopes", alibi_slopes)
         if a.dtype.kind != "f":
             raise AttentionDTypeError(
-                f"alibi_slopes should be floating, one per query head: but got dtype {a.dtype}."
+                f"alibi_slopes should be floating, one per query head: but got dtype "
+                f"{a.dtype} ({_preview(a)}). Convert with np.asarray(alibi_slopes, "
+                f"dtype=np.float32)."
             )
+        a = float_array("alibi_slopes", a)
         try:
             full = np.broadcast_to(a, (*batch, hq))
         except ValueError:
             raise AttentionShapeError(
                 f"alibi_slopes shape should be (Hq,) or (..., Hq) with Hq={hq}: but got "
-                f"{_shape(a.shape)}."
+                f"{_shape(a.shape)}. Pass one slope per query head, e.g. the geometric "
+                f"sequence 2 ** (-8 * (h + 1) / Hq) for h in range(Hq)."
             ) from None
+        if not np.isfinite(a).all():
+            bad = a[~np.isfinite(a)].flat[0]
+            raise AttentionValueError(
+                f"alibi_slopes should be finite: but got {bad!r} in alibi_slopes of shape "
+                f"{_shape(a.shape)}; a NaN or infinite slope turns the logits off the "
+                f"diagonal into NaN or -inf. Check how the slopes were computed (e.g. 2 ** -x with "
+                f"x from a division by zero)."
+            )
         slopes = full.reshape(n, hkv, groups).astype(compute)
 
     causal_offset = None
@@ -369,7 +552,11 @@ def validate(
     if window is not None:
         window_spec = _window(window, window_alignment, causal, length_q, length_k)
     elif window_alignment is not None:
-        raise AttentionValueError("window_alignment was given without a window.")
+        raise AttentionValueError(
+            f"window_alignment was given without a window: got "
+            f"window_alignment={window_alignment!r} and window=None. Pass window=(left, "
+            f"right) too, or drop window_alignment (causal= has its own alignment)."
+        )
 
     klen = (
         None if key_lengths is None else _lengths("key_lengths", key_lengths, batch, length_k, "S")
@@ -382,25 +569,38 @@ def validate(
 
     cap = None
     if softcap is not None:
-        if (
-            isinstance(softcap, bool)
-            or not isinstance(softcap, int | float | np.number)
-            or not (math.isfinite(float(softcap)) and float(softcap) > 0)
-        ):
+        fix = "pass None for no cap, or the model's cap (Gemma 2 uses 50.0 for attention logits)"
+        cap = real_number("softcap", softcap, "a positive finite number or None", fix)
+        if not (math.isfinite(cap) and cap > 0):
             raise AttentionValueError(
-                f"softcap should be a positive finite number or None: but got {softcap!r}."
+                f"softcap should be a positive finite number or None: but got {softcap!r}; "
+                f"{fix}. softcap * tanh(logits / softcap) needs softcap > 0."
             )
-        cap = float(softcap)
 
-    if fully_masked not in POLICIES:
+    if not isinstance(fully_masked, str) or fully_masked not in POLICIES:
         raise AttentionValueError(
-            f"fully_masked should be one of {POLICIES}: but got {fully_masked!r}."
+            f"fully_masked should be one of {POLICIES}: but got {fully_masked!r}. Pass "
+            f"'zero' (torch SDPA, flash-attn), 'uniform' (JAX), 'nan' or 'raise'."
+            + see("fully_masked_row_nan")
+        )
+    if fully_masked == "uniform" and length_k == 0 and n * hq * length_q:
+        raise AttentionValueError(
+            f"fully_masked='uniform' with no keys at all (S=0, key {_shape(k.shape)}): every "
+            f"row is fully masked and the mean of value over 0 keys is undefined. Pass "
+            f"fully_masked='zero' (zeros) or 'nan', or skip the call for an empty "
+            f"sequence." + see("zero_length_sequence")
         )
 
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
-    if isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 0:
+    if (
+        isinstance(budget, bool | np.bool_)
+        or not isinstance(budget, int | np.integer)
+        or budget < 0
+    ):
         raise AttentionValueError(
-            f"memory_budget should be a number of bytes >= 0 or None: but got {memory_budget!r}."
+            f"memory_budget should be a number of bytes >= 0 or None: but got "
+            f"{memory_budget!r}. Pass an int such as 256 << 20 (256 MiB, the default when "
+            f"None); 0 walks keys in chunks always."
         )
 
     keep5, p = _dropout(dropout_p, rng, dropout_keep, score_view, (*batch, hq, length_q, length_k))
@@ -435,28 +635,34 @@ def _dropout(
     score_view: Callable[[str, npt.NDArray[np.generic]], npt.NDArray[Any]],
     score_shape: tuple[int, ...],
 ) -> tuple[npt.NDArray[np.bool_] | None, float]:
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, int | float | np.number):
-        raise AttentionValueError(f"dropout_p should be a float in [0, 1): but got {dropout_p!r}.")
-    p = float(dropout_p)
+    p = real_number(
+        "dropout_p", dropout_p, "a float in [0, 1)", "pass a float such as 0.1, or 0.0 for none"
+    )
     if not 0.0 <= p < 1.0:
         raise AttentionValueError(
-            f"dropout_p should lie in [0, 1): but got {p}. It is the probability of "
-            f"dropping a weight; 1 would drop everything."
+            f"dropout_p should lie in [0, 1): but got {dropout_p!r}. It is the probability "
+            f"of dropping a weight (1 would drop everything): pass e.g. 0.1, or 0.0 at "
+            f"inference."
         )
     if p == 0.0:
         if dropout_keep is not None:
             raise AttentionValueError(
-                "dropout_keep was given with dropout_p=0: give the probability the keep-mask "
-                "was drawn with, since kept weights are scaled by 1 / (1 - dropout_p)."
+                "dropout_keep was given with dropout_p=0: pass dropout_p= the probability "
+                "the keep-mask was drawn with, since kept weights are scaled by "
+                "1 / (1 - dropout_p); or drop dropout_keep."
             )
         return None, 0.0
     if dropout_keep is not None:
         if rng is not None:
-            raise AttentionValueError("give either rng or dropout_keep, not both.")
-        keep = np.asarray(dropout_keep)
+            raise AttentionValueError(
+                f"rng and dropout_keep were both given (rng={rng!r}): pass only one, rng to "
+                f"draw the keep-mask or dropout_keep to supply it."
+            )
+        keep = as_array("dropout_keep", dropout_keep)
         if keep.dtype != np.bool_:
             raise AttentionDTypeError(
-                f"dropout_keep should be boolean (True = keep): but got dtype {keep.dtype}."
+                f"dropout_keep should be boolean (True = keep): but got dtype {keep.dtype}. "
+                f"Convert a 0/1 keep-mask with dropout_keep.astype(bool)."
             )
         return score_view("dropout_keep", keep), p
     if not isinstance(rng, np.random.Generator):
@@ -465,5 +671,89 @@ def _dropout(
             f"np.random.default_rng(0)) or an explicit dropout_keep mask: but got rng="
             f"{rng!r}. refattn keeps no hidden random state."
         )
+    check_allocation(
+        f"dropout_p={p} with rng",
+        "a keep-mask (..., Hq, L, S) drawn in float64",
+        score_shape,
+        8,
+        "Pass dropout_p=0.0 (inference), or split the batch into several calls.",
+    )
     keep = rng.random(score_shape) >= p
     return score_view("dropout_keep", keep), p
+
+
+_OPTION_NAMES = (
+    "attend_mask",
+    "bias",
+    "causal",
+    "window",
+    "window_alignment",
+    "key_lengths",
+    "query_lengths",
+    "alibi_slopes",
+    "softcap",
+    "scale",
+    "fully_masked",
+    "dropout_p",
+    "rng",
+    "dropout_keep",
+    "memory_budget",
+)
+
+
+def check_keywords(unknown: Mapping[str, object], where: str = "here") -> None:
+    """Refuse keywords that are not options of :func:`refattn.attention`, naming the fix.
+
+    ``return_weights`` and ``return_lse`` are flags of :func:`refattn.attention` itself:
+    functions that pass ``**options`` on (:func:`refattn.multi_head_attention`,
+    :meth:`refattn.KVCache.attend`, :func:`refattn.attention_backward`) return no weights or
+    log-sum-exp of their own.
+    """
+    if not unknown:
+        return
+    name, value = next(iter(unknown.items()))
+    if name in ("return_weights", "return_lse"):
+        fix = (
+            f"{name} is a flag of refattn.attention only: call refattn.attention(query, key, "
+            f"value, {name}=True, ...) with the same options to get them"
+        )
+        if where == "multi_head_attention" and name == "return_weights":
+            fix = "pass return_weights=True as multi_head_attention's own keyword"
+    else:
+        import difflib
+
+        close = difflib.get_close_matches(name, _OPTION_NAMES, n=1)
+        fix = (
+            f"did you mean {close[0]}=? Rename the keyword"
+            if close
+            else f"pass one of {', '.join(_OPTION_NAMES)}"
+        )
+    raise AttentionArgumentError(
+        f"{name}={value!r} is not an option {where}: expected only the options of "
+        f"refattn.attention; {fix}."
+    )
+
+
+def check_returns(plan: Plan, return_weights: object, return_lse: object) -> None:
+    """Check :func:`refattn.attention`'s ``return_*`` flags and the weights' memory up front."""
+    for name, flag in (("return_weights", return_weights), ("return_lse", return_lse)):
+        if not isinstance(flag, bool | np.bool_):
+            raise AttentionValueError(
+                f"{name} should be a bool: but got {flag!r} of type {type(flag).__name__}. "
+                f"Pass {name}=True or {name}=False."
+            )
+    if return_weights:
+        length_q, length_k = plan.query.shape[3], plan.key.shape[2]
+        itemsize = plan.query.itemsize
+        if plan.out_dtype != plan.query.dtype:
+            itemsize += plan.out_dtype.itemsize
+        check_allocation(
+            "return_weights=True",
+            "the weights (..., Hq, L, S)",
+            (*plan.batch_shape, plan.num_q_heads, length_q, length_k),
+            itemsize,
+            "Drop return_weights: the output alone is computed in blocks within "
+            "memory_budget. For the normaliser of each row pass return_lse=True "
+            "((..., Hq, L) only); to inspect weights, call attention on a slice of the "
+            "queries, e.g. query[..., :1024, :].",
+        )

@@ -213,5 +213,5 @@ def test_rejects_value_shape_unlike_key_like_jax() -> None:
 
 def test_rejects_negative_window() -> None:
     q, k, v = _qkv((1, 2, 1, 4), (1, 3, 1, 4))
-    with pytest.raises(AttentionValueError, match="local_window_size should be"):
+    with pytest.raises(AttentionValueError, match=r"local_window_size\[0\] should be >= 0"):
         dpa(q, k, v, local_window_size=(-1, 2))

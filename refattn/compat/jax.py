@@ -15,6 +15,7 @@ import numpy.typing as npt
 from refattn import masks
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
 from refattn.reference import attention
+from refattn.validation import as_array, see, window_side
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -67,7 +68,8 @@ def dot_product_attention(
         AttentionShapeError: shapes JAX rejects (its ``ValueError``), and masks that do not
             broadcast.
         AttentionDTypeError: a non-boolean ``mask``, non-integer lengths, mixed dtypes.
-        AttentionValueError: a negative ``local_window_size``.
+        AttentionValueError: a ``local_window_size`` that is not a non-negative int or pair
+            of them; lengths outside ``[0, T]`` / ``[0, S]`` (JAX accepts them silently).
 
     Examples:
         >>> import numpy as np
@@ -81,25 +83,27 @@ def dot_product_attention(
         >>> dot_product_attention(q, kv, kv, mask=no_keys)[0, 0, 0]
         array([4., 5., 6., 7.], dtype=float32)
     """
-    q, k, v = np.asarray(query), np.asarray(key), np.asarray(value)
+    q, k, v = as_array("query", query), as_array("key", key), as_array("value", value)
     out_shape = q.shape
     q, k, v = _ensure_4d(q), _ensure_4d(k), _ensure_4d(v)
     if not (q.ndim == k.ndim == v.ndim == 4):
         raise AttentionShapeError(
             f"query, key and value should be (B, T, N, H), (B, S, K, H), (B, S, K, H) or "
             f"the same without B: but got query {out_shape}, key {np.shape(key)}, value "
-            f"{np.shape(value)}."
+            f"{np.shape(value)}. Pass all three with the same rank, heads at axis -2; a "
+            f"(B, N, T, H) array is x.transpose(0, 2, 1, 3)."
         )
     batch, length_k, kv_heads, dim = k.shape
     if v.shape != k.shape:
         raise AttentionShapeError(
             f"value shape should be {k.shape} (key's shape; JAX has no separate value "
-            f"head dim): but got {v.shape}."
+            f"head dim): but got {v.shape}. Pass key and value of the same length and "
+            f"heads; for Dv != D use refattn.attention." + see("value_sliced_separately")
         )
     if v.dtype != k.dtype or q.dtype != k.dtype:
         raise AttentionDTypeError(
             f"query and value dtype should be key's {k.dtype}: but got query {q.dtype} and "
-            f"value {v.dtype}. Cast them to one dtype."
+            f"value {v.dtype}. Cast them to one dtype, e.g. value.astype(key.dtype)."
         )
     if q.shape[0] != batch or q.shape[3] != dim:
         raise AttentionShapeError(
@@ -111,7 +115,8 @@ def dot_product_attention(
     if heads % kv_heads:
         raise AttentionShapeError(
             f"query heads N={heads} should be a multiple of key/value heads K={kv_heads}: "
-            f"but got query {q.shape} and key {k.shape}."
+            f"but got query {q.shape} and key {k.shape}. Check heads are at axis 2 in JAX's "
+            f"(B, T, N, H) layout." + see("head_split_not_divisible")
         )
     bias4 = None if bias is None else _score_array("bias", bias, heads)
     mask4 = None if mask is None else _score_array("mask", mask, heads)
@@ -120,8 +125,8 @@ def dot_product_attention(
             f"mask dtype should be bool (True = takes part): but got {mask4.dtype}. An "
             f"additive mask goes to bias=; a 0/1 mask is mask.astype(bool)."
         )
-    qlen = _seq_lengths("query_seq_lengths", query_seq_lengths, batch)
-    klen = _seq_lengths("key_value_seq_lengths", key_value_seq_lengths, batch)
+    qlen = _seq_lengths("query_seq_lengths", query_seq_lengths, batch, length_q, "T")
+    klen = _seq_lengths("key_value_seq_lengths", key_value_seq_lengths, batch, length_k, "S")
     window = _window(local_window_size)
 
     qh, kh, vh = (x.transpose(0, 2, 1, 3) for x in (q, k, v))  # (B, heads, length, H)
@@ -137,7 +142,7 @@ def dot_product_attention(
         key_lengths=klen,
         query_lengths=qlen,
         scale=scale,
-        fully_masked="uniform",
+        fully_masked="uniform" if length_k else "zero",  # JAX returns zeros when S = 0
     )  # (B, N, T, H)
     if bias4 is not None and np.isneginf(bias4).any():
         # Rows whose allowed keys all have bias -inf: JAX's softmax puts uniform weight on
@@ -162,44 +167,72 @@ def _ensure_4d(arr: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
 
 
 def _score_array(name: str, x: npt.ArrayLike, heads: int) -> npt.NDArray[Any]:
-    arr = _ensure_4d(np.asarray(x))
+    arr = _ensure_4d(as_array(name, x))
     if arr.ndim != 4:
         raise AttentionShapeError(
             f"{name} should have at most 4 dims (B, N, T, S): but got shape {arr.shape}; "
-            f"JAX says '{name} ndim should be 4'."
+            f"JAX says '{name} ndim should be 4'. Merge extra batch axes with "
+            f"{name}.reshape(-1, *{name}.shape[-3:])."
         )
     if arr.shape[1] not in (1, heads):
         raise AttentionShapeError(
             f"{name} head axis should be 1 or N={heads}: but got shape {arr.shape} (axis 1 "
-            f"is heads in JAX's (B, N, T, S) layout)."
+            f"is heads in JAX's (B, N, T, S) layout). Pass a (B, T, S) {name} as "
+            f"{name}[:, None]." + see("three_d_mask_read_as_heads")
         )
     return arr
 
 
-def _seq_lengths(name: str, x: npt.ArrayLike | None, batch: int) -> npt.NDArray[np.integer] | None:
+def _seq_lengths(
+    name: str, x: npt.ArrayLike | None, batch: int, limit: int, axis: str
+) -> npt.NDArray[np.integer] | None:
     if x is None:
         return None
-    arr = np.asarray(x)
+    arr = as_array(name, x)
     if arr.dtype.kind not in "iu":
-        raise AttentionDTypeError(f"{name} should be integers (int32 in JAX): but got {arr.dtype}.")
+        raise AttentionDTypeError(
+            f"{name} should be integers (int32 in JAX): but got dtype {arr.dtype}. Convert "
+            f"with np.asarray({name}, dtype=np.int32)."
+        )
     if arr.shape != (batch,):
         raise AttentionShapeError(
             f"{name} shape should be (B,) = ({batch},): but got {arr.shape}; JAX says "
-            f"'{name} shape should be [{batch}]'."
+            f"'{name} shape should be [{batch}]'. Pass one length per batch entry."
+        )
+    if arr.size and (arr.min() < 0 or arr.max() > limit):
+        bad = arr[(arr < 0) | (arr > limit)][0]
+        raise AttentionValueError(
+            f"{name} should lie in [0, {axis}] = [0, {limit}]: but got {bad} ({name}="
+            f"{arr.tolist()}). JAX accepts it silently (a length past {axis} pads nothing); "
+            f"pass lengths counted after truncation, at most {limit}."
+            + see("lengths_longer_than_padded")
         )
     return arr
 
 
-def _window(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+def _window(size: object) -> tuple[int, int] | None:
     if size is None:
         return None
-    pair = (size, size) if isinstance(size, int | np.integer) else tuple(size)
-    if len(pair) != 2 or any(isinstance(s, bool) or int(s) < 0 for s in pair):
+    if isinstance(size, int | np.integer) and not isinstance(size, bool | np.bool_):
+        pair: tuple[object, ...] = (size, size)
+    elif isinstance(size, tuple | list):
+        pair = tuple(size)
+    else:
+        pair = ()
+    if len(pair) != 2:
         raise AttentionValueError(
             f"local_window_size should be a non-negative int or a pair (left, right) of "
-            f"non-negative ints: but got {size!r}."
+            f"non-negative ints: but got {size!r} of type {type(size).__name__}. Pass e.g. "
+            f"local_window_size=(128, 0) for a causal window of 129 keys, or an int w for "
+            f"(w, w)."
         )
-    return int(pair[0]), int(pair[1])
+    left, right = (window_side(f"local_window_size[{i}]", s) for i, s in enumerate(pair))
+    if left is None or right is None:
+        raise AttentionValueError(
+            f"local_window_size should be a pair of ints: but got {size!r}; JAX has no "
+            f"unbounded side. Pass S - 1 for a side that reaches every key."
+        )
+    return left, right
 
 
 def _allowed(

@@ -13,6 +13,7 @@ from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionVa
 from refattn.gradients import attention_backward
 from refattn.multihead import merge_heads, project_heads
 from refattn.reference import AttentionOptions, attention
+from refattn.validation import as_array, real_number, see
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -108,9 +109,14 @@ def _sdpa_options(
     enable_gqa: bool,
 ) -> AttentionOptions:
     """Translate torch SDPA's arguments into :func:`refattn.attention`'s explicit ones."""
-    q, k = np.asarray(query), np.asarray(key)
-    if not isinstance(is_causal, bool | np.bool_):
-        raise AttentionValueError(f"is_causal should be a bool: but got {is_causal!r}.")
+    q, k = as_array("query", query), as_array("key", key)
+    for name, flag in (("is_causal", is_causal), ("enable_gqa", enable_gqa)):
+        if not isinstance(flag, bool | np.bool_):
+            raise AttentionValueError(
+                f"{name} should be a bool: but got {flag!r} of type {type(flag).__name__}. "
+                f"Pass {name}=True or {name}=False (causal alignment is top-left here; for "
+                f"bottom-right use refattn.attention(causal='bottom_right'))."
+            )
     if not enable_gqa and q.ndim >= 3 and k.ndim >= 3 and q.shape[-3] != k.shape[-3]:
         raise AttentionShapeError(
             f"query heads ({q.shape[-3]}, query {q.shape}) differ from key heads "
@@ -126,7 +132,7 @@ def _sdpa_options(
             "attn_mask & refattn.masks.causal(L, S, 'top_left')."
         )
     if attn_mask is not None:
-        mask = np.asarray(attn_mask)
+        mask = as_array("attn_mask", attn_mask)
         if mask.ndim < 2:
             raise AttentionShapeError(
                 f"attn_mask should have at least 2 dims (L, S): but got shape {mask.shape}. "
@@ -145,7 +151,7 @@ def _sdpa_options(
                 "attn_mask.astype(np.float64)."
             )
         elif mask.dtype.kind == "f" and mask.dtype in (np.dtype(np.float32), q.dtype):
-            bias = mask
+            bias = _finite_mask("attn_mask", mask)
         else:
             raise AttentionDTypeError(
                 f"attn_mask dtype should be bool (True = attend) or float32 or the query's "
@@ -266,9 +272,27 @@ def multi_head_attention_forward(
         >>> w is None, bool((out[:, 1] == 0).all())  # SDPA path: zeros
         (True, True)
     """
-    q_in, k_in, v_in = np.asarray(query), np.asarray(key), np.asarray(value)
-    kpm = None if key_padding_mask is None else np.asarray(key_padding_mask)
-    mask = None if attn_mask is None else np.asarray(attn_mask)
+    q_in, k_in, v_in = as_array("query", query), as_array("key", key), as_array("value", value)
+    kpm = None if key_padding_mask is None else as_array("key_padding_mask", key_padding_mask)
+    mask = None if attn_mask is None else as_array("attn_mask", attn_mask)
+    if isinstance(num_heads, bool | np.bool_) or not isinstance(num_heads, int | np.integer):
+        raise AttentionValueError(
+            f"num_heads should be a positive int: but got {num_heads!r} of type "
+            f"{type(num_heads).__name__}. Pass the module's num_heads, e.g. 8."
+        )
+    if num_heads < 1:
+        raise AttentionValueError(
+            f"num_heads should be a positive int: but got {num_heads}. Pass the module's "
+            f"num_heads, e.g. 8; it must divide embed_dim." + see("head_split_not_divisible")
+        )
+    if out_proj_weight is None:
+        raise AttentionValueError(
+            "out_proj_weight should be an (E, E) array: but got None; torch raises "
+            "\"linear(): argument 'weight' (position 2) must be Tensor, not NoneType\" here. "
+            "Pass the module's out_proj.weight; for unprojected heads call "
+            "refattn.multi_head_attention without out_proj_weight."
+        )
+    p = real_number("dropout_p", dropout_p, "a float in [0, 1)", "pass a float such as 0.1, or 0.0")
     batched = _mha_check_ranks(q_in, k_in, v_in, kpm, mask, num_heads)
     if not batched:  # pretend batched with N = 1, as torch does
         q_in, k_in, v_in = q_in[:, None], k_in[:, None], v_in[:, None]
@@ -277,6 +301,23 @@ def multi_head_attention_forward(
     dtype = q_in.dtype
     length_q, batch, embed = q_in.shape
     length_k = k_in.shape[0]
+    if kpm is not None and kpm.shape != (batch, length_k):
+        given = kpm.shape if batched else kpm.shape[1:]
+        want: tuple[int, ...] = (batch, length_k) if batched else (length_k,)
+        torch_says = ""
+        if batched:
+            axis = 0 if kpm.shape[0] != batch else 1
+            torch_says = (
+                f" (torch raises 'Expected key_padded_mask.shape[{axis}] to be {want[axis]}, "
+                f"but got {kpm.shape[axis]}')"
+            )
+        hint = "pass one entry per batch entry and key, True = ignore"
+        if batched and kpm.shape == (length_k, batch):
+            hint = "it is transposed (S, N): pass key_padding_mask.T"
+        raise AttentionShapeError(
+            f"key_padding_mask shape should be {'(N, S)' if batched else '(S,)'} = {want}: "
+            f"but got {given}{torch_says}; {hint}." + see("key_padding_broadcast_along_query")
+        )
 
     # need_weights=False takes torch's SDPA path, which also takes float32 masks; refused
     # for float64 queries, where that path returns wrong numbers (see the SDPA adapter).
@@ -297,18 +338,18 @@ def multi_head_attention_forward(
             f"got query {q_in.shape} with E={embed}. Layout is (L, N, E): a batch-first "
             f"(N, L, E) input must be transposed with x.swapaxes(0, 1)."
         )
-    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
-        raise AttentionValueError(f"num_heads should be a positive int: but got {num_heads!r}.")
     if embed % num_heads:
         raise AttentionShapeError(
-            f"embed_dim E={embed} should be divisible by num_heads={num_heads}: each head "
-            f"gets E // num_heads features."
+            f"embed_dim E={embed} should be divisible by num_heads: but got num_heads="
+            f"{num_heads}. Each head gets E // num_heads features: pass a num_heads that "
+            f"divides {embed}." + see("head_split_not_divisible")
         )
     head_dim = embed // num_heads
     if use_separate_proj_weight and k_in.shape[:2] != v_in.shape[:2]:
         raise AttentionShapeError(
             f"key and value should agree on (S, N): but got key {k_in.shape} and value "
-            f"{v_in.shape}."
+            f"{v_in.shape}. Pass key and value of the same sequence, sequence-first "
+            f"(S, N, E)." + see("value_sliced_separately")
         )
     if not use_separate_proj_weight and k_in.shape != v_in.shape:
         raise AttentionShapeError(
@@ -319,7 +360,7 @@ def multi_head_attention_forward(
     if mask_add is not None:
         want = (
             (length_q, length_k) if mask_add.ndim == 2 else (batch * num_heads, length_q, length_k)
-        )
+        )  # (L, S) or (N * H, L, S)
         if mask_add.shape != want:
             raise AttentionShapeError(
                 f"attn_mask shape should be (L, S) = {(length_q, length_k)} or batch-major "
@@ -343,14 +384,19 @@ def multi_head_attention_forward(
     extra = 0  # keys appended after the S given ones; never masked
     if bias_k is not None and bias_v is not None:
         if static_k is not None or static_v is not None:
-            raise AttentionValueError("bias_k/bias_v cannot be added to static_k/static_v.")
+            raise AttentionValueError(
+                "bias_k/bias_v cannot be added to static_k/static_v: got both. Pass "
+                "static_k/static_v that already include the bias key, and bias_k=None, "
+                "bias_v=None."
+            )
         k = np.concatenate([k, _per_head("bias_k", bias_k, batch, num_heads, head_dim)], axis=2)
         v = np.concatenate([v, _per_head("bias_v", bias_v, batch, num_heads, head_dim)], axis=2)
         extra += 1
     elif bias_k is not None or bias_v is not None:
         raise AttentionValueError(
             "bias_k and bias_v should be given together: but got only "
-            f"{'bias_k' if bias_k is not None else 'bias_v'}."
+            f"{'bias_k' if bias_k is not None else 'bias_v'}. Pass both (the module's "
+            f"bias_k and bias_v, add_bias_kv=True) or neither."
         )
     k = _static("static_k", static_k, k, batch, num_heads, head_dim)
     v = _static("static_v", static_v, v, batch, num_heads, head_dim)
@@ -374,7 +420,7 @@ def multi_head_attention_forward(
             )
         bias = add if bias is None else bias + add  # (N or 1, H or 1, L or 1, S')
 
-    p = float(dropout_p) if training else 0.0
+    p = p if training else 0.0
     keep = None
     if p > 0.0:
         if not isinstance(rng, np.random.Generator):
@@ -462,7 +508,7 @@ def _mha_additive(
         additive: FloatArray = np.where(mask, -np.inf, 0.0).astype(dtype)
         return additive
     if mask.dtype.kind != "f":
-        raise AttentionDTypeError(
+        raise AttentionDTypeError(  # torch's message, then the fix
             f"{name} should be boolean (True = ignore) or floating (added to the logits): "
             f"but got dtype {mask.dtype}; torch says 'only bool and floating types of "
             f"{name} are supported'. Convert a 0/1 mask with {name}.astype(bool)."
@@ -472,6 +518,19 @@ def _mha_additive(
             f"{name} dtype should be {' or '.join(str(d) for d in allowed)} here: but got "
             f"{mask.dtype}. torch adds it to logits of the query's dtype and refuses "
             f"others; cast it with {name}.astype(query.dtype)."
+        )
+    return _finite_mask(name, mask)
+
+
+def _finite_mask(name: str, mask: npt.NDArray[np.generic]) -> FloatArray:
+    """Refuse NaN and ``+inf`` in a float mask, naming the mask (not the bias it becomes)."""
+    nan, posinf = int(np.isnan(mask).sum()), int(np.isposinf(mask).sum())  # type: ignore[arg-type]
+    if nan or posinf:
+        raise AttentionValueError(
+            f"{name} should hold finite values or -inf (to ignore a key): but got {nan} NaN "
+            f"and {posinf} +inf entries ({name} shape {mask.shape}); torch returns NaN rows "
+            f"for them. Build it with np.where(ignore, -np.inf, 0.0), not ignore * -np.inf."
+            + see("mask_times_minus_inf")
         )
     return mask  # type: ignore[return-value]
 
@@ -489,10 +548,11 @@ def _mha_project(
     embed = query.shape[-1]
     biases: list[npt.ArrayLike | None] = [None, None, None]
     if in_proj_bias is not None:
-        b = np.asarray(in_proj_bias)
+        b = as_array("in_proj_bias", in_proj_bias)
         if b.shape != (3 * embed,):
             raise AttentionShapeError(
-                f"in_proj_bias shape should be (3 * E,) = ({3 * embed},): but got {b.shape}."
+                f"in_proj_bias shape should be (3 * E,) = ({3 * embed},): but got {b.shape}. "
+                f"Pass the module's in_proj_bias, packed [q | k | v]."
             )
         biases = list(np.split(b, 3))
     if separate is None:
@@ -502,7 +562,7 @@ def _mha_project(
                 "got None. Pass the packed (3E, E) weight, or use_separate_proj_weight=True "
                 "with q_proj_weight, k_proj_weight and v_proj_weight."
             )
-        w = np.asarray(in_proj_weight)
+        w = as_array("in_proj_weight", in_proj_weight)
         if w.shape != (3 * embed, embed):
             raise AttentionShapeError(
                 f"in_proj_weight shape should be (3 * E, E) = ({3 * embed}, {embed}): but got "
@@ -518,12 +578,15 @@ def _mha_project(
         if w_x is None:
             raise AttentionValueError(
                 f"{name[0]}_proj_weight should be given when use_separate_proj_weight is "
-                f"True: but got None."
+                f"True: but got None. Pass the module's {name[0]}_proj_weight, or "
+                f"use_separate_proj_weight=False with in_proj_weight."
             )
-        if np.shape(w_x) != (embed, x.shape[-1]):
+        w_x = as_array(f"{name[0]}_proj_weight", w_x)
+        if w_x.shape != (embed, x.shape[-1]):
             raise AttentionShapeError(
                 f"{name[0]}_proj_weight shape should be (E, E{name[0]}) = "
-                f"({embed}, {x.shape[-1]}): but got {np.shape(w_x)}."
+                f"({embed}, {x.shape[-1]}): but got {w_x.shape}. Pass the weight in "
+                f"torch.nn.Linear layout (out x in); a transposed one is weight.T."
             )
         projected.append(project_heads(x, w_x, b_x, num_heads=num_heads, name=name))
     return projected[0], projected[1], projected[2]
@@ -531,11 +594,11 @@ def _mha_project(
 
 def _per_head(name: str, x: npt.ArrayLike, batch: int, num_heads: int, head_dim: int) -> FloatArray:
     """``bias_k``/``bias_v`` ``(1, 1, E)`` as one extra key per head: ``(N, H, 1, D)``."""
-    arr = np.asarray(x)
+    arr = as_array(name, x)
     if arr.shape != (1, 1, num_heads * head_dim):
         raise AttentionShapeError(
             f"{name} shape should be (1, 1, E) = (1, 1, {num_heads * head_dim}): but got "
-            f"{arr.shape}."
+            f"{arr.shape}. Pass the module's {name} parameter as is."
         )
     per_head = arr.reshape(1, num_heads, 1, head_dim)  # E splits head-major into (H, D)
     return np.broadcast_to(per_head, (batch, num_heads, 1, head_dim))
@@ -552,10 +615,11 @@ def _static(
     """``static_k``/``static_v`` ``(N * H, S, D)`` (batch-major) as ``(N, H, S, D)``."""
     if static is None:
         return projected
-    arr = np.asarray(static)
+    arr = as_array(name, static)
     if arr.ndim != 3 or arr.shape[0] != batch * num_heads or arr.shape[2] != head_dim:
         raise AttentionShapeError(
             f"{name} shape should be (N * num_heads, S, D) = ({batch * num_heads}, S, "
-            f"{head_dim}): but got {arr.shape}."
+            f"{head_dim}): but got {arr.shape}. Reshape (N, H, S, D) heads with "
+            f"x.reshape(N * num_heads, S, D) (batch-major)."
         )
     return arr.reshape(batch, num_heads, arr.shape[1], head_dim)
