@@ -1,0 +1,1179 @@
+r"""flash-attn 2 semantics on NumPy arrays: the three functions of its Python interface.
+
+``flash_attn_func``, ``flash_attn_varlen_func`` and ``flash_attn_with_kvcache``.
+
+Import as ``from refattn.compat.flash_attn import flash_attn_func``; it needs neither a GPU
+nor flash-attn. Same names, argument order and defaults as ``flash_attn/flash_attn_interface.py``
+of flash-attn 2 (Dao-AILab/flash-attention); layouts are flash-attn's ``(B, S, H, D)``
+(BSHD) and packed ``(total, H, D)``.
+
+**What was read.** The Python docstrings in ``flash_attn/flash_attn_interface.py``; the
+argument rewriting in ``csrc/flash_attn/flash_api.cpp`` (``mha_fwd``, ``mha_varlen_fwd``,
+``mha_fwd_kvcache``, ``set_params_fprop``); the kernel's masking, LSE and early exit in
+``csrc/flash_attn/src/flash_fwd_kernel.h``, ``mask.h``, ``softmax.h`` and
+``block_info.h``; rotary in ``csrc/flash_attn/src/rotary.h`` and
+``flash_attn/layers/rotary.py``; the test oracle ``attention_ref`` and
+``test_flash_attn_kvcache`` in ``tests/test_flash_attn.py``. What the kernel really
+computes, where it differs from the docstrings, is followed and listed here:
+
+1. **Window rewriting** (``flash_api.cpp``). Let ``Sk`` be the key length the C++ entry
+   point sees (``flash_attn_func``: ``k.shape[1]``; varlen: ``max_seqlen_k``;
+   ``with_kvcache``: the cache capacity, ``k_cache.shape[1]`` or
+   ``max_num_blocks_per_seq * page_block_size``). Then, in this order (varlen and
+   ``with_kvcache`` do step 1 after 3): (1) a side ``>= Sk`` becomes ``-1``; (2)
+   ``causal`` is dropped when the query length is 1 and there is no ALiBi (it changes nothing then);
+   (3) ``causal`` sets the right side to 0; (4) ``set_params_fprop``: causal is
+   ``left < 0 and right == 0``; otherwise a single negative side becomes ``Sk``.
+   Step 4 means ``window_size=(w, -1)`` is **not** "unbounded on the right": the right
+   side becomes ``Sk``, which removes keys when the query length exceeds ``Sk + 1``
+   (query ``i`` then sees no key right of ``i + 2 Sk - Sq``). Step 1 means a right side
+   ``>= Sk`` **is** unbounded, though the documented rule would bound it when
+   ``Sq > Sk``. Both are reproduced.
+2. **Mask** (``mask.h``), per sequence with its own lengths ``sq``, ``sk``: query ``i``
+   sees key ``j`` iff ``i + sk - sq - left <= j <= i + sk - sq + right`` (a causal mask:
+   only the right bound with ``right = 0``): bottom-right aligned, per sequence.
+3. **A row with no allowed key** (``softmax.h`` ``normalize_softmax_lse``, and the early
+   exit of ``flash_fwd_kernel.h``): output **zeros**, LSE **+inf** (not ``-inf``). A
+   batch with no keys at all (``Sk == 0``) returns zeros and ``+inf`` too.
+4. **ALiBi** (``mask.h``): the bias is ``-slope * |i + sk - sq - j|`` as documented; but
+   when the kernel runs causal (``left < 0, right == 0`` after rewriting) it adds
+   ``slope * j`` instead, which gives the same output (softmax is shift invariant per
+   row) and an LSE larger by ``slope * (i + sk - sq)``. The LSE returned here is the
+   kernel's.
+5. **Softcap** ``> 0``: logits ``softcap * tanh(scale * q·k / softcap)``, before ALiBi and
+   masks. ``softcap <= 0`` switches it off (flash-attn's "0.0 means deactivated").
+6. **LSE** is float32, the natural log-sum-exp of the final logits (after scale, softcap
+   and ALiBi); ``(B, Hq, Sq)`` for the padded functions, ``(Hq, total_q)`` for varlen.
+7. ``return_attn_probs=True`` returns ``(out, softmax_lse, S_dmask)``; flash-attn only
+   fills ``S_dmask`` when ``dropout_p > 0``, otherwise it is an **empty tensor of shape
+   (0,)** in the query dtype. That is what is returned here (dropout is refused, see
+   below). For the probabilities call :func:`refattn.attention` with
+   ``return_weights=True``.
+
+Deliberate differences, each raising a :mod:`refattn.errors` class instead of a silent
+result:
+
+- ``dropout_p > 0``: flash-attn draws its keep-mask from a Philox stream on the GPU that
+  cannot be reproduced; use :func:`refattn.attention` with ``dropout_p`` and ``rng``.
+- Index arrays (``cu_seqlens_*``, ``cache_seqlens``, ``cache_batch_idx``, ``cache_leftpad``,
+  ``block_table``) must be int32, as flash-attn's C++ checks require (it raises
+  ``RuntimeError: cu_seqlens_q must have dtype int32`` for int64).
+- Values flash-attn does not check and then reads or writes out of bounds, or leaves
+  uncomputed, are refused: non-monotone or too-long ``cu_seqlens``, ``max_seqlen_q/k``
+  smaller than a sequence (they are upper bounds; a smaller ``max_seqlen_q`` leaves rows
+  uncomputed in flash-attn), block-table entries outside ``[0, num_blocks)``, cache
+  lengths plus new tokens past the cache, left padding past the cache length, rotary
+  tables too short for the positions used, duplicate ``cache_batch_idx`` with new keys
+  (flash-attn: "might come from any of the duplicate indices").
+- Inputs may be float16, float32 or float64 (flash-attn takes float16 and bfloat16 only;
+  NumPy has no bfloat16). float16 is computed in float32, like the kernel.
+- flash-attn 2's CUDA kernel requires ``page_block_size % 256 == 0`` and head dims up to
+  256; neither limit is imposed here (flash-attn 3 takes any page size).
+
+Two kernel details are *not* reproduced and are documented instead: when
+``flash_attn_varlen_func`` gets ``max_seqlen_q == 1`` with GQA and no window or ALiBi,
+flash-attn takes a fast path that ignores ``cu_seqlens_q`` (query row ``b`` is sequence
+``b``); that layout is refused here unless ``cu_seqlens_q`` is ``0, 1, ..., B``. And in
+``flash_attn_with_kvcache`` the kernel copies new keys into the cache only for key
+tiles some query tile reads, so with a left window shorter than the new keys some of
+them may not be written; here every new key is written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
+from refattn.reference import attention
+from refattn.rotary import apply_rotary
+from refattn.validation import see
+
+FloatArray = npt.NDArray[np.floating]
+IntArray = npt.NDArray[np.int32]
+
+__all__ = ["flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache"]
+
+
+# ----------------------------------------------------------------------------------------
+# flash_attn_func
+# ----------------------------------------------------------------------------------------
+
+
+@overload
+def flash_attn_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    dropout_p: float = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    deterministic: bool = ...,
+    return_attn_probs: Literal[False] = ...,
+) -> FloatArray: ...
+@overload
+def flash_attn_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    dropout_p: float = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    deterministic: bool = ...,
+    *,
+    return_attn_probs: Literal[True],
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def flash_attn_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    dropout_p: float = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    deterministic: bool = ...,
+    return_attn_probs: bool = ...,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+def flash_attn_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: npt.ArrayLike | None = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
+    """``flash_attn.flash_attn_func`` (flash-attn 2) on NumPy arrays.
+
+    Query ``i`` of a batch entry sees keys ``i + Sk - Sq - left <= j <= i + Sk - Sq +
+    right`` (bottom-right aligned; ``-1`` is an unbounded side, after the rewriting in
+    this module's notes); ``causal`` is ``right = 0``. Query head ``h`` reads key/value
+    head ``h // (Hq // Hkv)``. A row with no allowed key returns zeros.
+
+    Args:
+        q: ``(B, Sq, Hq, D)`` floating.
+        k: ``(B, Sk, Hkv, D)``, same dtype; ``Hq`` a multiple of ``Hkv``.
+        v: ``(B, Sk, Hkv, D)``, same dtype.
+        dropout_p: must be 0.0 (flash-attn's dropout stream cannot be reproduced).
+        softmax_scale: multiplies ``q·k``; default ``D ** -0.5``.
+        causal: bottom-right aligned causal mask.
+        window_size: ``(left, right)``; a negative side is unbounded.
+        softcap: ``> 0`` caps logits to ``(-softcap, softcap)``; ``<= 0`` is off.
+        alibi_slopes: float32 ``(Hq,)`` or ``(B, Hq)``.
+        deterministic: accepted and ignored (it only concerns flash-attn's backward).
+        return_attn_probs: also return ``softmax_lse`` and ``S_dmask`` (see module notes).
+
+    Returns:
+        ``out (B, Sq, Hq, D)`` in ``q``'s dtype; with ``return_attn_probs``, the tuple
+        ``(out, softmax_lse (B, Hq, Sq) float32, S_dmask (0,) empty)``.
+
+    Raises:
+        AttentionShapeError: shapes flash-attn's ``CHECK_SHAPE`` rejects, head counts that
+            do not divide.
+        AttentionDTypeError: non-floating or mixed dtypes, ALiBi slopes not float32.
+        AttentionValueError: ``dropout_p > 0``, a bad ``window_size``.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> q = rng.standard_normal((2, 3, 4, 8)).astype(np.float32)  # (B, Sq, Hq, D)
+        >>> kv = rng.standard_normal((2, 5, 2, 8)).astype(np.float32)  # (B, Sk, Hkv, D)
+        >>> out, lse, s_dmask = flash_attn_func(q, kv, kv, causal=True, return_attn_probs=True)
+        >>> out.shape, lse.shape, lse.dtype, s_dmask.shape
+        ((2, 3, 4, 8), (2, 4, 3), dtype('float32'), (0,))
+    """
+    qa, ka, va = _qkv(q, k, v, ("q", "k", "v"))
+    _rank("q", qa, 4, "(B, Sq, Hq, D)")
+    _rank("k", ka, 4, "(B, Sk, Hkv, D)")
+    _rank("v", va, 4, "(B, Sk, Hkv, D)")
+    batch, length_q, hq, dim = qa.shape
+    length_k, hkv = ka.shape[1], ka.shape[2]
+    _expect_shape("k", ka, (batch, length_k, hkv, dim), "(B, Sk, Hkv, D)")
+    _expect_shape("v", va, (batch, length_k, hkv, dim), "(B, Sk, Hkv, D)")
+    _heads(hq, hkv)
+    _no_dropout(dropout_p)
+    slopes = _alibi(alibi_slopes, batch, hq)
+    mask = _flash_mask(causal, window_size, length_q, length_k, slopes is not None, "fwd")
+    scale = _scale(softmax_scale, dim)
+    cap = _softcap(softcap)
+
+    out = np.zeros(qa.shape, dtype=qa.dtype)
+    lse = np.full((batch, hq, length_q), np.inf, dtype=np.float32)
+    if length_q and length_k:
+        o, row_lse = _attend(
+            qa.transpose(0, 2, 1, 3), ka.transpose(0, 2, 1, 3), va.transpose(0, 2, 1, 3),
+            mask, scale, cap, slopes,
+        )  # fmt: skip
+        out[...] = o.transpose(0, 2, 1, 3)
+        lse[...] = row_lse
+    if return_attn_probs:
+        return out, lse, np.empty((0,), dtype=qa.dtype)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# flash_attn_varlen_func
+# ----------------------------------------------------------------------------------------
+
+
+@overload
+def flash_attn_varlen_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    cu_seqlens_q: npt.ArrayLike,
+    cu_seqlens_k: npt.ArrayLike,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    dropout_p: float = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    deterministic: bool = ...,
+    return_attn_probs: Literal[False] = ...,
+    block_table: npt.ArrayLike | None = ...,
+) -> FloatArray: ...
+@overload
+def flash_attn_varlen_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    cu_seqlens_q: npt.ArrayLike,
+    cu_seqlens_k: npt.ArrayLike,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    dropout_p: float = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    deterministic: bool = ...,
+    *,
+    return_attn_probs: Literal[True],
+    block_table: npt.ArrayLike | None = ...,
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def flash_attn_varlen_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    cu_seqlens_q: npt.ArrayLike,
+    cu_seqlens_k: npt.ArrayLike,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    dropout_p: float = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    deterministic: bool = ...,
+    return_attn_probs: bool = ...,
+    block_table: npt.ArrayLike | None = ...,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+def flash_attn_varlen_func(
+    q: npt.ArrayLike,
+    k: npt.ArrayLike,
+    v: npt.ArrayLike,
+    cu_seqlens_q: npt.ArrayLike,
+    cu_seqlens_k: npt.ArrayLike,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: npt.ArrayLike | None = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+    block_table: npt.ArrayLike | None = None,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
+    """``flash_attn.flash_attn_varlen_func`` (flash-attn 2) on packed NumPy arrays.
+
+    Sequence ``b`` owns query rows ``cu_seqlens_q[b]:cu_seqlens_q[b+1]`` and key rows
+    ``cu_seqlens_k[b]:cu_seqlens_k[b+1]``; a query attends only to keys of its own
+    sequence, with causal masks and windows aligned bottom-right **per sequence** (its own
+    ``sq``, ``sk``). Empty sequences are allowed.
+
+    With ``block_table`` the keys are a paged cache: sequence ``b``'s key ``p`` (``p <
+    cu_seqlens_k[b+1] - cu_seqlens_k[b]``) is ``k[block_table[b, p // page], p % page]``.
+
+    Args:
+        q: ``(total_q, Hq, D)`` floating.
+        k: ``(total_k, Hkv, D)``, or ``(num_blocks, page_block_size, Hkv, D)`` with
+            ``block_table``.
+        v: like ``k``.
+        cu_seqlens_q: int32 ``(B + 1,)``, starts at 0, non-decreasing,
+            ``cu_seqlens_q[-1] <= total_q``. Rows past ``cu_seqlens_q[-1]`` belong to no
+            sequence: flash-attn leaves them uninitialised; here they are NaN.
+        cu_seqlens_k: int32 ``(B + 1,)``, likewise (``<= total_k`` without a block table).
+        max_seqlen_q: an upper bound of the query lengths (flash-attn sizes its grid
+            and rewrites ``causal`` with it).
+        max_seqlen_k: an upper bound of the key lengths (windows are rewritten with it).
+        dropout_p: must be 0.0.
+        softmax_scale: default ``D ** -0.5``.
+        causal: per-sequence bottom-right causal mask.
+        window_size: ``(left, right)``, negative = unbounded (see module notes).
+        softcap: ``> 0`` to cap logits.
+        alibi_slopes: float32 ``(Hq,)`` or ``(B, Hq)``.
+        deterministic: ignored (backward only).
+        return_attn_probs: also return ``softmax_lse (Hq, total_q)`` and an empty
+            ``S_dmask``.
+        block_table: int32 ``(B, max_num_blocks_per_seq)``, a paged key/value cache.
+
+    Returns:
+        ``out (total_q, Hq, D)``; or ``(out, softmax_lse (Hq, total_q) float32, S_dmask
+        (0,))`` with ``return_attn_probs``.
+
+    Raises:
+        AttentionShapeError: wrong ranks or sizes, ``cu_seqlens`` of different lengths.
+        AttentionDTypeError: index arrays that are not int32, mixed float dtypes.
+        AttentionValueError: ``cu_seqlens`` not starting at 0, decreasing or past the
+            tensor; maxima below a sequence's length; block-table entries out of range.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> cu = np.array([0, 3, 3, 7], dtype=np.int32)  # lengths 3, 0, 4
+        >>> q = rng.standard_normal((7, 2, 8)).astype(np.float32)  # (total, H, D)
+        >>> flash_attn_varlen_func(q, q, q, cu, cu, 4, 4, causal=True).shape
+        (7, 2, 8)
+    """
+    qa, ka, va = _qkv(q, k, v, ("q", "k", "v"))
+    _rank("q", qa, 3, "(total_q, Hq, D)")
+    total_q, hq, dim = qa.shape
+    paged = block_table is not None
+    if paged:
+        _rank("k", ka, 4, "(num_blocks, page_block_size, Hkv, D) with a block_table")
+        num_blocks, page, hkv = ka.shape[0], ka.shape[1], ka.shape[2]
+        _expect_shape("k", ka, (num_blocks, page, hkv, dim), "(num_blocks, page, Hkv, D)")
+        _expect_shape("v", va, ka.shape, "(num_blocks, page, Hkv, D), k's shape")
+    else:
+        _rank("k", ka, 3, "(total_k, Hkv, D)")
+        hkv = ka.shape[1]
+        _expect_shape("k", ka, (ka.shape[0], hkv, dim), "(total_k, Hkv, D)")
+        _expect_shape("v", va, ka.shape, "(total_k, Hkv, D), k's shape")
+    _heads(hq, hkv)
+    cu_q = _cu_seqlens("cu_seqlens_q", cu_seqlens_q, total_q, "total_q = q.shape[0]")
+    limit_k = None if paged else int(ka.shape[0])
+    cu_k = _cu_seqlens("cu_seqlens_k", cu_seqlens_k, limit_k, "total_k = k.shape[0]")
+    if cu_q.shape != cu_k.shape:
+        raise AttentionShapeError(
+            f"cu_seqlens_q and cu_seqlens_k should both have B + 1 entries: but got "
+            f"{cu_q.shape[0]} and {cu_k.shape[0]}. Each sequence needs a query range and a "
+            f"key range (an empty one is two equal entries). flash-attn raises "
+            f"'cu_seqlens_k must have shape (batch_size + 1)'."
+        )
+    batch = cu_q.shape[0] - 1
+    lens_q, lens_k = np.diff(cu_q), np.diff(cu_k)
+    max_q = _max_seqlen("max_seqlen_q", max_seqlen_q, lens_q, "query")
+    max_k = _max_seqlen("max_seqlen_k", max_seqlen_k, lens_k, "key")
+    _no_dropout(dropout_p)
+    slopes = _alibi(alibi_slopes, batch, hq)
+    mask = _flash_mask(causal, window_size, max_q, max_k, slopes is not None, "varlen")
+    table = None
+    if paged:
+        table = _block_table(block_table, batch, ka.shape[0], ka.shape[1], lens_k)
+    if mask.fast_path and hq > hkv and not np.array_equal(cu_q, np.arange(batch + 1)):
+        raise AttentionValueError(
+            f"max_seqlen_q=1 with GQA (Hq={hq}, Hkv={hkv}), no window and no ALiBi sends "
+            f"flash-attn down a fast path that ignores cu_seqlens_q and reads query row b "
+            f"as sequence b: but cu_seqlens_q = {cu_q.tolist()} is not 0, 1, ..., B. "
+            f"Drop the empty sequences, or pass max_seqlen_q=2 to take the general path."
+        )
+    scale = _scale(softmax_scale, dim)
+    cap = _softcap(softcap)
+
+    out = np.full(qa.shape, np.nan, dtype=qa.dtype)
+    lse = np.full((hq, total_q), np.nan, dtype=np.float32)
+    for b in range(batch):
+        rows = slice(int(cu_q[b]), int(cu_q[b + 1]))
+        if table is None:
+            keys, values = ka[cu_k[b] : cu_k[b + 1]], va[cu_k[b] : cu_k[b + 1]]
+        else:
+            keys, values = _gather_paged(ka, va, table[b], int(lens_k[b]))
+        o, row_lse = _attend_sequence(
+            qa[rows], keys, values, mask, scale, cap, None if slopes is None else slopes[b]
+        )
+        out[rows], lse[:, rows] = o, row_lse
+    if return_attn_probs:
+        return out, lse, np.empty((0,), dtype=qa.dtype)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# flash_attn_with_kvcache
+# ----------------------------------------------------------------------------------------
+
+
+@overload
+def flash_attn_with_kvcache(
+    q: npt.ArrayLike,
+    k_cache: FloatArray,
+    v_cache: FloatArray,
+    k: npt.ArrayLike | None = ...,
+    v: npt.ArrayLike | None = ...,
+    rotary_cos: npt.ArrayLike | None = ...,
+    rotary_sin: npt.ArrayLike | None = ...,
+    cache_seqlens: int | npt.ArrayLike | None = ...,
+    cache_batch_idx: npt.ArrayLike | None = ...,
+    cache_leftpad: npt.ArrayLike | None = ...,
+    block_table: npt.ArrayLike | None = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    rotary_interleaved: bool = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    num_splits: int = ...,
+    return_softmax_lse: Literal[False] = ...,
+) -> FloatArray: ...
+@overload
+def flash_attn_with_kvcache(
+    q: npt.ArrayLike,
+    k_cache: FloatArray,
+    v_cache: FloatArray,
+    k: npt.ArrayLike | None = ...,
+    v: npt.ArrayLike | None = ...,
+    rotary_cos: npt.ArrayLike | None = ...,
+    rotary_sin: npt.ArrayLike | None = ...,
+    cache_seqlens: int | npt.ArrayLike | None = ...,
+    cache_batch_idx: npt.ArrayLike | None = ...,
+    cache_leftpad: npt.ArrayLike | None = ...,
+    block_table: npt.ArrayLike | None = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    rotary_interleaved: bool = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    num_splits: int = ...,
+    *,
+    return_softmax_lse: Literal[True],
+) -> tuple[FloatArray, FloatArray]: ...
+@overload
+def flash_attn_with_kvcache(
+    q: npt.ArrayLike,
+    k_cache: FloatArray,
+    v_cache: FloatArray,
+    k: npt.ArrayLike | None = ...,
+    v: npt.ArrayLike | None = ...,
+    rotary_cos: npt.ArrayLike | None = ...,
+    rotary_sin: npt.ArrayLike | None = ...,
+    cache_seqlens: int | npt.ArrayLike | None = ...,
+    cache_batch_idx: npt.ArrayLike | None = ...,
+    cache_leftpad: npt.ArrayLike | None = ...,
+    block_table: npt.ArrayLike | None = ...,
+    softmax_scale: float | None = ...,
+    causal: bool = ...,
+    window_size: tuple[int, int] = ...,
+    softcap: float = ...,
+    rotary_interleaved: bool = ...,
+    alibi_slopes: npt.ArrayLike | None = ...,
+    num_splits: int = ...,
+    return_softmax_lse: bool = ...,
+) -> FloatArray | tuple[FloatArray, FloatArray]: ...
+
+
+def flash_attn_with_kvcache(
+    q: npt.ArrayLike,
+    k_cache: FloatArray,
+    v_cache: FloatArray,
+    k: npt.ArrayLike | None = None,
+    v: npt.ArrayLike | None = None,
+    rotary_cos: npt.ArrayLike | None = None,
+    rotary_sin: npt.ArrayLike | None = None,
+    cache_seqlens: int | npt.ArrayLike | None = None,
+    cache_batch_idx: npt.ArrayLike | None = None,
+    cache_leftpad: npt.ArrayLike | None = None,
+    block_table: npt.ArrayLike | None = None,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    rotary_interleaved: bool = True,
+    alibi_slopes: npt.ArrayLike | None = None,
+    num_splits: int = 0,
+    return_softmax_lse: bool = False,
+) -> FloatArray | tuple[FloatArray, FloatArray]:
+    """``flash_attn.flash_attn_with_kvcache`` (flash-attn 2) on NumPy arrays.
+
+    Warning:
+        **``k_cache`` and ``v_cache`` are modified in place** when ``k`` and ``v`` are
+        given, exactly as flash-attn does: the new keys (after rotary) and values are
+        written at positions ``cache_seqlens[b] .. cache_seqlens[b] + Snew - 1`` of
+        sequence ``b``'s cache row (``cache_batch_idx[b]``, or the pages of
+        ``block_table[b]``). ``cache_seqlens`` itself is **not** advanced: the caller adds
+        ``Snew`` before the next step. Pass copies if the caches must stay unchanged.
+
+    Sequence ``b`` then attends to its cache positions ``cache_leftpad[b] ..
+    cache_seqlens[b] + Snew - 1`` (``sk`` keys), causal and windows aligned bottom-right
+    on those keys. Without ``cache_seqlens`` every sequence uses the whole cache.
+
+    Rotary (``rotary_cos``/``rotary_sin`` given, which needs ``k``): new key ``j`` of
+    sequence ``b`` is rotated at position ``cache_seqlens[b] + j``; query ``i`` at
+    ``cache_seqlens[b] + i`` when the kernel runs causal or windowed, and at
+    ``cache_seqlens[b]`` for every query otherwise (as flash-attn documents and its test
+    reproduces). ``rotary_interleaved=True`` pairs features ``(2i, 2i+1)`` (GPT-J),
+    ``False`` pairs ``(i, i + R/2)`` (GPT-NeoX); see :mod:`refattn.rotary`.
+
+    Args:
+        q: ``(B, Sq, Hq, D)`` floating.
+        k_cache: a writable ``numpy.ndarray`` of q's dtype, ``(B_cache, S_cache, Hkv, D)``,
+            or ``(num_blocks, page_block_size, Hkv, D)`` with ``block_table``.
+        v_cache: like ``k_cache``.
+        k: ``(B, Snew, Hkv, D)`` new keys, or None.
+        v: ``(B, Snew, Hkv, D)`` new values, given with ``k``.
+        rotary_cos: ``(P, R/2)`` in q's dtype, ``R % 16 == 0``, ``R <= D``, ``P`` at least
+            the cache capacity.
+        rotary_sin: ``(P, R/2)``, like ``rotary_cos``.
+        cache_seqlens: int, or int32 ``(B,)``: tokens already in each cache row, counted
+            from position 0 (left padding included). Required with ``k``.
+        cache_batch_idx: int32 ``(B,)``: the cache row of each sequence (dense cache only).
+        cache_leftpad: int32 ``(B,)``: the first valid position of each cache row (dense
+            cache only).
+        block_table: int32 ``(B, max_num_blocks_per_seq)``: page ``n`` of sequence ``b``
+            is ``k_cache[block_table[b, n]]``.
+        softmax_scale: default ``D ** -0.5``.
+        causal: bottom-right causal mask.
+        window_size: ``(left, right)``, negative = unbounded (see module notes).
+        softcap: ``> 0`` to cap logits.
+        rotary_interleaved: rotary pairing, see above.
+        alibi_slopes: float32 ``(Hq,)`` or ``(B, Hq)``.
+        num_splits: accepted; splitting keys does not change the result beyond rounding.
+        return_softmax_lse: also return ``softmax_lse (B, Hq, Sq)`` float32.
+
+    Returns:
+        ``out (B, Sq, Hq, D)`` in q's dtype, or ``(out, softmax_lse)``.
+
+    Raises:
+        AttentionShapeError: shapes that do not fit, head counts that do not divide.
+        AttentionDTypeError: index arrays that are not int32, caches that are not writable
+            arrays of q's dtype, mixed float dtypes.
+        AttentionValueError: ``cache_seqlens + Snew`` past the cache, out-of-range block
+            table or batch indices, arguments flash-attn refuses together.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> k_cache = np.zeros((1, 8, 1, 16), dtype=np.float32)  # room for 8 tokens
+        >>> v_cache = np.zeros_like(k_cache)
+        >>> x = rng.standard_normal((1, 3, 1, 16)).astype(np.float32)  # 3 new tokens
+        >>> out = flash_attn_with_kvcache(x, k_cache, v_cache, x, x, cache_seqlens=0, causal=True)
+        >>> bool((k_cache[0, :3] == x[0]).all()), bool((k_cache[0, 3:] == 0).all())
+        (True, True)
+    """
+    qa = _float("q", q)
+    _rank("q", qa, 4, "(B, Sq, Hq, D)")
+    batch, length_q, hq, dim = qa.shape
+    if batch == 0:
+        raise AttentionShapeError(
+            f"q should hold at least one sequence: but got shape {qa.shape}. flash-attn "
+            f"raises 'batch size must be positive'."
+        )
+    paged = block_table is not None
+    kc = _cache("k_cache", k_cache, qa.dtype, dim, writable=k is not None)
+    vc = _cache("v_cache", v_cache, qa.dtype, dim, writable=k is not None)
+    _expect_shape("v_cache", vc, kc.shape, "k_cache's shape")
+    hkv = kc.shape[2]
+    _heads(hq, hkv)
+    table = None
+    if paged:
+        if cache_batch_idx is not None or cache_leftpad is not None:
+            which = "cache_batch_idx" if cache_batch_idx is not None else "cache_leftpad"
+            raise AttentionValueError(
+                f"{which} was given with a block_table: flash-attn 2 refuses the pair "
+                f"('Paged KVcache does not support cache_batch_idx', 'We don't support "
+                f"Paged KV and leftpad_k running at the same time yet'). Fold it into the "
+                f"block table instead."
+            )
+        table = _int32("block_table", block_table, None)
+        if table.ndim != 2 or table.shape[0] != batch:
+            raise AttentionShapeError(
+                f"block_table should be (B, max_num_blocks_per_seq) with B={batch}: but "
+                f"got shape {table.shape}. One row of page indices per sequence."
+            )
+        capacity = table.shape[1] * kc.shape[1]
+    else:
+        capacity = kc.shape[1]
+
+    knew = vnew = None
+    length_new = 0
+    if k is not None or v is not None:
+        if k is None or v is None:
+            raise AttentionValueError(
+                "k and v should be given together: but only one of them was. flash-attn "
+                "raises 'If key is supplied, value must also be passed in'."
+            )
+        knew, vnew = _qkv(k, v, v, ("k", "v", "v"))[:2]
+        _same_dtype(qa, knew, "k")
+        _rank("k", knew, 4, "(B, Snew, Hkv, D)")
+        length_new = knew.shape[1]
+        _expect_shape("k", knew, (batch, length_new, hkv, dim), "(B, Snew, Hkv, D)")
+        _expect_shape("v", vnew, knew.shape, "k's shape (B, Snew, Hkv, D)")
+        if cache_seqlens is None:
+            raise AttentionValueError(
+                "cache_seqlens is needed with new keys k: it says where they go. flash-attn "
+                "raises 'If key is supplied, seqlens_k must also be passed in'."
+            )
+        if length_q > capacity:
+            raise AttentionValueError(
+                f"q length Sq={length_q} should be <= the cache capacity {capacity} when k "
+                f"is given: flash-attn raises 'If key is supplied, it must have seqlen <= "
+                f"the seqlen of the KV cache'."
+            )
+
+    if cache_seqlens is None:
+        seqlens = np.full(batch, capacity, dtype=np.int64)
+    elif isinstance(cache_seqlens, int | np.integer) and not isinstance(cache_seqlens, bool):
+        seqlens = np.full(batch, int(cache_seqlens), dtype=np.int64)
+    else:
+        seqlens = _int32("cache_seqlens", cache_seqlens, (batch,)).astype(np.int64)
+    if (seqlens < 0).any() or (seqlens + length_new > capacity).any():
+        b = int(np.flatnonzero((seqlens < 0) | (seqlens + length_new > capacity))[0])
+        raise AttentionValueError(
+            f"cache_seqlens[{b}] + Snew should lie in [0, {capacity}] (the cache capacity): "
+            f"but got cache_seqlens[{b}]={int(seqlens[b])} with Snew={length_new}. "
+            f"flash-attn does not check this for a dense cache and writes past the row. "
+            f"Grow the cache, or check cache_seqlens was advanced by Snew once per step."
+            + see("kv_cache_positions_out_of_step")
+        )
+
+    rows = np.arange(batch)
+    if cache_batch_idx is not None:
+        rows = _int32("cache_batch_idx", cache_batch_idx, (batch,)).astype(np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= kc.shape[0]):
+            raise AttentionValueError(
+                f"cache_batch_idx should lie in [0, B_cache) = [0, {kc.shape[0]}): but got "
+                f"{rows.tolist()}. Each entry picks the cache row of one sequence."
+            )
+        if knew is not None and np.unique(rows).size != rows.size:
+            raise AttentionValueError(
+                f"cache_batch_idx has duplicates {rows.tolist()} while new keys are written: "
+                f"flash-attn documents that the values written 'might come from any of the "
+                f"duplicate indices'. Give each sequence its own cache row."
+            )
+    elif not paged and kc.shape[0] < batch:
+        raise AttentionShapeError(
+            f"k_cache should have at least B={batch} rows without cache_batch_idx: but got "
+            f"shape {kc.shape}. Pass cache_batch_idx to pick rows."
+        )
+    leftpad = np.zeros(batch, dtype=np.int64)
+    if cache_leftpad is not None:
+        leftpad = _int32("cache_leftpad", cache_leftpad, (batch,)).astype(np.int64)
+        if (leftpad < 0).any() or (leftpad > seqlens).any():
+            raise AttentionValueError(
+                f"cache_leftpad should lie in [0, cache_seqlens[b]]: but got "
+                f"{leftpad.tolist()} with cache_seqlens {seqlens.tolist()}. Left padding "
+                f"counts the empty slots before a row's first token, inside cache_seqlens."
+            )
+    lens_k = seqlens + length_new
+    if table is not None:
+        table = _block_table(table, batch, kc.shape[0], kc.shape[1], lens_k)
+
+    slopes = _alibi(alibi_slopes, batch, hq)
+    mask = _flash_mask(causal, window_size, length_q, capacity, slopes is not None, "kvcache")
+    scale = _scale(softmax_scale, dim)
+    cap = _softcap(softcap)
+    if isinstance(num_splits, bool) or not isinstance(num_splits, int | np.integer):
+        raise AttentionValueError(f"num_splits should be an int: but got {num_splits!r}.")
+
+    q_rot = qa
+    if rotary_cos is not None or rotary_sin is not None:
+        cos, sin = _rotary_tables(rotary_cos, rotary_sin, qa.dtype, dim, capacity, knew)
+        steps = np.arange(length_q) if (mask.causal or mask.local) else np.zeros(length_q, int)
+        q_pos = seqlens[:, None] + steps[None, :]  # (B, Sq)
+        k_pos = seqlens[:, None] + np.arange(length_new)[None, :]  # (B, Snew)
+        _positions_fit("q", q_pos, cos.shape[0])
+        _positions_fit("k", k_pos, cos.shape[0])
+        # refattn.rotary wants (..., L, D): move the head axis in front of the sequence axis
+        q_rot = apply_rotary(
+            qa.swapaxes(1, 2), cos, sin, interleaved=bool(rotary_interleaved),
+            positions=q_pos[:, None, :],
+        ).swapaxes(1, 2)  # fmt: skip
+        assert knew is not None
+        knew = apply_rotary(
+            knew.swapaxes(1, 2), cos, sin, interleaved=bool(rotary_interleaved),
+            positions=k_pos[:, None, :],
+        ).swapaxes(1, 2)  # fmt: skip
+
+    if knew is not None and vnew is not None:
+        for b in range(batch):
+            positions = np.arange(int(seqlens[b]), int(lens_k[b]))
+            if table is None:
+                kc[rows[b], positions] = knew[b]
+                vc[rows[b], positions] = vnew[b]
+            else:
+                page = kc.shape[1]
+                pages, slots = table[b, positions // page], positions % page
+                kc[pages, slots] = knew[b]
+                vc[pages, slots] = vnew[b]
+
+    out = np.zeros(qa.shape, dtype=qa.dtype)
+    lse = np.full((batch, hq, length_q), np.inf, dtype=np.float32)
+    for b in range(batch):
+        if table is None:
+            span = slice(int(leftpad[b]), int(lens_k[b]))
+            keys, values = kc[rows[b], span], vc[rows[b], span]
+        else:
+            keys, values = _gather_paged(kc, vc, table[b], int(lens_k[b]))
+        o, row_lse = _attend_sequence(
+            q_rot[b], keys, values, mask, scale, cap, None if slopes is None else slopes[b]
+        )
+        out[b], lse[b] = o, row_lse
+    if return_softmax_lse:
+        return out, lse
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# the mask flash-attn's kernel runs, after its C++ entry points rewrite the arguments
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Mask:
+    """Kernel masking after ``flash_api.cpp`` and ``set_params_fprop`` rewrite the window."""
+
+    causal: bool  # key j <= i + sk - sq
+    local: bool  # i + sk - sq - left <= j <= i + sk - sq + right
+    left: int
+    right: int
+    fast_path: bool  # seqlenq_ngroups_swapped candidate (before the head-count test)
+
+
+def _flash_mask(
+    causal: object,
+    window_size: object,
+    length_q: int,
+    length_k: int,
+    has_alibi: bool,
+    entry: Literal["fwd", "varlen", "kvcache"],
+) -> _Mask:
+    """Follow ``mha_fwd`` / ``mha_varlen_fwd`` / ``mha_fwd_kvcache`` then ``set_params_fprop``.
+
+    ``length_q``, ``length_k`` are the lengths the entry point sees (``max_seqlen_*`` for
+    varlen, the cache capacity for kvcache).
+    """
+    if not isinstance(causal, bool | np.bool_):
+        raise AttentionValueError(f"causal should be a bool: but got {causal!r}.")
+    if not (isinstance(window_size, tuple | list) and len(window_size) == 2) or any(
+        isinstance(w, bool) or not isinstance(w, int | np.integer) for w in window_size
+    ):
+        raise AttentionValueError(
+            f"window_size should be a pair of ints (left, right), -1 for an unbounded side: "
+            f"but got {window_size!r}. E.g. (127, 0) with causal=True for a 128-key sliding "
+            f"window."
+        )
+    left, right = int(window_size[0]), int(window_size[1])
+    is_causal = bool(causal)
+
+    def clip_to_keys(side: int) -> int:
+        return -1 if side >= length_k else side
+
+    if entry == "fwd":
+        left, right = clip_to_keys(left), clip_to_keys(right)
+    if length_q == 1 and not has_alibi:
+        is_causal = False  # flash_api.cpp: "causal=true is the same as causal=false in this case"
+    if is_causal:
+        right = 0
+    fast_path = length_q == 1 and left < 0 and right < 0 and not has_alibi
+    if entry != "fwd":
+        left, right = clip_to_keys(left), clip_to_keys(right)
+    # set_params_fprop
+    kernel_causal = left < 0 and right == 0
+    if left < 0 and right >= 0:
+        left = length_k
+    if left >= 0 and right < 0:
+        right = length_k
+    local = (left >= 0 or right >= 0) and not kernel_causal
+    return _Mask(kernel_causal, local, left, right, fast_path)
+
+
+# ----------------------------------------------------------------------------------------
+# attention of one sequence, or of a batch of equal-length sequences
+# ----------------------------------------------------------------------------------------
+
+
+def _attend(
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    mask: _Mask,
+    scale: float,
+    softcap: float | None,
+    slopes: FloatArray | None,
+) -> tuple[FloatArray, npt.NDArray[np.float32]]:
+    """``q (..., Hq, sq, D)``, ``k``/``v`` ``(..., Hkv, sk, D)`` -> out and the kernel's LSE.
+
+    ``slopes`` broadcasts to ``(..., Hq)``. Returns ``out (..., Hq, sq, D)`` and
+    ``lse (..., Hq, sq)`` float32 (``+inf`` for a row with no key).
+    """
+    length_q, length_k = q.shape[-2], k.shape[-2]
+    res = attention(
+        q, k, v,
+        causal="bottom_right" if mask.causal else None,
+        window=(mask.left, mask.right) if mask.local else None,
+        window_alignment="bottom_right" if mask.local else None,
+        alibi_slopes=slopes,
+        softcap=softcap,
+        scale=scale,
+        fully_masked="zero",
+        return_lse=True,
+    )  # fmt: skip
+    assert res.lse is not None
+    lse = np.where(np.isneginf(res.lse), np.inf, res.lse)
+    if slopes is not None and mask.causal:
+        # mask.h adds slope * j under a causal mask instead of -slope * |i + sk - sq - j|
+        shift = np.arange(length_q) + length_k - length_q  # (sq,)
+        lse = lse + np.asarray(slopes, dtype=np.float64)[..., None] * shift
+    return res.output, lse.astype(np.float32)
+
+
+def _attend_sequence(
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    mask: _Mask,
+    scale: float,
+    softcap: float | None,
+    slopes: FloatArray | None,
+) -> tuple[FloatArray, npt.NDArray[np.float32]]:
+    """One sequence in flash-attn's layout: ``q (sq, Hq, D)``, ``k``/``v`` ``(sk, Hkv, D)``.
+
+    Returns ``out (sq, Hq, D)`` and ``lse (Hq, sq)``.
+    """
+    length_q, hq = q.shape[0], q.shape[1]
+    if length_q == 0 or k.shape[0] == 0:
+        return np.zeros(q.shape, q.dtype), np.full((hq, length_q), np.inf, np.float32)
+    out, lse = _attend(q.swapaxes(0, 1), k.swapaxes(0, 1), v.swapaxes(0, 1), mask, scale,
+                       softcap, slopes)  # fmt: skip
+    return out.swapaxes(0, 1), lse
+
+
+def _gather_paged(
+    k_pages: FloatArray, v_pages: FloatArray, table_row: IntArray, length: int
+) -> tuple[FloatArray, FloatArray]:
+    """Keys ``0 .. length-1`` of one sequence from ``(num_blocks, page, Hkv, D)`` pages."""
+    positions = np.arange(length)
+    page = k_pages.shape[1]
+    pages, slots = table_row[positions // page], positions % page
+    return k_pages[pages, slots], v_pages[pages, slots]
+
+
+# ----------------------------------------------------------------------------------------
+# argument checks
+# ----------------------------------------------------------------------------------------
+
+
+def _float(name: str, x: object) -> FloatArray:
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        raise AttentionDTypeError(
+            f"{name} should be floating (flash-attn takes float16 or bfloat16; refattn "
+            f"also float32 and float64): but got dtype {arr.dtype}. Convert with "
+            f"{name}.astype(np.float32)."
+        )
+    return arr
+
+
+def _same_dtype(q: FloatArray, x: FloatArray, name: str) -> None:
+    if x.dtype != q.dtype:
+        raise AttentionDTypeError(
+            f"{name} should have q's dtype {q.dtype}: but got {x.dtype}. flash-attn raises "
+            f"'query and key must have the same dtype'; cast with {name}.astype(q.dtype)."
+        )
+
+
+def _qkv(
+    q: object, k: object, v: object, names: tuple[str, str, str]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    arrays = tuple(_float(n, x) for n, x in zip(names, (q, k, v), strict=True))
+    for name, arr in zip(names[1:], arrays[1:], strict=True):
+        _same_dtype(arrays[0], arr, name)
+    return arrays[0], arrays[1], arrays[2]
+
+
+def _rank(name: str, arr: npt.NDArray[np.generic], ndim: int, layout: str) -> None:
+    if arr.ndim != ndim:
+        raise AttentionShapeError(
+            f"{name} shape should be {layout}: but got {arr.shape} ({arr.ndim} dims). "
+            f"flash-attn's layout puts the sequence before the heads (BSHD); from refattn's "
+            f"(B, H, L, D) use x.transpose(0, 2, 1, 3)."
+        )
+
+
+def _expect_shape(
+    name: str, arr: npt.NDArray[np.generic], shape: tuple[int, ...], layout: str
+) -> None:
+    if arr.shape != tuple(shape):
+        raise AttentionShapeError(
+            f"{name} shape should be {tuple(int(n) for n in shape)} = {layout}: but got "
+            f"{arr.shape}. flash-attn's CHECK_SHAPE raises '{name} must have shape "
+            f"{layout}' here; check the batch, length, head and feature axes."
+        )
+
+
+def _heads(hq: int, hkv: int) -> None:
+    if hkv == 0 or hq % hkv:
+        raise AttentionShapeError(
+            f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv}: "
+            f"flash-attn raises 'Number of heads in key/value must divide number of heads "
+            f"in query'. Heads are axis 2 in flash-attn's (B, S, H, D) layout (axis 1 "
+            f"when packed); check the axes were not swapped." + see("head_split_not_divisible")
+        )
+
+
+def _no_dropout(dropout_p: object) -> None:
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, int | float | np.number):
+        raise AttentionValueError(f"dropout_p should be a float: but got {dropout_p!r}.")
+    if float(dropout_p) != 0.0:
+        raise AttentionValueError(
+            f"dropout_p should be 0.0 here: but got {dropout_p}. flash-attn draws its "
+            f"dropout mask from a Philox stream on the GPU, which a reference cannot "
+            f"reproduce. For dropout semantics use refattn.attention(..., dropout_p=p, "
+            f"rng=np.random.default_rng(seed))."
+        )
+
+
+def _scale(softmax_scale: object, dim: int) -> float:
+    if softmax_scale is None:
+        return float(dim) ** -0.5 if dim else 1.0
+    if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, int | float | np.number):
+        raise AttentionValueError(
+            f"softmax_scale should be a float or None: but got {softmax_scale!r}."
+        )
+    if not math.isfinite(float(softmax_scale)):
+        raise AttentionValueError(f"softmax_scale should be finite: but got {softmax_scale}.")
+    return float(softmax_scale)
+
+
+def _softcap(softcap: object) -> float | None:
+    if isinstance(softcap, bool) or not isinstance(softcap, int | float | np.number):
+        raise AttentionValueError(f"softcap should be a float (0.0 = off): but got {softcap!r}.")
+    value = float(softcap)
+    if math.isnan(value) or math.isinf(value):
+        raise AttentionValueError(f"softcap should be finite: but got {softcap}.")
+    return value if value > 0 else None
+
+
+def _alibi(alibi_slopes: object, batch: int, hq: int) -> FloatArray | None:
+    """flash-attn's slopes: float32 ``(Hq,)`` or ``(B, Hq)``, returned as ``(B, Hq)``."""
+    if alibi_slopes is None:
+        return None
+    a = np.asarray(alibi_slopes)
+    if a.dtype != np.float32:
+        raise AttentionDTypeError(
+            f"alibi_slopes should be float32: but got dtype {a.dtype}. flash-attn raises "
+            f"'ALiBi slopes must have dtype fp32'; cast with alibi_slopes.astype(np.float32)."
+        )
+    if a.shape not in ((hq,), (batch, hq)):
+        raise AttentionShapeError(
+            f"alibi_slopes shape should be (Hq,) = ({hq},) or (B, Hq) = ({batch}, {hq}): but "
+            f"got {a.shape}. One slope per query head, optionally per sequence."
+        )
+    return np.broadcast_to(a, (batch, hq))
+
+
+def _int32(name: str, x: object, shape: tuple[int, ...] | None) -> IntArray:
+    arr = np.asarray(x)
+    if arr.dtype != np.int32:
+        what = (
+            f"flash-attn raises RuntimeError '{name} must have dtype int32'"
+            if arr.dtype.kind in "iu"
+            else "flash-attn indexes with int32 tensors only"
+        )
+        raise AttentionDTypeError(
+            f"{name} should have dtype int32: but got {arr.dtype}; {what}. Convert with "
+            f"np.asarray({name}, dtype=np.int32) (torch: {name}.to(torch.int32))."
+        )
+    if shape is not None and arr.shape != shape:
+        raise AttentionShapeError(
+            f"{name} shape should be {shape}: but got {arr.shape}. One entry per sequence of q."
+        )
+    return arr
+
+
+def _cu_seqlens(name: str, x: object, limit: int | None, limit_name: str) -> IntArray:
+    cu = _int32(name, x, None)
+    if cu.ndim != 1 or cu.shape[0] < 2:
+        raise AttentionShapeError(
+            f"{name} shape should be (B + 1,) with B >= 1: but got {cu.shape}. It holds the "
+            f"offsets of the sequences in the packed tensor, starting with 0, e.g. "
+            f"np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32). flash-attn "
+            f"raises 'batch size must be positive' for fewer than 2 entries."
+        )
+    if cu[0] != 0:
+        raise AttentionValueError(
+            f"{name}[0] should be 0: but got {int(cu[0])}. cu_seqlens are cumulative "
+            f"offsets and start at 0; prepend the 0 (np.concatenate([[0], np.cumsum(lens)])). "
+            f"flash-attn does not check this and reads sequence 0 from the wrong rows."
+        )
+    steps = np.diff(cu.astype(np.int64))
+    if (steps < 0).any():
+        b = int(np.flatnonzero(steps < 0)[0])
+        raise AttentionValueError(
+            f"{name} should be non-decreasing: but got {name}[{b}]={int(cu[b])} > "
+            f"{name}[{b + 1}]={int(cu[b + 1])}. It holds cumulative offsets: pass "
+            f"np.cumsum(lengths), not the lengths themselves."
+        )
+    if limit is not None and cu[-1] > limit:
+        raise AttentionValueError(
+            f"{name}[-1] should be <= {limit_name} = {limit}: but got {int(cu[-1])}. The "
+            f"sequences end past the packed tensor; flash-attn does not check and reads out "
+            f"of bounds. Check the offsets were computed from the same batch as the tensor."
+        )
+    return cu
+
+
+def _max_seqlen(name: str, value: object, lengths: npt.NDArray[np.int32], what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise AttentionValueError(f"{name} should be an int: but got {value!r}.")
+    longest = int(lengths.max()) if lengths.size else 0
+    if int(value) < longest:
+        raise AttentionValueError(
+            f"{name} should be >= the longest {what} sequence ({longest}): but got {value}. "
+            f"flash-attn uses it as an upper bound to size its grid and rewrite windows; "
+            f"too small leaves rows uncomputed. Pass int(np.diff(cu_seqlens).max())."
+        )
+    return int(value)
+
+
+def _block_table(
+    x: object, batch: int, num_blocks: int, page: int, lengths: npt.NDArray[np.integer]
+) -> IntArray:
+    """Check the pages each sequence reads (positions ``< lengths[b]``) exist."""
+    table = _int32("block_table", x, None)
+    if table.ndim != 2 or table.shape[0] != batch:
+        raise AttentionShapeError(
+            f"block_table shape should be (B, max_num_blocks_per_seq) with B={batch}: but got "
+            f"{table.shape}. One row of page indices per sequence."
+        )
+    room = table.shape[1] * page
+    for b in range(batch):
+        length = int(lengths[b])
+        if length > room:
+            raise AttentionValueError(
+                f"sequence {b} has {length} keys but block_table holds "
+                f"{table.shape[1]} pages of {page} = {room} slots: flash-attn raises 'Paged "
+                f"KV cache: max(seqlens_k) ... exceeds the capacity addressable by "
+                f"block_table' (or reads past the table). Allocate more columns."
+            )
+        used = table[b, : -(-length // page)]
+        if used.size and (used.min() < 0 or used.max() >= num_blocks):
+            raise AttentionValueError(
+                f"block_table[{b}] should hold page indices in [0, num_blocks) = "
+                f"[0, {num_blocks}) for the {used.size} pages sequence {b} reads: but got "
+                f"{used.tolist()}. flash-attn does not check and reads outside the cache. "
+                f"Only the first ceil(length / page_block_size) entries of a row are read."
+            )
+    return table
+
+
+def _cache(
+    name: str, x: object, dtype: np.dtype[np.floating], dim: int, *, writable: bool
+) -> FloatArray:
+    if writable and not isinstance(x, np.ndarray):
+        raise AttentionDTypeError(
+            f"{name} should be a numpy.ndarray when k and v are given: but got "
+            f"{type(x).__name__}. New keys are written into the cache in place, as "
+            f"flash-attn does, so it must be an array the caller keeps."
+        )
+    arr = _float(name, x)
+    if arr.dtype != dtype:
+        raise AttentionDTypeError(
+            f"{name} should have q's dtype {dtype}: but got {arr.dtype}. flash-attn raises "
+            f"'query and key must have the same dtype'."
+        )
+    _rank(name, arr, 4, "(B_cache, S_cache, Hkv, D) or (num_blocks, page_block_size, Hkv, D)")
+    if arr.shape[3] != dim:
+        raise AttentionShapeError(
+            f"{name} feature size should equal q's D={dim}: but got shape {arr.shape}."
+        )
+    if writable and not arr.flags.writeable:
+        raise AttentionValueError(
+            f"{name} should be writable: new keys and values are written into it in place. "
+            f"Pass {name}.copy()."
+        )
+    return arr
+
+
+def _rotary_tables(
+    cos: object,
+    sin: object,
+    dtype: np.dtype[np.floating],
+    dim: int,
+    capacity: int,
+    knew: FloatArray | None,
+) -> tuple[FloatArray, FloatArray]:
+    if cos is None or sin is None:
+        raise AttentionValueError(
+            "rotary_cos and rotary_sin should be given together: but only one was. "
+            "flash-attn raises 'If rotary cos is provided, rotary sin must also be provided'."
+        )
+    if knew is None:
+        raise AttentionValueError(
+            "rotary_cos/rotary_sin need new keys k and v: flash-attn raises 'If rotary "
+            "cos/sin are provided, new key / value to be appended to KV cache must also be "
+            "provided'. The cache holds keys already rotated."
+        )
+    c, s = _float("rotary_cos", cos), _float("rotary_sin", sin)
+    if c.dtype != dtype or s.dtype != dtype:
+        raise AttentionDTypeError(
+            f"rotary_cos and rotary_sin should have q's dtype {dtype}: but got {c.dtype} and "
+            f"{s.dtype}. flash-attn raises 'rotary_cos must have the same dtype as query'."
+        )
+    if c.ndim != 2 or c.shape != s.shape:
+        raise AttentionShapeError(
+            f"rotary_cos and rotary_sin should both be (P, R/2): but got {c.shape} and {s.shape}."
+        )
+    rotary_dim = 2 * c.shape[1]
+    if rotary_dim > dim or rotary_dim % 16:
+        raise AttentionShapeError(
+            f"rotary dim R = 2 * rotary_cos.shape[1] = {rotary_dim} should be a multiple of "
+            f"16 and <= D = {dim}: flash-attn raises 'Only rotary dimensions divisible by 16 "
+            f"are currently supported' / 'rotary_dim must be <= headdim'. Tables are "
+            f"(P, R/2), not (P, R)."
+        )
+    if c.shape[0] < capacity:
+        raise AttentionShapeError(
+            f"rotary_cos should have at least as many positions as the cache ({capacity}): "
+            f"but got {c.shape[0]}. flash-attn raises 'cos/sin seqlen must be at least the "
+            f"seqlen of KV cache'." + see("position_table_too_short")
+        )
+    return c, s
+
+
+def _positions_fit(name: str, positions: npt.NDArray[np.integer], table: int) -> None:
+    if positions.size and positions.max() >= table:
+        raise AttentionValueError(
+            f"rotary positions of {name} reach {int(positions.max())} but the cos/sin tables "
+            f"have {table} rows: flash-attn would read past them. Queries are rotated at "
+            f"cache_seqlens[b] + i; make the tables longer or Sq shorter."
+            + see("position_table_too_short")
+        )
