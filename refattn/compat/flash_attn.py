@@ -81,14 +81,14 @@ them may not be written; here every new key is written.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
+from refattn.compat import _flash_checks as check
+from refattn.errors import AttentionShapeError, AttentionValueError
 from refattn.reference import attention
 from refattn.rotary import apply_rotary
 from refattn.validation import see
@@ -201,20 +201,20 @@ def flash_attn_func(
         >>> out.shape, lse.shape, lse.dtype, s_dmask.shape
         ((2, 3, 4, 8), (2, 4, 3), dtype('float32'), (0,))
     """
-    qa, ka, va = _qkv(q, k, v, ("q", "k", "v"))
-    _rank("q", qa, 4, "(B, Sq, Hq, D)")
-    _rank("k", ka, 4, "(B, Sk, Hkv, D)")
-    _rank("v", va, 4, "(B, Sk, Hkv, D)")
+    qa, ka, va = check.qkv(q, k, v, ("q", "k", "v"))
+    check.rank("q", qa, 4, "(B, Sq, Hq, D)")
+    check.rank("k", ka, 4, "(B, Sk, Hkv, D)")
+    check.rank("v", va, 4, "(B, Sk, Hkv, D)")
     batch, length_q, hq, dim = qa.shape
     length_k, hkv = ka.shape[1], ka.shape[2]
-    _expect_shape("k", ka, (batch, length_k, hkv, dim), "(B, Sk, Hkv, D)")
-    _expect_shape("v", va, (batch, length_k, hkv, dim), "(B, Sk, Hkv, D)")
-    _heads(hq, hkv)
-    _no_dropout(dropout_p)
-    slopes = _alibi(alibi_slopes, batch, hq)
+    check.expect_shape("k", ka, (batch, length_k, hkv, dim), "(B, Sk, Hkv, D)")
+    check.expect_shape("v", va, (batch, length_k, hkv, dim), "(B, Sk, Hkv, D)")
+    check.heads(hq, hkv)
+    check.no_dropout(dropout_p)
+    slopes = check.alibi(alibi_slopes, batch, hq)
     mask = _flash_mask(causal, window_size, length_q, length_k, slopes is not None, "fwd")
-    scale = _scale(softmax_scale, dim)
-    cap = _softcap(softcap)
+    scale = check.scale(softmax_scale, dim)
+    cap = check.softcap(softcap)
 
     out = np.zeros(qa.shape, dtype=qa.dtype)
     lse = np.full((batch, hq, length_q), np.inf, dtype=np.float32)
@@ -364,24 +364,24 @@ def flash_attn_varlen_func(
         >>> flash_attn_varlen_func(q, q, q, cu, cu, 4, 4, causal=True).shape
         (7, 2, 8)
     """
-    qa, ka, va = _qkv(q, k, v, ("q", "k", "v"))
-    _rank("q", qa, 3, "(total_q, Hq, D)")
+    qa, ka, va = check.qkv(q, k, v, ("q", "k", "v"))
+    check.rank("q", qa, 3, "(total_q, Hq, D)")
     total_q, hq, dim = qa.shape
     paged = block_table is not None
     if paged:
-        _rank("k", ka, 4, "(num_blocks, page_block_size, Hkv, D) with a block_table")
+        check.rank("k", ka, 4, "(num_blocks, page_block_size, Hkv, D) with a block_table")
         num_blocks, page, hkv = ka.shape[0], ka.shape[1], ka.shape[2]
-        _expect_shape("k", ka, (num_blocks, page, hkv, dim), "(num_blocks, page, Hkv, D)")
-        _expect_shape("v", va, ka.shape, "(num_blocks, page, Hkv, D), k's shape")
+        check.expect_shape("k", ka, (num_blocks, page, hkv, dim), "(num_blocks, page, Hkv, D)")
+        check.expect_shape("v", va, ka.shape, "(num_blocks, page, Hkv, D), k's shape")
     else:
-        _rank("k", ka, 3, "(total_k, Hkv, D)")
+        check.rank("k", ka, 3, "(total_k, Hkv, D)")
         hkv = ka.shape[1]
-        _expect_shape("k", ka, (ka.shape[0], hkv, dim), "(total_k, Hkv, D)")
-        _expect_shape("v", va, ka.shape, "(total_k, Hkv, D), k's shape")
-    _heads(hq, hkv)
-    cu_q = _cu_seqlens("cu_seqlens_q", cu_seqlens_q, total_q, "total_q = q.shape[0]")
+        check.expect_shape("k", ka, (ka.shape[0], hkv, dim), "(total_k, Hkv, D)")
+        check.expect_shape("v", va, ka.shape, "(total_k, Hkv, D), k's shape")
+    check.heads(hq, hkv)
+    cu_q = check.cu_seqlens("cu_seqlens_q", cu_seqlens_q, total_q, "total_q = q.shape[0]")
     limit_k = None if paged else int(ka.shape[0])
-    cu_k = _cu_seqlens("cu_seqlens_k", cu_seqlens_k, limit_k, "total_k = k.shape[0]")
+    cu_k = check.cu_seqlens("cu_seqlens_k", cu_seqlens_k, limit_k, "total_k = k.shape[0]")
     if cu_q.shape != cu_k.shape:
         raise AttentionShapeError(
             f"cu_seqlens_q and cu_seqlens_k should both have B + 1 entries: but got "
@@ -391,14 +391,14 @@ def flash_attn_varlen_func(
         )
     batch = cu_q.shape[0] - 1
     lens_q, lens_k = np.diff(cu_q), np.diff(cu_k)
-    max_q = _max_seqlen("max_seqlen_q", max_seqlen_q, lens_q, "query")
-    max_k = _max_seqlen("max_seqlen_k", max_seqlen_k, lens_k, "key")
-    _no_dropout(dropout_p)
-    slopes = _alibi(alibi_slopes, batch, hq)
+    max_q = check.max_seqlen("max_seqlen_q", max_seqlen_q, lens_q, "query")
+    max_k = check.max_seqlen("max_seqlen_k", max_seqlen_k, lens_k, "key")
+    check.no_dropout(dropout_p)
+    slopes = check.alibi(alibi_slopes, batch, hq)
     mask = _flash_mask(causal, window_size, max_q, max_k, slopes is not None, "varlen")
     table = None
     if paged:
-        table = _block_table(block_table, batch, ka.shape[0], ka.shape[1], lens_k)
+        table = check.block_table(block_table, batch, ka.shape[0], ka.shape[1], lens_k)
     if mask.fast_path and hq > hkv and not np.array_equal(cu_q, np.arange(batch + 1)):
         raise AttentionValueError(
             f"max_seqlen_q=1 with GQA (Hq={hq}, Hkv={hkv}), no window and no ALiBi sends "
@@ -406,8 +406,8 @@ def flash_attn_varlen_func(
             f"as sequence b: but cu_seqlens_q = {cu_q.tolist()} is not 0, 1, ..., B. "
             f"Drop the empty sequences, or pass max_seqlen_q=2 to take the general path."
         )
-    scale = _scale(softmax_scale, dim)
-    cap = _softcap(softcap)
+    scale = check.scale(softmax_scale, dim)
+    cap = check.softcap(softcap)
 
     out = np.full(qa.shape, np.nan, dtype=qa.dtype)
     lse = np.full((hq, total_q), np.nan, dtype=np.float32)
@@ -588,8 +588,8 @@ def flash_attn_with_kvcache(
         >>> bool((k_cache[0, :3] == x[0]).all()), bool((k_cache[0, 3:] == 0).all())
         (True, True)
     """
-    qa = _float("q", q)
-    _rank("q", qa, 4, "(B, Sq, Hq, D)")
+    qa = check.float_array("q", q)
+    check.rank("q", qa, 4, "(B, Sq, Hq, D)")
     batch, length_q, hq, dim = qa.shape
     if batch == 0:
         raise AttentionShapeError(
@@ -597,11 +597,11 @@ def flash_attn_with_kvcache(
             f"raises 'batch size must be positive'."
         )
     paged = block_table is not None
-    kc = _cache("k_cache", k_cache, qa.dtype, dim, writable=k is not None)
-    vc = _cache("v_cache", v_cache, qa.dtype, dim, writable=k is not None)
-    _expect_shape("v_cache", vc, kc.shape, "k_cache's shape")
+    kc = check.cache("k_cache", k_cache, qa.dtype, dim, writable=k is not None)
+    vc = check.cache("v_cache", v_cache, qa.dtype, dim, writable=k is not None)
+    check.expect_shape("v_cache", vc, kc.shape, "k_cache's shape")
     hkv = kc.shape[2]
-    _heads(hq, hkv)
+    check.heads(hq, hkv)
     table = None
     if paged:
         if cache_batch_idx is not None or cache_leftpad is not None:
@@ -612,7 +612,7 @@ def flash_attn_with_kvcache(
                 f"Paged KV and leftpad_k running at the same time yet'). Fold it into the "
                 f"block table instead."
             )
-        table = _int32("block_table", block_table, None)
+        table = check.int32("block_table", block_table, None)
         if table.ndim != 2 or table.shape[0] != batch:
             raise AttentionShapeError(
                 f"block_table should be (B, max_num_blocks_per_seq) with B={batch}: but "
@@ -630,12 +630,12 @@ def flash_attn_with_kvcache(
                 "k and v should be given together: but only one of them was. flash-attn "
                 "raises 'If key is supplied, value must also be passed in'."
             )
-        knew, vnew = _qkv(k, v, v, ("k", "v", "v"))[:2]
-        _same_dtype(qa, knew, "k")
-        _rank("k", knew, 4, "(B, Snew, Hkv, D)")
+        knew, vnew = check.qkv(k, v, v, ("k", "v", "v"))[:2]
+        check.same_dtype(qa, knew, "k")
+        check.rank("k", knew, 4, "(B, Snew, Hkv, D)")
         length_new = knew.shape[1]
-        _expect_shape("k", knew, (batch, length_new, hkv, dim), "(B, Snew, Hkv, D)")
-        _expect_shape("v", vnew, knew.shape, "k's shape (B, Snew, Hkv, D)")
+        check.expect_shape("k", knew, (batch, length_new, hkv, dim), "(B, Snew, Hkv, D)")
+        check.expect_shape("v", vnew, knew.shape, "k's shape (B, Snew, Hkv, D)")
         if cache_seqlens is None:
             raise AttentionValueError(
                 "cache_seqlens is needed with new keys k: it says where they go. flash-attn "
@@ -653,7 +653,7 @@ def flash_attn_with_kvcache(
     elif isinstance(cache_seqlens, int | np.integer) and not isinstance(cache_seqlens, bool):
         seqlens = np.full(batch, int(cache_seqlens), dtype=np.int64)
     else:
-        seqlens = _int32("cache_seqlens", cache_seqlens, (batch,)).astype(np.int64)
+        seqlens = check.int32("cache_seqlens", cache_seqlens, (batch,)).astype(np.int64)
     if (seqlens < 0).any() or (seqlens + length_new > capacity).any():
         b = int(np.flatnonzero((seqlens < 0) | (seqlens + length_new > capacity))[0])
         raise AttentionValueError(
@@ -666,7 +666,7 @@ def flash_attn_with_kvcache(
 
     rows = np.arange(batch)
     if cache_batch_idx is not None:
-        rows = _int32("cache_batch_idx", cache_batch_idx, (batch,)).astype(np.int64)
+        rows = check.int32("cache_batch_idx", cache_batch_idx, (batch,)).astype(np.int64)
         if rows.size and (rows.min() < 0 or rows.max() >= kc.shape[0]):
             raise AttentionValueError(
                 f"cache_batch_idx should lie in [0, B_cache) = [0, {kc.shape[0]}): but got "
@@ -685,7 +685,7 @@ def flash_attn_with_kvcache(
         )
     leftpad = np.zeros(batch, dtype=np.int64)
     if cache_leftpad is not None:
-        leftpad = _int32("cache_leftpad", cache_leftpad, (batch,)).astype(np.int64)
+        leftpad = check.int32("cache_leftpad", cache_leftpad, (batch,)).astype(np.int64)
         if (leftpad < 0).any() or (leftpad > seqlens).any():
             raise AttentionValueError(
                 f"cache_leftpad should lie in [0, cache_seqlens[b]]: but got "
@@ -694,23 +694,23 @@ def flash_attn_with_kvcache(
             )
     lens_k = seqlens + length_new
     if table is not None:
-        table = _block_table(table, batch, kc.shape[0], kc.shape[1], lens_k)
+        table = check.block_table(table, batch, kc.shape[0], kc.shape[1], lens_k)
 
-    slopes = _alibi(alibi_slopes, batch, hq)
+    slopes = check.alibi(alibi_slopes, batch, hq)
     mask = _flash_mask(causal, window_size, length_q, capacity, slopes is not None, "kvcache")
-    scale = _scale(softmax_scale, dim)
-    cap = _softcap(softcap)
+    scale = check.scale(softmax_scale, dim)
+    cap = check.softcap(softcap)
     if isinstance(num_splits, bool) or not isinstance(num_splits, int | np.integer):
         raise AttentionValueError(f"num_splits should be an int: but got {num_splits!r}.")
 
     q_rot = qa
     if rotary_cos is not None or rotary_sin is not None:
-        cos, sin = _rotary_tables(rotary_cos, rotary_sin, qa.dtype, dim, capacity, knew)
+        cos, sin = check.rotary_tables(rotary_cos, rotary_sin, qa.dtype, dim, capacity, knew)
         steps = np.arange(length_q) if (mask.causal or mask.local) else np.zeros(length_q, int)
         q_pos = seqlens[:, None] + steps[None, :]  # (B, Sq)
         k_pos = seqlens[:, None] + np.arange(length_new)[None, :]  # (B, Snew)
-        _positions_fit("q", q_pos, cos.shape[0])
-        _positions_fit("k", k_pos, cos.shape[0])
+        check.positions_fit("q", q_pos, cos.shape[0])
+        check.positions_fit("k", k_pos, cos.shape[0])
         # refattn.rotary wants (..., L, D): move the head axis in front of the sequence axis
         q_rot = apply_rotary(
             qa.swapaxes(1, 2), cos, sin, interleaved=bool(rotary_interleaved),
@@ -884,296 +884,3 @@ def _gather_paged(
     page = k_pages.shape[1]
     pages, slots = table_row[positions // page], positions % page
     return k_pages[pages, slots], v_pages[pages, slots]
-
-
-# ----------------------------------------------------------------------------------------
-# argument checks
-# ----------------------------------------------------------------------------------------
-
-
-def _float(name: str, x: object) -> FloatArray:
-    arr = np.asarray(x)
-    if arr.dtype.kind != "f":
-        raise AttentionDTypeError(
-            f"{name} should be floating (flash-attn takes float16 or bfloat16; refattn "
-            f"also float32 and float64): but got dtype {arr.dtype}. Convert with "
-            f"{name}.astype(np.float32)."
-        )
-    return arr
-
-
-def _same_dtype(q: FloatArray, x: FloatArray, name: str) -> None:
-    if x.dtype != q.dtype:
-        raise AttentionDTypeError(
-            f"{name} should have q's dtype {q.dtype}: but got {x.dtype}. flash-attn raises "
-            f"'query and key must have the same dtype'; cast with {name}.astype(q.dtype)."
-        )
-
-
-def _qkv(
-    q: object, k: object, v: object, names: tuple[str, str, str]
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    arrays = tuple(_float(n, x) for n, x in zip(names, (q, k, v), strict=True))
-    for name, arr in zip(names[1:], arrays[1:], strict=True):
-        _same_dtype(arrays[0], arr, name)
-    return arrays[0], arrays[1], arrays[2]
-
-
-def _rank(name: str, arr: npt.NDArray[np.generic], ndim: int, layout: str) -> None:
-    if arr.ndim != ndim:
-        raise AttentionShapeError(
-            f"{name} shape should be {layout}: but got {arr.shape} ({arr.ndim} dims). "
-            f"flash-attn's layout puts the sequence before the heads (BSHD); from refattn's "
-            f"(B, H, L, D) use x.transpose(0, 2, 1, 3)."
-        )
-
-
-def _expect_shape(
-    name: str, arr: npt.NDArray[np.generic], shape: tuple[int, ...], layout: str
-) -> None:
-    if arr.shape != tuple(shape):
-        raise AttentionShapeError(
-            f"{name} shape should be {tuple(int(n) for n in shape)} = {layout}: but got "
-            f"{arr.shape}. flash-attn's CHECK_SHAPE raises '{name} must have shape "
-            f"{layout}' here; check the batch, length, head and feature axes."
-        )
-
-
-def _heads(hq: int, hkv: int) -> None:
-    if hkv == 0 or hq % hkv:
-        raise AttentionShapeError(
-            f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv}: "
-            f"flash-attn raises 'Number of heads in key/value must divide number of heads "
-            f"in query'. Heads are axis 2 in flash-attn's (B, S, H, D) layout (axis 1 "
-            f"when packed); check the axes were not swapped." + see("head_split_not_divisible")
-        )
-
-
-def _no_dropout(dropout_p: object) -> None:
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, int | float | np.number):
-        raise AttentionValueError(f"dropout_p should be a float: but got {dropout_p!r}.")
-    if float(dropout_p) != 0.0:
-        raise AttentionValueError(
-            f"dropout_p should be 0.0 here: but got {dropout_p}. flash-attn draws its "
-            f"dropout mask from a Philox stream on the GPU, which a reference cannot "
-            f"reproduce. For dropout semantics use refattn.attention(..., dropout_p=p, "
-            f"rng=np.random.default_rng(seed))."
-        )
-
-
-def _scale(softmax_scale: object, dim: int) -> float:
-    if softmax_scale is None:
-        return float(dim) ** -0.5 if dim else 1.0
-    if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, int | float | np.number):
-        raise AttentionValueError(
-            f"softmax_scale should be a float or None: but got {softmax_scale!r}."
-        )
-    if not math.isfinite(float(softmax_scale)):
-        raise AttentionValueError(f"softmax_scale should be finite: but got {softmax_scale}.")
-    return float(softmax_scale)
-
-
-def _softcap(softcap: object) -> float | None:
-    if isinstance(softcap, bool) or not isinstance(softcap, int | float | np.number):
-        raise AttentionValueError(f"softcap should be a float (0.0 = off): but got {softcap!r}.")
-    value = float(softcap)
-    if math.isnan(value) or math.isinf(value):
-        raise AttentionValueError(f"softcap should be finite: but got {softcap}.")
-    return value if value > 0 else None
-
-
-def _alibi(alibi_slopes: object, batch: int, hq: int) -> FloatArray | None:
-    """flash-attn's slopes: float32 ``(Hq,)`` or ``(B, Hq)``, returned as ``(B, Hq)``."""
-    if alibi_slopes is None:
-        return None
-    a = np.asarray(alibi_slopes)
-    if a.dtype != np.float32:
-        raise AttentionDTypeError(
-            f"alibi_slopes should be float32: but got dtype {a.dtype}. flash-attn raises "
-            f"'ALiBi slopes must have dtype fp32'; cast with alibi_slopes.astype(np.float32)."
-        )
-    if a.shape not in ((hq,), (batch, hq)):
-        raise AttentionShapeError(
-            f"alibi_slopes shape should be (Hq,) = ({hq},) or (B, Hq) = ({batch}, {hq}): but "
-            f"got {a.shape}. One slope per query head, optionally per sequence."
-        )
-    return np.broadcast_to(a, (batch, hq))
-
-
-def _int32(name: str, x: object, shape: tuple[int, ...] | None) -> IntArray:
-    arr = np.asarray(x)
-    if arr.dtype != np.int32:
-        what = (
-            f"flash-attn raises RuntimeError '{name} must have dtype int32'"
-            if arr.dtype.kind in "iu"
-            else "flash-attn indexes with int32 tensors only"
-        )
-        raise AttentionDTypeError(
-            f"{name} should have dtype int32: but got {arr.dtype}; {what}. Convert with "
-            f"np.asarray({name}, dtype=np.int32) (torch: {name}.to(torch.int32))."
-        )
-    if shape is not None and arr.shape != shape:
-        raise AttentionShapeError(
-            f"{name} shape should be {shape}: but got {arr.shape}. One entry per sequence of q."
-        )
-    return arr
-
-
-def _cu_seqlens(name: str, x: object, limit: int | None, limit_name: str) -> IntArray:
-    cu = _int32(name, x, None)
-    if cu.ndim != 1 or cu.shape[0] < 2:
-        raise AttentionShapeError(
-            f"{name} shape should be (B + 1,) with B >= 1: but got {cu.shape}. It holds the "
-            f"offsets of the sequences in the packed tensor, starting with 0, e.g. "
-            f"np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32). flash-attn "
-            f"raises 'batch size must be positive' for fewer than 2 entries."
-        )
-    if cu[0] != 0:
-        raise AttentionValueError(
-            f"{name}[0] should be 0: but got {int(cu[0])}. cu_seqlens are cumulative "
-            f"offsets and start at 0; prepend the 0 (np.concatenate([[0], np.cumsum(lens)])). "
-            f"flash-attn does not check this and reads sequence 0 from the wrong rows."
-        )
-    steps = np.diff(cu.astype(np.int64))
-    if (steps < 0).any():
-        b = int(np.flatnonzero(steps < 0)[0])
-        raise AttentionValueError(
-            f"{name} should be non-decreasing: but got {name}[{b}]={int(cu[b])} > "
-            f"{name}[{b + 1}]={int(cu[b + 1])}. It holds cumulative offsets: pass "
-            f"np.cumsum(lengths), not the lengths themselves."
-        )
-    if limit is not None and cu[-1] > limit:
-        raise AttentionValueError(
-            f"{name}[-1] should be <= {limit_name} = {limit}: but got {int(cu[-1])}. The "
-            f"sequences end past the packed tensor; flash-attn does not check and reads out "
-            f"of bounds. Check the offsets were computed from the same batch as the tensor."
-        )
-    return cu
-
-
-def _max_seqlen(name: str, value: object, lengths: npt.NDArray[np.int32], what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise AttentionValueError(f"{name} should be an int: but got {value!r}.")
-    longest = int(lengths.max()) if lengths.size else 0
-    if int(value) < longest:
-        raise AttentionValueError(
-            f"{name} should be >= the longest {what} sequence ({longest}): but got {value}. "
-            f"flash-attn uses it as an upper bound to size its grid and rewrite windows; "
-            f"too small leaves rows uncomputed. Pass int(np.diff(cu_seqlens).max())."
-        )
-    return int(value)
-
-
-def _block_table(
-    x: object, batch: int, num_blocks: int, page: int, lengths: npt.NDArray[np.integer]
-) -> IntArray:
-    """Check the pages each sequence reads (positions ``< lengths[b]``) exist."""
-    table = _int32("block_table", x, None)
-    if table.ndim != 2 or table.shape[0] != batch:
-        raise AttentionShapeError(
-            f"block_table shape should be (B, max_num_blocks_per_seq) with B={batch}: but got "
-            f"{table.shape}. One row of page indices per sequence."
-        )
-    room = table.shape[1] * page
-    for b in range(batch):
-        length = int(lengths[b])
-        if length > room:
-            raise AttentionValueError(
-                f"sequence {b} has {length} keys but block_table holds "
-                f"{table.shape[1]} pages of {page} = {room} slots: flash-attn raises 'Paged "
-                f"KV cache: max(seqlens_k) ... exceeds the capacity addressable by "
-                f"block_table' (or reads past the table). Allocate more columns."
-            )
-        used = table[b, : -(-length // page)]
-        if used.size and (used.min() < 0 or used.max() >= num_blocks):
-            raise AttentionValueError(
-                f"block_table[{b}] should hold page indices in [0, num_blocks) = "
-                f"[0, {num_blocks}) for the {used.size} pages sequence {b} reads: but got "
-                f"{used.tolist()}. flash-attn does not check and reads outside the cache. "
-                f"Only the first ceil(length / page_block_size) entries of a row are read."
-            )
-    return table
-
-
-def _cache(
-    name: str, x: object, dtype: np.dtype[np.floating], dim: int, *, writable: bool
-) -> FloatArray:
-    if writable and not isinstance(x, np.ndarray):
-        raise AttentionDTypeError(
-            f"{name} should be a numpy.ndarray when k and v are given: but got "
-            f"{type(x).__name__}. New keys are written into the cache in place, as "
-            f"flash-attn does, so it must be an array the caller keeps."
-        )
-    arr = _float(name, x)
-    if arr.dtype != dtype:
-        raise AttentionDTypeError(
-            f"{name} should have q's dtype {dtype}: but got {arr.dtype}. flash-attn raises "
-            f"'query and key must have the same dtype'."
-        )
-    _rank(name, arr, 4, "(B_cache, S_cache, Hkv, D) or (num_blocks, page_block_size, Hkv, D)")
-    if arr.shape[3] != dim:
-        raise AttentionShapeError(
-            f"{name} feature size should equal q's D={dim}: but got shape {arr.shape}."
-        )
-    if writable and not arr.flags.writeable:
-        raise AttentionValueError(
-            f"{name} should be writable: new keys and values are written into it in place. "
-            f"Pass {name}.copy()."
-        )
-    return arr
-
-
-def _rotary_tables(
-    cos: object,
-    sin: object,
-    dtype: np.dtype[np.floating],
-    dim: int,
-    capacity: int,
-    knew: FloatArray | None,
-) -> tuple[FloatArray, FloatArray]:
-    if cos is None or sin is None:
-        raise AttentionValueError(
-            "rotary_cos and rotary_sin should be given together: but only one was. "
-            "flash-attn raises 'If rotary cos is provided, rotary sin must also be provided'."
-        )
-    if knew is None:
-        raise AttentionValueError(
-            "rotary_cos/rotary_sin need new keys k and v: flash-attn raises 'If rotary "
-            "cos/sin are provided, new key / value to be appended to KV cache must also be "
-            "provided'. The cache holds keys already rotated."
-        )
-    c, s = _float("rotary_cos", cos), _float("rotary_sin", sin)
-    if c.dtype != dtype or s.dtype != dtype:
-        raise AttentionDTypeError(
-            f"rotary_cos and rotary_sin should have q's dtype {dtype}: but got {c.dtype} and "
-            f"{s.dtype}. flash-attn raises 'rotary_cos must have the same dtype as query'."
-        )
-    if c.ndim != 2 or c.shape != s.shape:
-        raise AttentionShapeError(
-            f"rotary_cos and rotary_sin should both be (P, R/2): but got {c.shape} and {s.shape}."
-        )
-    rotary_dim = 2 * c.shape[1]
-    if rotary_dim > dim or rotary_dim % 16:
-        raise AttentionShapeError(
-            f"rotary dim R = 2 * rotary_cos.shape[1] = {rotary_dim} should be a multiple of "
-            f"16 and <= D = {dim}: flash-attn raises 'Only rotary dimensions divisible by 16 "
-            f"are currently supported' / 'rotary_dim must be <= headdim'. Tables are "
-            f"(P, R/2), not (P, R)."
-        )
-    if c.shape[0] < capacity:
-        raise AttentionShapeError(
-            f"rotary_cos should have at least as many positions as the cache ({capacity}): "
-            f"but got {c.shape[0]}. flash-attn raises 'cos/sin seqlen must be at least the "
-            f"seqlen of KV cache'." + see("position_table_too_short")
-        )
-    return c, s
-
-
-def _positions_fit(name: str, positions: npt.NDArray[np.integer], table: int) -> None:
-    if positions.size and positions.max() >= table:
-        raise AttentionValueError(
-            f"rotary positions of {name} reach {int(positions.max())} but the cos/sin tables "
-            f"have {table} rows: flash-attn would read past them. Queries are rotated at "
-            f"cache_seqlens[b] + i; make the tables longer or Sq shorter."
-            + see("position_table_too_short")
-        )

@@ -1,0 +1,306 @@
+"""Argument checks of :mod:`refattn.compat.flash_attn`, one function per argument kind.
+
+Each raises a :mod:`refattn.errors` class naming the argument, what it got, what
+flash-attn expects (quoting its C++ check where it has one) and the likely fix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
+from refattn.validation import see
+
+FloatArray = npt.NDArray[np.floating]
+IntArray = npt.NDArray[np.int32]
+
+
+def float_array(name: str, x: object) -> FloatArray:
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        raise AttentionDTypeError(
+            f"{name} should be floating (flash-attn takes float16 or bfloat16; refattn "
+            f"also float32 and float64): but got dtype {arr.dtype}. Convert with "
+            f"{name}.astype(np.float32)."
+        )
+    return arr
+
+
+def same_dtype(q: FloatArray, x: FloatArray, name: str) -> None:
+    if x.dtype != q.dtype:
+        raise AttentionDTypeError(
+            f"{name} should have q's dtype {q.dtype}: but got {x.dtype}. flash-attn raises "
+            f"'query and key must have the same dtype'; cast with {name}.astype(q.dtype)."
+        )
+
+
+def qkv(
+    q: object, k: object, v: object, names: tuple[str, str, str]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    arrays = tuple(float_array(n, x) for n, x in zip(names, (q, k, v), strict=True))
+    for name, arr in zip(names[1:], arrays[1:], strict=True):
+        same_dtype(arrays[0], arr, name)
+    return arrays[0], arrays[1], arrays[2]
+
+
+def rank(name: str, arr: npt.NDArray[np.generic], ndim: int, layout: str) -> None:
+    if arr.ndim != ndim:
+        raise AttentionShapeError(
+            f"{name} shape should be {layout}: but got {arr.shape} ({arr.ndim} dims). "
+            f"flash-attn's layout puts the sequence before the heads (BSHD); from refattn's "
+            f"(B, H, L, D) use x.transpose(0, 2, 1, 3)."
+        )
+
+
+def expect_shape(
+    name: str, arr: npt.NDArray[np.generic], shape: tuple[int, ...], layout: str
+) -> None:
+    if arr.shape != tuple(shape):
+        raise AttentionShapeError(
+            f"{name} shape should be {tuple(int(n) for n in shape)} = {layout}: but got "
+            f"{arr.shape}. flash-attn's CHECK_SHAPE raises '{name} must have shape "
+            f"{layout}' here; check the batch, length, head and feature axes."
+        )
+
+
+def heads(hq: int, hkv: int) -> None:
+    if hkv == 0 or hq % hkv:
+        raise AttentionShapeError(
+            f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv}: "
+            f"flash-attn raises 'Number of heads in key/value must divide number of heads "
+            f"in query'. Heads are axis 2 in flash-attn's (B, S, H, D) layout (axis 1 "
+            f"when packed); check the axes were not swapped." + see("head_split_not_divisible")
+        )
+
+
+def no_dropout(dropout_p: object) -> None:
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, int | float | np.number):
+        raise AttentionValueError(f"dropout_p should be a float: but got {dropout_p!r}.")
+    if float(dropout_p) != 0.0:
+        raise AttentionValueError(
+            f"dropout_p should be 0.0 here: but got {dropout_p}. flash-attn draws its "
+            f"dropout mask from a Philox stream on the GPU, which a reference cannot "
+            f"reproduce. For dropout semantics use refattn.attention(..., dropout_p=p, "
+            f"rng=np.random.default_rng(seed))."
+        )
+
+
+def scale(softmax_scale: object, dim: int) -> float:
+    if softmax_scale is None:
+        return float(dim) ** -0.5 if dim else 1.0
+    if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, int | float | np.number):
+        raise AttentionValueError(
+            f"softmax_scale should be a float or None: but got {softmax_scale!r}."
+        )
+    if not math.isfinite(float(softmax_scale)):
+        raise AttentionValueError(f"softmax_scale should be finite: but got {softmax_scale}.")
+    return float(softmax_scale)
+
+
+def softcap(softcap: object) -> float | None:
+    if isinstance(softcap, bool) or not isinstance(softcap, int | float | np.number):
+        raise AttentionValueError(f"softcap should be a float (0.0 = off): but got {softcap!r}.")
+    value = float(softcap)
+    if math.isnan(value) or math.isinf(value):
+        raise AttentionValueError(f"softcap should be finite: but got {softcap}.")
+    return value if value > 0 else None
+
+
+def alibi(alibi_slopes: object, batch: int, hq: int) -> FloatArray | None:
+    """flash-attn's slopes: float32 ``(Hq,)`` or ``(B, Hq)``, returned as ``(B, Hq)``."""
+    if alibi_slopes is None:
+        return None
+    a = np.asarray(alibi_slopes)
+    if a.dtype != np.float32:
+        raise AttentionDTypeError(
+            f"alibi_slopes should be float32: but got dtype {a.dtype}. flash-attn raises "
+            f"'ALiBi slopes must have dtype fp32'; cast with alibi_slopes.astype(np.float32)."
+        )
+    if a.shape not in ((hq,), (batch, hq)):
+        raise AttentionShapeError(
+            f"alibi_slopes shape should be (Hq,) = ({hq},) or (B, Hq) = ({batch}, {hq}): but "
+            f"got {a.shape}. One slope per query head, optionally per sequence."
+        )
+    return np.broadcast_to(a, (batch, hq))
+
+
+def int32(name: str, x: object, shape: tuple[int, ...] | None) -> IntArray:
+    arr = np.asarray(x)
+    if arr.dtype != np.int32:
+        what = (
+            f"flash-attn raises RuntimeError '{name} must have dtype int32'"
+            if arr.dtype.kind in "iu"
+            else "flash-attn indexes with int32 tensors only"
+        )
+        raise AttentionDTypeError(
+            f"{name} should have dtype int32: but got {arr.dtype}; {what}. Convert with "
+            f"np.asarray({name}, dtype=np.int32) (torch: {name}.to(torch.int32))."
+        )
+    if shape is not None and arr.shape != shape:
+        raise AttentionShapeError(
+            f"{name} shape should be {shape}: but got {arr.shape}. One entry per sequence of q."
+        )
+    return arr
+
+
+def cu_seqlens(name: str, x: object, limit: int | None, limit_name: str) -> IntArray:
+    cu = int32(name, x, None)
+    if cu.ndim != 1 or cu.shape[0] < 2:
+        raise AttentionShapeError(
+            f"{name} shape should be (B + 1,) with B >= 1: but got {cu.shape}. It holds the "
+            f"offsets of the sequences in the packed tensor, starting with 0, e.g. "
+            f"np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32). flash-attn "
+            f"raises 'batch size must be positive' for fewer than 2 entries."
+        )
+    if cu[0] != 0:
+        raise AttentionValueError(
+            f"{name}[0] should be 0: but got {int(cu[0])}. cu_seqlens are cumulative "
+            f"offsets and start at 0; prepend the 0 (np.concatenate([[0], np.cumsum(lens)])). "
+            f"flash-attn does not check this and reads sequence 0 from the wrong rows."
+        )
+    steps = np.diff(cu.astype(np.int64))
+    if (steps < 0).any():
+        b = int(np.flatnonzero(steps < 0)[0])
+        raise AttentionValueError(
+            f"{name} should be non-decreasing: but got {name}[{b}]={int(cu[b])} > "
+            f"{name}[{b + 1}]={int(cu[b + 1])}. It holds cumulative offsets: pass "
+            f"np.cumsum(lengths), not the lengths themselves."
+        )
+    if limit is not None and cu[-1] > limit:
+        raise AttentionValueError(
+            f"{name}[-1] should be <= {limit_name} = {limit}: but got {int(cu[-1])}. The "
+            f"sequences end past the packed tensor; flash-attn does not check and reads out "
+            f"of bounds. Check the offsets were computed from the same batch as the tensor."
+        )
+    return cu
+
+
+def max_seqlen(name: str, value: object, lengths: npt.NDArray[np.int32], what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise AttentionValueError(f"{name} should be an int: but got {value!r}.")
+    longest = int(lengths.max()) if lengths.size else 0
+    if int(value) < longest:
+        raise AttentionValueError(
+            f"{name} should be >= the longest {what} sequence ({longest}): but got {value}. "
+            f"flash-attn uses it as an upper bound to size its grid and rewrite windows; "
+            f"too small leaves rows uncomputed. Pass int(np.diff(cu_seqlens).max())."
+        )
+    return int(value)
+
+
+def block_table(
+    x: object, batch: int, num_blocks: int, page: int, lengths: npt.NDArray[np.integer]
+) -> IntArray:
+    """Check the pages each sequence reads (positions ``< lengths[b]``) exist."""
+    table = int32("block_table", x, None)
+    if table.ndim != 2 or table.shape[0] != batch:
+        raise AttentionShapeError(
+            f"block_table shape should be (B, max_num_blocks_per_seq) with B={batch}: but got "
+            f"{table.shape}. One row of page indices per sequence."
+        )
+    room = table.shape[1] * page
+    for b in range(batch):
+        length = int(lengths[b])
+        if length > room:
+            raise AttentionValueError(
+                f"sequence {b} has {length} keys but block_table holds "
+                f"{table.shape[1]} pages of {page} = {room} slots: flash-attn raises 'Paged "
+                f"KV cache: max(seqlens_k) ... exceeds the capacity addressable by "
+                f"block_table' (or reads past the table). Allocate more columns."
+            )
+        used = table[b, : -(-length // page)]
+        if used.size and (used.min() < 0 or used.max() >= num_blocks):
+            raise AttentionValueError(
+                f"block_table[{b}] should hold page indices in [0, num_blocks) = "
+                f"[0, {num_blocks}) for the {used.size} pages sequence {b} reads: but got "
+                f"{used.tolist()}. flash-attn does not check and reads outside the cache. "
+                f"Only the first ceil(length / page_block_size) entries of a row are read."
+            )
+    return table
+
+
+def cache(
+    name: str, x: object, dtype: np.dtype[np.floating], dim: int, *, writable: bool
+) -> FloatArray:
+    if writable and not isinstance(x, np.ndarray):
+        raise AttentionDTypeError(
+            f"{name} should be a numpy.ndarray when k and v are given: but got "
+            f"{type(x).__name__}. New keys are written into the cache in place, as "
+            f"flash-attn does, so it must be an array the caller keeps."
+        )
+    arr = float_array(name, x)
+    if arr.dtype != dtype:
+        raise AttentionDTypeError(
+            f"{name} should have q's dtype {dtype}: but got {arr.dtype}. flash-attn raises "
+            f"'query and key must have the same dtype'."
+        )
+    rank(name, arr, 4, "(B_cache, S_cache, Hkv, D) or (num_blocks, page_block_size, Hkv, D)")
+    if arr.shape[3] != dim:
+        raise AttentionShapeError(
+            f"{name} feature size should equal q's D={dim}: but got shape {arr.shape}."
+        )
+    if writable and not arr.flags.writeable:
+        raise AttentionValueError(
+            f"{name} should be writable: new keys and values are written into it in place. "
+            f"Pass {name}.copy()."
+        )
+    return arr
+
+
+def rotary_tables(
+    cos: object,
+    sin: object,
+    dtype: np.dtype[np.floating],
+    dim: int,
+    capacity: int,
+    knew: FloatArray | None,
+) -> tuple[FloatArray, FloatArray]:
+    if cos is None or sin is None:
+        raise AttentionValueError(
+            "rotary_cos and rotary_sin should be given together: but only one was. "
+            "flash-attn raises 'If rotary cos is provided, rotary sin must also be provided'."
+        )
+    if knew is None:
+        raise AttentionValueError(
+            "rotary_cos/rotary_sin need new keys k and v: flash-attn raises 'If rotary "
+            "cos/sin are provided, new key / value to be appended to KV cache must also be "
+            "provided'. The cache holds keys already rotated."
+        )
+    c, s = float_array("rotary_cos", cos), float_array("rotary_sin", sin)
+    if c.dtype != dtype or s.dtype != dtype:
+        raise AttentionDTypeError(
+            f"rotary_cos and rotary_sin should have q's dtype {dtype}: but got {c.dtype} and "
+            f"{s.dtype}. flash-attn raises 'rotary_cos must have the same dtype as query'."
+        )
+    if c.ndim != 2 or c.shape != s.shape:
+        raise AttentionShapeError(
+            f"rotary_cos and rotary_sin should both be (P, R/2): but got {c.shape} and {s.shape}."
+        )
+    rotary_dim = 2 * c.shape[1]
+    if rotary_dim > dim or rotary_dim % 16:
+        raise AttentionShapeError(
+            f"rotary dim R = 2 * rotary_cos.shape[1] = {rotary_dim} should be a multiple of "
+            f"16 and <= D = {dim}: flash-attn raises 'Only rotary dimensions divisible by 16 "
+            f"are currently supported' / 'rotary_dim must be <= headdim'. Tables are "
+            f"(P, R/2), not (P, R)."
+        )
+    if c.shape[0] < capacity:
+        raise AttentionShapeError(
+            f"rotary_cos should have at least as many positions as the cache ({capacity}): "
+            f"but got {c.shape[0]}. flash-attn raises 'cos/sin seqlen must be at least the "
+            f"seqlen of KV cache'." + see("position_table_too_short")
+        )
+    return c, s
+
+
+def positions_fit(name: str, positions: npt.NDArray[np.integer], table: int) -> None:
+    if positions.size and positions.max() >= table:
+        raise AttentionValueError(
+            f"rotary positions of {name} reach {int(positions.max())} but the cos/sin tables "
+            f"have {table} rows: flash-attn would read past them. Queries are rotated at "
+            f"cache_seqlens[b] + i; make the tables longer or Sq shorter."
+            + see("position_table_too_short")
+        )
