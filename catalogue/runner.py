@@ -4,7 +4,7 @@ Every variant of a case (NumPy, and PyTorch, JAX, TensorFlow when the case has t
 the framework is installed) is run: ``broken`` must raise the claimed exception, or for
 ``"nan"``/``"silent"`` variants return something the case's ``detect`` refuses with the
 claimed exception; ``fixed`` must run, pass ``detect`` and match ``reference()``. The
-outcome strings are deterministic (memory addresses are normalised), so they can be
+outcome strings are deterministic (see :func:`normalise`), so they can be
 recorded in ``catalogue/outcomes.json`` and compared.
 """
 
@@ -86,11 +86,16 @@ class Outcome:
 
 
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+_TF_NODE = re.compile(r"\{\{function_node [^}]*\}\} ?")
 
 
 def normalise(text: str) -> str:
-    """``text`` without what changes from run to run (memory addresses)."""
-    return _ADDRESS.sub("0x…", text)
+    """``text`` without what changes between runs and machines.
+
+    Memory addresses become ``0x…``; TensorFlow's ``{{function_node ...}}`` prefix, which
+    names the device and the kernel build (``_MklBatchMatMulV2`` with oneDNN), is dropped.
+    """
+    return _TF_NODE.sub("", _ADDRESS.sub("0x…", text))
 
 
 def _describe(error: BaseException) -> str:

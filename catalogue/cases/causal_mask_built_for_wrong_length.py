@@ -5,8 +5,10 @@ What happens:
     scores raises ``ValueError: operands could not be broadcast together with shapes
     (16,16) (2,10,10) ()``. In PyTorch, ``masked_fill`` with the registered ``(1, 1, 16,
     16)`` buffer raises ``RuntimeError: The size of tensor a (16) must match the size of
-    tensor b (10) at non-singleton dimension 3`` (adding a float mask instead: ``a (10)`` and
-    ``b (16)``).
+    tensor b (10) at non-singleton dimension 3``; ``jnp.where`` raises ``ValueError:
+    Incompatible shapes for broadcasting: shapes=[(16, 16), (2, 10, 10), ()]`` and
+    ``tf.where`` ``InvalidArgumentError: condition [16,16], then [2,10,10], and else []
+    must be broadcastable [Op:SelectV2]``.
 
 Why:
     The mask is built once, for ``max_len`` (a registered buffer in nanoGPT-style code),
@@ -30,6 +32,8 @@ MESSAGES = (
     r"operands could not be broadcast together with shapes \((\d+),\1\) ",
     r"size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton "
     r"dimension 3",
+    r"Incompatible shapes for broadcasting: shapes=\[\((\d+), \1\), ",
+    r"condition \[(\d+),\1\], then \[[\d,]+\], and else \[\] must be broadcastable",
 )
 SYMPTOMS = (
     "causal mask shape error for shorter sequences",
@@ -82,3 +86,61 @@ def torch_broken() -> object:
     bias = torch.tril(torch.ones(MAX_LEN, MAX_LEN, dtype=torch.bool))[None, None]
     scores = torch.randn(2, 4, 10, 10)  # (B, H, L, L)
     return scores.masked_fill(~bias, float("-inf"))
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs()[0])
+    bias = torch.tril(torch.ones(MAX_LEN, MAX_LEN, dtype=torch.bool))[None]  # registered once
+    length = x.shape[1]
+    scores = x @ x.transpose(-1, -2) / 2.0
+    return torch.softmax(scores.masked_fill(~bias[:, :length, :length], float("-inf")), -1)
+
+
+JAX_EXPECTED = ValueError
+JAX_MATCH = r"Incompatible shapes for broadcasting: shapes=\[\(16, 16\), \(2, 10, 10\), \(\)\]"
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs()[0])  # (B, 10, D)
+    causal = jnp.tril(jnp.ones((MAX_LEN, MAX_LEN), dtype=bool))  # built for max_len
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs()[0])
+    causal = jnp.tril(jnp.ones((MAX_LEN, MAX_LEN), dtype=bool))
+    length = x.shape[1]
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(causal[:length, :length], scores, -jnp.inf), axis=-1)
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"condition \[16,16\], then \[2,10,10\], and else \[\] must be broadcastable"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs()[0])  # (B, 10, D)
+    causal = tf.linalg.band_part(tf.ones((MAX_LEN, MAX_LEN)), -1, 0) > 0  # built for max_len
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(causal, scores, float("-inf")), axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs()[0])
+    causal = tf.linalg.band_part(tf.ones((MAX_LEN, MAX_LEN)), -1, 0) > 0
+    length = x.shape[1]
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(causal[:length, :length], scores, float("-inf")), axis=-1)

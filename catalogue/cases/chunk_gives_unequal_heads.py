@@ -4,7 +4,11 @@ What happens:
     ``np.array_split(x, 8, axis=-1)`` on 100 features returns 8 pieces of 13 and 12
     features; stacking them into a head axis raises ``ValueError: all input arrays must
     have the same shape``. ``torch.chunk`` returns pieces of 13 (the last of 9) and
-    ``torch.stack`` raises ``RuntimeError: stack expects each tensor to be equal size``.
+    ``torch.stack`` raises ``RuntimeError: stack expects each tensor to be equal size``;
+    ``jnp.stack`` of ``jnp.array_split``'s pieces ``ValueError: All input arrays must have
+    the same shape``. TensorFlow's ``tf.split(x, 8)`` refuses the split itself:
+    ``InvalidArgumentError: Number of ways to split should evenly divide the split
+    dimension``.
 
 Why:
     ``array_split`` and ``chunk`` never fail on an uneven split: they return unequal pieces
@@ -42,6 +46,7 @@ MESSAGES = (
     r"all input arrays must have the same shape",
     r"stack expects each tensor to be equal size",
     r"Shapes of all inputs must match",
+    r"Number of ways to split should evenly divide the split dimension",
 )
 SYMPTOMS = ("heads have different sizes", "torch.chunk gives fewer heads than expected")
 
@@ -81,3 +86,56 @@ def torch_broken() -> object:
     x = torch.randn(2, 5, 100)
     heads = torch.chunk(x, 8, dim=-1)  # 7 chunks of 13, one of 9
     return torch.stack(heads, dim=1)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())
+    b, length, e = x.shape
+    num_heads = 4  # divides 100
+    return x.view(b, length, num_heads, e // num_heads).transpose(1, 2)  # (B, H, L, D)
+
+
+JAX_EXPECTED = ValueError
+JAX_MATCH = r"All input arrays must have the same shape\. Got \(2, 5, 13\)"
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    heads = jnp.array_split(x, 8, axis=-1)  # widths 13 and 12
+    return jnp.stack(heads, axis=1)
+
+
+def jax_fixed() -> object:
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    b, length, e = x.shape
+    return x.reshape(b, length, 4, e // 4).transpose(0, 2, 1, 3)
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"Number of ways to split should evenly divide the split dimension, but got split_dim 2"
+TF_NOTE = (
+    "`tf.split(x, 8, axis=-1)` refuses the uneven split itself, before any stack: "
+    "TensorFlow has no `chunk` that returns unequal pieces."
+)
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    heads = tf.split(x, 8, axis=-1)  # 100 features into 8 heads
+    return tf.stack(heads, axis=1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    b, length, e = x.shape
+    return tf.transpose(tf.reshape(x, (b, length, 4, e // 4)), (0, 2, 1, 3))

@@ -9,13 +9,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 from catalogue import FRAMEWORK_MODULES, FRAMEWORKS, KINDS, Case, all_cases
 from catalogue.record import OUTCOMES, dump, load
-from catalogue.runner import resolve, run_broken, run_fixed, run_variant
+from catalogue.runner import VariantOutcome, resolve, run_broken, run_fixed, run_variant
 from catalogue.taxonomy import TAGS
 
 CASES = [pytest.param(case, id=case.id) for case in all_cases()]
@@ -26,6 +27,12 @@ VARIANTS = [
     if fw != "numpy"
 ]
 RECORDED = load()
+
+
+@cache
+def _outcome(case: Case, framework: str) -> VariantOutcome | None:
+    """Each variant runs once per session, for both the claim and the record tests."""
+    return run_variant(case, framework)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -105,7 +112,7 @@ def test_framework_variant_does_what_the_case_claims(case: Case, framework: str)
     importlib.import_module(FRAMEWORK_MODULES[framework])  # installed in CI: fail, not skip
     variant = case.variant(framework)
     assert variant is not None
-    outcome = run_variant(case, framework)
+    outcome = _outcome(case, framework)
     assert outcome is not None
     assert isinstance(resolve(variant.expected), type)
     assert outcome.broken_ok, (
@@ -117,7 +124,7 @@ def test_framework_variant_does_what_the_case_claims(case: Case, framework: str)
 @pytest.mark.parametrize(("case", "framework"), VARIANTS)
 def test_framework_variant_outcome_is_recorded(case: Case, framework: str) -> None:
     importlib.import_module(FRAMEWORK_MODULES[framework])
-    outcome = run_variant(case, framework)
+    outcome = _outcome(case, framework)
     assert outcome is not None
     recorded = RECORDED.get(case.id, {}).get(framework)
     assert recorded == outcome.record(), (
@@ -128,7 +135,7 @@ def test_framework_variant_outcome_is_recorded(case: Case, framework: str) -> No
 
 @pytest.mark.parametrize("case", CASES)
 def test_numpy_outcome_is_recorded(case: Case) -> None:
-    outcome = run_variant(case, "numpy")
+    outcome = _outcome(case, "numpy")
     assert outcome is not None
     assert RECORDED.get(case.id, {}).get("numpy") == outcome.record(), (
         f"outcome differs from catalogue/outcomes.json; run `python -m catalogue.record {case.id}`"
