@@ -92,3 +92,47 @@ def torch_broken() -> object:
 
     q, k = torch.randn(32, 20, 512), torch.randn(32, 20, 512)  # the article's sizes
     return torch.matmul(q, k) / (512**0.5)
+
+
+JAX_EXPECTED = TypeError
+JAX_MATCH = (
+    r"dot_general requires contracting dimensions to have the same shape, got \(8,\) and \(5,\)"
+)
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    scores = q @ k / jnp.sqrt(8.0)  # (B, L, D) @ (B, S, D)
+    return jax.nn.softmax(scores, axis=-1) @ v
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    scores = q @ k.swapaxes(-1, -2) / jnp.sqrt(8.0)
+    return jax.nn.softmax(scores, axis=-1) @ v
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"Matrix size-incompatible: In\[0\]: \[2,5,8\], In\[1\]: \[2,5,8\]"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    q, k, v = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(q, k) / 8**0.5  # (B, L, D) @ (B, S, D)
+    return tf.matmul(tf.nn.softmax(scores, axis=-1), v)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    q, k, v = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(q, k, transpose_b=True) / 8**0.5
+    return tf.matmul(tf.nn.softmax(scores, axis=-1), v)

@@ -6,7 +6,9 @@ What happens:
     scores. The error comes one line later, at ``@ v``: ``ValueError: operands could not be
     broadcast together with remapped shapes [original->remapped]: (2,5,2,5)->(2,5,newaxis,
     newaxis) (2,5,8)->(2,newaxis,newaxis)``, which names neither ``np.dot`` nor the batch.
-    JAX's ``jnp.dot`` does the same as NumPy. PyTorch's ``torch.mm`` refuses at once:
+    JAX's ``jnp.dot`` does the same as NumPy; its error at ``@ v`` reads ``ValueError:
+    Incompatible types for matmul arguments: float32[2,5,2,5] and float32[2,5,8]``.
+    PyTorch's ``torch.mm`` refuses at once:
     ``RuntimeError: self must be a matrix``; ``torch.bmm`` on 4-D heads ``(B, H, L, D)``
     raises ``RuntimeError: batch1 must be a 3D tensor``.
 
@@ -45,6 +47,7 @@ MESSAGES = (
     r"broadcast together with remapped shapes",
     r"(?:self|mat2) must be a matrix",
     r"batch[12] must be a 3D tensor",
+    r"Incompatible types for matmul arguments: \w+\[[\d,]+\] and \w+\[[\d,]+\]",
 )
 SYMPTOMS = (
     "scores have an extra batch dimension",
@@ -93,3 +96,29 @@ def torch_broken() -> object:
 
     q, k = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
     return torch.mm(q, k.transpose(1, 2))
+
+
+JAX_EXPECTED = ValueError
+JAX_MATCH = r"Incompatible types for matmul arguments: float32\[2,5,2,5\] and float32\[2,5,8\]"
+JAX_NOTE = (
+    "jnp.dot pairs every batch element with every other, as np.dot does; the error comes at "
+    "@ v and quotes the (B, L, B, S) scores: Incompatible types for matmul arguments."
+)
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    scores = jnp.dot(q, k.transpose(0, 2, 1)) / jnp.sqrt(8.0)  # (B, L, B, S)
+    return jax.nn.softmax(scores, axis=-1) @ v
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    scores = jnp.matmul(q, k.transpose(0, 2, 1)) / jnp.sqrt(8.0)  # batched: (B, L, S)
+    return jax.nn.softmax(scores, axis=-1) @ v

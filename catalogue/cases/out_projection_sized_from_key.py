@@ -4,13 +4,17 @@ What happens:
     The merged heads ``(B, L, H * Dv)`` meet an output weight built for ``H * D`` inputs:
     ``ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0 ... (size
     64 is different from 96)`` in NumPy, ``RuntimeError: mat1 and mat2 shapes cannot be
-    multiplied (10x96 and 64x32)`` from PyTorch's ``nn.Linear``.
+    multiplied (10x96 and 64x32)`` from PyTorch's ``nn.Linear``, ``TypeError:
+    dot_general requires contracting dimensions to have the same shape, got (96,) and
+    (64,).`` from JAX.
 
 Why:
     Attention returns one value vector per head, so the merged width is ``H * Dv``. When
-    values have another head size than queries and keys (``vdim`` in
-    ``nn.MultiheadAttention``, ``Dv`` in refattn), the output projection must take
-    ``H * Dv`` features.
+    values have another head size than queries and keys (``Dv`` in refattn, a value
+    projection of its own width in a hand-written layer), the output projection must take
+    ``H * Dv`` features. ``nn.MultiheadAttention`` cannot make this mistake: its ``vdim``
+    is the width of the value *input*, which ``v_proj`` maps to ``embed_dim`` (weight
+    ``(embed_dim, vdim)``), so its ``out_proj`` always takes ``embed_dim`` features.
 
 Fix:
     Build the output projection as ``(num_heads * value_head_dim, embed_dim)``.
@@ -86,3 +90,26 @@ def torch_broken() -> object:
     merged = torch.randn(B, L, H * DV)
     out_proj = torch.nn.Linear(H * D, E)
     return out_proj(merged)
+
+
+JAX_EXPECTED = TypeError
+JAX_MATCH = (
+    r"dot_general requires contracting dimensions to have the same shape, got \(96,\) and "
+    r"\(64,\)"
+)
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    merged = jnp.asarray(_merged_heads())  # (B, L, H * Dv)
+    w_out = jnp.asarray(_w_out(H * D))  # sized from the key head size: 64 rows
+    return merged @ w_out
+
+
+def jax_fixed() -> object:
+    import jax.numpy as jnp
+
+    merged = jnp.asarray(_merged_heads())
+    w_out = jnp.asarray(_w_out(H * DV))  # sized from the value head size: 96 rows
+    return merged @ w_out

@@ -3,10 +3,12 @@
 What happens:
     NumPy wraps negative indices: with a vocabulary of 128, id ``-100`` reads row 28 and
     ``-1`` the last row, so every padded position silently gets some real token's
-    embedding. No error, wrong input to attention. JAX wraps the same way. PyTorch's
-    ``nn.Embedding`` refuses both with ``IndexError: index out of range in self``. Only a
-    vocabulary smaller than 100 makes NumPy raise for ``-100``
-    (``index -100 is out of bounds for axis 0 with size 50``).
+    embedding. No error, wrong input to attention. JAX (``table[ids]`` and ``jnp.take``)
+    and Keras's ``Embedding`` wrap the same way. PyTorch's ``nn.Embedding`` refuses both
+    with ``IndexError: index out of range in self``, and a bare ``tf.gather`` with
+    ``indices[0,3] = -100 is not in [0, 128)``. Only a vocabulary smaller than 100 makes
+    NumPy raise for ``-100`` (``index -100 is out of bounds for axis 0 with size 50``); JAX
+    then clamps (``table[ids]``) or returns NaN (``jnp.take``).
 
 Why:
     ``-100`` (the label ignore index of cross-entropy) and ``-1`` are conventions for "no
@@ -18,6 +20,9 @@ Why:
 Fix:
     Pad inputs with a real id (``tokenizer.pad_token_id``) and mask it, or replace negative
     ids before the lookup and zero their rows: ``table[np.where(ids >= 0, ids, 0)]``.
+
+Sources:
+    https://github.com/pytorch/pytorch/issues/14844 (pad value -1 into nn.Embedding)
 """
 
 import numpy as np
@@ -81,3 +86,46 @@ def torch_broken() -> object:
 
     embedding = torch.nn.Embedding(128, 4)
     return embedding(torch.tensor([[3, 7, 9, PAD, PAD]]))
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+JAX_NOTE = (
+    "JAX wraps a negative id that is within the table as NumPy does (-100 reads row 28, "
+    "with table[ids] and jnp.take alike); only ids past the table differ: indexing clamps "
+    "them to the last row, jnp.take fills them with NaN."
+)
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    table, ids = (jnp.asarray(a) for a in _inputs())
+    return table[ids]  # -100 wraps around to row 28, as in NumPy
+
+
+def jax_fixed() -> object:
+    import jax.numpy as jnp
+
+    table, ids = (jnp.asarray(a) for a in _inputs())
+    valid = ids >= 0
+    return jnp.where(valid[..., None], table[jnp.where(valid, ids, 0)], 0.0)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+TF_NOTE = (
+    "Keras's Embedding wraps -100 to row 28 like NumPy, silently; a bare tf.gather refuses "
+    "it: indices[0,3] = -100 is not in [0, 128)."
+)
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    table, ids = _inputs()
+    init = tf.keras.initializers.Constant(table)
+    embedding = tf.keras.layers.Embedding(len(table), table.shape[1], embeddings_initializer=init)
+    return embedding(tf.constant(ids))  # -100 reads row 28

@@ -88,3 +88,30 @@ def torch_broken() -> object:
     q = torch.nn.Linear(128, 64)(x)
     k = torch.nn.Linear(128, 128)(x)
     return torch.matmul(q, k.transpose(-2, -1))
+
+
+JAX_EXPECTED = TypeError
+JAX_MATCH = (
+    r"dot_general requires contracting dimensions to have the same shape, got \(64,\) and "
+    r"\(128,\)"
+)
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    x, w_q, w_v = (jnp.asarray(a) for a in _inputs())
+    q, k = x @ w_q, x @ w_v  # key projection built with the value size
+    return q @ k.swapaxes(-1, -2)
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"Matrix size-incompatible: In\[0\]: \[10,20,64\], In\[1\]: \[10,20,128\]"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, w_q, w_v = (tf.constant(a) for a in _inputs())
+    q, k = x @ w_q, x @ w_v  # key projection built with the value size
+    return tf.matmul(q, k, transpose_b=True)

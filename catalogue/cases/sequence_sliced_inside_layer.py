@@ -94,3 +94,32 @@ def torch_broken() -> object:
     q, k, v = cut, cut, cut
     out = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
     return x + out
+
+
+JAX_EXPECTED = TypeError
+JAX_MATCH = r"add got incompatible shapes for broadcasting: \(10, 20, 16\), \(10, 15, 16\)"
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, w = (jnp.asarray(a) for a in _inputs())
+    cut = x[:, : x.shape[1] - 5]  # the layer cuts 5 positions
+    q, k, v = cut @ w[0], cut @ w[1], cut @ w[2]
+    out = jax.nn.softmax(q @ k.swapaxes(-1, -2) / 4.0, axis=-1) @ v
+    return x + out  # residual connection
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"Incompatible shapes: \[10,20,16\] vs\. \[10,15,16\] \[Op:AddV2\]"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, w = (tf.constant(a) for a in _inputs())
+    cut = x[:, : x.shape[1] - 5]  # the layer cuts 5 positions
+    q, k, v = cut @ w[0], cut @ w[1], cut @ w[2]
+    out = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 4.0, axis=-1) @ v
+    return x + out  # residual connection

@@ -3,9 +3,11 @@
 What happens:
     The embedding lookup raises ``IndexError: index 1000 is out of bounds for axis 0 with
     size 1000`` in NumPy and ``IndexError: index out of range in self`` in PyTorch (on a GPU
-    a device-side assert ``srcIndex < srcSelectDimSize``). TensorFlow says
-    ``indices[0,3] = 1000 is not in [0, 1000)``. JAX raises nothing: it clamps the id to
-    the last row.
+    a device-side assert ``srcIndex < srcSelectDimSize``: GPU-only, not run here; source:
+    https://github.com/NVIDIA/garak/issues/199). Keras's
+    ``Embedding`` says ``indices[0,3] = 1000 is not in [0, 1000) [Op:GatherV2]``. JAX
+    raises nothing: indexing clamps the id to the last row (``jnp.take`` returns a row of
+    NaN instead).
 
 Why:
     Ids run from 0 to ``vocab_size - 1``. Special tokens added to the tokenizer after the
@@ -15,6 +17,10 @@ Why:
 Fix:
     Grow the embedding with the tokenizer (``model.resize_token_embeddings(len(tokenizer))``
     in transformers), or check ``ids.max() < vocab_size`` where the batch is built.
+
+Sources:
+    https://github.com/NVIDIA/garak/issues/199 (srcIndex < srcSelectDimSize on long inputs)
+    https://github.com/huggingface/transformers/issues/15867 (index out of range in self)
 """
 
 import numpy as np
@@ -72,3 +78,14 @@ def torch_broken() -> object:
 
     embedding = torch.nn.Embedding(VOCAB, WIDTH)
     return embedding(torch.tensor([[5, 17, 999, VOCAB]]))
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"indices\[0,3\] = 1000 is not in \[0, 1000\)"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    embedding = tf.keras.layers.Embedding(VOCAB, WIDTH)
+    return embedding(tf.constant([[5, 17, 999, VOCAB]]))

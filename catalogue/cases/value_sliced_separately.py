@@ -82,3 +82,28 @@ def torch_broken() -> object:
     weights = torch.softmax(torch.randn(2, 5, 16), dim=-1)  # (B, L, S)
     v = torch.randn(2, 12, 8)  # (B, S', Dv)
     return torch.matmul(weights, v)
+
+
+JAX_EXPECTED = TypeError
+JAX_MATCH = (
+    r"dot_general requires contracting dimensions to have the same shape, got \(16,\) and "
+    r"\(12,\)"
+)
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    v = v[:, :12]  # values truncated to another max_len than the keys
+    return jax.nn.softmax(q @ k.swapaxes(-1, -2) / jnp.sqrt(8.0), axis=-1) @ v
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    k, v = k[:, :12], v[:, :12]  # keys and values cut together
+    return jax.nn.softmax(q @ k.swapaxes(-1, -2) / jnp.sqrt(8.0), axis=-1) @ v

@@ -94,3 +94,26 @@ def torch_broken() -> object:
     scores = q @ k.T / 2
     weights = torch.exp(scores - scores.max(dim=-1, keepdim=True).values)
     return (weights / weights.sum(dim=-1, keepdim=True)) @ v
+
+
+JAX_EXPECTED = ValueError
+JAX_MATCH = r"zero-size array to reduction operation max which has no identity"
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    scores = q @ k.T / 2.0
+    weights = jnp.exp(scores - scores.max(axis=-1, keepdims=True))  # max over zero keys
+    return (weights / weights.sum(axis=-1, keepdims=True)) @ v
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    if k.shape[0] == 0:  # no keys: attend to nothing, return zeros
+        return jnp.zeros((q.shape[0], v.shape[1]))
+    return jax.nn.softmax(q @ k.T / 2.0, axis=-1) @ v
