@@ -63,3 +63,70 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_finite(weights, name="weights")
+
+
+TORCH_KIND = "nan"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    bias = (1.0 - keep) * float("-inf")  # 0 * -inf = NaN where keep == 1, no warning
+    return torch.softmax(x @ x.transpose(-2, -1) / 2.0 + bias[:, None, :], dim=-1)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    bias = torch.zeros_like(keep).masked_fill(keep == 0, float("-inf"))
+    return torch.softmax(x @ x.transpose(-2, -1) / 2.0 + bias[:, None, :], dim=-1)
+
+
+JAX_KIND = "nan"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    bias = (1.0 - keep) * -jnp.inf  # 0 * -inf = NaN where keep == 1
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0 + bias[:, None, :], axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    bias = jnp.where(keep > 0, 0.0, -jnp.inf)
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0 + bias[:, None, :], axis=-1)
+
+
+TF_KIND = "nan"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    bias = (1.0 - keep) * -float("inf")  # 0 * -inf = NaN where keep == 1
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0 + bias[:, None, :], axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    bias = tf.where(keep > 0, 0.0, -float("inf"))
+    return tf.nn.softmax(
+        tf.matmul(x, x, transpose_b=True) / 2.0 + tf.cast(bias, x.dtype)[:, None, :], axis=-1
+    )

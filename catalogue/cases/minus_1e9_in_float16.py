@@ -1,10 +1,13 @@
 """``-1e9`` as a mask value in float16.
 
 What happens:
-    ``scores - 1e9 * pad`` with float16 arrays gives NaN in every row: ``1e9`` becomes
-    ``inf`` in float16 (NumPy warns ``overflow encountered in cast``) and ``inf * 0`` is
-    NaN at every *kept* position. PyTorch refuses earlier: ``masked_fill(mask, -1e9)`` on a
-    half tensor raises ``RuntimeError: value cannot be converted to type c10::Half without
+    ``scores - 1e9 * pad`` with float16 NumPy arrays gives NaN in every row: ``1e9``
+    becomes ``inf`` in float16 (NumPy warns ``overflow encountered in cast``) and
+    ``inf * 0`` is NaN at every *kept* position. JAX (``jnp``) and TensorFlow do exactly the
+    same: all 72 weights NaN. PyTorch does not: in torch, half ``scores - 1e9 * pad`` is
+    ``-inf`` at padding and ``0`` elsewhere, and the softmax is finite and right. Its
+    float16 trap is the other spelling, ``masked_fill(mask, -1e9)`` on a half tensor,
+    which raises ``RuntimeError: value cannot be converted to type c10::Half without
     overflow`` (``at::Half`` in older versions).
 
 Why:
@@ -14,7 +17,11 @@ Why:
 
 Fix:
     Don't multiply a mask by a big number: select with ``np.where(keep, scores, -np.inf)``
-    (or ``np.finfo(scores.dtype).min``), and compute the softmax in float32.
+    (``masked_fill(mask, float("-inf"))`` in PyTorch), and compute the softmax in float32.
+
+Sources:
+    https://github.com/NVIDIA/apex/issues/1052 (masked_fill(-1e9) on half scores)
+    https://github.com/facebookresearch/fairseq/issues/3575 (encoder attn_mask in fp16)
 """
 
 import numpy as np
@@ -33,7 +40,7 @@ MESSAGES = (
     r"overflow encountered in cast",
 )
 SYMPTOMS = (
-    "nan with fp16 mixed precision and attention mask",
+    "nan in float16 attention after subtracting 1e9 times the mask",
     "masked_fill -1e9 fails in half precision",
 )
 
@@ -85,3 +92,64 @@ def torch_broken() -> object:
     scores = torch.randn(2, 6, 6, dtype=torch.float16)
     pad = torch.arange(6) >= torch.tensor([[4], [6]])
     return scores.masked_fill(pad[:, None, :], -1e9)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, pad = (torch.from_numpy(a) for a in _inputs())
+    x = x.float()  # scores and softmax in float32
+    scores = x @ x.transpose(-2, -1) / 2.0
+    return torch.softmax(scores.masked_fill(pad[:, None, :] > 0, float("-inf")), dim=-1)
+
+
+TORCH_NOTE = (
+    "PyTorch refuses masked_fill(mask, -1e9) on a half tensor. It does not make NumPy's NaN: "
+    "in torch, half `scores - 1e9 * pad` is -inf at padding and 0 elsewhere (1e9 * 0 is "
+    "0 before the result is rounded to half), and its softmax is finite and right."
+)
+
+JAX_KIND = "nan"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pad = (jnp.asarray(a) for a in _inputs())  # float16
+    scores = x @ x.swapaxes(-1, -2) / 2.0  # float16 scores
+    return jax.nn.softmax(scores - 1e9 * pad[:, None, :], axis=-1)  # 1e9 -> inf; inf * 0
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pad = (jnp.asarray(a) for a in _inputs())
+    x = x.astype(jnp.float32)  # scores and softmax in float32
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(pad[:, None, :] > 0, -jnp.inf, scores), axis=-1)
+
+
+TF_KIND = "nan"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, pad = (tf.constant(a) for a in _inputs())  # float16
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0  # float16 scores
+    return tf.nn.softmax(scores - 1e9 * pad[:, None, :], axis=-1)  # 1e9 -> inf; inf * 0
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, pad = (tf.constant(a) for a in _inputs())
+    x = tf.cast(x, tf.float32)  # scores and softmax in float32
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(pad[:, None, :] > 0, -float("inf"), scores), axis=-1)

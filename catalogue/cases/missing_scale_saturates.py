@@ -65,3 +65,62 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_close(weights, reference(), name="weights")
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    q, k = (torch.from_numpy(a) for a in _inputs())
+    return torch.softmax(q @ k.transpose(-2, -1), dim=-1)  # std of the scores: 16
+
+
+def torch_fixed() -> object:
+    import torch
+
+    q, k = (torch.from_numpy(a) for a in _inputs())
+    return torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, dim=-1)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k = (jnp.asarray(a) for a in _inputs())
+    return jax.nn.softmax(q @ k.swapaxes(-1, -2), axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k = (jnp.asarray(a) for a in _inputs())
+    return jax.nn.softmax(q @ k.swapaxes(-1, -2) / jnp.sqrt(q.shape[-1]), axis=-1)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    q, k = (tf.constant(a) for a in _inputs())
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True), axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    q, k = (tf.constant(a) for a in _inputs())
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / q.shape[-1] ** 0.5, axis=-1)

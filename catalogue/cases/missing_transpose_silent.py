@@ -63,3 +63,43 @@ def reference() -> np.ndarray:
 
 def detect(output: np.ndarray) -> None:
     check_close(output, reference())
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    q, k, v = (torch.from_numpy(a) for a in _inputs())
+    return torch.softmax(q @ k / 8**0.5, dim=-1) @ v  # runs: (8, 8) @ (8, 8)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    q, k, v = (torch.from_numpy(a) for a in _inputs())
+    return torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, dim=-1) @ v
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    return jax.nn.softmax(q @ k / jnp.sqrt(8.0), axis=-1) @ v
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k, v = (jnp.asarray(a) for a in _inputs())
+    return jax.nn.softmax(q @ k.swapaxes(-1, -2) / jnp.sqrt(8.0), axis=-1) @ v

@@ -76,3 +76,51 @@ def reference() -> np.ndarray:
 
 def detect(output: np.ndarray) -> None:
     check_finite(output)
+
+
+TORCH_KIND = "nan"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, valid = (torch.from_numpy(a) for a in _inputs())
+    v = x / x.norm(dim=-1, keepdim=True)  # padding: 0 / 0 = NaN, no warning
+    scores = (x @ x.transpose(-2, -1) / 2.0).masked_fill(~valid[:, None, :], float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v  # weight 0 * NaN = NaN
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, valid = (torch.from_numpy(a) for a in _inputs())
+    v = (x / x.norm(dim=-1, keepdim=True)).masked_fill(~valid[..., None], 0.0)
+    scores = (x @ x.transpose(-2, -1) / 2.0).masked_fill(~valid[:, None, :], float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+JAX_KIND = "nan"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, valid = (jnp.asarray(a) for a in _inputs())
+    v = x / jnp.linalg.norm(x, axis=-1, keepdims=True)  # padding: 0 / 0 = NaN
+    scores = jnp.where(valid[:, None, :], x @ x.swapaxes(-1, -2) / 2.0, -jnp.inf)
+    return jax.nn.softmax(scores, axis=-1) @ v
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, valid = (jnp.asarray(a) for a in _inputs())
+    v = jnp.where(valid[..., None], x / jnp.linalg.norm(x, axis=-1, keepdims=True), 0.0)
+    scores = jnp.where(valid[:, None, :], x @ x.swapaxes(-1, -2) / 2.0, -jnp.inf)
+    return jax.nn.softmax(scores, axis=-1) @ v

@@ -79,3 +79,65 @@ def reference() -> np.ndarray:
 def detect(weights: np.ndarray) -> None:
     _, keep = _inputs()
     check_no_weight_on_masked(weights, keep[:, None, :])
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, _ = (torch.from_numpy(a) for a in _inputs())
+    return torch.softmax(x @ x.transpose(-2, -1) / 2.0, dim=-1)  # padding keys never masked
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    scores = x @ x.transpose(-2, -1) / 2.0
+    return torch.softmax(scores.masked_fill(~keep[:, None, :], float("-inf")), dim=-1)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, _ = (jnp.asarray(a) for a in _inputs())
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0, axis=-1)  # padding keys never masked
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(keep[:, None, :], scores, -jnp.inf), axis=-1)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, _ = (tf.constant(a) for a in _inputs())
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=-1)  # never masked
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(keep[:, None, :], scores, -float("inf")), axis=-1)

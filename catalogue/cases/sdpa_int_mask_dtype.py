@@ -1,14 +1,16 @@
 """An integer ``attention_mask`` passed as an attention mask.
 
 What happens:
-    PyTorch's SDPA refuses it: ``RuntimeError: Expected attn_mask dtype to be bool or float
-    or to match query dtype, but got attn_mask.dtype: long int ...`` (also for ``uint8`` and
-    ``int32``); ``nn.MultiheadAttention`` raises ``AssertionError: only bool and floating
-    types of key_padding_mask are supported``; ``refattn.compat.torch`` raises
-    ``AttentionDTypeError``. NumPy code that, like SDPA, selects with boolean masks and
-    *adds* any other mask takes the ``int64`` 0/1 mask without complaint: real keys get
-    ``+1``, padding ``+0``, and the padding still takes up to 30% of a row's weight (54%
-    unmasked).
+    The framework APIs refuse it, loudly: PyTorch's SDPA raises ``RuntimeError: Expected
+    attn_mask dtype to be bool or float or to match query dtype, but got attn_mask.dtype:
+    long int ...``, ``nn.MultiheadAttention`` ``AssertionError: only bool and floating
+    types of key_padding_mask are supported``, JAX's ``dot_product_attention``
+    ``ValueError: mask dtype should be bool, but got int32``; Keras's
+    ``MultiHeadAttention`` casts the 0/1 mask to bool and masks correctly. The silent
+    version lives in hand-written code: NumPy code that, like SDPA, selects with boolean
+    masks and *adds* any other mask takes the ``int64`` 0/1 mask without complaint. Real
+    keys get ``+1``, padding ``+0``, and the padding still takes up to 30% of a row's
+    weight (54% unmasked).
 
 Why:
     Tokenizers return ``attention_mask`` as ``int64`` with 1 = token, 0 = padding. It is
@@ -18,6 +20,10 @@ Why:
 Fix:
     Convert at the boundary: ``keep = attention_mask.astype(bool)`` (``.bool()`` in
     PyTorch), shaped ``(B, 1, 1, S)``, then ``np.where(keep, scores, -np.inf)``.
+
+Sources:
+    https://github.com/seal-rg/recurrent-pretraining/issues/23 (int64 mask into SDPA)
+    https://github.com/huggingface/transformers/pull/1120 (attention mask dtype to bool)
 """
 
 import numpy as np
@@ -34,6 +40,7 @@ TAGS = ("mask-dtype",)
 MESSAGES = (
     r"Expected attn_mask dtype to be bool or float or to match query dtype",
     r"only bool and floating types of (?:key_padding_mask|attn_mask) are supported",
+    r"mask dtype should be bool, but got int\d+",
 )
 SYMPTOMS = (
     "tokenizer attention_mask passed to scaled_dot_product_attention",
@@ -92,3 +99,22 @@ def torch_broken() -> object:
     return torch.nn.functional.scaled_dot_product_attention(
         x, x, x, attn_mask=attention_mask[:, None, None, :]
     )
+
+
+TORCH_NOTE = (
+    "PyTorch does not have the silent version: SDPA refuses the int64 mask outright "
+    "(nn.MultiheadAttention too), so the fix is the same .bool() conversion."
+)
+
+JAX_EXPECTED = ValueError
+JAX_MATCH = r"mask dtype should be bool, but got int32"
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, attention_mask = _inputs()
+    q = jnp.asarray(x.transpose(0, 2, 1, 3))  # (B, T, N, H), JAX's layout
+    mask = jnp.asarray(attention_mask)[:, None, None, :]  # int 0/1 from a tokenizer
+    return jax.nn.dot_product_attention(q, q, q, mask=mask)

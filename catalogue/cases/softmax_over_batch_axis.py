@@ -13,6 +13,9 @@ Why:
 
 Fix:
     ``softmax(scores, axis=-1)``; always pass the axis explicitly.
+
+Sources:
+    https://github.com/lucasjinreal/pytorch_chatbot/issues/4 (attn_weights = F.softmax( without dim)
 """
 
 import numpy as np
@@ -59,3 +62,68 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_rows_sum_to_one(weights)
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+TORCH_NOTE = (
+    "F.softmax without dim picks dim 0 for 3-D input: over the batch, with only a "
+    "UserWarning ('Implicit dimension choice for softmax has been deprecated')."
+)
+
+
+def torch_broken() -> object:
+    import torch.nn.functional as F
+    from torch import from_numpy
+
+    x = from_numpy(_inputs())
+    return F.softmax(x @ x.transpose(-2, -1) / 2.0)  # no dim: dim 0 for 3-D input
+
+
+def torch_fixed() -> object:
+    import torch.nn.functional as F
+    from torch import from_numpy
+
+    x = from_numpy(_inputs())
+    return F.softmax(x @ x.transpose(-2, -1) / 2.0, dim=-1)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0, axis=0)  # over the batch
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0, axis=-1)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=0)  # over the batch
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=-1)

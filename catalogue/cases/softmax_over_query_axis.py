@@ -57,3 +57,62 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_rows_sum_to_one(weights)
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())
+    return torch.softmax(x @ x.transpose(-2, -1) / 2.0, dim=1)  # (B, L, S): over queries
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())
+    return torch.softmax(x @ x.transpose(-2, -1) / 2.0, dim=-1)  # over keys
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0, axis=1)  # over queries
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0, axis=-1)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=1)  # over queries
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=-1)

@@ -14,6 +14,10 @@ Why:
 Fix:
     ``np.tril(np.ones((L, S), bool), k=S - L)`` (flash-attn's convention; refattn:
     ``causal="bottom_right"``). For a single new token, no mask at all.
+
+Sources:
+    https://github.com/pytorch/pytorch/issues/108108 (SDPA's causal mask is top-left)
+    https://github.com/pytorch/pytorch/issues/144858 (is_causal fails with a KV cache)
 """
 
 import numpy as np
@@ -69,3 +73,52 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_close(weights, reference(), name="weights")
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+    import torch.nn.functional as F
+
+    q, k = (torch.from_numpy(a) for a in _inputs())  # 2 new queries, 6 keys
+    one_hot = torch.eye(6, dtype=q.dtype)[None]  # values = one-hot keys: output = weights
+    return F.scaled_dot_product_attention(q, k, one_hot, is_causal=True)  # top-left
+
+
+def torch_fixed() -> object:
+    import torch
+    import torch.nn.functional as F
+
+    q, k = (torch.from_numpy(a) for a in _inputs())
+    one_hot = torch.eye(6, dtype=q.dtype)[None]
+    length, keys = q.shape[1], k.shape[1]
+    causal = torch.ones(length, keys, dtype=torch.bool).tril(diagonal=keys - length)
+    return F.scaled_dot_product_attention(q, k, one_hot, attn_mask=causal)  # bottom-right
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k = (jnp.asarray(a) for a in _inputs())
+    causal = jnp.tril(jnp.ones((q.shape[1], k.shape[1]), dtype=bool))  # top-left
+    return jax.nn.softmax(jnp.where(causal, q @ k.swapaxes(-1, -2) / 2.0, -jnp.inf), axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    q, k = (jnp.asarray(a) for a in _inputs())
+    length, keys = q.shape[1], k.shape[1]
+    causal = jnp.tril(jnp.ones((length, keys), dtype=bool), k=keys - length)  # bottom-right
+    return jax.nn.softmax(jnp.where(causal, q @ k.swapaxes(-1, -2) / 2.0, -jnp.inf), axis=-1)

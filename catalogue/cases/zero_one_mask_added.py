@@ -9,11 +9,17 @@ What happens:
 Why:
     There are two mask conventions: *boolean* masks select (``where``/``masked_fill``), and
     *additive* masks hold ``0`` to keep and ``-inf`` to remove. A 0/1 mask is neither; added,
-    it changes every score by at most 1. PyTorch's SDPA adds any float ``attn_mask`` too.
+    it changes every score by at most 1. PyTorch's SDPA adds any float ``attn_mask`` too;
+    Keras's ``MultiHeadAttention`` casts its ``attention_mask`` to bool, so there a 0/1
+    float mask works.
 
 Fix:
     Turn it into a boolean mask and select (``np.where(keep > 0, scores, -np.inf)``), or
     into an additive one: ``np.where(keep > 0, 0.0, -np.inf)``.
+
+Sources:
+    https://github.com/huggingface/transformers/issues/205 (why the 0/1 mask is not added)
+    https://github.com/huggingface/transformers/issues/542 (adding a 0/1 mask to the scores)
 """
 
 import numpy as np
@@ -69,3 +75,52 @@ def reference() -> np.ndarray:
 def detect(weights: np.ndarray) -> None:
     _, keep = _inputs()
     check_no_weight_on_masked(weights, keep[:, None, :] > 0)
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+TORCH_NOTE = "SDPA adds any float attn_mask to the scores, so a 0/1 float mask leaks the same way."
+
+
+def torch_broken() -> object:
+    import torch
+    import torch.nn.functional as F
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    x = x.float()
+    one_hot = torch.eye(6).expand(2, 6, 6)  # values = one-hot keys: output = weights
+    return F.scaled_dot_product_attention(x, x, one_hot, attn_mask=keep[:, None, :])  # added
+
+
+def torch_fixed() -> object:
+    import torch
+    import torch.nn.functional as F
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    x = x.float()
+    one_hot = torch.eye(6).expand(2, 6, 6)
+    return F.scaled_dot_product_attention(x, x, one_hot, attn_mask=keep[:, None, :] > 0)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(scores + keep[:, None, :], axis=-1)  # adds 1 to kept keys
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(scores + jnp.where(keep > 0, 0.0, -jnp.inf)[:, None, :], axis=-1)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pytest
+
 
 def _message(fn: object) -> tuple[type[BaseException], str]:
     try:
@@ -60,3 +63,206 @@ def test_tf_additive_mask_without_axes_fails_in_addv2() -> None:
     kind, text = _message(lambda: scores + bias)
     assert kind is tf.errors.InvalidArgumentError
     assert re.search(r"Incompatible shapes: \[2,4,5,6\] vs\. \[2,6\] \[Op:AddV2\]", text)
+
+
+# out_projection_sized_from_key: vdim is the value input width
+def test_multihead_attention_vdim_is_the_value_input_width() -> None:
+    import torch
+
+    mha = torch.nn.MultiheadAttention(32, 4, vdim=24, batch_first=True)
+    assert mha.v_proj_weight is not None
+    assert tuple(mha.v_proj_weight.shape) == (32, 24)  # (embed_dim, vdim)
+    assert mha.out_proj.in_features == 32  # embed_dim, whatever vdim is
+    out, _ = mha(torch.randn(2, 5, 32), torch.randn(2, 7, 32), torch.randn(2, 7, 24))
+    assert tuple(out.shape) == (2, 5, 32)
+
+
+# position_table_too_short, token_id_out_of_range, pad_id_minus_100_wraps: JAX lookups
+def test_jax_indexing_clamps_and_take_fills_nan_past_the_table() -> None:
+    import jax.numpy as jnp
+
+    table = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
+    rows = np.asarray(jnp.asarray(table)[jnp.arange(20)])
+    np.testing.assert_array_equal(rows[16:], np.broadcast_to(table[15], (4, 3)))
+    taken = np.asarray(jnp.take(jnp.asarray(table), jnp.arange(20), axis=0))
+    np.testing.assert_array_equal(taken[:16], table)
+    assert np.isnan(taken[16:]).all()
+
+
+def test_jax_wraps_negative_ids_within_the_table_and_clamps_or_fills_beyond() -> None:
+    import jax.numpy as jnp
+
+    table = np.arange(128 * 2, dtype=np.float32).reshape(128, 2)
+    ids = jnp.asarray([-100, -1])
+    np.testing.assert_array_equal(np.asarray(jnp.asarray(table)[ids]), table[[28, 127]])
+    np.testing.assert_array_equal(
+        np.asarray(jnp.take(jnp.asarray(table), ids, axis=0)), table[[28, 127]]
+    )
+    small = jnp.asarray(table[:50])  # -100 is past a 50-row table
+    np.testing.assert_array_equal(np.asarray(small[jnp.asarray([-100])]), table[[0]])
+    assert np.isnan(np.asarray(jnp.take(small, jnp.asarray([-100]), axis=0))).all()
+
+
+def test_numpy_raises_for_minus_100_only_below_100_rows() -> None:
+    table = np.zeros((50, 4))
+    kind, text = _message(lambda: table[np.array([3, -100])])
+    assert kind is IndexError
+    assert "index -100 is out of bounds for axis 0 with size 50" in text
+
+
+def test_tf_gather_refuses_negative_ids() -> None:
+    import tensorflow as tf
+
+    table = np.zeros((128, 4), dtype=np.float32)
+    ids = np.array([[3, 7, 9, -100, -100]])
+    kind, text = _message(lambda: tf.gather(table, ids))
+    assert kind is tf.errors.InvalidArgumentError
+    assert re.search(r"indices\[0,3\] = -100 is not in \[0, 128\)", text)
+
+
+# minus_1e9_in_float16: torch's half arithmetic does not make NumPy's NaN
+def test_torch_half_scores_minus_1e9_times_pad_is_finite_and_right() -> None:
+    import torch
+
+    from catalogue.cases import minus_1e9_in_float16 as case
+
+    x, pad = (torch.from_numpy(a) for a in case._inputs())
+    scores = x @ x.transpose(-2, -1) / 2.0  # float16
+    shifted = scores - 1e9 * pad[:, None, :]
+    assert shifted.dtype == torch.float16
+    assert torch.isneginf(shifted[pad[:, None, :].expand_as(shifted) > 0]).all()
+    weights = torch.softmax(shifted, dim=-1)
+    assert not torch.isnan(weights).any()
+    np.testing.assert_allclose(weights.float().numpy(), case.reference(), atol=2e-3)
+
+
+# tilde_on_int_mask: torch refuses the int mask everywhere
+def test_torch_masked_fill_and_sdpa_refuse_an_int_mask() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    scores = torch.randn(1, 6, 6)
+    pad = ~torch.tensor([[1, 1, 1, 1, 0, 0]])  # int64: -2 and -1
+    kind, text = _message(lambda: scores.masked_fill(pad[:, None, :], float("-inf")))
+    assert kind is RuntimeError
+    assert "masked_fill_ only supports boolean masks, but got mask with dtype long int" in text
+    x = torch.randn(1, 1, 6, 4)
+    kind, text = _message(
+        lambda: F.scaled_dot_product_attention(x, x, x, attn_mask=pad[:, None, None, :])
+    )
+    assert kind is RuntimeError
+    assert "Expected attn_mask dtype to be bool or float or to match query dtype" in text
+
+
+# sdpa_int_mask_dtype: nn.MultiheadAttention refuses, Keras casts
+def test_multihead_attention_refuses_an_int_key_padding_mask() -> None:
+    import torch
+
+    mha = torch.nn.MultiheadAttention(4, 1, batch_first=True)
+    x = torch.randn(2, 6, 4)
+    padding = torch.tensor([[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]])
+    kind, text = _message(lambda: mha(x, x, x, key_padding_mask=padding))
+    assert kind is AssertionError
+    assert "only bool and floating types of key_padding_mask are supported" in text
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32"])
+def test_keras_multihead_attention_casts_a_0_1_mask_to_bool(dtype: str) -> None:
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).standard_normal((2, 6, 4)).astype(np.float32)
+    keep = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=dtype)
+    init = tf.keras.initializers.GlorotUniform(seed=0)
+    mha = tf.keras.layers.MultiHeadAttention(1, 4, kernel_initializer=init)
+    _, weights = mha(x, x, attention_mask=keep[:, None, :], return_attention_scores=True)
+    w = weights.numpy()[:, 0]  # (B, L, S)
+    assert (w[0, :, 4:] == 0).all()
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+
+
+# three_d_mask_read_as_heads: what B != H and H == 1 really do
+def test_three_d_mask_with_one_head_broadcasts_to_batch_copies_in_numpy() -> None:
+    mask = np.ones((2, 5, 5), dtype=bool)
+    scores = np.zeros((2, 1, 5, 5))  # (B, H, L, S) with H == 1
+    assert np.where(mask, scores, -np.inf).shape == (2, 2, 5, 5)
+
+
+def test_torch_sdpa_three_d_mask_with_one_head_or_b_not_h_raises() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    mask = torch.ones(2, 5, 5, dtype=torch.bool)  # (B, L, S)
+    one = torch.randn(2, 1, 5, 4)
+    kind, text = _message(lambda: F.scaled_dot_product_attention(one, one, one, attn_mask=mask))
+    assert kind is RuntimeError
+    assert "output with shape [2, 1, 5, 5] doesn't match the broadcast shape [2, 2, 5, 5]" in text
+    three = torch.randn(2, 3, 5, 4)
+    kind, text = _message(
+        lambda: F.scaled_dot_product_attention(three, three, three, attn_mask=mask)
+    )
+    assert kind is RuntimeError
+    assert re.search(
+        r"The size of tensor a \(3\) must match the size of tensor b \(2\) at non-singleton "
+        r"dimension 1",
+        text,
+    )
+    kind, text = _message(lambda: np.where(np.ones((2, 5, 5), bool), np.zeros((2, 3, 5, 5)), 0))
+    assert kind is ValueError
+    assert "operands could not be broadcast together" in text
+
+
+# mha_mask_polarity_into_sdpa: a row with every key removed
+def test_torch_sdpa_returns_zeros_for_a_fully_masked_row() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(1, 6, 4, dtype=torch.float64)
+    out = F.scaled_dot_product_attention(x, x, x, attn_mask=torch.zeros(1, 1, 6, dtype=torch.bool))
+    assert (out == 0).all()
+
+
+# mm_on_batched_input: bmm on 4-D heads
+def test_torch_bmm_on_four_d_heads() -> None:
+    import torch
+
+    kind, text = _message(lambda: torch.bmm(torch.randn(2, 3, 5, 8), torch.randn(2, 3, 8, 5)))
+    assert kind is RuntimeError
+    assert text == "batch1 must be a 3D tensor"
+
+
+# padding_not_masked (seed claim): unmasked padding leaks, gradients stay finite
+def test_unmasked_padding_gradients_are_finite() -> None:
+    import torch
+
+    from catalogue.cases import padding_not_masked as case
+
+    x = torch.from_numpy(case._inputs()[0]).requires_grad_()
+    out = torch.softmax(x @ x.transpose(-2, -1) / 2.0, dim=-1) @ x
+    out.sum().backward()  # type: ignore[no-untyped-call]
+    assert x.grad is not None
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(x.grad).all()
+
+
+# mask_times_minus_inf: torch makes the same NaN without a warning
+def test_torch_zero_times_minus_inf_is_nan_without_a_warning() -> None:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bias = (1.0 - torch.tensor([1.0, 0.0])) * float("-inf")
+    assert torch.isnan(bias[0])
+    assert torch.isneginf(bias[1])
+
+
+# softmax_over_batch_axis: the only sign is a UserWarning
+def test_torch_softmax_without_dim_warns_and_uses_dim_0_on_3d() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    scores = torch.randn(3, 5, 5)
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax has been"):
+        weights = F.softmax(scores)
+    torch.testing.assert_close(weights, torch.softmax(scores, dim=0))
