@@ -197,7 +197,7 @@ class KVCache:
     def _check_options(self, options: AttentionOptions) -> None:
         check_keywords(
             {name: value for name, value in options.items() if name not in _OPTION_NAMES},
-            "of KVCache.attend/step",
+            "to KVCache.attend/step",
         )
         if "causal" in options:
             raise AttentionValueError(

@@ -25,7 +25,14 @@ import numpy.typing as npt
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
 from refattn.reference import AttentionOptions, attention
-from refattn.validation import _OPTION_NAMES, as_array, check_keywords, float_array, see
+from refattn.validation import (
+    _OPTION_NAMES,
+    as_array,
+    check_keywords,
+    flag,
+    float_array,
+    see,
+)
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -182,8 +189,8 @@ def merge_heads(
     if weight is None:
         if bias is not None:
             raise AttentionValueError(
-                f"out_proj_bias was given without out_proj_weight: got out_proj_bias of "
-                f"shape {_shape(np.shape(bias))} and out_proj_weight=None. Pass "
+                f"out_proj_bias should be given only with out_proj_weight: but got "
+                f"out_proj_bias of shape {_shape(np.shape(bias))} and out_proj_weight=None. Pass "
                 f"out_proj_weight too, or drop out_proj_bias for unprojected heads."
             )
         merged: FloatArray = np.moveaxis(arr, -3, -2).reshape(*batch, length, num * dim_v)
@@ -359,14 +366,10 @@ def multi_head_attention(
     """
     check_keywords(
         {name: v for name, v in options.items() if name not in _OPTION_NAMES},
-        "of multi_head_attention",
+        "to multi_head_attention",
     )
-    for flag, given in (("return_weights", return_weights), ("average_weights", average_weights)):
-        if not isinstance(given, bool | np.bool_):
-            raise AttentionValueError(
-                f"{flag} should be a bool: but got {given!r} of type {type(given).__name__}. "
-                f"Pass {flag}=True or {flag}=False."
-            )
+    flag("return_weights", return_weights)
+    flag("average_weights", average_weights)
     hq = _count("num_heads", num_heads)
     hkv = hq if num_kv_heads is None else _count("num_kv_heads", num_kv_heads)
     if hq % hkv:

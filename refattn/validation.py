@@ -103,9 +103,9 @@ def check_allocation(name: str, what: str, shape: tuple[int, ...], itemsize: int
     limit = memory_limit()
     if limit is not None and nbytes > limit:
         raise AttentionMemoryError(
-            f"{name} needs {what} of shape {_shape(shape)}: {_bytes(nbytes)} ({nbytes} "
-            f"bytes), but this machine has {_bytes(limit)} of memory in all, so the "
-            f"allocation would fail (or swap for hours). {fix}"
+            f"{name} needs {what} of shape {_shape(shape)}, {_bytes(nbytes)} ({nbytes} "
+            f"bytes): expected at most this machine's {_bytes(limit)} of memory, but got a "
+            f"request larger than that, which would fail (or swap for hours). {fix}"
         )
 
 
@@ -116,9 +116,9 @@ def as_array(name: str, x: object) -> npt.NDArray[Any]:
     """
     if isinstance(x, np.ma.MaskedArray):
         raise AttentionDTypeError(
-            f"{name} is a numpy masked array (np.ma.MaskedArray of shape "
-            f"{_shape(np.shape(x))}): expected a plain ndarray. refattn would read only its "
-            f"data and silently ignore its mask. Pass np.ma.getdata({name}) and express "
+            f"{name} should be a plain ndarray: but got a numpy masked array "
+            f"(np.ma.MaskedArray of shape {_shape(np.shape(x))}), whose mask refattn would "
+            f"silently ignore (it reads only the data). Pass np.ma.getdata({name}) and express "
             f"the mask as attend_mask= (True = may attend), key_lengths= or bias= (-inf)."
         )
     try:
@@ -159,8 +159,8 @@ def float_array(name: str, x: object) -> npt.NDArray[np.floating]:
     arr = as_array(name, x)
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
         raise AttentionDTypeError(
-            f"{name} has dtype {arr.dtype} (np.longdouble): expected float16, float32 or "
-            f"float64. refattn computes in float32 or float64 and would return a "
+            f"{name} dtype should be float16, float32 or float64: but got {arr.dtype} "
+            f"(np.longdouble). refattn computes in float32 or float64 and would return a "
             f"{arr.dtype} no more accurate than float64; convert with "
             f"{name}.astype(np.float64)."
         )
@@ -310,6 +310,16 @@ def window_side(name: str, value: object) -> int | None:
             f"spells an unbounded side -1; refattn spells it None: pass None."
         )
     return int(value)
+
+
+def flag(name: str, value: object) -> bool:
+    """A bool (Python or NumPy); anything else, truthy or not, is refused."""
+    if not isinstance(value, bool | np.bool_):
+        raise AttentionValueError(
+            f"{name} should be a bool: but got {value!r} of type {type(value).__name__}. "
+            f"Pass {name}=True or {name}=False."
+        )
+    return bool(value)
 
 
 def real_number(name: str, value: object, expected: str, fix: str) -> float:
@@ -553,7 +563,7 @@ def validate(
         window_spec = _window(window, window_alignment, causal, length_q, length_k)
     elif window_alignment is not None:
         raise AttentionValueError(
-            f"window_alignment was given without a window: got "
+            f"window_alignment should be given only with a window: but got "
             f"window_alignment={window_alignment!r} and window=None. Pass window=(left, "
             f"right) too, or drop window_alignment (causal= has its own alignment)."
         )
@@ -585,8 +595,9 @@ def validate(
         )
     if fully_masked == "uniform" and length_k == 0 and n * hq * length_q:
         raise AttentionValueError(
-            f"fully_masked='uniform' with no keys at all (S=0, key {_shape(k.shape)}): every "
-            f"row is fully masked and the mean of value over 0 keys is undefined. Pass "
+            f"fully_masked should not be 'uniform' without keys: but got "
+            f"fully_masked='uniform' with S=0 (key {_shape(k.shape)}), where every row is "
+            f"fully masked and the mean of value over 0 keys is undefined. Pass "
             f"fully_masked='zero' (zeros) or 'nan', or skip the call for an empty "
             f"sequence." + see("zero_length_sequence")
         )
@@ -638,6 +649,12 @@ def _dropout(
     p = real_number(
         "dropout_p", dropout_p, "a float in [0, 1)", "pass a float such as 0.1, or 0.0 for none"
     )
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise AttentionValueError(
+            f"rng should be a numpy.random.Generator or None: but got {rng!r} of type "
+            f"{type(rng).__name__}. Pass rng=np.random.default_rng(seed); a seed or the "
+            f"legacy np.random.RandomState is not accepted."
+        )
     if not 0.0 <= p < 1.0:
         raise AttentionValueError(
             f"dropout_p should lie in [0, 1): but got {dropout_p!r}. It is the probability "
@@ -655,8 +672,9 @@ def _dropout(
     if dropout_keep is not None:
         if rng is not None:
             raise AttentionValueError(
-                f"rng and dropout_keep were both given (rng={rng!r}): pass only one, rng to "
-                f"draw the keep-mask or dropout_keep to supply it."
+                f"rng should be None when dropout_keep is given: but got rng={rng!r} and a "
+                f"dropout_keep. Pass only one, rng to draw the keep-mask or dropout_keep to "
+                f"supply it."
             )
         keep = as_array("dropout_keep", dropout_keep)
         if keep.dtype != np.bool_:
@@ -701,7 +719,7 @@ _OPTION_NAMES = (
 )
 
 
-def check_keywords(unknown: Mapping[str, object], where: str = "here") -> None:
+def check_keywords(unknown: Mapping[str, object], where: str = "to this function") -> None:
     """Refuse keywords that are not options of :func:`refattn.attention`, naming the fix.
 
     ``return_weights`` and ``return_lse`` are flags of :func:`refattn.attention` itself:
@@ -717,8 +735,6 @@ def check_keywords(unknown: Mapping[str, object], where: str = "here") -> None:
             f"{name} is a flag of refattn.attention only: call refattn.attention(query, key, "
             f"value, {name}=True, ...) with the same options to get them"
         )
-        if where == "multi_head_attention" and name == "return_weights":
-            fix = "pass return_weights=True as multi_head_attention's own keyword"
     else:
         import difflib
 
@@ -729,20 +745,15 @@ def check_keywords(unknown: Mapping[str, object], where: str = "here") -> None:
             else f"pass one of {', '.join(_OPTION_NAMES)}"
         )
     raise AttentionArgumentError(
-        f"{name}={value!r} is not an option {where}: expected only the options of "
-        f"refattn.attention; {fix}."
+        f"{name} should not be passed {where} (expected only the options of "
+        f"refattn.attention): but got {name}={value!r}; {fix}."
     )
 
 
 def check_returns(plan: Plan, return_weights: object, return_lse: object) -> None:
     """Check :func:`refattn.attention`'s ``return_*`` flags and the weights' memory up front."""
-    for name, flag in (("return_weights", return_weights), ("return_lse", return_lse)):
-        if not isinstance(flag, bool | np.bool_):
-            raise AttentionValueError(
-                f"{name} should be a bool: but got {flag!r} of type {type(flag).__name__}. "
-                f"Pass {name}=True or {name}=False."
-            )
-    if return_weights:
+    flag("return_lse", return_lse)
+    if flag("return_weights", return_weights):
         length_q, length_k = plan.query.shape[3], plan.key.shape[2]
         itemsize = plan.query.itemsize
         if plan.out_dtype != plan.query.dtype:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from refattn import masks
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
 from refattn.reference import attention
-from refattn.validation import as_array, see, window_side
+from refattn.validation import as_array, flag, see, window_side
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -84,6 +84,7 @@ def dot_product_attention(
         array([4., 5., 6., 7.], dtype=float32)
     """
     q, k, v = as_array("query", query), as_array("key", key), as_array("value", value)
+    flag("is_causal", is_causal)
     out_shape = q.shape
     q, k, v = _ensure_4d(q), _ensure_4d(k), _ensure_4d(v)
     if not (q.ndim == k.ndim == v.ndim == 4):

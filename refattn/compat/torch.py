@@ -13,7 +13,7 @@ from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionVa
 from refattn.gradients import attention_backward
 from refattn.multihead import merge_heads, project_heads
 from refattn.reference import AttentionOptions, attention
-from refattn.validation import as_array, real_number, see
+from refattn.validation import as_array, flag, real_number, see
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -96,7 +96,8 @@ def scaled_dot_product_attention_backward(
         [(1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4)]
     """
     options = _sdpa_options(query, key, attn_mask, is_causal, scale, enable_gqa)
-    grads = attention_backward(grad_output, query, key, value, **options)
+    grad = as_array("grad_output", grad_output)
+    grads = attention_backward(grad, query, key, value, **options)
     return grads.query, grads.key, grads.value
 
 
@@ -110,10 +111,10 @@ def _sdpa_options(
 ) -> AttentionOptions:
     """Translate torch SDPA's arguments into :func:`refattn.attention`'s explicit ones."""
     q, k = as_array("query", query), as_array("key", key)
-    for name, flag in (("is_causal", is_causal), ("enable_gqa", enable_gqa)):
-        if not isinstance(flag, bool | np.bool_):
+    for name, given in (("is_causal", is_causal), ("enable_gqa", enable_gqa)):
+        if not isinstance(given, bool | np.bool_):
             raise AttentionValueError(
-                f"{name} should be a bool: but got {flag!r} of type {type(flag).__name__}. "
+                f"{name} should be a bool: but got {given!r} of type {type(given).__name__}. "
                 f"Pass {name}=True or {name}=False (causal alignment is top-left here; for "
                 f"bottom-right use refattn.attention(causal='bottom_right'))."
             )
@@ -284,6 +285,22 @@ def multi_head_attention_forward(
         raise AttentionValueError(
             f"num_heads should be a positive int: but got {num_heads}. Pass the module's "
             f"num_heads, e.g. 8; it must divide embed_dim." + see("head_split_not_divisible")
+        )
+    for flag_name, flag_value in (
+        ("add_zero_attn", add_zero_attn),
+        ("training", training),
+        ("need_weights", need_weights),
+        ("use_separate_proj_weight", use_separate_proj_weight),
+        ("average_attn_weights", average_attn_weights),
+        ("is_causal", is_causal),
+    ):
+        flag(flag_name, flag_value)
+    if isinstance(embed_dim_to_check, bool | np.bool_) or not isinstance(
+        embed_dim_to_check, int | np.integer
+    ):
+        raise AttentionValueError(
+            f"embed_dim_to_check should be an int: but got {embed_dim_to_check!r} of type "
+            f"{type(embed_dim_to_check).__name__}. Pass the module's embed_dim, E."
         )
     if out_proj_weight is None:
         raise AttentionValueError(
