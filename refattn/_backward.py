@@ -12,6 +12,11 @@ For one query row, with ``P`` the softmax weights, ``M`` the dropout keep-mask s
 ``P`` is recomputed block by block as ``exp(logits - lse)``, so no ``(L, S)`` matrix is
 ever stored. A fully masked row has ``lse = -inf``; using ``+inf`` in its place makes its
 recomputed ``P`` exactly 0, so its gradients are 0 (policy ``"zero"``).
+
+Non-finite inputs follow the forward's rule (:mod:`refattn._numerics`): the gradients are
+those of the inputs with non-finite entries replaced by 0, except that a row whose output
+holds a NaN gets NaN gradients for its query and for every key, value and bias entry it
+may attend; masked pairs carry nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from refattn import _kernel
+from refattn import _kernel, _numerics
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
@@ -44,12 +49,19 @@ class Gradients:
 
 def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradients:
     """Gradients of ``sum(attention(plan) * grad_out)``; ``grad_out (N, Hkv, G, L, Dv)``."""
-    forward = _kernel.run(plan, need_weights=False)
+    prepared = _numerics.prepare(plan)
+    forward = _kernel.run(plan, need_weights=False, prepared=prepared)
+    plan = prepared[0]
     dtype = plan.query.dtype
+    grad_out = grad_out.astype(dtype, copy=False)
     length_k = plan.key.shape[2]
-    query = _kernel.scaled_query(plan)
-    lse2 = np.where(np.isneginf(forward.lse), np.inf, forward.lse * _kernel.LOG2E)
-    delta = np.einsum("nhgld,nhgld->nhgl", grad_out, forward.out)  # rowsum(dO * O)
+    scaled = _kernel.scaled_inputs(plan)
+    poisoned = forward.poisoned  # rows given NaN: recomputed as dead rows, NaN put back after
+    gone = np.isneginf(forward.lse) if poisoned is None else np.isneginf(forward.lse) | poisoned
+    lse = np.where(gone, np.inf, forward.lse)
+    out = np.where(gone[..., None], 0, forward.out)  # a gone row's P is 0: its delta unused
+    delta = np.einsum("nhgld,nhgld->nhgl", grad_out, out)  # rowsum(dO * O)
+    nan_keys = None if poisoned is None else np.zeros(plan.key.shape[:3], dtype=bool)
     grad_query = np.zeros_like(plan.query, dtype=dtype)
     grad_bias = np.zeros((*plan.query.shape[:4], length_k), dtype) if need_bias else None
     partials: list[tuple[FloatArray, FloatArray]] = []  # per-thread dK, dV
@@ -65,9 +77,17 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         grad_key, grad_value = local.grads
         n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
         heads, groups, rows = h1 - h0, plan.query.shape[2], r1 - r0
-        flat, tanh = _kernel.logits(plan, query, task, buffer, keep_tanh=True)
+        flat, tanh = _kernel.logits(plan, scaled, task, buffer, keep_tanh=True)
         s = flat.reshape(heads, groups, rows, hi - lo)
-        s -= lse2[n, h0:h1, :, r0:r1, None]
+        reads = None  # allowed pairs of poisoned rows, (h, G*rows, width)
+        if poisoned is not None and nan_keys is not None:
+            bad_rows = poisoned[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
+            if bad_rows.any():
+                reads = (flat > -np.inf) & bad_rows
+                with lock:
+                    nan_keys[n, h0:h1, lo:hi] |= reads.any(axis=1)
+        s -= lse[n, h0:h1, :, r0:r1, None]
+        flat *= flat.dtype.type(_kernel.LOG2E)
         probs = np.exp2(flat, out=flat)  # P, (h, G*rows, width)
         d_out = grad_out[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
         value = plan.value[n, h0:h1, lo:hi]
@@ -83,6 +103,9 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         d_logits = np.multiply(probs, d_probs, out=d_probs)
         if grad_bias is not None:
             grad_bias[n, h0:h1, :, r0:r1, lo:hi] = d_logits.reshape(s.shape)
+            if reads is not None:
+                block = grad_bias[n, h0:h1, :, r0:r1, lo:hi]
+                block[reads.reshape(s.shape)] = np.nan
         if tanh is not None:
             d_logits *= (1 - tanh * tanh).reshape(d_logits.shape)
         d_logits *= plan.scale
@@ -99,4 +122,8 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         # a fully masked row returns mean(V): each value gets 1/S of the row's dO
         dead = np.isneginf(forward.lse)[..., None]
         grad_value += (np.where(dead, grad_out, 0).sum(axis=(2, 3)) / length_k)[:, :, None, :]
+    if poisoned is not None and nan_keys is not None:
+        grad_query[poisoned] = np.nan
+        grad_key[nan_keys] = np.nan
+        grad_value[nan_keys] = np.nan
     return Gradients(grad_query, grad_key, grad_value, grad_bias)

@@ -9,9 +9,11 @@ memory. Blocks run on a few threads (see :mod:`refattn._threads`).
 
 Two exact rewrites make the passes cheaper:
 
-- Logits are kept in base-2 units (``scale * log2(e)`` folded into the query once), so the
-  softmax uses ``exp2``, about twice as fast as ``exp`` in float32. ``lse`` is converted
-  back to natural log.
+- The softmax uses ``exp2(log2(e) * (x - max))``: a multiply and ``exp2`` together cost
+  less than ``exp`` in float32. Logits themselves stay in natural units, rounded as torch's
+  reference path rounds them (query and key each times ``sqrt(scale)``, then the matmul):
+  multiplying by ``log2(e)`` only after the max is subtracted rounds small numbers, not
+  large logits, so large logits lose no accuracy to the rewrite.
 - The row maximum is only subtracted where it is needed. Softmax is shift invariant; the
   shift only prevents overflow. By Cauchy-Schwarz ``|q_i . k_j| <= |q_i| max_j |k_j|``, so
   where that bound (in natural units) is at most 60 no ``exp`` can overflow or underflow to
@@ -32,12 +34,14 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn import _threads
+from refattn._numerics import LOG2E, Poison, prepare
 from refattn.errors import FullyMaskedRowError
 from refattn.validation import Plan, see
 
 FloatArray = npt.NDArray[np.floating]
+BoolArray = npt.NDArray[np.bool_]
 
-LOG2E = 1.4426950408889634
+__all__ = ["LOG2E", "Outputs", "Task", "for_each_task", "logits", "make_tasks", "run"]
 _BLOCK_BYTES = 1 << 20  # one block's score buffer: fits in L2
 _MAX_ROWS, _MIN_ROWS = 512, 64
 _MIN_CHUNK = 16  # key columns per chunk of the online path, at the least
@@ -53,6 +57,7 @@ class Outputs:
     out: FloatArray
     lse: FloatArray
     weights: FloatArray | None  # (N, Hkv, G, L, S)
+    poisoned: BoolArray | None = None  # (N, Hkv, G, L): rows given NaN by a non-finite input
 
 
 @dataclass(frozen=True)
@@ -151,13 +156,19 @@ def _removed_pattern(
 
 
 def logits(
-    plan: Plan, query: FloatArray, task: Task, buffer: FloatArray, *, keep_tanh: bool = False
+    plan: Plan,
+    scaled: tuple[FloatArray, FloatArray],
+    task: Task,
+    buffer: FloatArray,
+    *,
+    keep_tanh: bool = False,
 ) -> tuple[FloatArray, FloatArray | None]:
-    """Base-2 logits of one task, every step before the softmax applied.
+    """Logits of one task (natural units), every step before the softmax applied.
 
     Args:
         plan: the validated call.
-        query: the plan's query times ``scale * log2(e)``, ``(N, Hkv, G, L, D)``.
+        scaled: :func:`scaled_inputs`: query ``(N, Hkv, G, L, D)`` and key
+            ``(N, Hkv, S, D)``, whose product is ``scale * query . key``.
         task: which heads, rows and key columns.
         buffer: scratch space of at least ``h * G * rows * width`` elements.
         keep_tanh: also return the softcap's ``tanh`` values.
@@ -167,28 +178,29 @@ def logits(
         of the softcap, which the backward pass needs (None unless asked for).
     """
     n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
+    query, key = scaled
     heads, groups, rows, width = h1 - h0, query.shape[2], r1 - r0, hi - lo
     q = query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
     flat = buffer[: heads * groups * rows * width].reshape(heads, groups * rows, width)
-    np.matmul(q, plan.key[n, h0:h1, lo:hi].transpose(0, 2, 1), out=flat)  # einsums.SCORES
+    np.matmul(q, key[n, h0:h1, lo:hi].transpose(0, 2, 1), out=flat)  # einsums.SCORES
     s = flat.reshape(heads, groups, rows, width)  # (h, G, rows, width)
 
     tanh = None
     if plan.softcap is not None:
-        cap = plan.softcap * LOG2E
+        cap = s.dtype.type(plan.softcap)
         s /= cap
         np.tanh(s, out=s)
         tanh = s.copy() if keep_tanh else None
         s *= cap
     if plan.bias is not None:
-        s += np.multiply(plan.bias[n, h0:h1, :, r0:r1, lo:hi], LOG2E, dtype=s.dtype)
+        s += plan.bias[n, h0:h1, :, r0:r1, lo:hi].astype(s.dtype, copy=False)
     if plan.alibi_slopes is not None:
         distance = np.abs(
             np.arange(r0, r1)[:, None]
             + (plan.key.shape[2] - query.shape[3])
             - np.arange(lo, hi)[None, :]
         )
-        s -= (LOG2E * plan.alibi_slopes[n, h0:h1, :, None, None]) * distance
+        s -= plan.alibi_slopes[n, h0:h1, :, None, None] * distance.astype(s.dtype)
     band = _structural_band(plan, n, r0, r1, lo, hi)
     if band is not None:
         c0, removed = band
@@ -201,16 +213,18 @@ def logits(
 def _block(
     plan: Plan,
     res: Outputs,
-    query: FloatArray,
+    scaled: tuple[FloatArray, FloatArray],
     task: Task,
     buffer: FloatArray,
     ones: FloatArray,
+    poison: Poison | None,
 ) -> None:
-    """Attention for one task; ``query`` is the plan's query times ``scale * log2(e)``."""
+    """Attention for one task; ``scaled`` as in :func:`logits`."""
     n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
-    heads, groups, rows, width = h1 - h0, query.shape[2], r1 - r0, hi - lo
-    flat, _ = logits(plan, query, task, buffer)
+    heads, groups, rows, width = h1 - h0, plan.query.shape[2], r1 - r0, hi - lo
+    flat, _ = logits(plan, scaled, task, buffer)
     s = flat.reshape(heads, groups, rows, width)
+    hits = _Hits() if poison is None else _Hits().read(poison, task, flat)
 
     shift = None
     if not task.unshifted and width:
@@ -219,6 +233,7 @@ def _block(
         shift = np.max(flat, axis=-1, keepdims=True)
         shift[np.isneginf(shift)] = 0
         flat -= shift
+    flat *= flat.dtype.type(LOG2E)
     np.exp2(flat, out=flat)
     total = np.matmul(flat, ones[:width])  # row sums as a gemv, (h, G * rows)
     if res.weights is not None:
@@ -226,45 +241,85 @@ def _block(
         res.weights[n, h0:h1, :, r0:r1, lo:hi] = s / safe.reshape(heads, groups, rows, 1)
     _drop(plan, task, s)
     out = np.matmul(flat, plan.value[n, h0:h1, lo:hi])  # einsums.MIX on this block
-    _finish(plan, res, task, out, total, shift)
+    _finish(plan, res, task, out, total, shift, poison, hits)
 
 
 def _block_online(
     plan: Plan,
     res: Outputs,
-    query: FloatArray,
+    scaled: tuple[FloatArray, FloatArray],
     task: Task,
     buffer: FloatArray,
     ones: FloatArray,
     chunk: int,
+    poison: Poison | None,
 ) -> None:
     """The same as :func:`_block`, over key chunks with an online (running) softmax.
 
     Only ``rows x chunk`` logits exist at a time. Rows needing the max shift keep a running
     maximum ``m``; when a chunk raises it, what was accumulated is rescaled by
-    ``2**(m_old - m_new)`` (flash attention's recurrence).
+    ``exp(m_old - m_new)`` (flash attention's recurrence). ``m`` stays ``-inf`` until a
+    row meets an allowed key: such a row shifts by 0 (its sums are exactly 0, so nothing
+    is lost) and is never rescaled into NaN.
     """
     n, h0, h1 = task.n, task.h0, task.h1
-    heads, groups, rows = h1 - h0, query.shape[2], task.r1 - task.r0
-    acc = np.zeros((heads, groups * rows, plan.value.shape[3]), dtype=query.dtype)
-    total = np.zeros((heads, groups * rows), dtype=query.dtype)
-    running = None if task.unshifted else np.full((heads, groups * rows, 1), -np.inf, query.dtype)
+    heads, groups, rows = h1 - h0, plan.query.shape[2], task.r1 - task.r0
+    dtype = plan.query.dtype
+    acc = np.zeros((heads, groups * rows, plan.value.shape[3]), dtype=dtype)
+    total = np.zeros((heads, groups * rows), dtype=dtype)
+    running = None if task.unshifted else np.full((heads, groups * rows, 1), -np.inf, dtype)
+    hits = _Hits()
     for start in range(task.lo, task.hi, chunk):
         sub = dataclasses.replace(task, lo=start, hi=min(task.hi, start + chunk))
-        flat, _ = logits(plan, query, sub, buffer)
+        flat, _ = logits(plan, scaled, sub, buffer)
+        if poison is not None:
+            hits.read(poison, sub, flat)
         if running is not None:
             new = np.maximum(running, np.max(flat, axis=-1, keepdims=True))
-            new[np.isneginf(new)] = 0  # nothing allowed yet: see _block
-            rescale = np.exp2(running - new)  # 0 while running is -inf
+            shift = np.where(np.isneginf(new), 0, new)  # nothing allowed yet: see _block
+            rescale = np.exp(running - shift)  # 0 while running is -inf
             acc *= rescale
             total *= rescale[..., 0]
-            flat -= new
+            flat -= shift
             running = new
+        flat *= dtype.type(LOG2E)
         np.exp2(flat, out=flat)
         total += np.matmul(flat, ones[: sub.hi - sub.lo])
         _drop(plan, sub, flat.reshape(heads, groups, rows, -1))
         acc += np.matmul(flat, plan.value[n, h0:h1, sub.lo : sub.hi])
-    _finish(plan, res, task, acc, total, running)
+    final = None if running is None else np.where(np.isneginf(running), 0, running)
+    _finish(plan, res, task, acc, total, final, poison, hits)
+
+
+class _Hits:
+    """Rows and output entries of a block that read a non-finite key or value entry.
+
+    Read from a block's logits before the softmax: a pair is allowed iff its logit is not
+    ``-inf`` (the kernel's inputs are finite, so no other logit is ``-inf``).
+    """
+
+    def __init__(self) -> None:
+        self.rows: BoolArray | None = None  # (h, G * rows)
+        self.values: BoolArray | None = None  # (h, G * rows, Dv)
+
+    def read(self, poison: Poison, task: Task, flat: FloatArray) -> _Hits:
+        """Add the hits of logits ``flat (h, G * rows, width)`` of ``task``."""
+        where = (task.n, slice(task.h0, task.h1), slice(task.lo, task.hi))
+        if poison.keys is not None:
+            bad = poison.keys[where]  # (h, width)
+            cols = np.flatnonzero(bad.any(axis=0))
+            if cols.size:
+                reads = (flat[..., cols] > -np.inf) & bad[:, None, cols]
+                hit: BoolArray = np.asarray(reads.any(axis=-1))
+                self.rows = hit if self.rows is None else self.rows | hit
+        if poison.values is not None:
+            bad_values = poison.values[where]  # (h, width, Dv)
+            cols = np.flatnonzero(bad_values.any(axis=(0, 2)))
+            if cols.size:
+                allowed = (flat[..., cols] > -np.inf).astype(np.float32)
+                hit = np.asarray(np.matmul(allowed, bad_values[:, cols].astype(np.float32)) > 0)
+                self.values = hit if self.values is None else self.values | hit
+        return self
 
 
 def _drop(plan: Plan, task: Task, weights: FloatArray) -> None:
@@ -283,26 +338,54 @@ def _finish(
     out: FloatArray,
     total: FloatArray,
     shift: FloatArray | None,
+    poison: Poison | None = None,
+    hits: _Hits | None = None,
 ) -> None:
-    """Normalise ``out (h, G * rows, Dv)`` by the row sums ``total``; write output and lse."""
+    """Normalise ``out (h, G * rows, Dv)`` by the row sums ``total``; write output and lse.
+
+    Then NaN where an allowed pair read a non-finite input (see :mod:`refattn._numerics`).
+    """
     heads, groups, rows = task.h1 - task.h0, plan.query.shape[2], task.r1 - task.r0
     with np.errstate(divide="ignore"):
-        lse = np.log2(total)
+        lse = np.log(total)
     if shift is not None:
         lse += shift[..., 0]
     where = (task.n, slice(task.h0, task.h1), slice(None), slice(task.r0, task.r1))
-    res.lse[where] = (lse * math.log(2)).reshape(heads, groups, rows)
     dead = total == 0
     out /= np.where(dead, 1, total)[..., None]
     out4 = out.reshape(heads, groups, rows, -1)
     dead4 = dead.reshape(heads, groups, rows)
     if dead4.any():
-        _fill_dead_rows(plan, res, out4, dead4, task)
+        _fill_dead_rows(plan, res, out4, dead4, task, poison)
+    if poison is not None and hits is not None:
+        nan_rows = hits.rows
+        if poison.rows is not None:  # a non-finite query poisons its row unless it is dead
+            bad_q = poison.rows[where].reshape(heads, groups * rows) & ~dead
+            nan_rows = bad_q if nan_rows is None else nan_rows | bad_q
+        poisoned = np.zeros((heads, groups * rows), dtype=bool)
+        if nan_rows is not None:
+            out[nan_rows] = np.nan
+            lse[nan_rows] = np.nan
+            poisoned |= nan_rows
+            if res.weights is not None:
+                block = res.weights[where]
+                block[nan_rows.reshape(heads, groups, rows)] = np.nan
+        if hits.values is not None:
+            out[hits.values] = np.nan
+            poisoned |= hits.values.any(axis=-1)
+        if res.poisoned is not None:
+            res.poisoned[where] = poisoned.reshape(heads, groups, rows)
+    res.lse[where] = lse.reshape(heads, groups, rows)
     res.out[where] = out4
 
 
 def _fill_dead_rows(
-    plan: Plan, res: Outputs, out: FloatArray, dead: npt.NDArray[np.bool_], task: Task
+    plan: Plan,
+    res: Outputs,
+    out: FloatArray,
+    dead: npt.NDArray[np.bool_],
+    task: Task,
+    poison: Poison | None,
 ) -> None:
     """Apply the fully-masked-row policy to rows ``dead`` ``(h, G, rows)`` of one block."""
     policy = plan.fully_masked
@@ -317,32 +400,47 @@ def _fill_dead_rows(
         if weights is not None:
             weights[dead] = np.nan
     else:  # uniform: every key equally, masked or not (what JAX and Flax return)
-        means = plan.value[task.n, task.h0 : task.h1].mean(axis=1) if length_k else np.nan
-        means = np.broadcast_to(np.asarray(means)[..., None, None, :], out.shape)
+        means = np.full((task.h1 - task.h0, plan.value.shape[3]), np.nan, out.dtype)
+        if length_k:
+            means = plan.value[task.n, task.h0 : task.h1].mean(axis=1)
+        if poison is not None and poison.values is not None and length_k:
+            # every key is attended, so a non-finite value entry reaches every such row
+            means[poison.values[task.n, task.h0 : task.h1].any(axis=1)] = np.nan
+        means = np.broadcast_to(means[..., None, None, :], out.shape)
         out[dead] = means[dead]
         if weights is not None:
             weights[dead] = 1.0 / length_k if length_k else np.nan
 
 
-def _unshifted_rows(plan: Plan, query: FloatArray) -> npt.NDArray[np.bool_]:
+def _unshifted_rows(plan: Plan, scaled: tuple[FloatArray, FloatArray]) -> npt.NDArray[np.bool_]:
     """Rows ``(N, Hkv, G, L)`` whose logits are provably too small to need the max shift."""
+    query, key = scaled
     shape = query.shape[:4]
     if plan.bias is not None or plan.alibi_slopes is not None or plan.key.shape[2] == 0:
         return np.zeros(shape, dtype=bool)
-    bound_units = _UNSHIFTED_BOUND * LOG2E
     if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
         bound = np.zeros(shape)
     else:
         q_norm = np.sqrt(np.einsum("nhgld,nhgld->nhgl", query, query))
-        k_norm = np.sqrt(np.einsum("nhsd,nhsd->nhs", plan.key, plan.key).max(axis=-1))
+        k_norm = np.sqrt(np.einsum("nhsd,nhsd->nhs", key, key).max(axis=-1))
         with np.errstate(invalid="ignore", over="ignore"):
             bound = q_norm * k_norm[:, :, None, None]
-    # exp2(bound) times the value sum must stay far from overflow as well
-    v_max = np.abs(plan.value).max(axis=(2, 3)) if plan.value.size else np.zeros(shape[:2])
-    headroom = float(np.finfo(query.dtype).max) * 1e-6 / max(plan.key.shape[2], 1)
+    # exp2(bound) times the value sum must stay far from overflow as well, and every
+    # weight (>= 2**-bound) times every nonzero value entry far from float underflow:
+    # products in the subnormal range lose relative precision the shifted path keeps.
+    info = np.finfo(query.dtype)
+    if plan.value.size:
+        mags = np.abs(plan.value)
+        v_max = mags.max(axis=(2, 3))
+        v_min = np.min(mags, axis=(2, 3), where=mags > 0, initial=np.inf)
+    else:
+        v_max = v_min = np.zeros(shape[:2])
+    headroom = float(info.max) * 1e-6 / max(plan.key.shape[2], 1)
     with np.errstate(invalid="ignore", over="ignore"):
-        ok_values = v_max * math.exp(_UNSHIFTED_BOUND) <= headroom  # (N, Hkv)
-        result: npt.NDArray[np.bool_] = (bound <= bound_units) & ok_values[:, :, None, None]
+        ok_values = (v_max * math.exp(_UNSHIFTED_BOUND) <= headroom) & (
+            v_min >= float(info.tiny) * math.exp(_UNSHIFTED_BOUND)
+        )  # (N, Hkv)
+        result: npt.NDArray[np.bool_] = (bound <= _UNSHIFTED_BOUND) & ok_values[:, :, None, None]
     return result
 
 
@@ -378,19 +476,28 @@ def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[T
     return tasks
 
 
-def scaled_query(plan: Plan) -> FloatArray:
-    """The query times ``scale * log2(e)``: logits come out of the matmul in base-2 units."""
+def scaled_inputs(plan: Plan) -> tuple[FloatArray, FloatArray]:
+    """Query and key each times ``sqrt(|scale|)`` (the query also by its sign).
+
+    Their product is ``scale * query . key``, rounded as torch's reference path rounds it.
+    """
     dtype = plan.query.dtype
-    scaled: FloatArray = np.multiply(plan.query, dtype.type(plan.scale * LOG2E), dtype=dtype)
-    return scaled
+    root = math.sqrt(abs(plan.scale))
+    if root == 1.0:
+        query = plan.query if plan.scale > 0 else np.negative(plan.query)
+        return query, plan.key
+    factor = dtype.type(root)
+    scaled_q: FloatArray = np.multiply(plan.query, factor if plan.scale > 0 else -factor)
+    scaled_k: FloatArray = np.multiply(plan.key, factor)
+    return scaled_q, scaled_k
 
 
-def make_tasks(plan: Plan, query: FloatArray | None = None) -> list[Task]:
-    """Cut ``plan`` into cache-sized tasks; ``query`` (scaled) enables the unshifted path."""
-    if query is None:
+def make_tasks(plan: Plan, scaled: tuple[FloatArray, FloatArray] | None = None) -> list[Task]:
+    """Cut ``plan`` into cache-sized tasks; ``scaled`` inputs enable the unshifted path."""
+    if scaled is None:
         unshifted = np.zeros(plan.query.shape[:4], dtype=bool)
     else:
-        unshifted = _unshifted_rows(plan, query)
+        unshifted = _unshifted_rows(plan, scaled)
     return _tasks(plan, unshifted, _threads.worker_count())
 
 
@@ -453,8 +560,18 @@ def _online_chunk(plan: Plan, tasks: list[Task]) -> int | None:
     return int(max(_MIN_CHUNK, _BLOCK_BYTES // (rows * itemsize)))
 
 
-def run(plan: Plan, *, need_weights: bool) -> Outputs:
-    """Compute attention for every block of ``plan``; shapes as in :class:`Outputs`."""
+def run(
+    plan: Plan,
+    *,
+    need_weights: bool,
+    prepared: tuple[Plan, Poison | None] | None = None,
+) -> Outputs:
+    """Compute attention for every block of ``plan``; shapes as in :class:`Outputs`.
+
+    ``plan`` first goes through :func:`refattn._numerics.prepare` (or ``prepared`` is its
+    result): the outputs are in the dtype it chose, float64 when float32 could overflow.
+    """
+    plan, poison = prepare(plan) if prepared is None else prepared
     n_batch, hkv, groups, length_q, _ = plan.query.shape
     length_k, dim_v = plan.value.shape[2], plan.value.shape[3]
     dtype = plan.query.dtype
@@ -464,17 +581,18 @@ def run(plan: Plan, *, need_weights: bool) -> Outputs:
         weights=np.zeros((n_batch, hkv, groups, length_q, length_k), dtype=dtype)
         if need_weights
         else None,
+        poisoned=None if poison is None else np.zeros((n_batch, hkv, groups, length_q), bool),
     )
-    query = scaled_query(plan)
+    scaled = scaled_inputs(plan)
     ones = np.ones(length_k, dtype=dtype)
-    tasks = make_tasks(plan, query)
+    tasks = make_tasks(plan, scaled)
     chunk = None if need_weights else _online_chunk(plan, tasks)
 
     def body(task: Task, buffer: FloatArray) -> None:
         if chunk is not None and task.hi - task.lo > chunk:
-            _block_online(plan, res, query, task, buffer, ones, chunk)
+            _block_online(plan, res, scaled, task, buffer, ones, chunk, poison)
         else:
-            _block(plan, res, query, task, buffer, ones)
+            _block(plan, res, scaled, task, buffer, ones, poison)
 
     for_each_task(plan, tasks, body, chunk=chunk)
     if plan.fully_masked == "raise":

@@ -135,6 +135,22 @@ def attention(
 
     A row where every key is removed follows ``fully_masked``.
 
+    **Range.** Finite inputs never overflow: when float32 could overflow anywhere (logits,
+    ``scale``, ``softcap``, ``bias`` or value sums near ``3e38``), the call is computed in
+    float64 and the result is float64 math's rounded to the input dtype, e.g.
+    ``bias=np.float32(-3e38)`` shifts every logit alike and returns softmax of the
+    absorbed logits (the mean of value), as float64 and torch do. float64 inputs whose
+    logits may exceed about ``7e306`` raise :class:`~refattn.errors.AttentionValueError`.
+
+    **Non-finite inputs: masked means absent.** A (query, key) pair removed by a mask
+    never affects the output, whatever its logit, key or value hold. NaN or ``±inf`` at an
+    allowed pair gives NaN exactly where it is read: a non-finite query entry makes its row
+    NaN (unless the row is fully masked), a non-finite key entry makes NaN every row that
+    may attend that key, and a non-finite ``value[j, e]`` makes NaN feature ``e`` of every
+    row that may attend key ``j`` (whatever its weight, dropout included). ``lse`` and
+    ``weights`` of a row made NaN by its query or a key are NaN. The result does not
+    depend on block sizes, threads or ``memory_budget``. Gradients follow the same rule.
+
     Args:
         query: ``(..., Hq, L, D)`` floating.
         key: ``(..., Hkv, S, D)``, same dtype. Leading dims broadcast against query's.
@@ -229,5 +245,8 @@ def attention(
     if res.weights is not None:
         weights = res.weights.reshape(*batch, hq, length_q, length_k)
         weights = weights.astype(plan.out_dtype, copy=False)
-    lse = res.lse.reshape(*batch, hq, length_q) if return_lse else None
+    lse = None
+    if return_lse:  # in the compute dtype even when the kernel widened it to float64
+        with np.errstate(over="ignore"):  # a logit past float32's range rounds to inf
+            lse = res.lse.reshape(*batch, hq, length_q).astype(plan.query.dtype, copy=False)
     return AttentionResult(output, weights, lse)

@@ -1,0 +1,144 @@
+"""What the kernel does with extreme and non-finite inputs, decided once per call.
+
+Two rules, applied to the validated :class:`~refattn.validation.Plan` before any block
+runs, so that every path (dense, key-chunked, causal block-skipping, backward) sees the
+same inputs:
+
+- **No overflow from finite input.** The kernel computes logits, their differences and
+  the value sums in the compute dtype. When a bound on the logits (from ``|query|``,
+  ``|key|``, ``scale``, ``softcap``, ``bias`` and ALiBi), on ``sqrt(|scale|)`` times the
+  query and key, or on the value sums shows that any of these could overflow in float32
+  (or ``softcap`` would round to 0), the call is computed in float64: the result is then
+  float64 math's (what torch gives when nothing overflows), rounded to the output dtype.
+  A float64 call past the float64 range raises :class:`~refattn.errors.AttentionValueError`.
+- **Masked means absent.** Non-finite entries of ``query``, ``key`` and ``value`` are
+  replaced by 0 for the arithmetic and recorded in a :class:`Poison`; the kernel then puts
+  NaN exactly where an allowed (query, key) pair reads one (see :func:`refattn.attention`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn.errors import AttentionValueError
+from refattn.validation import Plan
+
+LOG2E = 1.4426950408889634
+_HEADROOM = 1.0 / 16  # base-2 logits stay below finfo.max / 16: differences cannot overflow
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Poison:
+    """Where the inputs held NaN or ±inf; each None when that input was finite.
+
+    Shapes: ``rows (N, Hkv, G, L)`` query rows, ``keys (N, Hkv, S)`` key rows, ``values
+    (N, Hkv, S, Dv)`` value entries.
+    """
+
+    rows: BoolArray | None
+    keys: BoolArray | None
+    values: BoolArray | None
+
+
+def _max_abs(a: npt.NDArray[np.floating]) -> float:
+    """``max |a|`` as a Python float (0 for an empty array), without a temporary."""
+    if not a.size:
+        return 0.0
+    return max(float(a.max()), -float(a.min()))
+
+
+def compact(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """The data behind a broadcast view: axes of stride 0 cut to length 1 (no copy)."""
+    return a[tuple(slice(0, 1) if st == 0 else slice(None) for st in a.strides)]
+
+
+def _clean(
+    a: npt.NDArray[np.floating], bad_axes: tuple[int, ...]
+) -> tuple[npt.NDArray[np.floating], BoolArray | None]:
+    """``a`` with non-finite entries replaced by 0, and where they were (any over axes)."""
+    if np.isfinite(a).all():
+        return a, None
+    finite = np.isfinite(a)
+    cleaned = np.where(finite, a, 0).astype(a.dtype, copy=False)
+    bad = ~finite
+    return cleaned, (bad.any(axis=bad_axes) if bad_axes else bad)
+
+
+def _logit_bound(plan: Plan) -> tuple[float, float]:
+    """Bounds on ``|final logit|`` and on ``sqrt(|scale|)`` times ``|query|`` or ``|key|``."""
+    dim = plan.query.shape[4]
+    max_q, max_k = _max_abs(plan.query), _max_abs(plan.key)
+    root = math.sqrt(abs(plan.scale))
+    scaled = root * max(max_q, max_k)
+    with np.errstate(over="ignore"):
+        qk = float(np.float64(root * max_q) * (root * max_k) * dim) if dim else 0.0
+    if plan.softcap is not None:
+        qk = min(qk, plan.softcap)
+    bias = 0.0
+    if plan.bias is not None:
+        b: npt.NDArray[np.floating] = compact(plan.bias)  # type: ignore[assignment]
+        if b.size:  # -inf entries are masks; validation refused NaN and +inf
+            top = float(b.max())
+            bottom = float(np.min(b, where=~np.isneginf(b), initial=np.inf))
+            bias = max(abs(top), abs(bottom)) if bottom != np.inf else 0.0
+    alibi = 0.0
+    if plan.alibi_slopes is not None and plan.alibi_slopes.size:
+        span = max(plan.query.shape[3], plan.key.shape[2])
+        alibi = _max_abs(plan.alibi_slopes.astype(np.float64)) * span
+    return qk + bias + alibi, scaled
+
+
+def _fits(plan: Plan, dtype: np.dtype[np.floating]) -> bool:
+    """Whether every base-2 intermediate of ``plan`` provably stays finite in ``dtype``."""
+    info = np.finfo(dtype)
+    limit = float(info.max) * _HEADROOM
+    logit, scaled = _logit_bound(plan)
+    values = _max_abs(plan.value) * max(plan.key.shape[2], 1) / (1.0 - plan.dropout_p)
+    checks = [logit * LOG2E <= limit, scaled <= limit, values <= limit]
+    if plan.softcap is not None:
+        checks.append(float(info.tiny) <= plan.softcap <= limit)
+    return all(checks)
+
+
+def prepare(plan: Plan) -> tuple[Plan, Poison | None]:
+    """The plan the kernel runs (finite inputs, a dtype that cannot overflow) and its poison.
+
+    Raises:
+        AttentionValueError: float64 inputs whose logits could exceed the float64 range.
+    """
+    query, rows = _clean(plan.query, (4,))
+    key, keys = _clean(plan.key, (3,))
+    value, values = _clean(plan.value, ())
+    poison = None
+    if rows is not None or keys is not None or values is not None:
+        poison = Poison(rows, keys, values)
+        plan = dataclasses.replace(plan, query=query, key=key, value=value)
+    if _fits(plan, plan.query.dtype):
+        return plan, poison
+    wide = np.dtype(np.float64)
+    if plan.query.dtype != wide:
+        plan = dataclasses.replace(
+            plan,
+            query=plan.query.astype(wide),
+            key=plan.key.astype(wide),
+            value=plan.value.astype(wide),
+            alibi_slopes=None if plan.alibi_slopes is None else plan.alibi_slopes.astype(wide),
+        )
+        if _fits(plan, wide):
+            return plan, poison
+    logit, _ = _logit_bound(plan)
+    raise AttentionValueError(
+        f"the logits of this call may reach {logit:.3g} in magnitude (bound from |query|, "
+        f"|key|, scale={plan.scale:.3g}, softcap, bias and ALiBi), or the values sum to "
+        f"{_max_abs(plan.value) * max(plan.key.shape[2], 1):.3g}: beyond what float64 "
+        f"holds with headroom ({float(np.finfo(wide).max) * _HEADROOM / LOG2E:.3g}), so "
+        f"the softmax would overflow. Rescale the inputs (softmax is invariant to adding "
+        f"a constant to a row's logits, not to scaling them) or lower scale."
+    )
