@@ -8,6 +8,8 @@ decoding token by token equals one causal call; bad input gets refattn's named e
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -625,3 +627,13 @@ def test_kvcache_errors() -> None:
             cache_seqlens=np.array([1, 1], np.int32),
             cache_leftpad=np.array([2, 0], np.int32),
         )
+
+
+# ---------------------------------------------------------------- the layouts page's code
+
+
+@pytest.mark.parametrize("snippet", ["layouts_numpy.py", "layouts_torch.py"])
+def test_layouts_page_snippets_run(snippet: str) -> None:
+    # docs/layouts.md includes these files; each asserts what the page says about it
+    path = Path(__file__).resolve().parent.parent / "docs" / "snippets" / snippet
+    runpy.run_path(str(path), run_name="__main__")
