@@ -248,6 +248,28 @@ def test_varlen_matches_loop_reference(seed: int) -> None:
         assert np.isnan(lse[:, -pad_rows:]).all()
 
 
+def test_varlen_without_keys_zeroes_every_row() -> None:
+    # mha_varlen_fwd: max_seqlen_k == 0 zeroes the whole output, padding rows included
+    q, kv = np.ones((5, 2, 8), F32), np.ones((0, 2, 8), F32)
+    cu_q, cu_k = np.array([0, 2, 4], np.int32), np.array([0, 0, 0], np.int32)
+    out, lse, _ = flash_attn_varlen_func(q, kv, kv, cu_q, cu_k, 2, 0, return_attn_probs=True)
+    assert (out == 0).all()
+    assert np.isposinf(lse).all()
+
+
+def test_varlen_gqa_fast_path_layouts_are_refused() -> None:
+    # max_seqlen_q == 1 with GQA: flash-attn reads row b as sequence b, ignoring cu_seqlens_q
+    q, kv = np.ones((3, 4, 8), F32), np.ones((3, 2, 8), F32)
+    cu = np.array([0, 1, 2, 3], np.int32)
+    out = flash_attn_varlen_func(q, kv, kv, cu, cu, 1, 1)  # 0, 1, ..., B: the same either way
+    assert out.shape == (3, 4, 8)
+    with pytest.raises(AttentionValueError, match="fast path that ignores cu_seqlens_q"):
+        flash_attn_varlen_func(q, kv, kv, np.array([0, 0, 1, 2], np.int32), cu, 1, 1)
+    with pytest.raises(AttentionValueError, match="total_q = 3"):
+        flash_attn_varlen_func(q, kv, kv, np.array([0, 1, 2], np.int32), cu[:3], 1, 1)
+    flash_attn_varlen_func(q, kv, kv, np.array([0, 0, 1, 2], np.int32), cu, 2, 1)  # general path
+
+
 def test_varlen_sequences_do_not_see_each_other() -> None:
     # Changing sequence 1's keys changes nothing in sequence 0's or 2's output.
     rng = np.random.default_rng(5)

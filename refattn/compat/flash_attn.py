@@ -399,18 +399,22 @@ def flash_attn_varlen_func(
     table = None
     if paged:
         table = check.block_table(block_table, batch, ka.shape[0], ka.shape[1], lens_k)
-    if mask.fast_path and hq > hkv and not np.array_equal(cu_q, np.arange(batch + 1)):
+    plain = np.array_equal(cu_q, np.arange(batch + 1)) and total_q == batch
+    if mask.fast_path and hq > hkv and not plain:
         raise AttentionValueError(
             f"max_seqlen_q=1 with GQA (Hq={hq}, Hkv={hkv}), no window and no ALiBi sends "
-            f"flash-attn down a fast path that ignores cu_seqlens_q and reads query row b "
-            f"as sequence b: but cu_seqlens_q = {cu_q.tolist()} is not 0, 1, ..., B. "
-            f"Drop the empty sequences, or pass max_seqlen_q=2 to take the general path."
+            f"flash-attn down a fast path that ignores cu_seqlens_q and reshapes q to "
+            f"(B, ...), query row b being sequence b: but cu_seqlens_q = {cu_q.tolist()} "
+            f"with total_q = {total_q} is not 0, 1, ..., B with B rows. Drop the empty "
+            f"sequences and padding rows, or pass max_seqlen_q=2 to take the general path."
         )
     scale = check.scale(softmax_scale, dim)
     cap = check.softcap(softcap)
 
-    out = np.full(qa.shape, np.nan, dtype=qa.dtype)
-    lse = np.full((hq, total_q), np.nan, dtype=np.float32)
+    # rows past cu_seqlens_q[-1] are uninitialised in flash-attn; NaN shows a read of them
+    # (with max_seqlen_k == 0, mha_varlen_fwd zeroes the whole output and fills LSE +inf)
+    out = np.full(qa.shape, np.nan if max_k else 0.0, dtype=qa.dtype)
+    lse = np.full((hq, total_q), np.nan if max_k else np.inf, dtype=np.float32)
     for b in range(batch):
         rows = slice(int(cu_q[b]), int(cu_q[b + 1]))
         if table is None:
