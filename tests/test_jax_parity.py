@@ -215,3 +215,29 @@ def test_rejects_negative_window() -> None:
     q, k, v = _qkv((1, 2, 1, 4), (1, 3, 1, 4))
     with pytest.raises(AttentionValueError, match=r"local_window_size\[0\] should be >= 0"):
         dpa(q, k, v, local_window_size=(-1, 2))
+
+
+def test_no_keys_gives_zeros_like_jax() -> None:
+    q, k, v = _qkv((1, 3, 2, 4), (1, 0, 2, 4))
+    want = jax_dpa(q, k, v)
+    np.testing.assert_array_equal(want, np.zeros_like(q))  # what JAX really returns
+    np.testing.assert_array_equal(dpa(q, k, v), want)
+
+
+def test_lengths_past_the_axis_refused_under_the_callers_name() -> None:
+    """JAX accepts a query length past T silently (nothing padded); refattn names it."""
+    q, k, v = _qkv((1, 3, 2, 4), (1, 3, 2, 4))
+    lengths = np.array([5], np.int32)
+    silent = jax_dpa(q, k, v, query_seq_lengths=lengths)
+    np.testing.assert_allclose(silent, jax_dpa(q, k, v), rtol=1e-6)  # the claim in the message
+    with pytest.raises(AttentionValueError, match=r"query_seq_lengths should lie in \[0, T\]"):
+        dpa(q, k, v, query_seq_lengths=lengths)
+    with pytest.raises(AttentionValueError, match=r"key_value_seq_lengths should lie in \[0, S\]"):
+        dpa(q, k, v, key_value_seq_lengths=np.array([-1], np.int32))
+
+
+@pytest.mark.parametrize("size", [1.5, "ab", (1.5, 2), (1, 2, 3), True, (None, 1)])
+def test_bad_window_sizes_refused_by_name(size: Any) -> None:
+    q, k, v = _qkv((1, 3, 2, 4), (1, 3, 2, 4))
+    with pytest.raises(AttentionValueError, match=r"local_window_size.* should be"):
+        dpa(q, k, v, local_window_size=size)

@@ -382,3 +382,74 @@ def test_float32_mask_float64_query_refused_on_the_sdpa_path() -> None:
         torch_mha(**case, attn_mask=mask.astype(np.float64))[0], right, rtol=1e-10, atol=1e-10
     )
     assert np.abs(torch_mha(**case, attn_mask=mask)[0] - right).max() > 1e-3  # torch's bug
+
+
+def _mha_args(**changes: Any) -> dict[str, Any]:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 2, 8)).astype(np.float32)  # (L, N, E)
+    args: dict[str, Any] = {
+        "query": x,
+        "key": x,
+        "value": x,
+        "embed_dim_to_check": 8,
+        "num_heads": 2,
+        "in_proj_weight": rng.standard_normal((24, 8)).astype(np.float32),
+        "in_proj_bias": None,
+        "bias_k": None,
+        "bias_v": None,
+        "add_zero_attn": False,
+        "dropout_p": 0.0,
+        "out_proj_weight": rng.standard_normal((8, 8)).astype(np.float32),
+        "out_proj_bias": None,
+        "training": False,
+    }
+    return args | changes
+
+
+@pytest.mark.parametrize(
+    "kpm", [np.zeros((5, 2), bool), np.zeros((2, 3), bool), np.zeros((2, 6), bool)]
+)
+def test_wrong_key_padding_mask_refused_with_torchs_words(kpm: np.ndarray) -> None:
+    """Transposed (S, N) or wrong-size masks: torch raises; refattn quotes what it says."""
+    args = _mha_args(key_padding_mask=kpm)
+    with pytest.raises(AssertionError) as torch_error:
+        torch_mha(**args)
+    with pytest.raises(AttentionShapeError) as ours:
+        mha(**args)
+    assert str(torch_error.value) in str(ours.value)
+    if kpm.shape == (5, 2):
+        assert "key_padding_mask.T" in str(ours.value)
+
+
+def test_out_proj_weight_none_refused_like_torch() -> None:
+    args = _mha_args(out_proj_weight=None)
+    with pytest.raises(TypeError) as torch_error:
+        torch_mha(**args)
+    with pytest.raises(AttentionValueError) as ours:
+        mha(**args)
+    assert str(torch_error.value) in str(ours.value)
+
+
+def test_nan_in_float_key_padding_mask_named_as_such() -> None:
+    """torch returns NaN rows for a NaN in a float mask; refattn refuses it by its name."""
+    kpm = np.zeros((2, 5), np.float32)
+    kpm[0, 1] = np.nan
+    args = _mha_args(key_padding_mask=kpm)
+    out, _ = torch_mha(**args)
+    assert np.isnan(out[:, 0]).all()  # the claim in the message: NaN rows
+    with pytest.raises(AttentionValueError, match=r"^key_padding_mask should hold finite.*1 NaN"):
+        mha(**args)
+
+
+def test_nan_in_sdpa_float_mask_named_attn_mask() -> None:
+    from refattn.compat.torch import scaled_dot_product_attention as sdpa
+
+    rng = np.random.default_rng(4)
+    q = rng.standard_normal((1, 2, 3, 4)).astype(np.float32)
+    mask = np.zeros((3, 3), np.float32)
+    mask[1, 2] = np.nan
+    tq, tm = torch.from_numpy(q), torch.from_numpy(mask)
+    out = F.scaled_dot_product_attention(tq, tq, tq, attn_mask=tm).numpy()
+    assert np.isnan(out[:, :, 1]).all()  # torch: NaN rows
+    with pytest.raises(AttentionValueError, match=r"^attn_mask should hold finite.*1 NaN"):
+        sdpa(q, q, q, attn_mask=mask)
