@@ -516,6 +516,133 @@ def test_kvcache_non_causal_rotates_every_query_at_cache_seqlens() -> None:
     close(out, plain, OUT_TOL)
 
 
+def construct_local_mask_numpy(
+    seqlen_q: int,
+    seqlen_k: int,
+    window: tuple[int, int],
+    key_padding_mask: np.ndarray,
+    key_leftpad: np.ndarray | None,
+) -> np.ndarray:
+    """tests/test_flash_attn.py::construct_local_mask (flash-attn), in NumPy, (B, 1, Sq, Sk)."""
+    row = np.arange(seqlen_q)[:, None]
+    col: Any = np.arange(seqlen_k)
+    if key_leftpad is not None:
+        pad = key_leftpad[:, None, None, None]
+        col = np.where(col >= pad, col - pad, 2**32)
+    sk = key_padding_mask.sum(-1)[:, None, None, None]
+    sq = seqlen_q
+    if window[0] < 0:
+        mask: np.ndarray = col > row + sk - sq + window[1]
+        return mask
+    both: np.ndarray = (col > np.minimum(row + sk - sq + window[1], sk)) | (
+        col < row + sk - sq - window[0]
+    )
+    return both
+
+
+def kvcache_attention_ref_numpy(
+    q: np.ndarray,
+    k_cache: np.ndarray,
+    v_cache: np.ndarray,
+    key_padding_mask: np.ndarray,
+    slopes: np.ndarray | None,
+    causal: bool,
+    window: tuple[int, int],
+    key_leftpad: np.ndarray | None,
+) -> np.ndarray:
+    """attention_ref with attn_bias_from_alibi_slopes, as test_flash_attn_kvcache calls it."""
+    if causal:
+        window = (window[0], 0)
+    sq, sk_full = q.shape[1], k_cache.shape[1]
+    g = q.shape[2] // k_cache.shape[2]
+    k, v = np.repeat(k_cache, g, axis=2), np.repeat(v_cache, g, axis=2)
+    scores = np.einsum("bthd,bshd->bhts", q / np.sqrt(q.shape[-1]), k)
+    scores = np.where(key_padding_mask[:, None, None, :], scores, -np.inf)
+    local = None
+    if window[0] >= 0 or window[1] >= 0:
+        local = construct_local_mask_numpy(sq, sk_full, window, key_padding_mask, key_leftpad)
+        scores = np.where(local, -np.inf, scores)
+    if slopes is not None:
+        sl = slopes[:, :, None, None]
+        if causal:
+            bias = np.arange(-sk_full + 1, 1) * sl
+        else:
+            row, col = np.arange(sq)[:, None], np.arange(sk_full)
+            if key_leftpad is not None:
+                pad = key_leftpad[:, None, None, None]
+                col = np.where(col >= pad, col - pad, 2**32)
+            sk = key_padding_mask.sum(-1)[:, None, None, None]
+            bias = -sl * np.abs(row + sk - sq - col)
+        scores = scores + bias
+    with np.errstate(invalid="ignore"):
+        e = np.exp(scores - scores.max(-1, keepdims=True))
+        attn = e / e.sum(-1, keepdims=True)
+    if local is not None:
+        attn = np.where(local.all(-1, keepdims=True), 0.0, attn)
+    out: np.ndarray = np.einsum("bhts,bshd->bthd", attn, v)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_kvcache_matches_flash_attn_test_oracle(seed: int) -> None:
+    # test_flash_attn_kvcache's recipe: random cache_seqlens and left padding, windows drawn
+    # as randint(0, seqlen_k, (2,)), ALiBi, rotary of a random angle table; attention_ref on
+    # the cache updated by hand.
+    rng = np.random.default_rng(600 + seed)
+    batch, capacity, hq, dim = 2, 16, 6, 32
+    hkv = int(rng.choice([6, 3, 1]))
+    sq = int(rng.choice([1, 3])) if seed < 8 else 3
+    new = sq if rng.random() < 0.5 else int(rng.integers(1, sq + 1))
+    causal, local = bool(seed % 2), bool(seed // 2 % 2)
+    rotary_dim = int(rng.choice([0, 16, 32])) if seed < 8 else 16
+    left, right = (int(w) for w in rng.integers(0, capacity, 2))
+    window = (left, right) if local else (-1, -1)
+    q = randn(rng, batch, sq, hq, dim, dtype=np.float64)
+    k, v = (
+        randn(rng, batch, new, hkv, dim, dtype=np.float64),
+        randn(rng, batch, new, hkv, dim, dtype=np.float64),
+    )
+    k_cache = randn(rng, batch, capacity, hkv, dim, dtype=np.float64)
+    v_cache = randn(rng, batch, capacity, hkv, dim, dtype=np.float64)
+    limit = capacity - (sq if (causal or local) and rotary_dim else new) + 1
+    seqlens = rng.integers(0, limit, batch).astype(np.int32)
+    leftpad = np.array([rng.integers(0, n) if n else 0 for n in seqlens], np.int32)
+    slopes = (rng.random((batch, hq)) * 0.3).astype(F32) if seed % 8 >= 4 else None
+    arange = np.arange(capacity)[None, :]
+    key_padding_mask = (arange < seqlens[:, None] + new) & (arange >= leftpad[:, None])
+    q_ro, k_ro, cos, sin = q, k, None, None
+    if rotary_dim:
+        angle = rng.random((capacity, rotary_dim // 2)) * 2 * np.pi
+        cos, sin = np.cos(angle), np.sin(angle)
+        moving = causal or local
+        inter = bool(seed % 3)
+
+        def turn(x: np.ndarray, pos: int) -> np.ndarray:
+            return np.array([ref.rotate(x[h], cos, sin, pos, inter) for h in range(len(x))])
+
+        q_ro = np.array(
+            [[turn(q[b, i], int(seqlens[b]) + (i if moving else 0)) for i in range(sq)]
+             for b in range(batch)]
+        )  # fmt: skip
+        k_ro = np.array(
+            [[turn(k[b, j], int(seqlens[b]) + j) for j in range(new)] for b in range(batch)]
+        )
+    k_ref, v_ref = k_cache.copy(), v_cache.copy()
+    for b in range(batch):
+        k_ref[b, seqlens[b] : seqlens[b] + new] = k_ro[b]
+        v_ref[b, seqlens[b] : seqlens[b] + new] = v[b]
+    want = kvcache_attention_ref_numpy(
+        q_ro, k_ref, v_ref, key_padding_mask, slopes, causal, window, leftpad
+    )
+    out = flash_attn_with_kvcache(
+        q, k_cache, v_cache, k, v, cos, sin, cache_seqlens=seqlens, cache_leftpad=leftpad,
+        causal=causal, window_size=window, rotary_interleaved=bool(seed % 3),
+        alibi_slopes=slopes,
+    )  # fmt: skip
+    np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(k_cache, k_ref, rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------- named errors
 
 
