@@ -19,6 +19,7 @@ on standard error, exit status 2; output piped into ``head`` stops quietly.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -27,6 +28,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import textwrap
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -79,7 +81,22 @@ def _cases() -> tuple[Any, ...]:
 
 
 def _suggest(word: str, choices: Sequence[str]) -> list[str]:
-    """Up to five of ``choices`` close to ``word``: by spelling, then by shared words."""
+    """Up to five of ``choices`` close to ``word``, the closest kind of match only.
+
+    The same name spelled with other separators or case wins outright; then names that
+    start with ``word`` or nearly equal it; then looser spellings and shared words.
+    """
+
+    def norm(text: str) -> str:
+        return re.sub(r"[\s_\-]+", "", text.lower())
+
+    exact = [c for c in choices if norm(c) == norm(word)]
+    if exact:
+        return exact
+    near = [c for c in choices if norm(c).startswith(norm(word))]
+    near += [c for c in difflib.get_close_matches(word, choices, 5, 0.85) if c not in near]
+    if near:
+        return near[:5]
     close = difflib.get_close_matches(word, choices, n=5, cutoff=0.5)
     parts = {p for p in re.split(r"[_\-\s]+", word.lower()) if len(p) > 2}
     for choice in choices:
@@ -179,12 +196,62 @@ def snippet(module: ModuleType, part: str) -> str:
     return found.group(1).strip() if found else ""
 
 
+_FRAMEWORK_LOG = re.compile(
+    r"(?P<header>WARNING: All log messages before absl::InitializeLog\(\) is called.*)"
+    r"|(?P<level>[IWEF])\d{4} [\d:.]+\s+\d+ \w+\.cc:\d+\] (?P<text>.*)"
+    r"|(?P<more>To enable the following instructions: .* rebuild TensorFlow.*)"
+)
+
+
+@dataclasses.dataclass
+class Caught:
+    """What running cases printed besides their results."""
+
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    logged: list[str] = dataclasses.field(default_factory=list)
+
+
 @contextmanager
-def _quiet_warnings() -> Iterator[list[warnings.WarningMessage]]:
-    """Collect warnings (NumPy's RuntimeWarnings) instead of printing them in the output."""
-    with warnings.catch_warnings(record=True) as caught:
+def _stderr_logs_caught(caught: Caught) -> Iterator[None]:
+    """Take TensorFlow's C++ log lines off file descriptor 2; everything else passes.
+
+    TensorFlow logs them (oneDNN notices, CPU features, a float16 fallback) before any
+    setting it reads takes effect, so they are caught here rather than switched off; the
+    warning- and error-level ones are kept in ``caught.logged``.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = []
+            for line in sink.read().decode(errors="replace").splitlines(keepends=True):
+                match = _FRAMEWORK_LOG.match(line)
+                if match is None:
+                    kept.append(line)
+                elif match["level"] in ("W", "E", "F"):
+                    caught.logged.append(match["text"].strip())
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+@contextmanager
+def _quietly() -> Iterator[Caught]:
+    """Run cases with their warnings and framework logs caught, not printed among results."""
+    caught = Caught()
+    with _stderr_logs_caught(caught), warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        yield caught
+        try:
+            yield caught
+        finally:
+            caught.warnings += [f"{w.category.__name__}: {w.message}" for w in seen]
 
 
 _LABELS = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX", "tf": "TensorFlow"}
@@ -241,29 +308,36 @@ def _mark(ok: bool | None) -> str:
     return {True: "as claimed", False: "NOT AS CLAIMED", None: ""}[ok]
 
 
-def _print_rows(rows: list[Row], caught: list[warnings.WarningMessage]) -> None:
-    """Outcome rows, then the warnings running them raised, each under its own label."""
+def _print_rows(rows: list[Row], caught: Caught) -> None:
+    """Outcome rows, then the warnings and framework logs of the run, each labelled."""
     width = max(len(label) for label, _, _ in rows) + 1
     for label, text, ok in rows:
         mark = f"  [{_mark(ok)}]" if ok is not None else ""
         print(f"  {label + ':':{width}s} {text}{mark}")
-    for line in sorted({f"{w.category.__name__}: {w.message}" for w in caught}):
+    for line in sorted(set(caught.warnings)):
         print(f"  {'warned:':{width}s} {line}")
+    for line in sorted(set(caught.logged)):
+        print(f"  {'logged:':{width}s} {line}")
 
 
 # --- cases ---------------------------------------------------------------------------------
 
 
+def _check_tag(tag: str | None) -> None:
+    if tag is None:
+        return
+    tags = list(_submodule("taxonomy").TAGS)
+    if tag not in tags:
+        close = _suggest(tag, tags)
+        known = "('refattn cases list --json' shows each case's tags)"
+        if not close:
+            known = f"(tags: {', '.join(tags)})"
+        raise CliError(f"unknown tag {tag!r}; {_did_you_mean(close)}{known}")
+
+
 def cases_list(tag: str | None, as_json: bool) -> int:
     """Print the cases (id and title), optionally only those with ``tag``."""
-    if tag is not None:
-        tags = list(_submodule("taxonomy").TAGS)
-        if tag not in tags:
-            close = _suggest(tag, tags)
-            known = "('refattn cases list --json' shows each case's tags)"
-            if not close:
-                known = f"(tags: {', '.join(tags)})"
-            raise CliError(f"unknown tag {tag!r}; {_did_you_mean(close)}{known}")
+    _check_tag(tag)
     chosen = [c for c in _cases() if tag is None or tag in c.tags]
     if as_json:
         rows = [
@@ -297,7 +371,7 @@ def cases_show(case_id: str) -> int:
         code = snippet(module, part)
         if code:
             print(f"\n{part.capitalize()} code\n{textwrap.indent(code, '    ')}")
-    with _quiet_warnings() as caught:
+    with _quietly() as caught:
         outcome = _submodule("runner").run(case)
     rows = outcome_rows(outcome, _recorded().get(case.id))
     print("\nWhat running it shows")
@@ -313,9 +387,10 @@ def cases_show(case_id: str) -> int:
     return 0
 
 
-def cases_run(ids: list[str], full: bool) -> int:
-    """Run cases; exit status 1 if any did not do what it claims."""
-    chosen = [find_case(i) for i in ids] if ids else list(_cases())
+def cases_run(ids: list[str], full: bool, tag: str | None = None) -> int:
+    """Run cases (by id, by tag, or all); exit status 1 if any did not do what it claims."""
+    _check_tag(tag)
+    chosen = [find_case(i) for i in ids] or [c for c in _cases() if tag is None or tag in c.tags]
     blocks = full or bool(ids)
     recorded = _recorded()
     failures = 0
@@ -324,7 +399,7 @@ def cases_run(ids: list[str], full: bool) -> int:
     if not blocks:
         print(f"{'case':{width}s}  {'result':14s}  what NumPy broken() did")
     for case in chosen:
-        with _quiet_warnings() as caught:
+        with _quietly() as caught:
             rows = outcome_rows(_submodule("runner").run(case), recorded.get(case.id))
         ok = _all_as_claimed(rows)
         failures += not ok
@@ -441,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_show.add_argument("id", help="a case id, e.g. fully_masked_row_nan")
     p_run = cases.add_parser("run", help="run cases and print what really happened")
     p_run.add_argument("ids", nargs="*", help="case ids (default: every case)")
-    p_run.add_argument("--full", action="store_true", help="every outcome in full")
+    p_run.add_argument("--tag", help="only cases with this taxonomy tag")
+    p_run.add_argument("--full", action="store_true", help="every variant's outcome in full")
 
     p_diag = sub.add_parser("diagnose", help="from an error message or symptom to cases")
     p_diag.add_argument("message", nargs="?", help="the message; read from stdin if absent")
@@ -463,13 +539,15 @@ def dispatch(args: argparse.Namespace) -> int:
         return cases_list(args.tag, args.json)
     if args.action == "show":
         return cases_show(args.id)
-    return cases_run(args.ids, args.full)
+    if args.ids and args.tag:
+        raise CliError("cases run: give case ids or --tag, not both")
+    return cases_run(args.ids, args.full, args.tag)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``refattn`` with ``argv`` (default: the command line); return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side info logs
     try:
         if argv and argv[0] in _PASS_THROUGH:
             return _PASS_THROUGH[argv[0]](argv[1:])
