@@ -87,15 +87,17 @@ class Outcome:
 
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 _TF_NODE = re.compile(r"\{\{function_node [^}]*\}\} ?")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def normalise(text: str) -> str:
     """``text`` without what changes between runs and machines.
 
     Memory addresses become ``0x…``; TensorFlow's ``{{function_node ...}}`` prefix, which
-    names the device and the kernel build (``_MklBatchMatMulV2`` with oneDNN), is dropped.
+    names the device and the kernel build (``_MklBatchMatMulV2`` with oneDNN), and the
+    terminal colour codes Keras puts around it are dropped.
     """
-    return _TF_NODE.sub("", _ADDRESS.sub("0x…", text))
+    return _ANSI.sub("", _TF_NODE.sub("", _ADDRESS.sub("0x…", text)))
 
 
 def _describe(error: BaseException) -> str:

@@ -4,7 +4,8 @@ What happens:
     With logits past 88.7 in float32 (here up to 160), ``np.exp`` overflows to ``inf``
     (NumPy warns ``overflow encountered in exp``) and the row's sum is ``inf``: the weight
     that should be largest becomes ``inf / inf`` = NaN, the others 0, and the NaN flows
-    through ``@ v`` into the output. In float16 it starts at logits of about 11.1.
+    through ``@ v`` into the output. ``torch.exp``, ``jnp.exp`` and ``tf.exp`` overflow the
+    same way, without a warning. In float16 it starts at logits of about 11.1.
 
 Why:
     ``exp`` exceeds float32's largest value (3.4e38) at 88.7. Unscaled scores of large
@@ -14,7 +15,8 @@ Why:
 
 Fix:
     ``e = np.exp(scores - scores.max(-1, keepdims=True)); e / e.sum(-1, keepdims=True)``
-    (or ``scipy.special.softmax``, ``torch.softmax``, which already do this).
+    (or ``scipy.special.softmax``, ``torch.softmax``, ``jax.nn.softmax``,
+    ``tf.nn.softmax``, which already do this).
 """
 
 import numpy as np
@@ -68,3 +70,65 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_finite(weights, name="weights")
+
+
+TORCH_KIND = "nan"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())
+    scores = x @ x.transpose(-1, -2)
+    e = torch.exp(scores)  # inf past 88.7, no warning
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())
+    return torch.softmax(x @ x.transpose(-1, -2), dim=-1)  # subtracts the row max
+
+
+JAX_KIND = "nan"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    e = jnp.exp(x @ x.swapaxes(-1, -2))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2), axis=-1)
+
+
+TF_KIND = "nan"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    e = tf.exp(tf.matmul(x, x, transpose_b=True))
+    return e / tf.reduce_sum(e, axis=-1, keepdims=True)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True), axis=-1)

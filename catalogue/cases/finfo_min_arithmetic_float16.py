@@ -4,7 +4,9 @@ What happens:
     The additive mask ``np.where(pair, 0, np.finfo(np.float32).min)`` is cast to the
     scores' float16: ``-3.4e38`` becomes ``-inf`` (NumPy warns ``overflow encountered in
     cast``). ``finfo.min`` was chosen precisely so that a padded query row, whose every key
-    is masked, stays finite; as ``-inf`` the row is NaN again. The same happens in float16
+    is masked, stays finite; as ``-inf`` the row is NaN again. PyTorch (``.to(torch.float16)``),
+    JAX (``.astype``) and TensorFlow (``tf.cast``) cast it to ``-inf`` without a warning,
+    and their softmax gives the same NaN rows. The same happens in float16
     itself with arithmetic on ``finfo(float16).min`` (-65504): adding a second mask
     (``-65504 + -65504``) or subtracting a bias overflows to ``-inf``.
 
@@ -70,3 +72,77 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_finite(weights, name="weights")
+
+
+TORCH_KIND = "nan"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, pair = (torch.from_numpy(a) for a in _inputs())
+    scores = x @ x.transpose(-1, -2) / 2.0  # float16
+    bias = torch.where(pair, 0.0, torch.finfo(torch.float32).min).to(scores.dtype)  # -inf
+    return torch.softmax(scores + bias, dim=-1)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, pair = (torch.from_numpy(a) for a in _inputs())
+    x = x.float()
+    scores = x @ x.transpose(-1, -2) / 2.0
+    bias = torch.where(pair, 0.0, torch.finfo(scores.dtype).min)
+    return torch.softmax(scores + bias, dim=-1)
+
+
+JAX_KIND = "nan"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pair = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0  # float16
+    bias = jnp.where(pair, 0.0, jnp.finfo(jnp.float32).min).astype(scores.dtype)  # type: ignore[no-untyped-call]
+    return jax.nn.softmax(scores + bias, axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pair = (jnp.asarray(a) for a in _inputs())
+    x = x.astype(jnp.float32)
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    bias = jnp.where(pair, 0.0, jnp.finfo(scores.dtype).min)  # type: ignore[no-untyped-call]
+    return jax.nn.softmax(scores + bias, axis=-1)
+
+
+TF_KIND = "nan"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, pair = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0  # float16
+    bias = tf.cast(tf.where(pair, 0.0, tf.float32.min), scores.dtype)  # -inf
+    return tf.nn.softmax(scores + bias, axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, pair = (tf.constant(a) for a in _inputs())
+    x = tf.cast(x, tf.float32)
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    bias = tf.where(pair, 0.0, scores.dtype.min)
+    return tf.nn.softmax(scores + bias, axis=-1)

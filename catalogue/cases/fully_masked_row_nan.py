@@ -4,8 +4,9 @@ What happens:
     The softmax of a row of ``-inf`` is NaN: the row max is ``-inf``, ``-inf - (-inf)`` is
     NaN (NumPy warns ``RuntimeWarning: invalid value encountered in subtract``). The NaN
     row spreads through ``@ v`` into the output and, in training, into every gradient.
-    PyTorch's ``F.softmax`` gives NaN too; SDPA (since 2.5) and flash-attn return zeros,
-    JAX/Flax the mean of the values.
+    ``torch.softmax``, ``jax.nn.softmax`` and ``tf.nn.softmax`` give NaN too. PyTorch's
+    ``F.scaled_dot_product_attention`` returns zeros for such a row (run in the PyTorch
+    variant's fix).
 
 Why:
     Padded *queries* (here, example 1's rows 3..5 under a query-and-key padding mask) or a
@@ -74,3 +75,78 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_finite(weights, name="weights")
+
+
+TORCH_KIND = "nan"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+TORCH_NOTE = (
+    "`F.softmax` of the masked scores is NaN, but `F.scaled_dot_product_attention` itself "
+    "returns zeros for a fully masked row: the fix below reads SDPA's weights out by "
+    "giving it the identity matrix as values."
+)
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, pair = (torch.from_numpy(a) for a in _inputs())
+    scores = x @ x.transpose(-1, -2) / 2.0
+    return torch.softmax(scores.masked_fill(~pair, float("-inf")), dim=-1)
+
+
+def torch_fixed() -> object:
+    import torch
+    import torch.nn.functional as F
+
+    x, pair = (torch.from_numpy(a)[:, None] for a in _inputs())  # (B, 1, L, D), (B, 1, L, S)
+    eye = torch.eye(x.shape[-2], dtype=x.dtype).expand(x.shape[0], 1, -1, -1)
+    return F.scaled_dot_product_attention(x, x, eye, attn_mask=pair)[:, 0]  # the weights
+
+
+JAX_KIND = "nan"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pair = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(pair, scores, -jnp.inf), axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pair = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    row_has_key = pair.any(axis=-1, keepdims=True)
+    safe = jnp.where(row_has_key, jnp.where(pair, scores, -jnp.inf), 0.0)
+    return jnp.where(row_has_key, jax.nn.softmax(safe, axis=-1), 0.0)
+
+
+TF_KIND = "nan"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, pair = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(pair, scores, float("-inf")), axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, pair = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    row_has_key = tf.reduce_any(pair, axis=-1, keepdims=True)
+    safe = tf.where(row_has_key, tf.where(pair, scores, float("-inf")), 0.0)
+    return tf.where(row_has_key, tf.nn.softmax(safe, axis=-1), 0.0)

@@ -64,3 +64,50 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_no_weight_on_masked(weights, np.tril(np.ones((6, 6), dtype=bool)))
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+TORCH_NOTE = (
+    "Nothing in PyTorch flags it: `F.scaled_dot_product_attention` is unmasked unless "
+    "given `is_causal=True` or a mask. The fix reads SDPA's weights out with identity values."
+)
+
+
+def torch_broken() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())
+    return torch.softmax(x @ x.transpose(-1, -2) / 2.0, dim=-1)  # no causal mask
+
+
+def torch_fixed() -> object:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(_inputs())[:, None]  # (B, 1, L, D)
+    eye = torch.eye(6, dtype=x.dtype).expand(1, 1, 6, 6)
+    return F.scaled_dot_product_attention(x, x, eye, is_causal=True)[:, 0]  # the weights
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0, axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())
+    causal = jnp.tril(jnp.ones((6, 6), dtype=bool))
+    return jax.nn.softmax(jnp.where(causal, x @ x.swapaxes(-1, -2) / 2.0, -jnp.inf), axis=-1)

@@ -3,14 +3,14 @@
 What happens:
     No error. ``scores[..., pad] = -np.inf`` with ``pad = np.array([0, 0, 0, 0, 1, 1])``
     is *fancy indexing*: it sets columns 0 and 1 to ``-inf``. The first two tokens are
-    hidden from every query and the padding is attended.
+    hidden from every query and the padding is attended. PyTorch (``scores[..., pad] =
+    float("-inf")`` with an int64 tensor) and JAX (``scores.at[..., pad].set(-jnp.inf)``) do
+    exactly the same.
 
 Why:
-    NumPy (and PyTorch) index with a boolean array by position of ``True``, but with an
+    NumPy, PyTorch and JAX index with a boolean array by position of ``True``, but with an
     integer array by *value*. A 0/1 mask read from a file, built with ``astype(int)`` or
-    returned as ``int64`` by a tokenizer (``attention_mask``) is an integer array. (A
-    ``uint8`` tensor is read as a mask by PyTorch, but assigning through it raises
-    ``RuntimeError: masked_fill_ only supports boolean masks``.)
+    returned as ``int64`` by a tokenizer (``attention_mask``) is an integer array.
 
 Fix:
     Convert first: ``pad.astype(bool)`` (better, keep masks boolean from the start).
@@ -67,3 +67,53 @@ def reference() -> np.ndarray:
 def detect(weights: np.ndarray) -> None:
     _, pad = _inputs()
     check_no_weight_on_masked(weights, pad == 0)
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+TORCH_NOTE = (
+    "Assigning through an int64 index tensor is the same fancy indexing as in NumPy: "
+    "columns 0 and 1 are hidden, no error."
+)
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, pad = (torch.from_numpy(a) for a in _inputs())  # pad: int64, 1 = padding
+    scores = x @ x.transpose(-1, -2) / 2.0
+    scores[..., pad] = float("-inf")  # integer index: columns 0 and 1
+    return torch.softmax(scores, dim=-1)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, pad = (torch.from_numpy(a) for a in _inputs())
+    scores = x @ x.transpose(-1, -2) / 2.0
+    return torch.softmax(scores.masked_fill(pad.bool(), float("-inf")), dim=-1)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pad = (jnp.asarray(a) for a in _inputs())  # pad: int32 under JAX's defaults
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    scores = scores.at[..., pad].set(-jnp.inf)  # integer index: columns 0 and 1
+    return jax.nn.softmax(scores, axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, pad = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(pad.astype(bool), -jnp.inf, scores), axis=-1)
