@@ -167,6 +167,7 @@ def varlen(
     softcap: float = 0.0,
     slopes: Any = None,
     block_table: Any = None,
+    scale: float | None = None,
 ) -> tuple[F64, F64]:
     """flash_attn_varlen_func: ``out (total_q, Hq, D)``, ``lse (Hq, total_q)``; NaN rows
     past ``cu_q[-1]``."""
@@ -186,7 +187,8 @@ def varlen(
             keys = np.array([k[n, s] for n, s in idx]).reshape(k1 - k0, *k.shape[2:])
             values = np.array([v[n, s] for n, s in idx]).reshape(k1 - k0, *v.shape[2:])
         sl = None if slopes is None else np.broadcast_to(slopes, (batch, hq))[b]
-        o, lse_b = sequence_attention(q[q0:q1], keys, values, rules, dim**-0.5, softcap, sl)
+        scale_b = dim**-0.5 if scale is None else scale
+        o, lse_b = sequence_attention(q[q0:q1], keys, values, rules, scale_b, softcap, sl)
         out[q0:q1], lse[:, q0:q1] = o, lse_b
     return out, lse
 
@@ -209,6 +211,7 @@ def kvcache(
     window: tuple[int, int] = (-1, -1),
     softcap: float = 0.0,
     slopes: Any = None,
+    scale: float | None = None,
 ) -> tuple[F64, F64, F64, F64]:
     """flash_attn_with_kvcache on copies: ``(out, lse, k_cache_after, v_cache_after)``."""
     q = np.asarray(q, dtype=np.float64)
@@ -256,5 +259,6 @@ def kvcache(
         keys = np.array([kc[slot(b, p)] for p in positions]).reshape(-1, *kc.shape[2:])
         values = np.array([vc[slot(b, p)] for p in positions]).reshape(-1, *vc.shape[2:])
         sl = None if slopes is None else np.broadcast_to(slopes, (batch, hq))[b]
-        out[b], lse[b] = sequence_attention(qb, keys, values, rules, dim**-0.5, softcap, sl)
+        scale_b = dim**-0.5 if scale is None else scale
+        out[b], lse[b] = sequence_attention(qb, keys, values, rules, scale_b, softcap, sl)
     return out, lse, kc, vc

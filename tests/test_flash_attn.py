@@ -56,6 +56,7 @@ def random_options(rng: np.random.Generator, hq: int, batch: int, limit: int) ->
         "window": random_window(rng, limit),
         "softcap": float(rng.choice([0.0, 0.0, 3.0])),
         "slopes": slopes,
+        "scale": None if rng.random() < 0.5 else float(rng.uniform(0.05, 0.6)),
     }
 
 
@@ -80,11 +81,12 @@ def test_func_matches_loop_reference(seed: int) -> None:
     o = random_options(rng, hq, batch, max(sq, sk))
     out, lse, s_dmask = flash_attn_func(
         q, k, v, causal=o["causal"], window_size=o["window"], softcap=o["softcap"],
-        alibi_slopes=o["slopes"], return_attn_probs=True,
+        alibi_slopes=o["slopes"], softmax_scale=o["scale"], return_attn_probs=True,
     )  # fmt: skip
     want_out, want_lse = ref.func(
-        q, k, v, causal=o["causal"], window=o["window"], softcap=o["softcap"], slopes=o["slopes"]
-    )
+        q, k, v, causal=o["causal"], window=o["window"], softcap=o["softcap"], slopes=o["slopes"],
+        scale=o["scale"],
+    )  # fmt: skip
     assert out.shape == q.shape
     assert out.dtype == np.float32
     assert lse.shape == (batch, hq, sq)
@@ -233,11 +235,11 @@ def test_varlen_matches_loop_reference(seed: int) -> None:
     out, lse, _ = flash_attn_varlen_func(
         q, k, v, cu(lens_q), cu(lens_k), max_q, max_k, causal=o["causal"],
         window_size=o["window"], softcap=o["softcap"], alibi_slopes=o["slopes"],
-        return_attn_probs=True,
+        softmax_scale=o["scale"], return_attn_probs=True,
     )  # fmt: skip
     want_out, want_lse = ref.varlen(
         q, k, v, cu(lens_q), cu(lens_k), max_q, max_k, causal=o["causal"], window=o["window"],
-        softcap=o["softcap"], slopes=o["slopes"],
+        softcap=o["softcap"], slopes=o["slopes"], scale=o["scale"],
     )  # fmt: skip
     assert lse.shape == (hq, q.shape[0])
     assert lse.dtype == np.float32
@@ -388,7 +390,7 @@ def kv_case(
     o = random_options(rng, hq, batch, capacity)
     flash_args = {
         **args, "causal": o["causal"], "window_size": o["window"], "softcap": o["softcap"],
-        "alibi_slopes": o["slopes"],
+        "alibi_slopes": o["slopes"], "softmax_scale": o["scale"],
     }  # fmt: skip
     ref_args = {
         "cache_seqlens": seqlens, "cache_batch_idx": args.get("cache_batch_idx"),
@@ -396,6 +398,7 @@ def kv_case(
         "cos": args.get("rotary_cos"), "sin": args.get("rotary_sin"),
         "interleaved": args.get("rotary_interleaved", True), "causal": o["causal"],
         "window": o["window"], "softcap": o["softcap"], "slopes": o["slopes"],
+        "scale": o["scale"],
     }  # fmt: skip
     arrays = {"q": q, "k_cache": k_cache, "v_cache": v_cache, "k": k, "v": v}
     return {**arrays, **flash_args}, {**arrays, **ref_args}
@@ -417,6 +420,27 @@ def test_kvcache_matches_loop_reference(paged_cache: bool, rotary: bool, seed: i
     # the caches were written in place, rotated keys included
     close(k_cache, want_k, OUT_TOL)
     np.testing.assert_array_equal(v_cache, want_v)
+
+
+def test_kvcache_float16_rounds_like_the_kernel() -> None:
+    # float16 in, float16 out, LSE float32; the rotated keys are stored in float16
+    rng = np.random.default_rng(11)
+    flash_args, ref_args = kv_case(rng, paged_cache=True, rotary=True, seed=3)
+    assert flash_args["rotary_cos"] is not None  # this seed appends rotated keys
+    for name in ("q", "k_cache", "v_cache", "k", "v", "rotary_cos", "rotary_sin"):
+        if flash_args.get(name) is not None:
+            flash_args[name] = flash_args[name].astype(np.float16)
+    for name in ("q", "k_cache", "v_cache", "k", "v", "cos", "sin"):
+        if ref_args.get(name) is not None:
+            ref_args[name] = ref_args[name].astype(np.float16)
+    want_out, want_lse, want_k, _ = ref.kvcache(**ref_args)
+    out, lse = flash_attn_with_kvcache(**flash_args, return_softmax_lse=True)
+    assert out.dtype == np.float16
+    assert lse.dtype == np.float32
+    assert flash_args["k_cache"].dtype == np.float16
+    np.testing.assert_allclose(out, want_out, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(lse, want_lse, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(flash_args["k_cache"], want_k, rtol=1e-3, atol=1e-3)
 
 
 def test_kvcache_writes_in_place_and_leaves_the_rest() -> None:
