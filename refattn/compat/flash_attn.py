@@ -21,8 +21,8 @@ computes, where it differs from the docstrings, is followed and listed here:
    ``with_kvcache``: the cache capacity, ``k_cache.shape[1]`` or
    ``max_num_blocks_per_seq * page_block_size``). Then, in this order (varlen and
    ``with_kvcache`` do step 1 after 3): (1) a side ``>= Sk`` becomes ``-1``; (2)
-   ``causal`` is dropped when the query length is 1 and there is no ALiBi (it changes nothing then);
-   (3) ``causal`` sets the right side to 0; (4) ``set_params_fprop``: causal is
+   ``causal`` is dropped when the query length is 1 and there is no ALiBi (it changes
+   nothing then); (3) ``causal`` sets the right side to 0; (4) ``set_params_fprop``: causal is
    ``left < 0 and right == 0``; otherwise a single negative side becomes ``Sk``.
    Step 4 means ``window_size=(w, -1)`` is **not** "unbounded on the right": the right
    side becomes ``Sk``, which removes keys when the query length exceeds ``Sk + 1``
@@ -74,9 +74,10 @@ Two kernel details are *not* reproduced and are documented instead: when
 ``flash_attn_varlen_func`` gets ``max_seqlen_q == 1`` with GQA and no window or ALiBi,
 flash-attn takes a fast path that ignores ``cu_seqlens_q`` (query row ``b`` is sequence
 ``b``); that layout is refused here unless ``cu_seqlens_q`` is ``0, 1, ..., B``. And in
-``flash_attn_with_kvcache`` the kernel copies new keys into the cache only for key
-tiles some query tile reads, so with a left window shorter than the new keys some of
-them may not be written; here every new key is written.
+``flash_attn_with_kvcache`` the kernel copies new keys into the cache only inside the key
+tiles some query tile reads (``n_block_copy_min`` in ``flash_fwd_kernel.h``), so with
+more new keys than queries and a left window that does not reach back to the first of
+them, those no query sees may not be written; here every new key is written.
 """
 
 from __future__ import annotations
