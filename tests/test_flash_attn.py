@@ -8,9 +8,11 @@ decoding token by token equals one causal call; bad input gets refattn's named e
 
 from __future__ import annotations
 
+import importlib.util
 import runpy
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -810,3 +812,30 @@ def test_layouts_page_snippets_run(snippet: str) -> None:
     # docs/layouts.md includes these files; each asserts what the page says about it
     path = Path(__file__).resolve().parent.parent / "docs" / "snippets" / snippet
     runpy.run_path(str(path), run_name="__main__")
+
+
+def _pictures_hook() -> Any:
+    path = Path(__file__).resolve().parent.parent / "docs" / "hooks" / "layouts_pictures.py"
+    spec = importlib.util.spec_from_file_location("layouts_pictures", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_layouts_pictures_show_what_the_page_says() -> None:
+    hook = _pictures_hook()
+    seen = hook.packed_weights([3, 1, 0, 4], [3, 1, 0, 4], causal=True) > 0
+    segment = np.repeat(np.arange(4), [3, 1, 0, 4])
+    block_causal = (segment[:, None] == segment[None, :]) & np.tri(8, dtype=bool)
+    np.testing.assert_array_equal(seen, block_causal)
+    assert hook.rotary_pairs(8, 6, interleaved=False) == [3, 4, 5, 0, 1, 2, 6, 7]
+    assert hook.rotary_pairs(8, 6, interleaved=True) == [1, 0, 3, 2, 5, 4, 6, 7]
+    for draw in (hook.packed_svg, hook.paged_svg, hook.rotary_svg):
+        root = ElementTree.fromstring(draw())  # well-formed SVG
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    paged = hook.paged_svg()
+    # block_table [[4, 1, 6], [0, 3, -1]], pages of 2: the gathered keys' page·slot labels
+    for label in ("4·0", "4·1", "1·0", "1·1", "6·0", "0·0", "0·1", "3·0"):
+        assert f">{label}<" in paged
