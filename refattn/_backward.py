@@ -92,8 +92,9 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         d_out = grad_out[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
         value = plan.value[n, h0:h1, lo:hi]
         keep = None
-        if plan.dropout_keep is not None:
-            keep = plan.dropout_keep[n, h0:h1, :, r0:r1, lo:hi].reshape(probs.shape) * keep_scale
+        flags = _kernel.keep_block(plan, task)
+        if flags is not None:
+            keep = flags.reshape(probs.shape) * keep_scale
         kept = probs if keep is None else probs * keep
         grad_value[n, h0:h1, lo:hi] += kept.transpose(0, 2, 1) @ d_out
         d_probs = d_out @ value.transpose(0, 2, 1)

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn import _threads
+from refattn._layout import DrawnKeep
 from refattn._numerics import LOG2E, Poison, prepare
 from refattn.errors import FullyMaskedRowError
 from refattn.validation import Plan, see
@@ -41,7 +42,7 @@ from refattn.validation import Plan, see
 FloatArray = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]
 
-__all__ = ["LOG2E", "Outputs", "Task", "for_each_task", "logits", "make_tasks", "run"]
+__all__ = ["LOG2E", "Outputs", "Task", "for_each_task", "keep_block", "logits", "make_tasks", "run"]
 _BLOCK_BYTES = 1 << 20  # one block's score buffer: fits in L2
 _MAX_ROWS, _MIN_ROWS = 512, 64
 _MIN_CHUNK = 16  # key columns per chunk of the online path, at the least
@@ -322,12 +323,27 @@ class _Hits:
         return self
 
 
+def keep_block(plan: Plan, task: Task) -> npt.NDArray[np.bool_] | None:
+    """The dropout keep-mask of ``task``, ``(h, G, rows, width)``; None without dropout."""
+    keep = plan.dropout_keep
+    if keep is None:
+        return None
+    if isinstance(keep, DrawnKeep):  # drawn here, for this block only
+        groups = plan.query.shape[2]
+        heads = range(task.h0 * groups, task.h1 * groups)
+        flags = keep.block(task.n, heads, range(task.r0, task.r1), range(task.lo, task.hi))
+        return flags.reshape(task.h1 - task.h0, groups, task.r1 - task.r0, task.hi - task.lo)
+    block: npt.NDArray[np.bool_] = keep[
+        task.n, task.h0 : task.h1, :, task.r0 : task.r1, task.lo : task.hi
+    ]
+    return block
+
+
 def _drop(plan: Plan, task: Task, weights: FloatArray) -> None:
     """Dropout, in place, on unnormalised weights ``(h, G, rows, width)`` of ``task``."""
-    if plan.dropout_keep is not None:
-        weights *= plan.dropout_keep[
-            task.n, task.h0 : task.h1, :, task.r0 : task.r1, task.lo : task.hi
-        ]
+    keep = keep_block(plan, task)
+    if keep is not None:
+        weights *= keep
         weights *= 1.0 / (1.0 - plan.dropout_p)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from refattn._layout import BatchIndexed
 from refattn.errors import AttentionValueError
 from refattn.validation import Plan
 
@@ -83,7 +84,8 @@ def _logit_bound(plan: Plan) -> tuple[float, float]:
         qk = min(qk, plan.softcap)
     bias = 0.0
     if plan.bias is not None:
-        b: npt.NDArray[np.floating] = compact(plan.bias)  # type: ignore[assignment]
+        bias_view = plan.bias.array if isinstance(plan.bias, BatchIndexed) else plan.bias
+        b: npt.NDArray[np.floating] = compact(bias_view)  # type: ignore[assignment]
         if b.size:  # -inf entries are masks; validation refused NaN and +inf
             top = float(b.max())
             bottom = float(np.min(b, where=~np.isneginf(b), initial=np.inf))

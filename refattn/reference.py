@@ -182,8 +182,10 @@ def attention(
             ``"nan"``, or ``"raise"`` (:class:`~refattn.errors.FullyMaskedRowError`).
         dropout_p: probability of dropping a weight, in ``[0, 1)``.
         rng: a ``numpy.random.Generator``, required when ``dropout_p > 0`` and no
-            ``dropout_keep`` is given; the keep-mask drawn is
-            ``rng.random((..., Hq, L, S)) >= dropout_p``.
+            ``dropout_keep`` is given. One seed is drawn from it and each block of the
+            keep-mask is derived from that seed and the entries' positions
+            (:mod:`refattn._layout`), so the mask is never held whole and depends on the
+            generator's state only, not on block sizes, threads or ``memory_budget``.
         dropout_keep: boolean keep-mask broadcastable to ``(..., Hq, L, S)``.
         memory_budget: bytes the score tensor ``(..., Hq, L, S)`` may take before the
             kernel walks keys in cache-sized chunks with an online softmax (flash

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from refattn._layout import BatchIndexed, DrawnKeep, score_layout
 from refattn.errors import (
     AttentionArgumentError,
     AttentionDTypeError,
@@ -45,8 +46,8 @@ class Plan:
     scale: float
     key: npt.NDArray[np.floating]  # (N, Hkv, S, D), compute dtype
     value: npt.NDArray[np.floating]  # (N, Hkv, S, Dv), compute dtype
-    attend_mask: npt.NDArray[np.bool_] | None  # (N, Hkv, G, L, S) view
-    bias: npt.NDArray[np.floating] | None  # (N, Hkv, G, L, S) view
+    attend_mask: npt.NDArray[np.bool_] | BatchIndexed | None  # (N, Hkv, G, L, S) view
+    bias: npt.NDArray[np.floating] | BatchIndexed | None  # (N, Hkv, G, L, S) view
     alibi_slopes: npt.NDArray[np.floating] | None  # (N, Hkv, G)
     causal_offset: int | None  # query i may see key j iff j <= i + offset
     window: tuple[int | None, int | None, int] | None  # (left, right, offset)
@@ -54,7 +55,7 @@ class Plan:
     query_lengths: npt.NDArray[np.intp] | None  # (N,)
     softcap: float | None
     fully_masked: Policy
-    dropout_keep: npt.NDArray[np.bool_] | None  # (N, Hkv, G, L, S) view
+    dropout_keep: npt.NDArray[np.bool_] | BatchIndexed | DrawnKeep | None  # see _layout
     dropout_p: float
     memory_budget: int  # bytes of score tensor past which keys are walked in chunks
 
@@ -216,7 +217,7 @@ def _to_score_view(
     hkv: int,
     length_q: int,
     length_k: int,
-) -> npt.NDArray[Any]:
+) -> npt.NDArray[Any] | BatchIndexed:
     """Broadcast a mask-like array to ``(*batch, Hq, L, S)`` and view it as 5-D kernel layout."""
     target = (*batch, hq, length_q, length_k)
     if arr.ndim == 3 and len(target) > 3:
@@ -237,8 +238,7 @@ def _to_score_view(
             f"(B, 1, 1, S); a per-query mask needs shape (L, S)."
             + see("mask_shape_not_broadcastable")
         ) from None
-    n = math.prod(batch)
-    return full.reshape(n, hkv, hq // hkv, length_q, length_k)
+    return score_layout(full, batch, hkv, hq // hkv)  # refattn._layout: never a copy
 
 
 def _lengths(
@@ -486,7 +486,7 @@ def validate(
     k4 = np.ascontiguousarray(k4, dtype=compute)
     v4 = np.ascontiguousarray(v4, dtype=compute)
 
-    def score_view(name: str, arr: npt.NDArray[np.generic]) -> npt.NDArray[Any]:
+    def score_view(name: str, arr: npt.NDArray[np.generic]) -> npt.NDArray[Any] | BatchIndexed:
         return _to_score_view(name, arr, batch, hq, hkv, length_q, length_k)
 
     mask5 = None
@@ -643,9 +643,9 @@ def _dropout(
     dropout_p: object,
     rng: object,
     dropout_keep: object,
-    score_view: Callable[[str, npt.NDArray[np.generic]], npt.NDArray[Any]],
+    score_view: Callable[[str, npt.NDArray[np.generic]], npt.NDArray[Any] | BatchIndexed],
     score_shape: tuple[int, ...],
-) -> tuple[npt.NDArray[np.bool_] | None, float]:
+) -> tuple[npt.NDArray[np.bool_] | BatchIndexed | DrawnKeep | None, float]:
     p = real_number(
         "dropout_p", dropout_p, "a float in [0, 1)", "pass a float such as 0.1, or 0.0 for none"
     )
@@ -689,15 +689,7 @@ def _dropout(
             f"np.random.default_rng(0)) or an explicit dropout_keep mask: but got rng="
             f"{rng!r}. refattn keeps no hidden random state."
         )
-    check_allocation(
-        f"dropout_p={p} with rng",
-        "a keep-mask (..., Hq, L, S) drawn in float64",
-        score_shape,
-        8,
-        "Pass dropout_p=0.0 (inference), or split the batch into several calls.",
-    )
-    keep = rng.random(score_shape) >= p
-    return score_view("dropout_keep", keep), p
+    return DrawnKeep(rng, p, score_shape), p  # drawn block by block: see refattn._layout
 
 
 _OPTION_NAMES = (

@@ -108,3 +108,25 @@ def loop_attention(
                         for j in range(length_k)
                     )
     return out, weights, lse
+
+
+def loop_dropout_keep(rng: np.random.Generator, p: float, shape: tuple[int, ...]) -> Any:
+    """The keep-mask ``attention(..., dropout_p=p, rng=rng)`` documents, one entry at a time.
+
+    One seed ``rng.integers(0, 2**63)``; entry ``e`` (C order over ``shape``, the scores
+    ``(..., Hq, L, S)``) is kept iff the top 53 bits of
+    ``splitmix64(seed + (e + 1) * 0x9E3779B97F4A7C15)``, over ``2**53``, are ``>= p``.
+    Spelled with Python integers, independently of refattn's vectorised draw.
+    """
+    seed = int(rng.integers(0, 2**63))
+    wrap = (1 << 64) - 1
+
+    def uniform(e: int) -> float:
+        z = (seed + (e + 1) * 0x9E3779B97F4A7C15) & wrap
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & wrap
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & wrap
+        z ^= z >> 31
+        return (z >> 11) / 2.0**53
+
+    flat = [uniform(e) >= p for e in range(math.prod(shape))]
+    return np.array(flat, dtype=bool).reshape(shape)

@@ -9,7 +9,7 @@ import pytest
 
 import refattn
 from refattn import einsums, masks
-from tests.loop_reference import loop_attention
+from tests.loop_reference import loop_attention, loop_dropout_keep
 
 
 def _grouped(q: np.ndarray, hkv: int) -> np.ndarray:
@@ -140,7 +140,7 @@ def test_dropout_rng_is_explicit_and_reproducible() -> None:
     q, k, v = (rng.standard_normal((1, 2, 4, 3)) for _ in range(3))
     a = refattn.attention(q, k, v, dropout_p=0.5, rng=np.random.default_rng(7))
     b = refattn.attention(q, k, v, dropout_p=0.5, rng=np.random.default_rng(7))
-    keep = np.random.default_rng(7).random((1, 2, 4, 4)) >= 0.5
+    keep = loop_dropout_keep(np.random.default_rng(7), 0.5, (1, 2, 4, 4))  # documented draw
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, refattn.attention(q, k, v, dropout_p=0.5, dropout_keep=keep))
 
