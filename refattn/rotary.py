@@ -33,7 +33,7 @@ from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionVa
 
 FloatArray = npt.NDArray[np.floating]
 
-__all__ = ["apply_rotary", "rotary_tables"]
+__all__ = ["apply_rotary", "packed_positions", "rotary_tables"]
 
 
 def rotary_tables(
@@ -179,6 +179,59 @@ def apply_rotary(
     else:
         out[..., :half] = y1
         out[..., half:rotary_dim] = y2
+    return out
+
+
+def packed_positions(cu_seqlens: npt.ArrayLike, total: int | None = None) -> npt.NDArray[np.intp]:
+    r"""Position of each token of a packed batch **within its own sequence**.
+
+    Packed sequences restart at position 0: token ``t`` of sequence ``b`` (rows
+    ``cu_seqlens[b] <= t < cu_seqlens[b + 1]``) has position ``t - cu_seqlens[b]``.
+    Rotating a packed batch with ``0 .. total-1`` instead gives every document after the
+    first the positions of its place in the pack, with no error.
+
+    Args:
+        cu_seqlens: integers ``(B + 1,)``, starting at 0, non-decreasing.
+        total: number of packed rows; rows past ``cu_seqlens[-1]`` get position 0.
+            Default ``cu_seqlens[-1]``.
+
+    Returns:
+        ``(total,)`` integer positions, to pass as ``positions=`` to :func:`apply_rotary`
+        (on ``x`` of shape ``(..., total, D)``).
+
+    Raises:
+        AttentionDTypeError: non-integer ``cu_seqlens``.
+        AttentionShapeError: ``cu_seqlens`` not 1-D with at least one entry.
+        AttentionValueError: not starting at 0, decreasing, or past ``total``.
+
+    Examples:
+        >>> packed_positions([0, 3, 4, 6]).tolist()
+        [0, 1, 2, 0, 0, 1]
+    """
+    cu = np.asarray(cu_seqlens)
+    if cu.dtype.kind not in "iu":
+        raise AttentionDTypeError(
+            f"cu_seqlens should hold integers: but got dtype {cu.dtype}. They are offsets "
+            f"of the sequences in the packed axis, e.g. np.cumsum(lengths) after a 0."
+        )
+    if cu.ndim != 1 or cu.size == 0:
+        raise AttentionShapeError(
+            f"cu_seqlens shape should be (B + 1,): but got {cu.shape}. Prepend 0 to the "
+            f"cumulative lengths: np.concatenate([[0], np.cumsum(lengths)])."
+        )
+    end = int(cu[-1]) if total is None else int(total)
+    if cu[0] != 0 or (np.diff(cu.astype(np.int64)) < 0).any() or cu[-1] > end:
+        raise AttentionValueError(
+            f"cu_seqlens should start at 0, never decrease and end at most at total={end}: "
+            f"but got {cu.tolist()}. Pass offsets (np.cumsum of the lengths after a 0), "
+            f"not the lengths."
+        )
+    rows = np.arange(end)
+    starts = np.zeros(end, dtype=np.intp)
+    owner = np.searchsorted(cu, rows, side="right") - 1  # sequence of each row
+    inside = rows < cu[-1]
+    starts[inside] = cu[owner[inside]]
+    out: npt.NDArray[np.intp] = np.where(inside, rows - starts, 0).astype(np.intp)
     return out
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
-from refattn.rotary import apply_rotary, rotary_tables
+from refattn.rotary import apply_rotary, packed_positions, rotary_tables
 
 
 def rotate_half_torch(x: Any, interleaved: bool) -> Any:
@@ -109,6 +109,25 @@ def test_conventions_differ_by_a_feature_permutation() -> None:
     gptj = apply_rotary(x, cos, sin, interleaved=True)
     np.testing.assert_allclose(neox, gptj[:, perm], rtol=1e-14, atol=1e-14)
     assert not np.allclose(apply_rotary(x, cos, sin, interleaved=False), gptj)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_packed_positions_restart_per_sequence(interleaved: bool) -> None:
+    rng = np.random.default_rng(4)
+    lengths = [3, 0, 1, 4]
+    cu = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    x = rng.standard_normal((2, 8, 16))  # (H, total, D), packed
+    cos, sin = rotary_tables(8, 16, dtype=np.float64)
+    got = apply_rotary(x, cos, sin, interleaved=interleaved, positions=packed_positions(cu))
+    for b in range(len(lengths)):
+        rows = slice(int(cu[b]), int(cu[b + 1]))
+        alone = apply_rotary(x[:, rows], cos, sin, interleaved=interleaved)  # from position 0
+        np.testing.assert_array_equal(got[:, rows], alone)
+    assert packed_positions(cu, total=10).tolist() == [0, 1, 2, 0, 0, 1, 2, 3, 0, 0]
+    with pytest.raises(AttentionValueError, match="should start at 0, never decrease"):
+        packed_positions(np.array([0, 3, 2]))
+    with pytest.raises(AttentionDTypeError, match="cu_seqlens should hold integers"):
+        packed_positions(np.array([0.0, 3.0]))
 
 
 def test_errors_name_the_argument() -> None:

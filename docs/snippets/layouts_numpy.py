@@ -4,7 +4,7 @@ import numpy as np
 
 from refattn import attention
 from refattn.compat.flash_attn import flash_attn_varlen_func, flash_attn_with_kvcache
-from refattn.rotary import apply_rotary, rotary_tables
+from refattn.rotary import apply_rotary, packed_positions, rotary_tables
 
 rng = np.random.default_rng(0)
 
@@ -46,4 +46,8 @@ neox = apply_rotary(x, cos, sin, interleaved=False, offset=7)  # positions 7..11
 gptj = apply_rotary(x, cos, sin, interleaved=True, offset=7)  # the same, GPT-J pairs
 assert (neox[..., 16:] == x[..., 16:]).all()  # features past R are not rotated
 assert not np.allclose(neox, gptj)  # the conventions are not interchangeable
+
+# A packed batch restarts positions at 0 for each sequence: 0 1 2 | 0 | 0 1 2 3
+positions = packed_positions(cu_seqlens)  # cu_seqlens of the packed example above
+q_rot = apply_rotary(q.swapaxes(0, 1), cos, sin, positions=positions)  # q as (H, total, D)
 # --8<-- [end:rotary]
