@@ -392,7 +392,7 @@ def multi_head_attention(
         raise AttentionShapeError(
             f"value length should equal key's S={k_in.shape[-2]}: but got value "
             f"{_shape(v_in.shape)} and key {_shape(k_in.shape)}. Layout is batch-first "
-            f"(..., S, E): a (S, B, E) input must be transposed with x.swapaxes(0, 1)."
+            f"(..., S, E): transpose a (S, B, E) input with x.swapaxes(0, 1)."
         )
 
     weights = _split_weights(
@@ -440,8 +440,9 @@ def _split_weights(
     if packed is not None:
         if given or any(b is not None for b in separate_bias):
             raise AttentionValueError(
-                f"in_proj_weight was given together with separate projections "
-                f"({', '.join(given) or 'q/k/v_proj_bias'}): pass either the packed "
+                f"in_proj_weight was given together with separate projections: they "
+                f"should not be mixed, but got in_proj_weight and "
+                f"{', '.join(given) or 'q/k/v_proj_bias'}. Pass either the packed "
                 f"in_proj_weight (and in_proj_bias) or the three separate weights."
             )
         w = as_array("in_proj_weight", packed)
@@ -469,14 +470,16 @@ def _split_weights(
         return (wq, bq), (wk, bk), (wv, bv)
     if packed_bias is not None:
         raise AttentionValueError(
-            "in_proj_bias was given without in_proj_weight: with separate weights pass "
-            "q_proj_bias, k_proj_bias and v_proj_bias."
+            "in_proj_bias should be given only with in_proj_weight: but got in_proj_bias "
+            "and separate weights. With separate weights pass q_proj_bias, k_proj_bias "
+            "and v_proj_bias."
         )
     if len(given) != 3:
         missing = [n for n, w in zip(names, separate, strict=True) if w is None]
         raise AttentionValueError(
-            f"projection weights are missing: pass in_proj_weight (packed) or all of "
-            f"q_proj_weight, k_proj_weight and v_proj_weight; missing {', '.join(missing)}."
+            f"projection weights should be given: but got no in_proj_weight, missing "
+            f"{', '.join(missing)}. Pass in_proj_weight (packed) or all of q_proj_weight, "
+            f"k_proj_weight and v_proj_weight."
         )
     sq, sk, sv = separate
     assert sq is not None

@@ -174,10 +174,13 @@ def _as_float_array(name: str, x: object) -> npt.NDArray[np.floating]:
         kind = _kind(arr.dtype)
         fix = f"convert it with {name}.astype(np.float32)"
         if arr.dtype.kind == "c":
-            fix = "attention is defined for real inputs; split real and imaginary parts"
+            fix = (
+                "attention is defined for real inputs: pass the real and imaginary parts "
+                "as separate real arrays"
+            )
         raise AttentionDTypeError(
-            f"{name} has {kind} dtype {arr.dtype}: expected a floating dtype "
-            f"(float16, float32 or float64); {fix}."
+            f"{name} dtype should be floating (float16, float32 or float64): but got "
+            f"{kind} dtype {arr.dtype}; {fix}."
         )
     return arr
 
@@ -201,11 +204,12 @@ def _broadcast_batch(
         return np.broadcast_shapes(query.shape[:-3], key.shape[:-3], value.shape[:-3])
     except ValueError:
         raise AttentionShapeError(
-            f"batch dims of query {_shape(query.shape[:-3])}, key {_shape(key.shape[:-3])} "
-            f"and value {_shape(value.shape[:-3])} do not broadcast together "
-            f"(shapes: query {_shape(query.shape)}, key {_shape(key.shape)}, value "
-            f"{_shape(value.shape)}). Leading dims must be equal or 1; check that q, k and "
-            f"v come from the same batch and were not transposed differently."
+            f"batch dims of query, key and value should broadcast together (each equal or "
+            f"1): but got query {_shape(query.shape[:-3])}, key {_shape(key.shape[:-3])} "
+            f"and value {_shape(value.shape[:-3])}, which do not broadcast (shapes: query "
+            f"{_shape(query.shape)}, key {_shape(key.shape)}, value {_shape(value.shape)}). "
+            f"Check that q, k and v come from the same batch and were not transposed "
+            f"differently."
         ) from None
 
 
@@ -222,8 +226,9 @@ def _to_score_view(
     target = (*batch, hq, length_q, length_k)
     if arr.ndim == 3 and len(target) > 3:
         raise AttentionShapeError(
-            f"{name} has 3 dims {_shape(arr.shape)}, which is ambiguous: (B, L, S) or "
-            f"(H, L, S)? Scores have shape {_shape(target)}. Spell a per-batch mask as "
+            f"{name} should have 2 or 4+ dims when the scores {_shape(target)} have more "
+            f"than 3: but got 3 dims {_shape(arr.shape)}, which is ambiguous: (B, L, S) or "
+            f"(H, L, S)? Spell a per-batch mask as "
             f"{name}[:, None] (B, 1, L, S) and a per-head mask as {name}[None] "
             f"(1, H, L, S). (torch SDPA silently reads a 3-D mask as (H, L, S).)"
             + see("three_d_mask_read_as_heads")
@@ -234,7 +239,7 @@ def _to_score_view(
         raise AttentionShapeError(
             f"{name} shape should broadcast to the scores (..., Hq, L, S) = "
             f"{_shape(target)}: but got {_shape(arr.shape)}. Trailing axes are matched "
-            f"first: a key-padding mask (B, S) must be spelled {name}[:, None, None, :] "
+            f"first: pass a key-padding mask (B, S) as {name}[:, None, None, :] "
             f"(B, 1, 1, S); a per-query mask needs shape (L, S)."
             + see("mask_shape_not_broadcastable")
         ) from None
@@ -261,8 +266,9 @@ def _lengths(
     if full.size and (full.min() < 0 or full.max() > limit):
         bad = full[(full < 0) | (full > limit)].flat[0]
         raise AttentionValueError(
-            f"{name} should lie in [0, {axis}] = [0, {limit}]: but got {bad}. A length "
-            f"larger than the padded {axis} usually means the lengths were computed "
+            f"{name} should lie in [0, {axis}] = [0, {limit}]: but got {bad}. Pass lengths "
+            f"counted after truncation: a length larger than the padded {axis} usually "
+            f"means the lengths were computed "
             f"before truncation, or include special tokens the arrays do not have."
             + see("lengths_longer_than_padded")
         )
@@ -271,7 +277,7 @@ def _lengths(
 
 def _alignment_offset(name: str, alignment: object, length_q: int, length_k: int) -> int:
     if not isinstance(alignment, str) or alignment not in ALIGNMENTS:
-        extra = " Pass causal='top_left' (torch/JAX is_causal) or 'bottom_right' (flash-attn)."
+        extra = f" Pass {name}='top_left' (torch/JAX is_causal) or 'bottom_right' (flash-attn)."
         if isinstance(alignment, bool | np.bool_):
             extra = (
                 " A bare bool is ambiguous when L != S: use 'top_left' for torch/JAX "
@@ -364,7 +370,7 @@ def _window(
     if alignment is None:
         if length_q != length_k:
             raise AttentionValueError(
-                f"window_alignment is needed when L != S (L={length_q}, S={length_k}): but "
+                f"window_alignment should be given when L != S (L={length_q}, S={length_k}): but "
                 f"got None (and causal=None). Pass window_alignment='bottom_right' to align "
                 f"the last query with the last key (flash-attn) or 'top_left' to align the "
                 f"first with the first (JAX local_window_size)."
@@ -426,7 +432,7 @@ def validate(
         raise AttentionShapeError(
             f"key feature size should equal query's D={dim}: but got key shape "
             f"{_shape(k.shape)} with D={dim_k} (query {_shape(q.shape)}). Q·Kᵀ contracts "
-            f"the last axis; the query and key projections must have the same output size."
+            f"the last axis: project query and key to the same head size D."
             + see("qk_dim_mismatch")
         )
     if length_v != length_k:
@@ -449,8 +455,8 @@ def validate(
         )
     if hkv == 0 or hq % hkv:
         raise AttentionShapeError(
-            f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv} "
-            f"(query {_shape(q.shape)}, key {_shape(k.shape)}): GQA maps query head h to "
+            f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv}: but "
+            f"got query {_shape(q.shape)}, key {_shape(k.shape)}. GQA maps query head h to "
             f"kv head h // (Hq // Hkv). Check the head axis is at -3 in all three arrays."
             + see("head_split_not_divisible")
         )
@@ -664,9 +670,10 @@ def _dropout(
     if p == 0.0:
         if dropout_keep is not None:
             raise AttentionValueError(
-                "dropout_keep was given with dropout_p=0: pass dropout_p= the probability "
-                "the keep-mask was drawn with, since kept weights are scaled by "
-                "1 / (1 - dropout_p); or drop dropout_keep."
+                "dropout_p should be > 0 when dropout_keep is given: but got dropout_p=0 and "
+                "a dropout_keep mask. Pass dropout_p= the probability the keep-mask was "
+                "drawn with, since kept weights are scaled by 1 / (1 - dropout_p); or drop "
+                "dropout_keep."
             )
         return None, 0.0
     if dropout_keep is not None:
@@ -685,9 +692,9 @@ def _dropout(
         return score_view("dropout_keep", keep), p
     if not isinstance(rng, np.random.Generator):
         raise AttentionValueError(
-            f"dropout_p={p} needs an explicit rng (a numpy.random.Generator, e.g. "
-            f"np.random.default_rng(0)) or an explicit dropout_keep mask: but got rng="
-            f"{rng!r}. refattn keeps no hidden random state."
+            f"rng should be a numpy.random.Generator when dropout_p={p} > 0: but got rng="
+            f"{rng!r}. Pass rng=np.random.default_rng(0) or an explicit dropout_keep mask "
+            f"(dropout_p=0.0 at inference); refattn keeps no hidden random state."
         )
     return DrawnKeep(rng, p, score_shape), p  # drawn block by block: see refattn._layout
 

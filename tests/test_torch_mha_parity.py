@@ -318,7 +318,7 @@ def test_dropout_weights_are_returned_after_dropout_like_torch() -> None:
 
 def test_dropout_needs_rng() -> None:
     case = _self_attention_case(dropout_p=0.1)
-    with pytest.raises(AttentionValueError, match="needs an explicit rng"):
+    with pytest.raises(AttentionValueError, match="needs an explicit rng, but got rng=None"):
         mha(**case)
 
 

@@ -49,7 +49,7 @@ CASES = [
     pytest.param(
         {"key": np.concatenate([K, K, K])[:3], "value": np.concatenate([V, V, V])[:3]},
         AttentionShapeError,
-        r"batch dims of query \(2,\), key \(3,\).*do not broadcast",
+        r"batch dims of query, key and value should broadcast.*query \(2,\), key \(3,\)",
         id="batch-not-broadcast",
     ),
     pytest.param(
@@ -75,7 +75,8 @@ CASES = [
     pytest.param(
         {"attend_mask": np.ones((2, 3, 5), bool)},
         AttentionShapeError,
-        r"attend_mask has 3 dims \(2, 3, 5\), which is ambiguous.*\[:, None\].*\[None\]",
+        r"attend_mask should have 2 or 4\+ dims.*3 dims \(2, 3, 5\), which is ambiguous"
+        r".*\[:, None\].*\[None\]",
         id="mask-3d-ambiguous",
     ),
     pytest.param(
@@ -87,13 +88,13 @@ CASES = [
     pytest.param(
         {"query": Q.astype(np.int64), "key": K.astype(np.int64), "value": V.astype(np.int64)},
         AttentionDTypeError,
-        r"query has an integer dtype int64.*astype\(np.float32\)",
+        r"query dtype should be floating.*an integer dtype int64.*astype\(np.float32\)",
         id="integer-dtype",
     ),
     pytest.param(
         {"query": Q.astype(np.complex64)},
         AttentionDTypeError,
-        r"query has a complex dtype complex64",
+        r"query dtype should be floating.*a complex dtype complex64",
         id="complex-dtype",
     ),
     pytest.param(
@@ -136,7 +137,7 @@ CASES = [
     pytest.param(
         {"window": (2, 2)},
         AttentionValueError,
-        r"window_alignment is needed when L != S \(L=3, S=5\)",
+        r"window_alignment should be given when L != S \(L=3, S=5\)",
         id="window-alignment",
     ),
     pytest.param(
@@ -178,13 +179,13 @@ CASES = [
     pytest.param(
         {"dropout_p": 0.1},
         AttentionValueError,
-        r"dropout_p=0.1 needs an explicit rng",
+        r"rng should be a numpy.random.Generator when dropout_p=0.1",
         id="dropout-no-rng",
     ),
     pytest.param(
         {"dropout_keep": np.ones((3, 5), bool)},
         AttentionValueError,
-        r"dropout_keep was given with dropout_p=0",
+        r"dropout_p should be > 0 when dropout_keep is given",
         id="dropout-keep-no-p",
     ),
     pytest.param(

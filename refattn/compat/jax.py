@@ -110,7 +110,7 @@ def dot_product_attention(
         raise AttentionShapeError(
             f"query shape should be (B, T, N, H) = ({batch}, T, N, {dim}), like key "
             f"{k.shape}: but got {q.shape}. JAX's layout puts heads at axis 2; a (B, N, T, "
-            f"H) array must be transposed with x.transpose(0, 2, 1, 3)."
+            f"H) array: transpose it with x.transpose(0, 2, 1, 3)."
         )
     heads, length_q = q.shape[2], q.shape[1]
     if heads % kv_heads:
@@ -123,8 +123,8 @@ def dot_product_attention(
     mask4 = None if mask is None else _score_array("mask", mask, heads)
     if mask4 is not None and mask4.dtype != np.bool_:
         raise AttentionDTypeError(
-            f"mask dtype should be bool (True = takes part): but got {mask4.dtype}. An "
-            f"additive mask goes to bias=; a 0/1 mask is mask.astype(bool)."
+            f"mask dtype should be bool (True = takes part): but got {mask4.dtype}. Pass "
+            f"an additive mask as bias=, and convert a 0/1 mask with mask.astype(bool)."
         )
     qlen = _seq_lengths("query_seq_lengths", query_seq_lengths, batch, length_q, "T")
     klen = _seq_lengths("key_value_seq_lengths", key_value_seq_lengths, batch, length_k, "S")

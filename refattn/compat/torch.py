@@ -120,17 +120,20 @@ def _sdpa_options(
             )
     if not enable_gqa and q.ndim >= 3 and k.ndim >= 3 and q.shape[-3] != k.shape[-3]:
         raise AttentionShapeError(
-            f"query heads ({q.shape[-3]}, query {q.shape}) differ from key heads "
-            f"({k.shape[-3]}, key {k.shape}) and enable_gqa=False. For grouped-query "
+            f"query heads should equal key heads with enable_gqa=False: but got "
+            f"{q.shape[-3]} query heads (query {q.shape}) and {k.shape[-3]} key heads (key "
+            f"{k.shape}). For grouped-query "
             f"attention pass enable_gqa=True (torch raises 'The size of tensor a must "
             f"match the size of tensor b at non-singleton dimension 1' here)."
         )
     attend_mask = bias = None
     if attn_mask is not None and is_causal:
         raise AttentionValueError(
-            "attn_mask and is_causal=True were both given: torch raises 'Explicit attn_mask "
-            "should not be set when is_causal=True'. Fold the causal mask into attn_mask: "
-            "attn_mask & refattn.masks.causal(L, S, 'top_left')."
+            "attn_mask should be None with is_causal=True: but got attn_mask and "
+            "is_causal=True both; torch raises "
+            "'Explicit attn_mask should not be set when is_causal=True'. Fold the causal "
+            "mask into attn_mask (attn_mask & refattn.masks.causal(L, S, 'top_left')) and "
+            "pass is_causal=False."
         )
     if attn_mask is not None:
         mask = as_array("attn_mask", attn_mask)
@@ -146,10 +149,10 @@ def _sdpa_options(
             attend_mask = mask
         elif mask.dtype == np.float32 and q.dtype == np.float64:
             raise AttentionDTypeError(
-                "attn_mask is float32 and the query float64: torch 2.13 accepts this pair "
-                "but its fused CPU kernel returns wrong results for it once S is larger than "
-                "a few keys (neither the masked nor the unmasked answer). Cast the mask: "
-                "attn_mask.astype(np.float64)."
+                "attn_mask dtype should be float64 (or bool) with a float64 query: but got "
+                "float32. torch 2.13 accepts this pair but its fused CPU kernel returns wrong "
+                "results for it once S is larger than a few keys (neither the masked nor the "
+                "unmasked answer). Cast the mask: attn_mask.astype(np.float64)."
             )
         elif mask.dtype.kind == "f" and mask.dtype in (np.dtype(np.float32), q.dtype):
             bias = _finite_mask("attn_mask", mask)
@@ -342,9 +345,10 @@ def multi_head_attention_forward(
     kpm_add = _mha_additive("key_padding_mask", kpm, dtype, mask_dtypes)
     if is_causal and mask is None:
         raise AttentionValueError(
-            "is_causal=True needs an attn_mask: torch raises 'Need attn_mask if specifying "
-            "the is_causal hint'. Pass the causal mask too, e.g. attn_mask="
-            "~refattn.masks.causal(L, S, 'top_left') (torch's True = ignore)."
+            "is_causal=True needs an attn_mask: it should be given with the hint, but got "
+            "attn_mask=None; torch raises 'Need attn_mask if specifying the is_causal hint'. "
+            "Pass the causal mask too, e.g. attn_mask=~refattn.masks.causal(L, S, "
+            "'top_left') (torch's True = ignore)."
         )
     causal_hint = bool(is_causal) and kpm_add is None and not need_weights
     mask_add = None if causal_hint else _mha_additive("attn_mask", mask, dtype, mask_dtypes)
@@ -352,8 +356,8 @@ def multi_head_attention_forward(
     if embed != embed_dim_to_check:
         raise AttentionShapeError(
             f"query embedding size should be embed_dim_to_check={embed_dim_to_check}: but "
-            f"got query {q_in.shape} with E={embed}. Layout is (L, N, E): a batch-first "
-            f"(N, L, E) input must be transposed with x.swapaxes(0, 1)."
+            f"got query {q_in.shape} with E={embed}. Layout is (L, N, E): transpose a "
+            f"batch-first (N, L, E) input with x.swapaxes(0, 1)."
         )
     if embed % num_heads:
         raise AttentionShapeError(
@@ -382,7 +386,7 @@ def multi_head_attention_forward(
             raise AttentionShapeError(
                 f"attn_mask shape should be (L, S) = {(length_q, length_k)} or batch-major "
                 f"(N * num_heads, L, S) = {(batch * num_heads, length_q, length_k)}: but got "
-                f"{mask_add.shape}. A per-batch mask (N, L, S) must be repeated per head: "
+                f"{mask_add.shape}. Repeat a per-batch mask (N, L, S) per head: pass "
                 f"np.repeat(mask, num_heads, axis=0)."
             )
         mask_add = mask_add.reshape(-1, num_heads if mask_add.ndim == 3 else 1, length_q, length_k)
@@ -402,7 +406,7 @@ def multi_head_attention_forward(
     if bias_k is not None and bias_v is not None:
         if static_k is not None or static_v is not None:
             raise AttentionValueError(
-                "bias_k/bias_v cannot be added to static_k/static_v: got both. Pass "
+                "bias_k/bias_v should be None with static_k/static_v: but got both. Pass "
                 "static_k/static_v that already include the bias key, and bias_k=None, "
                 "bias_v=None."
             )
@@ -442,8 +446,9 @@ def multi_head_attention_forward(
     if p > 0.0:
         if not isinstance(rng, np.random.Generator):
             raise AttentionValueError(
-                f"dropout_p={p} with training=True needs an explicit rng (a numpy.random."
-                f"Generator): but got rng={rng!r}. Pass training=False for inference."
+                f"rng should be a numpy.random.Generator: dropout_p={p} with training=True "
+                f"needs an explicit rng, but got rng={rng!r}. Pass rng=np.random."
+                f"default_rng(0), or training=False for inference."
             )
         keep = rng.random((batch, num_heads, length_q, length_all)) >= p
     options = AttentionOptions(
@@ -482,32 +487,37 @@ def _mha_check_ranks(
     """Torch's ``_mha_shape_check``: return whether the input is batched."""
     if query.ndim not in (2, 3):
         raise AttentionShapeError(
-            f"query shape should be (L, N, E) or unbatched (L, E): but got {query.shape}."
+            f"query shape should be (L, N, E) or unbatched (L, E): but got {query.shape}. "
+            f"Pass sequence-first input; for batch-first (N, L, E) use x.swapaxes(0, 1) or "
+            f"refattn.multi_head_attention."
         )
     batched = query.ndim == 3
     form = "batched (3-D)" if batched else "unbatched (2-D)"
     if key.ndim != query.ndim or value.ndim != query.ndim:
         raise AttentionShapeError(
             f"key and value should be {query.ndim}-D like a {form} query {query.shape}: but "
-            f"got key {key.shape} and value {value.shape}."
+            f"got key {key.shape} and value {value.shape}. Pass all three batched (3-D) or "
+            f"all unbatched (2-D)."
         )
     kpm_ndim = 2 if batched else 1
     if key_padding_mask is not None and key_padding_mask.ndim != kpm_ndim:
         raise AttentionShapeError(
             f"key_padding_mask should be {kpm_ndim}-D for a {form} query: but got shape "
-            f"{key_padding_mask.shape}. Its shape is (N, S), or (S,) unbatched."
+            f"{key_padding_mask.shape}. Pass it as (N, S), or (S,) unbatched."
         )
     if attn_mask is not None:
         if attn_mask.ndim not in (2, 3):
             raise AttentionShapeError(
                 f"attn_mask should be 2-D (L, S) or 3-D (N * num_heads, L, S): but got "
-                f"shape {attn_mask.shape}. A 4-D (N, H, L, S) mask is mask.reshape(-1, L, S)."
+                f"shape {attn_mask.shape}. Pass a 4-D (N, H, L, S) mask as "
+                f"mask.reshape(-1, L, S)."
             )
         want = (num_heads, query.shape[0], key.shape[0])
         if not batched and attn_mask.ndim == 3 and attn_mask.shape != want:
             raise AttentionShapeError(
                 f"attn_mask shape should be (num_heads, L, S) = {want} for an unbatched "
-                f"query: but got {attn_mask.shape}."
+                f"query: but got {attn_mask.shape}. Pass (L, S) for all heads, or one "
+                f"(L, S) slice per head."
             )
     return batched
 
@@ -583,7 +593,8 @@ def _mha_project(
         if w.shape != (3 * embed, embed):
             raise AttentionShapeError(
                 f"in_proj_weight shape should be (3 * E, E) = ({3 * embed}, {embed}): but got "
-                f"{w.shape}. Rows are packed [q | k | v] in torch.nn.Linear layout."
+                f"{w.shape}. Pass the module's in_proj_weight: rows packed [q | k | v] in "
+                f"torch.nn.Linear layout."
             )
         weights: list[npt.ArrayLike | None] = list(np.split(w, 3))
     else:
