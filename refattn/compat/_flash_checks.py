@@ -127,14 +127,22 @@ def alibi(alibi_slopes: object, batch: int, hq: int) -> FloatArray | None:
     return np.broadcast_to(a, (batch, hq))
 
 
+# the message flash_api.cpp's TORCH_CHECK gives for a wrong dtype (it names some arguments
+# by their C++ names)
+_FLASH_DTYPE_MESSAGES = {
+    "cu_seqlens_q": "cu_seqlens_q must have dtype int32",
+    "cu_seqlens_k": "cu_seqlens_k must have dtype int32",
+    "cache_seqlens": "seqlens_k must have dtype int32",
+    "cache_leftpad": "leftpad_k must have dtype int32",
+    "cache_batch_idx": "cache_batch_idx must have dtype int32",
+    "block_table": "block_table must have dtype torch.int32",
+}
+
+
 def int32(name: str, x: object, shape: tuple[int, ...] | None) -> IntArray:
     arr = np.asarray(x)
     if arr.dtype != np.int32:
-        what = (
-            f"flash-attn raises RuntimeError '{name} must have dtype int32'"
-            if arr.dtype.kind in "iu"
-            else "flash-attn indexes with int32 tensors only"
-        )
+        what = f"flash-attn raises RuntimeError '{_FLASH_DTYPE_MESSAGES[name]}'"
         raise AttentionDTypeError(
             f"{name} should have dtype int32: but got {arr.dtype}; {what}. Convert with "
             f"np.asarray({name}, dtype=np.int32) (torch: {name}.to(torch.int32))."
