@@ -29,11 +29,23 @@ def float_array(name: str, x: object) -> FloatArray:
     return arr
 
 
+# flash_api.cpp's message when an argument's dtype differs from the query's
+_SAME_DTYPE = {
+    "k": "query and key must have the same dtype",
+    "v": "query and value must have the same dtype",
+    "k_cache": "query and key must have the same dtype",
+    "v_cache": "query and value must have the same dtype",
+    "new k": "Key must have the same dtype as query",
+    "new v": "Value must have the same dtype as query",
+}
+
+
 def same_dtype(q: FloatArray, x: FloatArray, name: str) -> None:
     if x.dtype != q.dtype:
+        arg = name.removeprefix("new ")
         raise AttentionDTypeError(
-            f"{name} should have q's dtype {q.dtype}: but got {x.dtype}. flash-attn raises "
-            f"'query and key must have the same dtype'; cast with {name}.astype(q.dtype)."
+            f"{arg} should have q's dtype {q.dtype}: but got {x.dtype}. flash-attn raises "
+            f"'{_SAME_DTYPE[name]}'; cast with {arg}.astype(q.dtype)."
         )
 
 
@@ -61,8 +73,8 @@ def expect_shape(
     if arr.shape != tuple(shape):
         raise AttentionShapeError(
             f"{name} shape should be {tuple(int(n) for n in shape)} = {layout}: but got "
-            f"{arr.shape}. flash-attn's CHECK_SHAPE raises '{name} must have shape "
-            f"{layout}' here; check the batch, length, head and feature axes."
+            f"{arr.shape}. flash-attn's CHECK_SHAPE raises '{name} must have shape (...)' "
+            f"here; check the batch, length, head and feature axes."
         )
 
 
@@ -243,7 +255,7 @@ def cache(
     if arr.dtype != dtype:
         raise AttentionDTypeError(
             f"{name} should have q's dtype {dtype}: but got {arr.dtype}. flash-attn raises "
-            f"'query and key must have the same dtype'."
+            f"'{_SAME_DTYPE[name]}'."
         )
     rank(name, arr, 4, "(B_cache, S_cache, Hkv, D) or (num_blocks, page_block_size, Hkv, D)")
     if arr.shape[3] != dim:

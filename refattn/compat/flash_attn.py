@@ -635,8 +635,9 @@ def flash_attn_with_kvcache(
                 "k and v should be given together: but only one of them was. flash-attn "
                 "raises 'If key is supplied, value must also be passed in'."
             )
-        knew, vnew = check.qkv(k, v, v, ("k", "v", "v"))[:2]
-        check.same_dtype(qa, knew, "k")
+        knew, vnew = check.float_array("k", k), check.float_array("v", v)
+        check.same_dtype(qa, knew, "new k")
+        check.same_dtype(qa, vnew, "new v")
         check.rank("k", knew, 4, "(B, Snew, Hkv, D)")
         length_new = knew.shape[1]
         check.expect_shape("k", knew, (batch, length_new, hkv, dim), "(B, Snew, Hkv, D)")
