@@ -103,3 +103,22 @@ def jax_fixed() -> object:
 
     q, k, v = (jnp.asarray(a) for a in _inputs())
     return jax.nn.softmax(q @ k.swapaxes(-1, -2) / jnp.sqrt(8.0), axis=-1) @ v
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    q, k, v = (tf.constant(a) for a in _inputs())
+    return tf.nn.softmax(tf.matmul(q, k) / 8**0.5, axis=-1) @ v  # runs: (8, 8) @ (8, 8)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    q, k, v = (tf.constant(a) for a in _inputs())
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 8**0.5, axis=-1) @ v

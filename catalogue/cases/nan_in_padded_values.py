@@ -124,3 +124,26 @@ def jax_fixed() -> object:
     v = jnp.where(valid[..., None], x / jnp.linalg.norm(x, axis=-1, keepdims=True), 0.0)
     scores = jnp.where(valid[:, None, :], x @ x.swapaxes(-1, -2) / 2.0, -jnp.inf)
     return jax.nn.softmax(scores, axis=-1) @ v
+
+
+TF_KIND = "nan"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, valid = (tf.constant(a) for a in _inputs())
+    v = x / tf.norm(x, axis=-1, keepdims=True)  # padding: 0 / 0 = NaN
+    scores = tf.where(valid[:, None, :], tf.matmul(x, x, transpose_b=True) / 2.0, -float("inf"))
+    return tf.nn.softmax(scores, axis=-1) @ v  # weight 0 * NaN = NaN
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, valid = (tf.constant(a) for a in _inputs())
+    v = tf.where(valid[..., None], x / tf.norm(x, axis=-1, keepdims=True), 0.0)
+    scores = tf.where(valid[:, None, :], tf.matmul(x, x, transpose_b=True) / 2.0, -float("inf"))
+    return tf.nn.softmax(scores, axis=-1) @ v

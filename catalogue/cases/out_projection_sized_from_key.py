@@ -113,3 +113,23 @@ def jax_fixed() -> object:
     merged = jnp.asarray(_merged_heads())
     w_out = jnp.asarray(_w_out(H * DV))  # sized from the value head size: 96 rows
     return merged @ w_out
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"Matrix size-incompatible: In\[0\]: \[2,5,96\], In\[1\]: \[64,32\]"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    merged = tf.constant(_merged_heads())  # (B, L, H * Dv)
+    w_out = tf.constant(_w_out(H * D))  # sized from the key head size: 64 rows
+    return tf.matmul(merged, w_out)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    merged = tf.constant(_merged_heads())
+    w_out = tf.constant(_w_out(H * DV))  # sized from the value head size: 96 rows
+    return tf.matmul(merged, w_out)

@@ -79,6 +79,10 @@ def detect(output: np.ndarray) -> None:
 
 TORCH_EXPECTED = IndexError
 TORCH_MATCH = r"index out of range in self"
+TORCH_NOTE = (
+    "PyTorch refuses instead of wrapping: nn.Embedding reads no negative id, so the same "
+    "batch that NumPy, JAX and Keras embed silently raises here."
+)
 
 
 def torch_broken() -> object:

@@ -108,6 +108,7 @@ TORCH_NOTE = (
 
 JAX_EXPECTED = ValueError
 JAX_MATCH = r"mask dtype should be bool, but got int32"
+JAX_NOTE = "jax.nn.dot_product_attention refuses a mask that is not boolean, as SDPA does."
 
 
 def jax_broken() -> object:

@@ -139,6 +139,10 @@ TF_MATCH = (
     r"cannot compute SelectV2 as input #0\(zero-based\) was expected to be a bool tensor but "
     r"is a int64 tensor"
 )
+TF_NOTE = (
+    "TensorFlow refuses the int mask: ~ is bitwise on int64 tensors too, but tf.where wants "
+    "a bool condition."
+)
 
 
 def tf_broken() -> object:

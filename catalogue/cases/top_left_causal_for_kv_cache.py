@@ -122,3 +122,29 @@ def jax_fixed() -> object:
     length, keys = q.shape[1], k.shape[1]
     causal = jnp.tril(jnp.ones((length, keys), dtype=bool), k=keys - length)  # bottom-right
     return jax.nn.softmax(jnp.where(causal, q @ k.swapaxes(-1, -2) / 2.0, -jnp.inf), axis=-1)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    q, k = (tf.constant(a) for a in _inputs())
+    length, keys = q.shape[1], k.shape[1]
+    causal = tf.linalg.band_part(tf.ones((length, keys), tf.bool), -1, 0)  # top-left
+    scores = tf.matmul(q, k, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(causal, scores, -float("inf")), axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    q, k = (tf.constant(a) for a in _inputs())
+    length, keys = q.shape[1], k.shape[1]
+    rows, cols = tf.range(length)[:, None], tf.range(keys)[None, :]
+    causal = cols <= rows + (keys - length)  # bottom-right: query i is position S - L + i
+    scores = tf.matmul(q, k, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(causal, scores, -float("inf")), axis=-1)

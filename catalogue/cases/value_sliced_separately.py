@@ -6,9 +6,13 @@ What happens:
     (16), the values one row per position (12). PyTorch's ``torch.matmul`` raises
     ``RuntimeError: Expected size for first two dimensions of batch2 tensor to be: [2, 16]
     but got: [2, 12]``, ``nn.MultiheadAttention`` an ``AssertionError: key shape ... does
-    not match value shape ...``. But ``F.scaled_dot_product_attention`` on 4-D CPU
-    inputs picks its flash kernel, which returned a result without complaint (torch
-    2.13; only the math backend raises), so refattn refuses such inputs by name.
+    not match value shape ...``; JAX ``TypeError: dot_general requires contracting
+    dimensions to have the same shape, got (16,) and (12,).``; TensorFlow
+    ``InvalidArgumentError: Matrix size-incompatible: In[0]: [2,5,16], In[1]: [2,12,8]``.
+    But ``F.scaled_dot_product_attention`` on these shapes as 4-D CPU inputs returned a
+    result without complaint (torch 2.13); only with the math backend forced
+    (``sdpa_kernel(SDPBackend.MATH)``) does it raise, so refattn refuses such inputs by
+    name.
 
 Why:
     Each key scores one value: ``S`` must be the same for both. Here the values were
@@ -107,3 +111,23 @@ def jax_fixed() -> object:
     q, k, v = (jnp.asarray(a) for a in _inputs())
     k, v = k[:, :12], v[:, :12]  # keys and values cut together
     return jax.nn.softmax(q @ k.swapaxes(-1, -2) / jnp.sqrt(8.0), axis=-1) @ v
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"Matrix size-incompatible: In\[0\]: \[2,5,16\], In\[1\]: \[2,12,8\]"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    q, k, v = (tf.constant(a) for a in _inputs())
+    v = v[:, :12]  # values truncated to another max_len than the keys
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 8**0.5, axis=-1) @ v
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    q, k, v = (tf.constant(a) for a in _inputs())
+    k, v = k[:, :12], v[:, :12]  # keys and values cut together
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 8**0.5, axis=-1) @ v

@@ -7,7 +7,10 @@ What happens:
     ``torch.softmax`` and ``scaled_dot_product_attention`` do not raise: they return an
     empty weight matrix and an all-zero output. Taking the last token of an empty
     sequence, ``h[-1]``, raises ``IndexError: index -1 is out of bounds for axis 0 with
-    size 0`` (PyTorch: ``... for dimension 0 with size 0``).
+    size 0`` (PyTorch: ``... for dimension 0 with size 0``). JAX's ``max`` raises like
+    NumPy's (``zero-size array to reduction operation max which has no identity``);
+    TensorFlow's ``reduce_max`` returns ``-inf`` for an empty row, and the same hand-written
+    softmax then returns the all-zero output without an error.
 
 Why:
     Filtering (empty documents, a truncation to zero, a bucket with no tokens) leaves an

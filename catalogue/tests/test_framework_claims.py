@@ -266,3 +266,54 @@ def test_torch_softmax_without_dim_warns_and_uses_dim_0_on_3d() -> None:
     with pytest.warns(UserWarning, match="Implicit dimension choice for softmax has been"):
         weights = F.softmax(scores)
     torch.testing.assert_close(weights, torch.softmax(scores, dim=0))
+
+
+# value_sliced_separately: SDPA's default path and its math backend
+def test_torch_sdpa_takes_keys_and_values_of_different_lengths_unless_math() -> None:
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = torch.randn(2, 1, 5, 8), torch.randn(2, 1, 16, 8), torch.randn(2, 1, 12, 8)
+    assert tuple(F.scaled_dot_product_attention(q, k, v).shape) == (2, 1, 5, 8)
+    with sdpa_kernel(SDPBackend.MATH):
+        kind, text = _message(lambda: F.scaled_dot_product_attention(q, k, v))
+    assert kind is RuntimeError
+    assert "Expected size for first two dimensions of batch2 tensor to be: [2, 16]" in text
+    mha = torch.nn.MultiheadAttention(8, 1, batch_first=True)
+    kind, text = _message(lambda: mha(torch.randn(2, 5, 8), k[:, 0], v[:, 0]))
+    assert kind is AssertionError
+    assert re.search(r"key shape .* does not match value shape", text)
+
+
+# zero_length_sequence: what each framework does with zero keys
+def test_torch_softmax_and_sdpa_over_zero_keys_and_last_token_of_nothing() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    q, k, v = torch.randn(3, 4), torch.randn(0, 4), torch.randn(0, 4)
+    weights = torch.softmax(q @ k.T, dim=-1)
+    assert tuple(weights.shape) == (3, 0)
+    out = F.scaled_dot_product_attention(q[None], k[None], v[None])
+    assert tuple(out.shape) == (1, 3, 4)
+    assert (out == 0).all()
+    kind, text = _message(lambda: torch.zeros(0, 4)[-1])
+    assert kind is IndexError
+    assert "index -1 is out of bounds for dimension 0 with size 0" in text
+    kind, text = _message(lambda: np.zeros((0, 4))[-1])
+    assert kind is IndexError
+    assert "index -1 is out of bounds for axis 0 with size 0" in text
+
+
+def test_tf_hand_written_softmax_over_zero_keys_returns_zeros() -> None:
+    import tensorflow as tf
+
+    from catalogue.cases import zero_length_sequence as case
+
+    q, k, v = (tf.constant(a) for a in case._inputs())
+    scores = tf.matmul(q, k, transpose_b=True) / 2.0
+    top = tf.reduce_max(scores, axis=-1, keepdims=True)
+    assert np.isneginf(top.numpy()).all()
+    weights = tf.exp(scores - top)
+    out = (weights / tf.reduce_sum(weights, axis=-1, keepdims=True)) @ v
+    np.testing.assert_array_equal(out.numpy(), np.zeros((3, 4)))
