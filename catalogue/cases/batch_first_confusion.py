@@ -4,7 +4,9 @@ What happens:
     No error when the shapes allow it. A ``(B, L, E)`` batch fed to code that expects
     ``(L, B, E)`` — as ``torch.nn.MultiheadAttention`` does unless ``batch_first=True`` —
     makes every position attend across the *batch*: token ``l`` of example ``b`` mixes
-    with token ``l`` of the other examples, and never sees its own sequence.
+    with token ``l`` of the other examples, and never sees its own sequence. Run here with
+    ``nn.MultiheadAttention`` itself and, the other way round, with
+    ``jax.nn.dot_product_attention`` given sequence-first input.
 
 Why:
     Attention treats the first axis it is told about as the sequence. With the axes
@@ -15,6 +17,8 @@ Fix:
     Pass ``batch_first=True`` to ``nn.MultiheadAttention`` (or transpose the input to
     ``(L, B, E)``), and name axes in comments after every reshape: ``# (B, L, E)``.
 """
+
+from typing import Any
 
 import numpy as np
 
@@ -72,3 +76,68 @@ def reference() -> np.ndarray:
 
 def detect(output: np.ndarray) -> None:
     check_close(output, reference())
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+TORCH_NOTE = (
+    "`nn.MultiheadAttention` checks only `E`: the `(B, L, E)` batch runs through its "
+    "default `batch_first=False`. Its projections are set to the identity here, so the "
+    "output can be compared with plain attention."
+)
+
+
+def _mha(batch_first: bool) -> Any:
+    import torch
+
+    mha = torch.nn.MultiheadAttention(8, 1, bias=False, batch_first=batch_first)
+    with torch.no_grad():  # identity projections: plain single-head attention
+        mha.in_proj_weight.copy_(torch.eye(8).repeat(3, 1))
+        mha.out_proj.weight.copy_(torch.eye(8))
+    return mha.double()
+
+
+def torch_broken() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())  # (B, L, E)
+    mha = _mha(batch_first=False)  # the default: expects (L, B, E)
+    with torch.no_grad():
+        return mha(x, x, x, need_weights=False)[0]
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())
+    mha = _mha(batch_first=True)
+    with torch.no_grad():
+        return mha(x, x, x, need_weights=False)[0]
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+JAX_NOTE = (
+    "The same confusion the other way round: code ported from a sequence-first PyTorch "
+    "model keeps `(L, B, E)`, and `jax.nn.dot_product_attention`, which reads `(B, T, N, "
+    "H)`, takes the positions for the batch."
+)
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs()).swapaxes(0, 1)[:, :, None]  # (L, B, 1, E), sequence first
+    out = jax.nn.dot_product_attention(x, x, x)  # read as (B, T, N, H)
+    return out[:, :, 0].swapaxes(0, 1)  # back to (B, L, E)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())[:, :, None]  # (B, L, 1, E): batch first, as JAX wants
+    return jax.nn.dot_product_attention(x, x, x)[:, :, 0]

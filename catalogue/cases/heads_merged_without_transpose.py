@@ -6,7 +6,8 @@ What happens:
     head 0, row 1 positions 4-5 of head 0 and 0-1 of head 1, and so on. In PyTorch,
     ``out.transpose(1, 2).view(B, L, H * Dv)`` raises ``RuntimeError: view size is not
     compatible with input tensor's size and stride``; dropping the transpose to silence
-    it gives this silent bug.
+    it gives this silent bug. ``jnp.reshape`` and ``tf.reshape`` without the transpose
+    scramble the heads just as silently.
 
 Why:
     A reshape reads the array in memory order. With heads in front of positions, the
@@ -84,3 +85,54 @@ def torch_broken() -> object:
     out = torch.randn(2, 4, 6, 8)  # (B, H, L, Dv)
     # the correct transpose, then .view: refused, and dropping the transpose is the bug
     return out.transpose(1, 2).view(2, 6, 4 * 8)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    out = torch.from_numpy(_heads_out())  # (B, H, L, Dv)
+    b, h, length, dv = out.shape
+    return out.transpose(1, 2).reshape(b, length, h * dv)  # reshape copies when it must
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+JAX_NOTE = "JAX has no `view` to refuse the merge: `reshape` without the transpose just runs."
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    out = jnp.asarray(_heads_out())  # (B, H, L, Dv)
+    b, h, length, dv = out.shape
+    return out.reshape(b, length, h * dv)
+
+
+def jax_fixed() -> object:
+    import jax.numpy as jnp
+
+    out = jnp.asarray(_heads_out())
+    b, h, length, dv = out.shape
+    return out.transpose(0, 2, 1, 3).reshape(b, length, h * dv)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    out = tf.constant(_heads_out())  # (B, H, L, Dv)
+    b, h, length, dv = out.shape
+    return tf.reshape(out, (b, length, h * dv))
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    out = tf.constant(_heads_out())
+    b, h, length, dv = out.shape
+    return tf.reshape(tf.transpose(out, (0, 2, 1, 3)), (b, length, h * dv))

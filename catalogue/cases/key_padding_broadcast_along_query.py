@@ -5,8 +5,8 @@ What happens:
     with a ``(B, S)`` mask and ``(B, L, S)`` scores reads the mask as ``(1, B, S)``: query
     ``l`` of *every* example gets the padding of example ``l``. Here (lengths 3, 2, 1) the
     first query of examples 1 and 2 puts weight on their padding keys, while the last query
-    of example 0 sees only key 0. PyTorch's ``scores.masked_fill(~keep, float("-inf"))``
-    broadcasts the same way, just as silently.
+    of example 0 sees only key 0. PyTorch's ``scores.masked_fill(~keep, float("-inf"))``,
+    ``jnp.where`` and ``tf.where`` broadcast the same way, just as silently.
 
 Why:
     Broadcasting aligns from the right and lines the mask's batch axis up with the query
@@ -69,3 +69,68 @@ def reference() -> np.ndarray:
 def detect(weights: np.ndarray) -> None:
     _, keep = _inputs()
     check_no_weight_on_masked(weights, keep[:, None, :])
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    scores = x @ x.transpose(-1, -2) / 2.0  # (B, L, S)
+    return torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=-1)  # (1, B, S)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    scores = x @ x.transpose(-1, -2) / 2.0
+    return torch.softmax(scores.masked_fill(~keep[:, None, :], float("-inf")), dim=-1)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(keep, scores, -jnp.inf), axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(jnp.where(keep[:, None, :], scores, -jnp.inf), axis=-1)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(keep, scores, float("-inf")), axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(keep[:, None, :], scores, float("-inf")), axis=-1)

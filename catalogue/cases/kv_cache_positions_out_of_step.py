@@ -3,7 +3,8 @@
 What happens:
     No error. Each decoding step adds position 0's embedding to the new token instead of
     position ``len(cache)``, so the step's output differs from running the whole sequence
-    at once: the model generates from a sequence whose positions repeat.
+    at once: the model generates from a sequence whose positions repeat. The same step
+    written with ``torch`` or ``jax.numpy`` runs just as quietly.
 
 Why:
     Without a cache the positions of a sequence are ``arange(L)``. With a cache the step
@@ -14,6 +15,8 @@ Fix:
     Offset the positions by the cache length: ``positions = arange(len(cache), len(cache)
     + L_new)``. A decode step must equal the last row of the full causal forward pass.
 """
+
+from typing import Any
 
 import numpy as np
 
@@ -77,3 +80,62 @@ def reference() -> np.ndarray:
 
 def detect(output: np.ndarray) -> None:
     check_close(output, reference(), name="decode step")
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def _torch_step(new_position: Any) -> object:
+    import torch
+
+    tokens, positions = (torch.from_numpy(a) for a in _inputs())
+    cache = tokens[:-1] + positions[: len(tokens) - 1]  # keys/values cached earlier
+    new = tokens[-1:] + positions[new_position]  # (1, E)
+    keys = torch.cat([cache, new])
+    return torch.softmax(new @ keys.T / 2.0, dim=-1) @ keys
+
+
+def torch_broken() -> object:
+    import torch
+
+    new_position = torch.arange(1)  # positions of the step's one token: restarts at 0
+    return _torch_step(new_position)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    cache_length = len(_inputs()[0]) - 1
+    new_position = torch.arange(cache_length, cache_length + 1)  # offset by the cache
+    return _torch_step(new_position)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def _jax_step(new_position: Any) -> object:
+    import jax
+    import jax.numpy as jnp
+
+    tokens, positions = (jnp.asarray(a) for a in _inputs())
+    cache = tokens[:-1] + positions[: len(tokens) - 1]
+    new = tokens[-1:] + positions[new_position]  # (1, E)
+    keys = jnp.concatenate([cache, new])
+    return jax.nn.softmax(new @ keys.T / 2.0, axis=-1) @ keys
+
+
+def jax_broken() -> object:
+    import jax.numpy as jnp
+
+    return _jax_step(jnp.arange(1))  # restarts at 0
+
+
+def jax_fixed() -> object:
+    import jax.numpy as jnp
+
+    cache_length = len(_inputs()[0]) - 1
+    return _jax_step(jnp.arange(cache_length, cache_length + 1))

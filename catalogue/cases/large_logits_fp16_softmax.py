@@ -3,8 +3,9 @@
 What happens:
     ``q @ k.T`` in float16 overflows to ``inf`` once a dot product passes 65504; the
     softmax then computes ``inf - inf`` = NaN for those rows, even though it subtracts the
-    row maximum. Under autocast this shows up as NaN loss after some steps of training,
-    when activations have grown.
+    row maximum. ``torch``, ``jax.numpy`` and ``tf`` in float16 give the same NaN rows. In
+    mixed-precision training this shows up as NaN loss after some steps, when
+    activations have grown.
 
 Why:
     The dot product of two vectors of 64 features of magnitude ~40 is ~100 000, beyond
@@ -13,8 +14,12 @@ Why:
 
 Fix:
     Scale the query before the product (``(q / np.sqrt(d)) @ k.T``), and compute scores
-    and softmax in float32 (``torch.autocast`` runs softmax in float32; the matmul is the
-    risk). bfloat16 has float32's range.
+    and softmax in float32. bfloat16 has float32's range. ``torch.autocast`` on CUDA runs
+    ``matmul`` in float16 and ``softmax`` in float32, so there the matmul is the risk
+    (GPU-only, not run here; source: PyTorch's autocast op reference, below).
+
+Sources:
+    https://github.com/pytorch/pytorch/blob/main/docs/source/amp.rst autocast op lists
 """
 
 import numpy as np
@@ -67,3 +72,67 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_finite(weights, name="weights")
+
+
+TORCH_KIND = "nan"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+TORCH_NOTE = (
+    "Run here on CPU with `float16` tensors (what `autocast` on CUDA gives the matmul): "
+    "the product is `inf` and `torch.softmax` returns NaN."
+)
+
+
+def torch_broken() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs())  # float16
+    scores = x @ x.transpose(-1, -2) / 8.0  # the product overflows first
+    return torch.softmax(scores, dim=-1)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x = torch.from_numpy(_inputs()).float()  # scores and softmax in float32
+    return torch.softmax((x / 8.0) @ x.transpose(-1, -2), dim=-1)
+
+
+JAX_KIND = "nan"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs())  # float16
+    return jax.nn.softmax(x @ x.swapaxes(-1, -2) / 8.0, axis=-1)
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(_inputs()).astype(jnp.float32)
+    return jax.nn.softmax((x / 8.0) @ x.swapaxes(-1, -2), axis=-1)
+
+
+TF_KIND = "nan"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())  # float16
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 8.0, axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.cast(tf.constant(_inputs()), tf.float32)
+    return tf.nn.softmax(tf.matmul(x / 8.0, x, transpose_b=True), axis=-1)

@@ -3,7 +3,9 @@
 What happens:
     Gathering each example's last token with ``h[np.arange(B), lengths - 1]`` raises
     ``IndexError: index 19 is out of bounds for axis 1 with size 16`` (PyTorch:
-    ``... for dimension 1 with size 16``). refattn refuses such ``key_lengths`` with an
+    ``... for dimension 1 with size 16``; TensorFlow's ``tf.gather_nd`` on CPU:
+    ``InvalidArgumentError: indices[1] = [1, 19] does not index into param shape
+    [3,16,8]``). refattn refuses such ``key_lengths`` with an
     ``AttentionValueError``: ``key_lengths should lie in [0, S] = [0, 16]: but got 20``.
 
 Why:
@@ -27,6 +29,7 @@ TAGS = ("ragged-lengths",)
 MESSAGES = (
     r"index \d+ is out of bounds for (?:axis|dimension) 1 with size \d+",
     r"(?:key|query)_lengths should lie in \[0, [SL]\]",
+    r"indices\[\d+\] = \[[\d, ]+\] does not index into param shape",
 )
 SYMPTOMS = ("index error when gathering the last token", "lengths larger than max_len")
 
@@ -68,3 +71,31 @@ def torch_broken() -> object:
     hidden = torch.randn(3, MAX_LEN, 8)
     lengths = torch.tensor([5, 20, 3])
     return hidden[torch.arange(3), lengths - 1]
+
+
+def torch_fixed() -> object:
+    import torch
+
+    hidden, lengths = (torch.from_numpy(a) for a in _inputs())
+    lengths = lengths.clamp(max=hidden.shape[1])  # clip with the truncation
+    return hidden[torch.arange(len(hidden)), lengths - 1]
+
+
+TF_EXPECTED = "tensorflow.errors.InvalidArgumentError"
+TF_MATCH = r"indices\[1\] = \[1, 19\] does not index into param shape \[3,16,8\]"
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    hidden, lengths = tf.constant(_inputs()[0]), tf.constant(_inputs()[1], tf.int32)
+    last = tf.stack([tf.range(3), lengths - 1], axis=1)  # (B, 2): (example, position)
+    return tf.gather_nd(hidden, last)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    hidden, lengths = tf.constant(_inputs()[0]), tf.constant(_inputs()[1], tf.int32)
+    lengths = tf.minimum(lengths, hidden.shape[1])
+    return tf.gather_nd(hidden, tf.stack([tf.range(3), lengths - 1], axis=1))

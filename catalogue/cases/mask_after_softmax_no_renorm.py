@@ -64,3 +64,47 @@ def reference() -> np.ndarray:
 
 def detect(weights: np.ndarray) -> None:
     check_rows_sum_to_one(weights)
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    weights = torch.softmax(x @ x.transpose(-1, -2) / 2.0, dim=-1)
+    return weights * keep[:, None, :]  # padding zeroed after the softmax
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, keep = (torch.from_numpy(a) for a in _inputs())
+    scores = x @ x.transpose(-1, -2) / 2.0
+    return torch.softmax(scores.masked_fill(~keep[:, None, :], float("-inf")), dim=-1)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    weights = jax.nn.softmax(x @ x.swapaxes(-1, -2) / 2.0, axis=-1)
+    return weights * keep[:, None, :]
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    scores = x @ x.swapaxes(-1, -2) / 2.0
+    return jax.nn.softmax(scores, axis=-1, where=keep[:, None, :])  # masked before

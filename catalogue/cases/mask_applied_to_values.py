@@ -66,3 +66,49 @@ def reference() -> np.ndarray:
 
 def detect(output: np.ndarray) -> None:
     check_close(output, reference())
+
+
+TORCH_KIND = "silent"
+TORCH_EXPECTED = CheckFailure
+TORCH_MATCH = MATCH
+
+
+def torch_broken() -> object:
+    import torch.nn.functional as F
+    from torch import from_numpy
+
+    x, keep = (from_numpy(a) for a in _inputs())
+    v = x * keep[..., None]  # padded values zeroed
+    return F.scaled_dot_product_attention(x, x, v)  # no attn_mask
+
+
+def torch_fixed() -> object:
+    import torch.nn.functional as F
+    from torch import from_numpy
+
+    x, keep = (from_numpy(a) for a in _inputs())
+    return F.scaled_dot_product_attention(x, x, x, attn_mask=keep[:, None, :])  # True = attend
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+
+
+def jax_broken() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a)[:, :, None] for a in _inputs())  # (B, T, N=1, H)
+    v = x * keep[..., None]
+    return jax.nn.dot_product_attention(x, x, v)[:, :, 0]  # no mask
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, keep = (jnp.asarray(a) for a in _inputs())
+    h = x[:, :, None]  # (B, T, N=1, H)
+    mask = keep[:, None, None, :]  # (B, N, T, S): True = attend
+    return jax.nn.dot_product_attention(h, h, h, mask=mask)[:, :, 0]
