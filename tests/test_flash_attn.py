@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 import pytest
+import torch
 
 from refattn.compat.flash_attn import (
     flash_attn_func,
@@ -459,6 +460,20 @@ def test_kvcache_writes_in_place_and_leaves_the_rest() -> None:
         np.testing.assert_array_equal(k_cache[b, untouched], before_k[b, untouched])
         np.testing.assert_array_equal(v_cache[b, untouched], before_v[b, untouched])
     np.testing.assert_array_equal(seqlens, [3, 5])  # cache_seqlens is not advanced
+
+
+def test_kvcache_writes_reach_a_torch_cache() -> None:
+    # a CPU torch tensor's NumPy view is its own memory: the in-place write reaches it
+    rng = np.random.default_rng(12)
+    k_cache, v_cache = torch.zeros(1, 6, 1, 16), torch.zeros(1, 6, 1, 16)
+    k, v = randn(rng, 1, 2, 1, 16), randn(rng, 1, 2, 1, 16)
+    flash_attn_with_kvcache(randn(rng, 1, 2, 1, 16), k_cache, v_cache, k, v, cache_seqlens=1)
+    np.testing.assert_array_equal(k_cache[0, 1:3].numpy(), k[0])
+    np.testing.assert_array_equal(v_cache[0, 1:3].numpy(), v[0])
+    with pytest.raises(AttentionDTypeError, match="which converts to a copy"):
+        flash_attn_with_kvcache(
+            randn(rng, 1, 2, 1, 16), k_cache.tolist(), v_cache, k, v, cache_seqlens=1
+        )
 
 
 @pytest.mark.parametrize("paged_cache", [False, True])

@@ -245,13 +245,16 @@ def block_table(
 def cache(
     name: str, x: object, dtype: np.dtype[np.floating], dim: int, *, writable: bool
 ) -> FloatArray:
-    if writable and not isinstance(x, np.ndarray):
-        raise AttentionDTypeError(
-            f"{name} should be a numpy.ndarray when k and v are given: but got "
-            f"{type(x).__name__}. New keys are written into the cache in place, as "
-            f"flash-attn does, so it must be an array the caller keeps."
-        )
     arr = float_array(name, x)
+    # in-place writes must reach the caller's memory: an ndarray, or an object whose array
+    # view is its own storage (a CPU torch tensor); a list would be converted to a copy
+    if writable and not (isinstance(x, np.ndarray) or np.may_share_memory(arr, np.asarray(x))):
+        raise AttentionDTypeError(
+            f"{name} should be a numpy.ndarray (or a CPU torch tensor) when k and v are "
+            f"given: but got {type(x).__name__}, which converts to a copy. New keys are "
+            f"written into the cache in place, as flash-attn does, so it must be an array "
+            f"the caller keeps."
+        )
     if arr.dtype != dtype:
         raise AttentionDTypeError(
             f"{name} should have q's dtype {dtype}: but got {arr.dtype}. flash-attn raises "

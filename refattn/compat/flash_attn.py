@@ -439,8 +439,8 @@ def flash_attn_varlen_func(
 @overload
 def flash_attn_with_kvcache(
     q: npt.ArrayLike,
-    k_cache: FloatArray,
-    v_cache: FloatArray,
+    k_cache: npt.ArrayLike,
+    v_cache: npt.ArrayLike,
     k: npt.ArrayLike | None = ...,
     v: npt.ArrayLike | None = ...,
     rotary_cos: npt.ArrayLike | None = ...,
@@ -461,8 +461,8 @@ def flash_attn_with_kvcache(
 @overload
 def flash_attn_with_kvcache(
     q: npt.ArrayLike,
-    k_cache: FloatArray,
-    v_cache: FloatArray,
+    k_cache: npt.ArrayLike,
+    v_cache: npt.ArrayLike,
     k: npt.ArrayLike | None = ...,
     v: npt.ArrayLike | None = ...,
     rotary_cos: npt.ArrayLike | None = ...,
@@ -484,8 +484,8 @@ def flash_attn_with_kvcache(
 @overload
 def flash_attn_with_kvcache(
     q: npt.ArrayLike,
-    k_cache: FloatArray,
-    v_cache: FloatArray,
+    k_cache: npt.ArrayLike,
+    v_cache: npt.ArrayLike,
     k: npt.ArrayLike | None = ...,
     v: npt.ArrayLike | None = ...,
     rotary_cos: npt.ArrayLike | None = ...,
@@ -507,8 +507,8 @@ def flash_attn_with_kvcache(
 
 def flash_attn_with_kvcache(
     q: npt.ArrayLike,
-    k_cache: FloatArray,
-    v_cache: FloatArray,
+    k_cache: npt.ArrayLike,
+    v_cache: npt.ArrayLike,
     k: npt.ArrayLike | None = None,
     v: npt.ArrayLike | None = None,
     rotary_cos: npt.ArrayLike | None = None,
@@ -549,8 +549,9 @@ def flash_attn_with_kvcache(
 
     Args:
         q: ``(B, Sq, Hq, D)`` floating.
-        k_cache: a writable ``numpy.ndarray`` of q's dtype, ``(B_cache, S_cache, Hkv, D)``,
-            or ``(num_blocks, page_block_size, Hkv, D)`` with ``block_table``.
+        k_cache: a writable ``numpy.ndarray`` of q's dtype (a CPU torch tensor works too:
+            its NumPy view shares its memory), ``(B_cache, S_cache, Hkv, D)``, or
+            ``(num_blocks, page_block_size, Hkv, D)`` with ``block_table``.
         v_cache: like ``k_cache``.
         k: ``(B, Snew, Hkv, D)`` new keys, or None.
         v: ``(B, Snew, Hkv, D)`` new values, given with ``k``.
