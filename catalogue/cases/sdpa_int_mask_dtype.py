@@ -9,8 +9,8 @@ What happens:
     ``MultiHeadAttention`` casts the 0/1 mask to bool and masks correctly. The silent
     version lives in hand-written code: NumPy code that, like SDPA, selects with boolean
     masks and *adds* any other mask takes the ``int64`` 0/1 mask without complaint. Real
-    keys get ``+1``, padding ``+0``, and the padding still takes up to 30% of a row's
-    weight (54% unmasked).
+    keys get ``+1``, padding ``+0``, and the padding still takes up to 15% of a real
+    token's attention (32% unmasked).
 
 Why:
     Tokenizers return ``attention_mask`` as ``int64`` with 1 = token, 0 = padding. It is
