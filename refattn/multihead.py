@@ -88,6 +88,8 @@ def project_heads(
     *,
     num_heads: int,
     name: str = "x",
+    weight_name: str | None = None,
+    bias_name: str | None = None,
 ) -> FloatArray:
     """Project ``(..., L, E)`` with a ``torch.nn.Linear`` weight and split it into heads.
 
@@ -100,6 +102,9 @@ def project_heads(
         bias: ``(H * D,)`` or None.
         num_heads: ``H``.
         name: the argument name used in error messages (``"query"``, ``"key"``, ...).
+        weight_name: the weight's name in error messages, as the caller spelled it
+            (``"in_proj_weight"``); default ``"<name> weight"``.
+        bias_name: likewise for the bias; default ``"<name> bias"``.
 
     Returns:
         ``(..., H, L, D)``.
@@ -119,7 +124,9 @@ def project_heads(
     """
     heads = _count("num_heads", num_heads)
     arr = _float(name, x, None)
-    w = _float(f"{name} weight", weight, arr.dtype)
+    w_name = weight_name or f"{name} weight"
+    b_name = bias_name or f"{name} bias"
+    w = _float(w_name, weight, arr.dtype)
     if arr.ndim < 2:
         raise AttentionShapeError(
             f"{name} shape should be (..., L, E): but got {_shape(arr.shape)}. Add a "
@@ -128,18 +135,18 @@ def project_heads(
     features = arr.shape[-1]
     if w.ndim != 2 or w.shape[1] != features or w.shape[0] % heads:
         raise AttentionShapeError(
-            f"{name} projection weight shape should be (H * D, E) = ({heads} * D, "
-            f"{features}) (torch.nn.Linear layout, out x in): but got {_shape(w.shape)} "
-            f"for {name} {_shape(arr.shape)}. If the first axis is {features}, the weight "
-            f"is transposed (x @ W layout): pass weight.T."
+            f"{w_name} shape should be (H * D, E) = ({heads} * D, {features}) for {name} "
+            f"(torch.nn.Linear layout, out x in): but got {_shape(w.shape)} for {name} "
+            f"{_shape(arr.shape)}. If the first axis is {features}, the weight is "
+            f"transposed (x @ W layout): pass weight.T."
         )
     dim = w.shape[0] // heads
     out: FloatArray = np.einsum(PROJECT, arr, w.reshape(heads, dim, features), optimize=True)
     if bias is not None:
-        b = _float(f"{name} bias", bias, arr.dtype)
+        b = _float(b_name, bias, arr.dtype)
         if b.shape != (heads * dim,):
             raise AttentionShapeError(
-                f"{name} projection bias shape should be (H * D,) = ({heads * dim},): but "
+                f"{b_name} shape should be (H * D,) = ({heads * dim},) for {name}: but "
                 f"got {_shape(b.shape)}. Pass the bias of the same torch.nn.Linear as the "
                 f"weight, one entry per output feature."
             )
@@ -404,9 +411,16 @@ def multi_head_attention(
         (q_proj_bias, k_proj_bias, v_proj_bias),
     )
     (wq, bq), (wk, bk), (wv, bv) = weights
-    q = project_heads(q_in, wq, bq, num_heads=hq, name="query")  # (..., Hq, L, D)
-    k = project_heads(k_in, wk, bk, num_heads=hkv, name="key")  # (..., Hkv, S, D)
-    v = project_heads(v_in, wv, bv, num_heads=hkv, name="value")  # (..., Hkv, S, Dv)
+    packed = in_proj_weight is not None
+
+    def names(letter: str) -> dict[str, str]:
+        if packed:
+            return {"weight_name": "in_proj_weight", "bias_name": "in_proj_bias"}
+        return {"weight_name": f"{letter}_proj_weight", "bias_name": f"{letter}_proj_bias"}
+
+    q = project_heads(q_in, wq, bq, num_heads=hq, name="query", **names("q"))  # (..., Hq, L, D)
+    k = project_heads(k_in, wk, bk, num_heads=hkv, name="key", **names("k"))  # (..., Hkv, S, D)
+    v = project_heads(v_in, wv, bv, num_heads=hkv, name="value", **names("v"))  # (..., Hkv, S, Dv)
     if q.shape[-1] != k.shape[-1]:
         raise AttentionShapeError(
             f"query and key head dims should be equal: but got D={q.shape[-1]} from the "

@@ -387,7 +387,7 @@ BAD_CALLS: list[Row] = [
         "project-heads-bias",
         lambda: project_heads(X, W[:8], np.zeros(3, np.float32), num_heads=2),
         AttentionShapeError,
-        "x projection bias",
+        "x bias",
         "(3,)",
     ),
     (
@@ -698,6 +698,47 @@ BAD_CALLS: list[Row] = [
         "grad_output",
         "list",
     ),
+    (
+        "sdpa-attn-mask-shape",
+        lambda: ctorch.scaled_dot_product_attention(Q, K, V, attn_mask=np.ones((2, 5), bool)),
+        AttentionShapeError,
+        "attn_mask",
+        "(2, 5)",
+    ),
+    (
+        "mha-static-k-dtype",
+        lambda: _mha_forward(static_k=np.zeros((4, 5, 4), np.float64)),
+        AttentionDTypeError,
+        "static_k",
+        "float64",
+    ),
+    (
+        "mha-bias-k-int",
+        lambda: _mha_forward(bias_k=np.zeros((1, 1, 8), int), bias_v=np.zeros((1, 1, 8), int)),
+        AttentionDTypeError,
+        "bias_k",
+        "int64",
+    ),
+    (
+        "mha-in-proj-weight-dtype",
+        lambda: _mha_forward(in_proj_weight=W.astype(np.float64)),
+        AttentionDTypeError,
+        "in_proj_weight",
+        "float64",
+    ),
+    (
+        "multi-head-q-proj-dtype",
+        lambda: multi_head_attention(
+            X,
+            num_heads=2,
+            q_proj_weight=W[:8].astype(np.float64),
+            k_proj_weight=W[8:16],
+            v_proj_weight=W[16:],
+        ),
+        AttentionDTypeError,
+        "q_proj_weight",
+        "float64",
+    ),
     # --- JAX adapter ---
     (
         "jax-window-float",
@@ -770,6 +811,13 @@ BAD_CALLS: list[Row] = [
         "(1, 3, 4, 4)",
     ),
     (
+        "jax-mask-shape",
+        lambda: cjax.dot_product_attention(QJ, QJ, QJ, mask=np.ones((1, 1, 2, 5), bool)),
+        AttentionShapeError,
+        "mask",
+        "(1, 1, 2, 5)",
+    ),
+    (
         "jax-masked-array",
         lambda: cjax.dot_product_attention(np.ma.masked_array(QJ), QJ, QJ),
         AttentionDTypeError,
@@ -835,6 +883,12 @@ def test_memory_errors_say_bytes_and_do_not_allocate(monkeypatch: pytest.MonkeyP
         masks.causal(300000, 300000, "top_left")
     with pytest.raises(AttentionMemoryError, match=r"masks\.window"):
         masks.window(300000, 300000, 4, 0, "top_left")
+    xs = np.ones((200000, 1, 8), np.float32)  # torch MHA (L, N, E), default need_weights
+    w = np.eye(8, dtype=np.float32)
+    with pytest.raises(AttentionMemoryError, match=r"need_weights=True.*need_weights=False"):
+        ctorch.multi_head_attention_forward(
+            xs, xs, xs, 8, 1, np.tile(w, (3, 1)), None, None, None, False, 0.0, w, None
+        )
     # dropout with an rng draws its keep-mask per block (refattn._layout): no allocation
     # to refuse; tests/test_memory.py bounds its memory instead
 

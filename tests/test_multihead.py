@@ -192,7 +192,7 @@ def _base() -> dict[str, Any]:
         pytest.param(
             {"q_proj_weight": np.zeros((6, 5))},
             AttentionShapeError,
-            r"query projection weight shape should be \(H \* D, E\) = \(2 \* D, 6\)",
+            r"q_proj_weight shape should be \(H \* D, E\) = \(2 \* D, 6\)",
             id="weight-in-features",
         ),
         pytest.param(
@@ -234,7 +234,7 @@ def _base() -> dict[str, Any]:
         pytest.param(
             {"query": np.zeros((1, 4, 6), np.float32)},
             AttentionDTypeError,
-            "query weight dtype should be the query's float32",
+            "q_proj_weight dtype should be the query's float32",
             id="mixed-dtype",
         ),
         pytest.param(

@@ -119,8 +119,9 @@ def dot_product_attention(
             f"but got query {q.shape} and key {k.shape}. Check heads are at axis 2 in JAX's "
             f"(B, T, N, H) layout." + see("head_split_not_divisible")
         )
-    bias4 = None if bias is None else _score_array("bias", bias, heads)
-    mask4 = None if mask is None else _score_array("mask", mask, heads)
+    scores = (batch, heads, length_q, length_k)
+    bias4 = None if bias is None else _score_array("bias", bias, scores)
+    mask4 = None if mask is None else _score_array("mask", mask, scores)
     if mask4 is not None and mask4.dtype != np.bool_:
         raise AttentionDTypeError(
             f"mask dtype should be bool (True = takes part): but got {mask4.dtype}. Pass "
@@ -167,7 +168,10 @@ def _ensure_4d(arr: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     return arr.reshape((1,) * (4 - arr.ndim) + arr.shape) if arr.ndim < 4 else arr
 
 
-def _score_array(name: str, x: npt.ArrayLike, heads: int) -> npt.NDArray[Any]:
+def _score_array(
+    name: str, x: npt.ArrayLike, scores: tuple[int, int, int, int]
+) -> npt.NDArray[Any]:
+    heads = scores[1]
     arr = _ensure_4d(as_array(name, x))
     if arr.ndim != 4:
         raise AttentionShapeError(
@@ -180,6 +184,16 @@ def _score_array(name: str, x: npt.ArrayLike, heads: int) -> npt.NDArray[Any]:
             f"{name} head axis should be 1 or N={heads}: but got shape {arr.shape} (axis 1 "
             f"is heads in JAX's (B, N, T, S) layout). Pass a (B, T, S) {name} as "
             f"{name}[:, None]." + see("three_d_mask_read_as_heads")
+        )
+    try:
+        fits = np.broadcast_shapes(arr.shape, scores) == scores
+    except ValueError:
+        fits = False
+    if not fits:
+        raise AttentionShapeError(
+            f"{name} shape should broadcast to the scores (B, N, T, S) = {scores}: but got "
+            f"{arr.shape}. Pass (B, 1, T, S) for all heads, (B, 1, 1, S) for key padding, "
+            f"or (T, S) for every batch entry." + see("mask_shape_not_broadcastable")
         )
     return arr
 

@@ -6,6 +6,8 @@ need torch installed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -13,7 +15,7 @@ from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionVa
 from refattn.gradients import attention_backward
 from refattn.multihead import merge_heads, project_heads
 from refattn.reference import AttentionOptions, attention
-from refattn.validation import as_array, flag, real_number, see
+from refattn.validation import as_array, check_allocation, flag, float_array, real_number, see
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -145,6 +147,7 @@ def _sdpa_options(
             )
         if mask.ndim == 3 and q.ndim > 3:
             mask = mask[None]  # torch broadcasts a 3-D mask from the right: (H, L, S)
+        _check_mask_fits(mask, np.shape(attn_mask), q, k)
         if mask.dtype == np.bool_:
             attend_mask = mask
         elif mask.dtype == np.float32 and q.dtype == np.float64:
@@ -410,8 +413,12 @@ def multi_head_attention_forward(
                 "static_k/static_v that already include the bias key, and bias_k=None, "
                 "bias_v=None."
             )
-        k = np.concatenate([k, _per_head("bias_k", bias_k, batch, num_heads, head_dim)], axis=2)
-        v = np.concatenate([v, _per_head("bias_v", bias_v, batch, num_heads, head_dim)], axis=2)
+        k = np.concatenate(
+            [k, _per_head("bias_k", bias_k, batch, num_heads, head_dim, dtype)], axis=2
+        )
+        v = np.concatenate(
+            [v, _per_head("bias_v", bias_v, batch, num_heads, head_dim, dtype)], axis=2
+        )
         extra += 1
     elif bias_k is not None or bias_v is not None:
         raise AttentionValueError(
@@ -450,6 +457,13 @@ def multi_head_attention_forward(
                 f"needs an explicit rng, but got rng={rng!r}. Pass rng=np.random."
                 f"default_rng(0), or training=False for inference."
             )
+        check_allocation(
+            f"dropout_p={p} with training=True",
+            "a keep-mask (N, H, L, S) drawn in float64",
+            (batch, num_heads, length_q, length_all),
+            8,
+            "Pass training=False (inference), or split the batch into several calls.",
+        )
         keep = rng.random((batch, num_heads, length_q, length_all)) >= p
     options = AttentionOptions(
         bias=bias,
@@ -460,6 +474,13 @@ def multi_head_attention_forward(
     )
     weights = None
     if need_weights:
+        check_allocation(
+            "need_weights=True",
+            "the weights (N, H, L, S)",
+            (batch, num_heads, length_q, length_all),
+            2 * dtype.itemsize,
+            "Pass need_weights=False: the output alone is computed in blocks.",
+        )
         res = attention(q, k, v, return_weights=True, **options)
         heads, weights = res.output, res.weights
         assert weights is not None  # (N, H, L, S')
@@ -549,6 +570,33 @@ def _mha_additive(
     return _finite_mask(name, mask)
 
 
+def _check_mask_fits(
+    mask: npt.NDArray[np.generic],
+    given: tuple[int, ...],
+    q: npt.NDArray[np.generic],
+    k: npt.NDArray[np.generic],
+) -> None:
+    """Refuse an ``attn_mask`` that does not broadcast to the scores, under its own name."""
+    if q.ndim < 3 or k.ndim < 3:
+        return  # attention refuses the query/key ranks first
+    try:
+        batch = np.broadcast_shapes(q.shape[:-3], k.shape[:-3])
+    except ValueError:
+        return  # attention names the batch mismatch
+    scores = (*batch, q.shape[-3], q.shape[-2], k.shape[-2])
+    try:
+        fits = np.broadcast_shapes(mask.shape, scores) == scores
+    except ValueError:
+        fits = False
+    if not fits:
+        raise AttentionShapeError(
+            f"attn_mask shape should broadcast to the scores (N, ..., Hq, L, S) = {scores}: "
+            f"but got {given}. Pass (L, S) for every batch entry and head, or (N, 1, L, S) "
+            f"per batch entry; a key-padding mask (N, S) is mask[:, None, None, :]."
+            + see("mask_shape_not_broadcastable")
+        )
+
+
 def _finite_mask(name: str, mask: npt.NDArray[np.generic]) -> FloatArray:
     """Refuse NaN and ``+inf`` in a float mask, naming the mask (not the bias it becomes)."""
     nan, posinf = int(np.isnan(mask).sum()), int(np.isposinf(mask).sum())  # type: ignore[arg-type]
@@ -616,13 +664,35 @@ def _mha_project(
                 f"({embed}, {x.shape[-1]}): but got {w_x.shape}. Pass the weight in "
                 f"torch.nn.Linear layout (out x in); a transposed one is weight.T."
             )
-        projected.append(project_heads(x, w_x, b_x, num_heads=num_heads, name=name))
+        projected.append(
+            project_heads(
+                x,
+                w_x,
+                b_x,
+                num_heads=num_heads,
+                name=name,
+                weight_name="in_proj_weight" if separate is None else f"{name[0]}_proj_weight",
+                bias_name="in_proj_bias",
+            )
+        )
     return projected[0], projected[1], projected[2]
 
 
-def _per_head(name: str, x: npt.ArrayLike, batch: int, num_heads: int, head_dim: int) -> FloatArray:
+def _query_dtype(name: str, x: npt.ArrayLike, dtype: np.dtype[Any]) -> FloatArray:
+    arr = float_array(name, x)
+    if arr.dtype != dtype:
+        raise AttentionDTypeError(
+            f"{name} dtype should be the query's {dtype}: but got {arr.dtype}. Cast it with "
+            f"{name}.astype(query.dtype); torch's parameters share the module's dtype."
+        )
+    return arr
+
+
+def _per_head(
+    name: str, x: npt.ArrayLike, batch: int, num_heads: int, head_dim: int, dtype: np.dtype[Any]
+) -> FloatArray:
     """``bias_k``/``bias_v`` ``(1, 1, E)`` as one extra key per head: ``(N, H, 1, D)``."""
-    arr = as_array(name, x)
+    arr = _query_dtype(name, x, dtype)
     if arr.shape != (1, 1, num_heads * head_dim):
         raise AttentionShapeError(
             f"{name} shape should be (1, 1, E) = (1, 1, {num_heads * head_dim}): but got "
@@ -643,7 +713,7 @@ def _static(
     """``static_k``/``static_v`` ``(N * H, S, D)`` (batch-major) as ``(N, H, S, D)``."""
     if static is None:
         return projected
-    arr = as_array(name, static)
+    arr = _query_dtype(name, static, projected.dtype)
     if arr.ndim != 3 or arr.shape[0] != batch * num_heads or arr.shape[2] != head_dim:
         raise AttentionShapeError(
             f"{name} shape should be (N * num_heads, S, D) = ({batch * num_heads}, S, "
