@@ -9,6 +9,7 @@ decoding token by token equals one causal call; bad input gets refattn's named e
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import runpy
 from pathlib import Path
 from typing import Any
@@ -855,3 +856,42 @@ def test_layouts_pictures_show_what_the_page_says() -> None:
     # block_table [[4, 1, 6], [0, 3, -1]], pages of 2: the gathered keys' page·slot labels
     for label in ("4·0", "4·1", "1·0", "1·1", "6·0", "0·0", "0·1", "3·0"):
         assert f">{label}<" in paged
+
+
+# Parameter names and defaults of flash-attn 2's Python interface, copied from
+# flash_attn/flash_attn_interface.py (Dao-AILab/flash-attention).
+FLASH_SIGNATURES: dict[str, list[tuple[str, Any]]] = {
+    "flash_attn_func": [
+        ("q", None), ("k", None), ("v", None), ("dropout_p", 0.0), ("softmax_scale", None),
+        ("causal", False), ("window_size", (-1, -1)), ("softcap", 0.0),
+        ("alibi_slopes", None), ("deterministic", False), ("return_attn_probs", False),
+    ],
+    "flash_attn_varlen_func": [
+        ("q", None), ("k", None), ("v", None), ("cu_seqlens_q", None), ("cu_seqlens_k", None),
+        ("max_seqlen_q", None), ("max_seqlen_k", None), ("dropout_p", 0.0),
+        ("softmax_scale", None), ("causal", False), ("window_size", (-1, -1)),
+        ("softcap", 0.0), ("alibi_slopes", None), ("deterministic", False),
+        ("return_attn_probs", False), ("block_table", None),
+    ],
+    "flash_attn_with_kvcache": [
+        ("q", None), ("k_cache", None), ("v_cache", None), ("k", None), ("v", None),
+        ("rotary_cos", None), ("rotary_sin", None), ("cache_seqlens", None),
+        ("cache_batch_idx", None), ("cache_leftpad", None), ("block_table", None),
+        ("softmax_scale", None), ("causal", False), ("window_size", (-1, -1)),
+        ("softcap", 0.0), ("rotary_interleaved", True), ("alibi_slopes", None),
+        ("num_splits", 0), ("return_softmax_lse", False),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FLASH_SIGNATURES))
+def test_signatures_are_flash_attns(name: str) -> None:
+    function: Any = {
+        "flash_attn_func": flash_attn_func,
+        "flash_attn_varlen_func": flash_attn_varlen_func,
+        "flash_attn_with_kvcache": flash_attn_with_kvcache,
+    }[name]
+    params = list(inspect.signature(function).parameters.values())
+    got = [(p.name, None if p.default is inspect.Parameter.empty else p.default) for p in params]
+    assert got == FLASH_SIGNATURES[name]
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
