@@ -30,10 +30,8 @@ v_cache = np.zeros_like(k_cache)
 block_table = np.array([[5, 2], [0, 3]], np.int32)  # (B, max_num_blocks_per_seq)
 q_new, k_new, v_new = (rng.standard_normal((2, 3, 2, 16)).astype(np.float32) for _ in range(3))
 seqlens = np.array([0, 0], np.int32)  # tokens already cached per sequence
-out = flash_attn_with_kvcache(
-    q_new, k_cache, v_cache, k_new, v_new, cache_seqlens=seqlens, block_table=block_table,
-    causal=True,
-)  # fmt: skip
+new = {"k": k_new, "v": v_new, "cache_seqlens": seqlens, "block_table": block_table}
+out = flash_attn_with_kvcache(q_new, k_cache, v_cache, **new, causal=True)  # (2, 3, 2, 16)
 # The new keys were written into the pages IN PLACE; cache_seqlens is the caller's to advance.
 assert (k_cache[0, :3] == k_new[1]).all()  # sequence 1, keys 0..2 -> page 0, slots 0..2
 seqlens += 3
