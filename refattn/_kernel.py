@@ -189,7 +189,8 @@ def logits(
     tanh = None
     if plan.softcap is not None:
         cap = s.dtype.type(plan.softcap)
-        s /= cap
+        with np.errstate(over="ignore"):  # past the range, tanh(±inf) = ±1 is exact
+            s /= cap
         np.tanh(s, out=s)
         tanh = s.copy() if keep_tanh else None
         s *= cap

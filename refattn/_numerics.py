@@ -103,9 +103,15 @@ def _fits(plan: Plan, dtype: np.dtype[np.floating]) -> bool:
     limit = float(info.max) * _HEADROOM
     logit, scaled = _logit_bound(plan)
     values = _max_abs(plan.value) * max(plan.key.shape[2], 1) / (1.0 - plan.dropout_p)
-    checks = [logit * LOG2E <= limit, scaled <= limit, values <= limit]
-    if plan.softcap is not None:
-        checks.append(float(info.tiny) <= plan.softcap <= limit)
+    root = math.sqrt(abs(plan.scale))
+    checks = [
+        logit * LOG2E <= limit,
+        scaled <= limit,
+        values <= limit,
+        root == 0 or root >= float(info.tiny),  # sqrt(scale) must not be subnormal
+    ]
+    if plan.softcap is not None:  # nor may softcap round to 0 (0 / 0 in tanh's argument)
+        checks.append(plan.softcap <= limit and float(dtype.type(plan.softcap)) > 0)
     return all(checks)
 
 

@@ -104,6 +104,8 @@ _ONE_KEY = np.array([0, 0, 3e38, 0], np.float32)
         pytest.param(_Q, _K, _V / np.abs(_V).max() * np.float32(3e38), {}, id="values=3e38"),
         pytest.param(_Q, _K, _V, {"alibi_slopes": np.full(2, 1e37)}, id="alibi=1e37"),
         pytest.param(_Q * 1e10, _K * 1e10, _V, {"scale": 1e-30}, id="scale=1e-30"),
+        pytest.param(_Q * 1e37, _K * 1e37, _V, {"scale": 1e-74}, id="scale=1e-74-subnormal-root"),
+        pytest.param(_Q * 1e30, _K, _V, {"softcap": 1e-40}, id="softcap=1e-40-subnormal"),
     ],
 )
 def test_finite_input_never_overflows(q: Any, k: Any, v: Any, options: dict[str, Any]) -> None:
@@ -124,6 +126,8 @@ def test_finite_input_never_overflows(q: Any, k: Any, v: Any, options: dict[str,
 def test_float64_past_its_range_is_a_named_error() -> None:
     q, k, v = (x.astype(np.float64) for x in (_Q, _K, _V))
     assert np.isfinite(attention(q, k, v, bias=1e300)).all()
+    want, _, _ = loop_attention(q * 1e3, k, v, softcap=5e-324)
+    np.testing.assert_allclose(attention(q * 1e3, k, v, softcap=5e-324), want, rtol=1e-12)
     with pytest.raises(AttentionValueError, match=r"beyond what float64 holds.*Rescale"):
         attention(q, k, v, bias=1.7e308)
 
