@@ -21,7 +21,11 @@ import torch
 
 from refattn.compat.flash_attn import (
     flash_attn_func,
+    flash_attn_kvpacked_func,
+    flash_attn_qkvpacked_func,
     flash_attn_varlen_func,
+    flash_attn_varlen_kvpacked_func,
+    flash_attn_varlen_qkvpacked_func,
     flash_attn_with_kvcache,
 )
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
@@ -349,6 +353,37 @@ def test_varlen_paged_equals_packed(seed: int) -> None:
         q, k_pages, v_pool, cu(lens_q), cu_k, 8, 8, causal=causal, block_table=table
     )
     close(got, loop, OUT_TOL)
+
+
+def test_packed_argument_variants_equal_the_plain_calls() -> None:
+    rng = np.random.default_rng(13)
+    q, k, v = randn(rng, 2, 5, 4, 8), randn(rng, 2, 5, 4, 8), randn(rng, 2, 5, 4, 8)
+    opts: dict[str, Any] = {"causal": True, "window_size": (3, -1), "softcap": 2.0}
+    want = flash_attn_func(q, k, v, **opts, return_attn_probs=True)
+    got = flash_attn_qkvpacked_func(np.stack([q, k, v], axis=2), **opts, return_attn_probs=True)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    kv = np.stack([k[:, :, :2], v[:, :, :2]], axis=2)  # GQA: 2 kv heads
+    np.testing.assert_array_equal(
+        flash_attn_kvpacked_func(q, kv, **opts),
+        flash_attn_func(q, k[:, :, :2], v[:, :, :2], **opts),
+    )
+    lens = [2, 0, 5]
+    cu_seq = cu(lens)
+    pq, pk, pv = randn(rng, 7, 4, 8), randn(rng, 7, 2, 8), randn(rng, 7, 2, 8)
+    np.testing.assert_array_equal(
+        flash_attn_varlen_kvpacked_func(
+            pq, np.stack([pk, pv], axis=1), cu_seq, cu_seq, 5, 5, **opts
+        ),
+        flash_attn_varlen_func(pq, pk, pv, cu_seq, cu_seq, 5, 5, **opts),
+    )
+    qkv = np.stack([pq, pq, pq], axis=1)
+    np.testing.assert_array_equal(
+        flash_attn_varlen_qkvpacked_func(qkv, cu_seq, 5, **opts),
+        flash_attn_varlen_func(pq, pq, pq, cu_seq, cu_seq, 5, 5, **opts),
+    )
+    with pytest.raises(AttentionShapeError, match=r"qkv shape should be \(B, S, 3, H, D\)"):
+        flash_attn_qkvpacked_func(np.stack([q, k], axis=2))
 
 
 # ---------------------------------------------------------------- flash_attn_with_kvcache
@@ -873,6 +908,29 @@ FLASH_SIGNATURES: dict[str, list[tuple[str, Any]]] = {
         ("softcap", 0.0), ("alibi_slopes", None), ("deterministic", False),
         ("return_attn_probs", False), ("block_table", None),
     ],
+    "flash_attn_qkvpacked_func": [
+        ("qkv", None), ("dropout_p", 0.0), ("softmax_scale", None), ("causal", False),
+        ("window_size", (-1, -1)), ("softcap", 0.0), ("alibi_slopes", None),
+        ("deterministic", False), ("return_attn_probs", False),
+    ],
+    "flash_attn_kvpacked_func": [
+        ("q", None), ("kv", None), ("dropout_p", 0.0), ("softmax_scale", None),
+        ("causal", False), ("window_size", (-1, -1)), ("softcap", 0.0),
+        ("alibi_slopes", None), ("deterministic", False), ("return_attn_probs", False),
+    ],
+    "flash_attn_varlen_qkvpacked_func": [
+        ("qkv", None), ("cu_seqlens", None), ("max_seqlen", None), ("dropout_p", 0.0),
+        ("softmax_scale", None), ("causal", False), ("window_size", (-1, -1)),
+        ("softcap", 0.0), ("alibi_slopes", None), ("deterministic", False),
+        ("return_attn_probs", False),
+    ],
+    "flash_attn_varlen_kvpacked_func": [
+        ("q", None), ("kv", None), ("cu_seqlens_q", None), ("cu_seqlens_k", None),
+        ("max_seqlen_q", None), ("max_seqlen_k", None), ("dropout_p", 0.0),
+        ("softmax_scale", None), ("causal", False), ("window_size", (-1, -1)),
+        ("softcap", 0.0), ("alibi_slopes", None), ("deterministic", False),
+        ("return_attn_probs", False),
+    ],
     "flash_attn_with_kvcache": [
         ("q", None), ("k_cache", None), ("v_cache", None), ("k", None), ("v", None),
         ("rotary_cos", None), ("rotary_sin", None), ("cache_seqlens", None),
@@ -888,7 +946,11 @@ FLASH_SIGNATURES: dict[str, list[tuple[str, Any]]] = {
 def test_signatures_are_flash_attns(name: str) -> None:
     function: Any = {
         "flash_attn_func": flash_attn_func,
+        "flash_attn_qkvpacked_func": flash_attn_qkvpacked_func,
+        "flash_attn_kvpacked_func": flash_attn_kvpacked_func,
         "flash_attn_varlen_func": flash_attn_varlen_func,
+        "flash_attn_varlen_qkvpacked_func": flash_attn_varlen_qkvpacked_func,
+        "flash_attn_varlen_kvpacked_func": flash_attn_varlen_kvpacked_func,
         "flash_attn_with_kvcache": flash_attn_with_kvcache,
     }[name]
     params = list(inspect.signature(function).parameters.values())

@@ -67,6 +67,16 @@ def rank(name: str, arr: npt.NDArray[np.generic], ndim: int, layout: str) -> Non
         )
 
 
+def stacked(name: str, arr: FloatArray, ndim: int, count: int, layout: str) -> None:
+    """A packed ``qkv``/``kv`` argument: ``count`` tensors stacked on the axis after S."""
+    axis = ndim - 3
+    if arr.ndim != ndim or arr.shape[axis] != count:
+        raise AttentionShapeError(
+            f"{name} shape should be {layout}: but got {arr.shape}. The {count} tensors are "
+            f"stacked on axis {axis}, e.g. np.stack([q, k, v], axis={axis}) for qkv."
+        )
+
+
 def expect_shape(
     name: str, arr: npt.NDArray[np.generic], shape: tuple[int, ...], layout: str
 ) -> None:

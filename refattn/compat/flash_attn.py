@@ -1,6 +1,9 @@
-r"""flash-attn 2 semantics on NumPy arrays: the three functions of its Python interface.
+r"""flash-attn 2 semantics on NumPy arrays: the forward functions of its Python interface.
 
-``flash_attn_func``, ``flash_attn_varlen_func`` and ``flash_attn_with_kvcache``.
+``flash_attn_func``, ``flash_attn_varlen_func`` and ``flash_attn_with_kvcache``, and the
+packed-argument variants ``flash_attn_qkvpacked_func``, ``flash_attn_kvpacked_func``,
+``flash_attn_varlen_qkvpacked_func`` and ``flash_attn_varlen_kvpacked_func`` (the same
+calls on ``qkv``/``kv`` stacked along one axis). Forward only: no gradients.
 
 Import as ``from refattn.compat.flash_attn import flash_attn_func``; it needs neither a GPU
 nor flash-attn. Same names, argument order and defaults as ``flash_attn/flash_attn_interface.py``
@@ -97,7 +100,15 @@ from refattn.validation import see
 FloatArray = npt.NDArray[np.floating]
 IntArray = npt.NDArray[np.int32]
 
-__all__ = ["flash_attn_func", "flash_attn_varlen_func", "flash_attn_with_kvcache"]
+__all__ = [
+    "flash_attn_func",
+    "flash_attn_kvpacked_func",
+    "flash_attn_qkvpacked_func",
+    "flash_attn_varlen_func",
+    "flash_attn_varlen_kvpacked_func",
+    "flash_attn_varlen_qkvpacked_func",
+    "flash_attn_with_kvcache",
+]
 
 
 # ----------------------------------------------------------------------------------------
@@ -429,6 +440,189 @@ def flash_attn_varlen_func(
     if return_attn_probs:
         return out, lse, np.empty((0,), dtype=qa.dtype)
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# the packed-argument variants: q, k, v stacked on one axis
+# ----------------------------------------------------------------------------------------
+
+
+def flash_attn_qkvpacked_func(
+    qkv: npt.ArrayLike,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: npt.ArrayLike | None = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
+    """``flash_attn.flash_attn_qkvpacked_func``: :func:`flash_attn_func` on ``qkv[:, :, i]``.
+
+    Args:
+        qkv: ``(B, S, 3, H, D)``: query, key and value stacked on axis 2 (no GQA).
+        dropout_p: must be 0.0.
+        softmax_scale: default ``D ** -0.5``.
+        causal: bottom-right causal mask (here ``Sq == Sk``).
+        window_size: ``(left, right)``, negative = unbounded.
+        softcap: ``> 0`` to cap logits.
+        alibi_slopes: float32 ``(H,)`` or ``(B, H)``.
+        deterministic: ignored.
+        return_attn_probs: also return ``softmax_lse`` and an empty ``S_dmask``.
+
+    Returns:
+        As :func:`flash_attn_func`: ``out (B, S, H, D)``, or the triple.
+
+    Raises:
+        AttentionShapeError: ``qkv`` not ``(B, S, 3, H, D)``; otherwise as
+            :func:`flash_attn_func`.
+    """
+    packed = check.float_array("qkv", qkv)
+    check.stacked("qkv", packed, 5, 3, "(B, S, 3, H, D)")
+    return flash_attn_func(
+        packed[:, :, 0], packed[:, :, 1], packed[:, :, 2], dropout_p, softmax_scale, causal,
+        window_size, softcap, alibi_slopes, deterministic, return_attn_probs,
+    )  # fmt: skip
+
+
+def flash_attn_kvpacked_func(
+    q: npt.ArrayLike,
+    kv: npt.ArrayLike,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: npt.ArrayLike | None = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
+    """``flash_attn.flash_attn_kvpacked_func``: :func:`flash_attn_func` on ``kv[:, :, i]``.
+
+    Args:
+        q: ``(B, Sq, Hq, D)``.
+        kv: ``(B, Sk, 2, Hkv, D)``: key and value stacked on axis 2.
+        dropout_p: must be 0.0.
+        softmax_scale: default ``D ** -0.5``.
+        causal: bottom-right causal mask.
+        window_size: ``(left, right)``, negative = unbounded.
+        softcap: ``> 0`` to cap logits.
+        alibi_slopes: float32 ``(Hq,)`` or ``(B, Hq)``.
+        deterministic: ignored.
+        return_attn_probs: also return ``softmax_lse`` and an empty ``S_dmask``.
+
+    Returns:
+        As :func:`flash_attn_func`.
+
+    Raises:
+        AttentionShapeError: ``kv`` not ``(B, Sk, 2, Hkv, D)``; otherwise as
+            :func:`flash_attn_func`.
+    """
+    packed = check.float_array("kv", kv)
+    check.stacked("kv", packed, 5, 2, "(B, Sk, 2, Hkv, D)")
+    return flash_attn_func(
+        q, packed[:, :, 0], packed[:, :, 1], dropout_p, softmax_scale, causal, window_size,
+        softcap, alibi_slopes, deterministic, return_attn_probs,
+    )  # fmt: skip
+
+
+def flash_attn_varlen_qkvpacked_func(
+    qkv: npt.ArrayLike,
+    cu_seqlens: npt.ArrayLike,
+    max_seqlen: int,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: npt.ArrayLike | None = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
+    """``flash_attn.flash_attn_varlen_qkvpacked_func``: varlen on ``qkv[:, i]``.
+
+    :func:`flash_attn_varlen_func` with one ``cu_seqlens`` for queries and keys.
+
+    Args:
+        qkv: ``(total, 3, H, D)``.
+        cu_seqlens: int32 ``(B + 1,)``.
+        max_seqlen: an upper bound of the sequence lengths.
+        dropout_p: must be 0.0.
+        softmax_scale: default ``D ** -0.5``.
+        causal: per-sequence causal mask.
+        window_size: ``(left, right)``, negative = unbounded.
+        softcap: ``> 0`` to cap logits.
+        alibi_slopes: float32 ``(H,)`` or ``(B, H)``.
+        deterministic: ignored.
+        return_attn_probs: also return ``softmax_lse (H, total)`` and an empty ``S_dmask``.
+
+    Returns:
+        As :func:`flash_attn_varlen_func`.
+
+    Raises:
+        AttentionShapeError: ``qkv`` not ``(total, 3, H, D)``; otherwise as
+            :func:`flash_attn_varlen_func`.
+    """
+    packed = check.float_array("qkv", qkv)
+    check.stacked("qkv", packed, 4, 3, "(total, 3, H, D)")
+    return flash_attn_varlen_func(
+        packed[:, 0], packed[:, 1], packed[:, 2], cu_seqlens, cu_seqlens, max_seqlen,
+        max_seqlen, dropout_p, softmax_scale, causal, window_size, softcap, alibi_slopes,
+        deterministic, return_attn_probs,
+    )  # fmt: skip
+
+
+def flash_attn_varlen_kvpacked_func(
+    q: npt.ArrayLike,
+    kv: npt.ArrayLike,
+    cu_seqlens_q: npt.ArrayLike,
+    cu_seqlens_k: npt.ArrayLike,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: npt.ArrayLike | None = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
+    """``flash_attn.flash_attn_varlen_kvpacked_func``: varlen on ``kv[:, i]``.
+
+    :func:`flash_attn_varlen_func` with keys and values stacked in ``kv``.
+
+    Args:
+        q: ``(total_q, Hq, D)``.
+        kv: ``(total_k, 2, Hkv, D)``: key and value stacked on axis 1.
+        cu_seqlens_q: int32 ``(B + 1,)``.
+        cu_seqlens_k: int32 ``(B + 1,)``.
+        max_seqlen_q: an upper bound of the query lengths.
+        max_seqlen_k: an upper bound of the key lengths.
+        dropout_p: must be 0.0.
+        softmax_scale: default ``D ** -0.5``.
+        causal: per-sequence causal mask.
+        window_size: ``(left, right)``, negative = unbounded.
+        softcap: ``> 0`` to cap logits.
+        alibi_slopes: float32 ``(Hq,)`` or ``(B, Hq)``.
+        deterministic: ignored.
+        return_attn_probs: also return ``softmax_lse`` and an empty ``S_dmask``.
+
+    Returns:
+        As :func:`flash_attn_varlen_func`.
+
+    Raises:
+        AttentionShapeError: ``kv`` not ``(total_k, 2, Hkv, D)``; otherwise as
+            :func:`flash_attn_varlen_func`.
+    """
+    packed = check.float_array("kv", kv)
+    check.stacked("kv", packed, 4, 2, "(total_k, 2, Hkv, D)")
+    return flash_attn_varlen_func(
+        q, packed[:, 0], packed[:, 1], cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+        dropout_p, softmax_scale, causal, window_size, softcap, alibi_slopes, deterministic,
+        return_attn_probs,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------
