@@ -163,3 +163,22 @@ def test_console_script_reads_the_installed_catalogue(venv: Path, case_ids: list
     module = _run([venv / "bin" / "python", "-m", "refattn.catalogue", "list"], cwd=venv.parent)
     assert module.returncode == 0, module.stderr
     assert module.stdout == listed.stdout
+
+
+def test_editable_install_of_the_checkout(tmp_path: Path) -> None:
+    """What ``make`` does for ``.venv``: the repo root on sys.path, the CLI finds ``catalogue``."""
+    env = tmp_path / "venv"
+    assert _run([sys.executable, "-m", "venv", env], cwd=tmp_path).returncode == 0
+    pip: list[str | Path] = [env / "bin" / "python", "-m", "pip", "install", "--quiet"]
+    installed = _run([*pip, "numpy", "--no-deps", "-e", ROOT], cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    (pth,) = (env / "lib").glob("python3.*/site-packages/_refattn.pth")
+    assert pth.read_text().split() == [str(ROOT)]
+    where = _python(env, "import catalogue, refattn; print(catalogue.__file__, refattn.__file__)")
+    assert where.stdout.split() == [
+        str(ROOT / "catalogue" / "__init__.py"),
+        str(ROOT / "refattn" / "__init__.py"),
+    ]
+    listed = _run([env / "bin" / "refattn", "cases", "list"], cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "fully_masked_row_nan" in listed.stdout
