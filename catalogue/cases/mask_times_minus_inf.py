@@ -3,8 +3,8 @@
 What happens:
     ``(1 - keep) * -np.inf`` is ``-inf`` where ``keep`` is 0, but ``0 * -inf`` is NaN
     where ``keep`` is 1 (NumPy warns ``invalid value encountered in multiply``). Every
-    kept position is NaN, so every row of the softmax is NaN. PyTorch computes the same
-    NaN without a warning.
+    kept position is NaN, so every row of the softmax is NaN. PyTorch, JAX and TensorFlow
+    compute the same NaN (PyTorch without a warning).
 
 Why:
     IEEE arithmetic has no value for ``0 · ∞``. The idiom ``(1 - mask) * -1e9`` works
@@ -13,6 +13,9 @@ Why:
 Fix:
     Select instead of multiplying: ``np.where(keep, 0.0, -np.inf)`` (PyTorch:
     ``torch.zeros_like(scores).masked_fill(~keep, float("-inf"))``).
+
+Sources:
+    https://github.com/cerebroai/reformers/issues/3 ((1 - mask) * float('-inf') in TF gives NaN)
 """
 
 import numpy as np

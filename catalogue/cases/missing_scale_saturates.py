@@ -14,6 +14,10 @@ Why:
 
 Fix:
     ``scores = q @ k.T / np.sqrt(q.shape[-1])`` with the *head* size.
+
+Sources:
+    https://github.com/mlc-ai/mlc-llm/pull/3426 (a fallback path without 1/sqrt(d): peaked softmax)
+    https://github.com/Graylab/DL4Proteins-notebooks/issues/12 (scaled by the model width)
 """
 
 import numpy as np

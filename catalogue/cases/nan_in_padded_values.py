@@ -15,6 +15,10 @@ Fix:
     Zero the padded positions of ``v`` (and ``k``) before attention:
     ``np.where(valid[..., None], v, 0.0)``, or avoid producing NaN there (``norm +
     eps``).
+
+Sources:
+    https://github.com/pytorch/pytorch/issues/101967 (SDPA NaN from NaN in masked positions)
+    https://github.com/pytorch/pytorch/issues/41508 (0 * NaN = NaN through the attention bmm)
 """
 
 import numpy as np

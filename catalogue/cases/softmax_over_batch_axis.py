@@ -16,6 +16,7 @@ Fix:
 
 Sources:
     https://github.com/lucasjinreal/pytorch_chatbot/issues/4 (attn_weights = F.softmax( without dim)
+    https://github.com/PetrochukM/PyTorch-NLP/issues/2 (nn.Softmax(dim=0) in an attention layer)
 """
 
 import numpy as np

@@ -12,6 +12,10 @@ Why:
 
 Fix:
     ``softmax(scores, axis=-1)``. Check rows: ``weights.sum(-1)`` is all ones.
+
+Sources:
+    https://github.com/labmlai/annotated_deep_learning_paper_implementations/issues/146 (dim=1)
+    https://github.com/nerminnuraydogan/vision-transformer/issues/1 (softmax along the wrong dim)
 """
 
 import numpy as np
