@@ -10,7 +10,19 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from refattn.errors import CheckFailure
+from refattn.errors import AttentionDTypeError, AttentionShapeError, CheckFailure
+from refattn.validation import as_array
+
+
+def _numeric(name: str, array: npt.ArrayLike) -> npt.NDArray[np.generic]:
+    """The array to check, refusing what is not numbers (a bad input, not a symptom)."""
+    arr = as_array(name, array)
+    if arr.dtype.kind not in "biuf":
+        raise AttentionDTypeError(
+            f"{name} should be a real numeric array: but got dtype {arr.dtype}. Pass the "
+            f"attention output or weights as a NumPy array (e.g. tensor.detach().numpy())."
+        )
+    return arr
 
 
 def _where(index: tuple[np.intp, ...]) -> str:
@@ -34,7 +46,7 @@ def check_finite(array: npt.ArrayLike, name: str = "output") -> None:
         ...
         refattn.errors.CheckFailure: output has 1 NaN and 0 infinite of 2 entries, first at [1]: ...
     """
-    arr = np.asarray(array)
+    arr = _numeric(name, array)
     bad = ~np.isfinite(arr)
     if not bad.any():
         return
@@ -63,7 +75,7 @@ def check_rows_sum_to_one(
     Examples:
         >>> check_rows_sum_to_one(np.full((2, 4), 0.25))
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = _numeric("weights", weights).astype(np.float64)
     sums = w.sum(axis=-1)
     bad = ~(np.abs(sums - 1) <= atol)
     if allow_empty_rows:
@@ -99,8 +111,16 @@ def check_no_weight_on_masked(
     Examples:
         >>> check_no_weight_on_masked(np.array([[1.0, 0.0]]), np.array([[True, False]]))
     """
-    w = np.asarray(weights)
-    mask = np.broadcast_to(np.asarray(attend_mask, dtype=bool), w.shape)
+    w = _numeric("weights", weights)
+    mask = _numeric("attend_mask", attend_mask).astype(bool)
+    try:
+        mask = np.broadcast_to(mask, w.shape)
+    except ValueError:
+        raise AttentionShapeError(
+            f"attend_mask shape should broadcast to the weights {w.shape}: but got "
+            f"{mask.shape}. Pass the mask the weights were computed with, e.g. "
+            f"mask[:, None, None, :] for a (B, S) padding mask."
+        ) from None
     leaked = ~mask & (np.abs(w) > atol)
     if not leaked.any():
         return
@@ -137,7 +157,7 @@ def check_close(
     Examples:
         >>> check_close(np.ones(3), np.ones(3))
     """
-    got, want = np.asarray(output), np.asarray(expected)
+    got, want = _numeric(name, output), _numeric("expected", expected)
     if got.shape != want.shape:
         raise CheckFailure(
             f"{name} has shape {got.shape}, the reference {want.shape}: a transpose or "

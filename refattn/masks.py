@@ -122,6 +122,8 @@ def padding(lengths: npt.ArrayLike, length_k: int) -> BoolArray:
                [ True,  True,  True,  True]])
     """
     arr = as_array("lengths", lengths)
+    if arr.size == 0 and arr.ndim == 1:
+        arr = arr.astype(np.intp)  # [] reads as float64; an empty batch has no lengths
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise AttentionValueError(
             f"lengths should be a 1-D integer array (B,): but got shape {arr.shape} and "
@@ -167,7 +169,7 @@ def combine(*masks: npt.ArrayLike | None) -> BoolArray | None:
             result = arr
             continue
         try:
-            result = result & arr
+            shape = np.broadcast_shapes(result.shape, arr.shape)
         except ValueError:
             raise AttentionShapeError(
                 f"masks[{index}] shape should broadcast against the masks before it, "
@@ -175,6 +177,15 @@ def combine(*masks: npt.ArrayLike | None) -> BoolArray | None:
                 f"mask its head and query axes, mask[:, None, None, :]."
                 + see("mask_shape_not_broadcastable")
             ) from None
+        check_allocation(
+            "masks.combine(...)",
+            "the combined boolean mask",
+            shape,
+            1,
+            "Pass the masks to refattn.attention separately (attend_mask=, causal=, "
+            "key_lengths=): it combines them block by block.",
+        )
+        result = result & arr
     return result
 
 
@@ -289,7 +300,14 @@ def to_additive(mask: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> npt.N
             f"-2147483648); pass dtype=np.float32 or the query's dtype."
             + see("sdpa_int_mask_dtype")
         )
-    additive: npt.NDArray[np.floating] = np.where(arr, 0, -np.inf).astype(target)
+    check_allocation(
+        "masks.to_additive(mask)",
+        f"an additive {target} mask",
+        arr.shape,
+        8 + target.itemsize,  # built in float64, then cast
+        "Pass the boolean mask to refattn.attention as attend_mask= instead.",
+    )
+    additive: npt.NDArray[np.floating] = np.where(arr, 0.0, -np.inf).astype(target)
     return additive
 
 
@@ -322,6 +340,13 @@ def render(mask: npt.ArrayLike) -> str:
             f"mask should be 2-D (L, S) for render: but got shape {arr.shape}. Pass one "
             f"slice, e.g. render(mask[0, 0]) for batch 0, head 0."
         )
+    check_allocation(
+        "masks.render(mask)",
+        "a picture of (L, S) characters (Python strings, about 64 bytes each while built)",
+        arr.shape,
+        64,
+        "Render a slice, e.g. render(mask[:64, :64]).",
+    )
     return "\n".join("".join("#" if x else "." for x in row) for row in arr)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import refattn
+import refattn.checks
 from catalogue import all_cases
 from refattn import KVCache, attention, attention_backward, masks, multi_head_attention
 from refattn.compat import jax as cjax
@@ -594,6 +595,48 @@ BAD_CALLS: list[Row] = [
         AttentionDTypeError,
         "masks[0]",
         "MaskedArray",
+    ),
+    (
+        "combine-huge",
+        lambda: masks.combine(np.ones((10**7, 1), bool), np.ones((1, 10**7), bool)),
+        AttentionMemoryError,
+        "masks.combine",
+        "(10000000, 10000000)",
+    ),
+    (
+        "to-additive-huge",
+        lambda: masks.to_additive(np.broadcast_to(True, (10**7, 10**7))),
+        AttentionMemoryError,
+        "masks.to_additive",
+        "(10000000, 10000000)",
+    ),
+    (
+        "padding-huge",
+        lambda: masks.padding([1], 10**13),
+        AttentionMemoryError,
+        "masks.padding",
+        "10000000000000",
+    ),
+    (
+        "check-finite-strings",
+        lambda: refattn.checks.check_finite(np.array(["a"])),
+        AttentionDTypeError,
+        "output",
+        "<U1",
+    ),
+    (
+        "check-no-weight-mask-shape",
+        lambda: refattn.checks.check_no_weight_on_masked(np.ones((2, 3)), np.ones((4,), bool)),
+        AttentionShapeError,
+        "attend_mask",
+        "(4,)",
+    ),
+    (
+        "check-close-ragged",
+        lambda: refattn.checks.check_close([[1.0], [1.0, 2.0]], np.ones(2)),
+        AttentionShapeError,
+        "output",
+        "list",
     ),
     # --- torch adapters ---
     (
