@@ -216,7 +216,7 @@ def max_seqlen(name: str, value: object, lengths: npt.NDArray[np.int32], what: s
         raise AttentionValueError(
             f"{name} should be >= the longest {what} sequence ({longest}): but got {value}. "
             f"flash-attn uses it as an upper bound to size its grid and rewrite windows; "
-            f"too small leaves rows uncomputed. Pass int(np.diff(cu_seqlens).max())."
+            f"too small can leave rows uncomputed. Pass int(np.diff(cu_seqlens).max())."
         )
     return int(value)
 

@@ -63,11 +63,12 @@ result:
   ``RuntimeError: cu_seqlens_q must have dtype int32`` for int64).
 - Values flash-attn does not check and then reads or writes out of bounds, or leaves
   uncomputed, are refused: non-monotone or too-long ``cu_seqlens``, ``max_seqlen_q/k``
-  smaller than a sequence (they are upper bounds; a smaller ``max_seqlen_q`` leaves rows
-  uncomputed in flash-attn), block-table entries outside ``[0, num_blocks)``, cache
-  lengths plus new tokens past the cache, left padding past the cache length, rotary
-  tables too short for the positions used, duplicate ``cache_batch_idx`` with new keys
-  (flash-attn: "might come from any of the duplicate indices").
+  smaller than a sequence (they are upper bounds; ``max_seqlen_q`` sizes flash-attn's grid
+  of query tiles, and a smaller one can leave rows uncomputed), block-table entries
+  outside ``[0, num_blocks)``, cache lengths plus new tokens past the cache, left padding
+  past the cache length, rotary tables too short for the positions used, duplicate
+  ``cache_batch_idx`` with new keys (flash-attn: "might come from any of the duplicate
+  indices").
 - Inputs may be float16, float32 or float64 (flash-attn takes float16 and bfloat16 only;
   NumPy has no bfloat16). float16 is computed in float32, like the kernel.
 - flash-attn 2's CUDA kernel requires ``page_block_size % 256 == 0`` and head dims up to
