@@ -112,3 +112,35 @@ def torch_broken() -> object:
 
 def torch_fixed() -> object:
     return _torch(interleave=True)
+
+
+JAX_KIND = "silent"
+JAX_EXPECTED = CheckFailure
+JAX_MATCH = MATCH
+JAX_NOTE = (
+    "JAX has no `nn.MultiheadAttention`; code ported from PyTorch that folds heads into the "
+    "batch axis and expands the mask with `jnp.tile` mixes the examples the same way."
+)
+
+
+def _jax(interleave: bool) -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, blocked = (jnp.asarray(a) for a in _inputs())
+    split = x.reshape(2, 5, HEADS, 16 // HEADS).transpose(0, 2, 1, 3)
+    heads = split.reshape(2 * HEADS, 5, 16 // HEADS)  # example-major fold
+    if interleave:
+        per_head = jnp.repeat(blocked, HEADS, axis=0)
+    else:
+        per_head = jnp.tile(blocked, (HEADS, 1, 1))
+    scores = jnp.where(per_head, -jnp.inf, heads @ heads.swapaxes(-1, -2) / 2.0)
+    return jax.nn.softmax(scores, axis=-1)
+
+
+def jax_broken() -> object:
+    return _jax(interleave=False)
+
+
+def jax_fixed() -> object:
+    return _jax(interleave=True)
