@@ -2,8 +2,8 @@
 
 What happens:
     A decoder with padding passes both ``attn_mask`` (the padding) and ``is_causal=True``
-    to ``F.scaled_dot_product_attention``. Whether that works depends on the kernel SDPA
-    picks: the math backend refuses the pair, ``RuntimeError:
+    to ``F.scaled_dot_product_attention``. The math backend refuses the pair,
+    ``RuntimeError:
     _scaled_dot_product_attention: Explicit attn_mask should not be set when
     is_causal=True`` (run here with ``sdpa_kernel(SDPBackend.MATH)``, as when cross-checking
     a fused kernel). The common fix, keeping ``is_causal`` and dropping the mask (or a
