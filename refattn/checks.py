@@ -10,8 +10,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from refattn.errors import AttentionDTypeError, AttentionShapeError, CheckFailure
-from refattn.validation import as_array
+from refattn.errors import (
+    AttentionDTypeError,
+    AttentionShapeError,
+    AttentionValueError,
+    CheckFailure,
+)
+from refattn.validation import as_array, real_number
 
 
 def _numeric(name: str, array: npt.ArrayLike) -> npt.NDArray[np.generic]:
@@ -23,6 +28,16 @@ def _numeric(name: str, array: npt.ArrayLike) -> npt.NDArray[np.generic]:
             f"attention output or weights as a NumPy array (e.g. tensor.detach().numpy())."
         )
     return arr
+
+
+def _tolerance(name: str, value: object) -> float:
+    tol = real_number(name, value, "a finite number >= 0", f"pass e.g. {name}=1e-5")
+    if not (tol >= 0 and np.isfinite(tol)):
+        raise AttentionValueError(
+            f"{name} should be a finite number >= 0: but got {value!r}. Pass e.g. "
+            f"{name}=1e-5 (float32) or 1e-12 (float64)."
+        )
+    return tol
 
 
 def _where(index: tuple[np.intp, ...]) -> str:
@@ -76,6 +91,13 @@ def check_rows_sum_to_one(
         >>> check_rows_sum_to_one(np.full((2, 4), 0.25))
     """
     w = _numeric("weights", weights).astype(np.float64)
+    atol = _tolerance("atol", atol)
+    if w.ndim < 2:
+        raise AttentionShapeError(
+            f"weights should have at least 2 dims (..., L, S): but got shape {w.shape}. "
+            f"Pass attention weights, e.g. refattn.attention(..., return_weights=True)"
+            f".weights; for a single row pass weights[None]."
+        )
     sums = w.sum(axis=-1)
     bad = ~(np.abs(sums - 1) <= atol)
     if allow_empty_rows:
@@ -112,6 +134,7 @@ def check_no_weight_on_masked(
         >>> check_no_weight_on_masked(np.array([[1.0, 0.0]]), np.array([[True, False]]))
     """
     w = _numeric("weights", weights)
+    atol = _tolerance("atol", atol)
     mask = _numeric("attend_mask", attend_mask).astype(bool)
     try:
         mask = np.broadcast_to(mask, w.shape)
@@ -158,6 +181,7 @@ def check_close(
         >>> check_close(np.ones(3), np.ones(3))
     """
     got, want = _numeric(name, output), _numeric("expected", expected)
+    rtol, atol = _tolerance("rtol", rtol), _tolerance("atol", atol)
     if got.shape != want.shape:
         raise CheckFailure(
             f"{name} has shape {got.shape}, the reference {want.shape}: a transpose or "

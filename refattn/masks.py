@@ -98,6 +98,9 @@ def window(
     _check_sizes("window", length_q, length_k, copies=2)
     rows, cols = int(length_q), int(length_k)
     offset = _alignment_offset("alignment", alignment, rows, cols)
+    reach = rows + cols  # a side longer than this removes nothing: clip it for np.tri
+    low = None if low is None else min(low, reach)
+    high = None if high is None else min(high, reach)
     # j - i - offset <= right is np.tri(k=offset + right); >= -left is its complement
     keep = (
         np.ones((rows, cols), dtype=bool)

@@ -638,6 +638,27 @@ BAD_CALLS: list[Row] = [
         "output",
         "list",
     ),
+    (
+        "check-rows-rank",
+        lambda: refattn.checks.check_rows_sum_to_one(np.ones(3)),
+        AttentionShapeError,
+        "weights",
+        "(3,)",
+    ),
+    (
+        "check-rows-atol-nan",
+        lambda: refattn.checks.check_rows_sum_to_one(np.ones((1, 1)), atol=float("nan")),
+        AttentionValueError,
+        "atol",
+        "nan",
+    ),
+    (
+        "check-close-rtol-string",
+        lambda: refattn.checks.check_close(np.ones(2), np.ones(2), rtol="1e-5"),
+        AttentionValueError,
+        "rtol",
+        "'1e-5'",
+    ),
     # --- torch adapters ---
     (
         "mha-kpm-transposed",
@@ -1008,6 +1029,16 @@ def test_window_builder_matches_definition_and_attention() -> None:
         attention(q, kv, kv, attend_mask=masks.window(5, 7, 2, 1, "bottom_right")),
         rtol=1e-12,
     )
+
+
+def test_window_side_past_every_key_equals_unbounded() -> None:
+    for side in (10**30, 2**63, 10**6):
+        np.testing.assert_array_equal(
+            masks.window(3, 5, side, 0, "bottom_right"), masks.window(3, 5, None, 0, "bottom_right")
+        )
+        np.testing.assert_array_equal(
+            masks.window(3, 5, 0, side, "top_left"), masks.window(3, 5, 0, None, "top_left")
+        )
 
 
 def test_window_sides_accepted_alike_by_attention_and_masks() -> None:
