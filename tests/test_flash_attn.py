@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import runpy
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from catalogue import all_cases
 from refattn.compat.flash_attn import (
     flash_attn_func,
     flash_attn_kvpacked_func,
@@ -730,7 +732,9 @@ def test_cu_seqlens_errors() -> None:
         AttentionDTypeError, match=r"cu_seqlens_q should have dtype int32.*int64.*RuntimeError"
     ):
         flash_attn_varlen_func(q, q, q, good.astype(np.int64), good, 4, 4)
-    with pytest.raises(AttentionValueError, match=r"cu_seqlens_q\[0\] should be 0"):
+    with pytest.raises(
+        AttentionValueError, match=r"cu_seqlens_q\[0\] should be 0.*cu_seqlens_without_leading_zero"
+    ):
         flash_attn_varlen_func(q, q, q, np.array([1, 2, 6], np.int32), good, 4, 4)
     with pytest.raises(
         AttentionValueError, match=r"non-decreasing.*cu_seqlens_k\[1\]=4 > cu_seqlens_k\[2\]=2"
@@ -854,6 +858,20 @@ def test_kvcache_errors() -> None:
             cache_seqlens=np.array([1, 1], np.int32),
             cache_leftpad=np.array([2, 0], np.int32),
         )
+
+
+def test_errors_point_at_catalogue_cases_that_exist() -> None:
+    # the adapter's messages end with "Explained by catalogue case <id>"
+    named = {
+        "cu_seqlens_without_leading_zero", "kv_cache_positions_out_of_step",
+        "position_table_too_short", "head_split_not_divisible",
+    }  # fmt: skip
+    source = "".join(
+        (Path(__file__).resolve().parent.parent / "refattn" / "compat" / name).read_text()
+        for name in ("flash_attn.py", "_flash_checks.py")
+    )
+    assert named == set(re.findall(r'see\("(\w+)"\)', source))
+    assert named <= {case.id for case in all_cases()}
 
 
 # ---------------------------------------------------------------- the layouts page's code

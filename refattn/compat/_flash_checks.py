@@ -190,6 +190,7 @@ def cu_seqlens(name: str, x: object, limit: int | None, limit_name: str) -> IntA
             f"{name}[0] should be 0: but got {int(cu[0])}. cu_seqlens are cumulative "
             f"offsets and start at 0; prepend the 0 (np.concatenate([[0], np.cumsum(lens)])). "
             f"flash-attn does not check this and reads sequence 0 from the wrong rows."
+            + see("cu_seqlens_without_leading_zero")
         )
     steps = np.diff(cu.astype(np.int64))
     if (steps < 0).any():
