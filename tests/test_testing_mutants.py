@@ -1,0 +1,122 @@
+"""Every mutant names the mistake a hand-written implementation really makes.
+
+The buggy implementations are in tests/testing_impls.py: plain NumPy, torch or jax.numpy,
+each mistake applied by hand, sharing no code with refattn.testing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from catalogue.taxonomy import TAGS
+from refattn.testing import AttentionMismatch, Mutant, assert_attention_close, check, mutants
+from refattn.testing.mutants import by_name
+from tests import testing_impls as impls
+
+CASES = Path(__file__).resolve().parents[1] / "catalogue" / "cases"
+NAMES = [m.name for m in mutants()]
+
+# (mutant, convention) pairs: every mutant in at least two conventions. torch SDPA gets
+# windows as a mask and has one fully-masked policy, so window and "zero rows" mutants
+# are tested through flash-attn's and JAX's conventions instead.
+NOT_IN_TORCH = {
+    "window_alignment_swapped",
+    "window_ignored",
+    "window_left_too_wide",
+    "window_left_too_narrow",
+    "window_right_too_wide",
+    "window_right_too_narrow",
+    "fully_masked_rows_zero",
+}
+IN_FLASH = NOT_IN_TORCH - {"fully_masked_rows_zero"} | {
+    "causal_alignment_swapped",
+    "causal_ignored",
+    "gqa_heads_tiled",
+    "softmax_over_query_axis",
+    "truncated_keys",
+}
+IN_JAX = {"fully_masked_rows_zero", "window_left_too_wide", "mask_inverted", "gqa_heads_tiled"}
+PAIRS = (
+    [(n, "refattn") for n in NAMES]
+    + [(n, "torch_sdpa") for n in NAMES if n not in NOT_IN_TORCH]
+    + [(n, "flash") for n in NAMES if n in IN_FLASH]
+    + [(n, "jax") for n in NAMES if n in IN_JAX]
+)
+IMPLS: dict[str, Callable[..., Any]] = {
+    "refattn": impls.numpy_attention,
+    "torch_sdpa": impls.torch_sdpa,
+    "flash": impls.flash_attn_func,
+    "jax": impls.jax_attention,
+}
+
+
+def test_every_mutant_is_tested_in_two_conventions() -> None:
+    for name in NAMES:
+        assert sum(n == name for n, _ in PAIRS) >= 2, name
+
+
+@pytest.mark.parametrize("mutant", mutants(), ids=lambda m: m.name)
+def test_mutant_tags_and_cases_exist(mutant: Mutant) -> None:
+    assert mutant.tags
+    assert all(t in TAGS for t in mutant.tags)
+    if mutant.case is not None:
+        assert (CASES / f"{mutant.case}.py").is_file()
+
+
+@pytest.mark.parametrize(("name", "convention"), PAIRS, ids=lambda x: x)
+def test_check_names_the_mistake(name: str, convention: str) -> None:
+    if convention in ("torch_sdpa", "flash"):
+        pytest.importorskip("torch")
+    if convention == "jax":
+        pytest.importorskip("jax")
+    buggy = functools.partial(IMPLS[convention], mistake=name)
+    report = check(buggy, convention, quick=True)
+    assert not report.passed
+    top = report.groups[0]
+    assert top.mutant == name, str(report)
+    assert top.tags == by_name(name).tags
+
+
+# one hand-made call per mutant where the mistake shows, for assert_attention_close
+def _call(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    rng = np.random.default_rng(3)
+    hq, hkv, length_q, length_k = 4, 2, 7, 7
+    opts: dict[str, Any] = {}
+    if "window" in name:
+        length_q, length_k = 6, 11
+        opts = {"window": (2, 1), "window_alignment": "bottom_right"}
+    if name.startswith("causal"):
+        length_q, length_k = 5, 9
+        opts = {"causal": "bottom_right"}
+    if name in ("mask_inverted", "zero_one_mask_added", "mask_after_softmax"):
+        opts = {"attend_mask": rng.random((2, 1, length_q, length_k)) < 0.6}
+    if name in ("padding_broadcast_along_query", "mask_ignored", "truncated_keys"):
+        opts = {"key_lengths": np.array([7, 4])}
+    if name.startswith("fully_masked"):
+        policy = "uniform" if name.endswith("zero") else "zero"
+        opts = {"key_lengths": np.array([0, 7]), "fully_masked": policy}
+    if name == "truncated_keys":
+        opts = {}
+    q = rng.standard_normal((2, hq, length_q, 16)).astype(np.float32)
+    k = rng.standard_normal((2, hkv, length_k, 16)).astype(np.float32)
+    v = rng.standard_normal((2, hkv, length_k, 16)).astype(np.float32)
+    return q, k, v, opts
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_assert_attention_close_names_the_mistake_made_by_hand(name: str) -> None:
+    q, k, v, opts = _call(name)
+    assert_attention_close(impls.numpy_attention(q, k, v, **opts), q, k, v, **opts)
+    wrong = impls.numpy_attention(q, k, v, mistake=name, **opts)
+    with pytest.raises(AttentionMismatch) as info:
+        assert_attention_close(wrong, q, k, v, **opts)
+    result = info.value.result
+    assert result.explanation is not None, str(info.value)
+    assert result.explanation.mutant == name, str(info.value)
+    assert f"explained by mutant {name!r}" in str(info.value)
