@@ -1,0 +1,28 @@
+"""Framework behaviour that case pages state but no case variant runs.
+
+Each test runs one sentence of a case's docstring, so the sentence fails CI when the
+framework changes. torch, jax and tensorflow-cpu are installed by the test setup.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from catalogue import get
+
+
+def test_jax_cache_write_past_capacity_clamps_or_drops() -> None:
+    """kv_cache_written_past_capacity: JAX does not raise on a write at position 4 of 4."""
+    import jax
+    import jax.numpy as jnp
+
+    doc = get("kv_cache_written_past_capacity").module.__doc__ or ""
+    assert "clamps the" in doc
+    assert "drops" in doc
+    cache = jnp.arange(16.0).reshape(1, 1, 4, 4)
+    new = jnp.full((1, 1, 1, 4), -1.0)
+    clamped = np.asarray(jax.lax.dynamic_update_slice(cache, new, (0, 0, 4, 0)))
+    assert (clamped[0, 0, 3] == -1).all()  # the last cached token was overwritten
+    assert (clamped[0, 0, :3] == np.arange(12.0).reshape(3, 4)).all()
+    dropped = np.asarray(cache.at[:, :, 4].set(new[:, :, 0]))
+    assert (dropped == np.asarray(cache)).all()  # the update vanished
