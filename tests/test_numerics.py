@@ -233,7 +233,8 @@ def test_nan_value_row_under_causal_reaches_exactly_the_rows_that_see_it() -> No
 
 def _allowed_pairs(q: Any, k: Any, v: Any, kwargs: dict[str, Any]) -> Any:
     """(..., Hq, L, S) pairs the masks allow, from the loop reference with zero logits."""
-    rules = {n: x for n, x in kwargs.items() if n not in ("softcap", "alibi_slopes", "scale")}
+    ignored = ("softcap", "alibi_slopes", "scale", "dropout_p", "dropout_keep")
+    rules = {n: x for n, x in kwargs.items() if n not in ignored}
     rules.pop("fully_masked", None)
     if "bias" in rules:
         rules["bias"] = np.where(np.isneginf(rules["bias"]), -np.inf, 0.0)
@@ -281,12 +282,27 @@ def poisoned_configs(draw: Any) -> dict[str, Any]:
     if draw(st.booleans()):
         cfg["key_lengths"] = rng.integers(0, length_k + 1, size=2)
     if draw(st.booleans()):
+        cfg["query_lengths"] = rng.integers(0, length_q + 1, size=2)
+    if draw(st.booleans()):
+        bias = rng.standard_normal((length_q, length_k))
+        bias[rng.random(bias.shape) < 0.3] = -np.inf
+        cfg["bias"] = bias
+    if draw(st.booleans()):
+        cfg["window"] = (draw(st.sampled_from([None, 0, 2])), draw(st.sampled_from([None, 1])))
+        if cfg["causal"] is None:
+            cfg["window_alignment"] = "bottom_right"
+    if draw(st.booleans()):
+        cfg["dropout_p"] = 0.5  # a dropped pair is still read: NaN reaches its row
+        cfg["dropout_keep"] = rng.random((2, hq, length_q, length_k)) < 0.5
+    if draw(st.booleans()):
         cfg["softcap"] = 2.0
+    if draw(st.booleans()):
+        cfg["alibi_slopes"] = rng.random(hq)
     cfg["fully_masked"] = draw(st.sampled_from(["zero", "uniform", "nan"]))
     return cfg
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(poisoned_configs())
 def test_non_finite_inputs_follow_one_policy_on_every_path(cfg: dict[str, Any]) -> None:
     want = _poisoned_expectation(cfg)
@@ -332,3 +348,39 @@ def test_non_finite_at_allowed_pairs_gives_nan_gradients_along_them_only() -> No
 
 def test_refattn_namespace_still_exports_attention() -> None:
     assert refattn.attention is attention
+
+
+@settings(max_examples=150, deadline=None)
+@given(poisoned_configs())
+def test_non_finite_inputs_give_nan_gradients_exactly_along_allowed_pairs(
+    cfg: dict[str, Any],
+) -> None:
+    """Rows whose output is NaN get NaN gradients, and so does what they may attend.
+
+    Everything else equals the gradients of the zeroed inputs with those rows' upstream
+    gradient zeroed (the clean backward is checked against torch in test_gradients).
+    """
+    cfg = {**cfg, "fully_masked": "zero"}
+    kwargs = {n: x for n, x in cfg.items() if n not in ("q", "k", "v")}
+    q, k, v = cfg["q"], cfg["k"], cfg["v"]
+    out = attention(q, k, v, **kwargs)
+    grad = np.random.default_rng(0).standard_normal(out.shape)
+    got = attention_backward(grad, q, k, v, **kwargs)
+    poisoned = np.isnan(out).any(axis=-1)  # (B, Hq, L)
+    allowed = _allowed_pairs(q, k, v, kwargs) & poisoned[..., None]  # read by a NaN row
+    hq, hkv = q.shape[-3], k.shape[-3]
+    nan_keys = allowed.any(axis=-2).reshape(2, hkv, hq // hkv, -1).any(axis=2)  # (B, Hkv, S)
+    clean = [np.where(np.isfinite(x), x, 0) for x in (q, k, v)]
+    want = attention_backward(np.where(poisoned[..., None], 0, grad), *clean, **kwargs)
+    for mine, theirs, nan_at in (
+        (got.query, want.query, poisoned),
+        (got.key, want.key, nan_keys),
+        (got.value, want.value, nan_keys),
+    ):
+        np.testing.assert_array_equal(np.isnan(mine).any(axis=-1), nan_at)
+        np.testing.assert_array_equal(np.isnan(mine).all(axis=-1), nan_at)
+        np.testing.assert_allclose(mine[~nan_at], theirs[~nan_at], rtol=1e-9, atol=1e-12)
+    if got.bias is not None:
+        assert want.bias is not None
+        bias_nan = allowed.any(axis=(0, 1)) if got.bias.ndim == 2 else allowed
+        np.testing.assert_array_equal(np.isnan(got.bias), bias_nan)
