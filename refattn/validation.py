@@ -124,7 +124,14 @@ def as_array(name: str, x: object) -> npt.NDArray[Any]:
         )
     try:
         arr = np.asarray(x)
-    except (ValueError, TypeError) as err:
+    except Exception as err:  # any array-like's conversion error, named
+        if not isinstance(x, list | tuple):
+            raise AttentionDTypeError(
+                f"{name} should be a NumPy array or array-like: but got a "
+                f"{type(x).__module__}.{type(x).__name__} that numpy cannot convert "
+                f"({err}). Convert it yourself, e.g. tensor.detach().cpu().float().numpy() "
+                f"for a torch tensor (bfloat16 included) or np.asarray(x, np.float32)."
+            ) from None
         raise AttentionShapeError(
             f"{name} is not a rectangular array: expected an array or equally long nested "
             f"lists, but got a {type(x).__name__} numpy cannot read ({err}). A ragged list "

@@ -453,3 +453,22 @@ def test_nan_in_sdpa_float_mask_named_attn_mask() -> None:
     assert np.isnan(out[:, :, 1]).all()  # torch: NaN rows
     with pytest.raises(AttentionValueError, match=r"^attn_mask should hold finite.*1 NaN"):
         sdpa(q, q, q, attn_mask=mask)
+
+
+def test_tensors_numpy_cannot_read_get_a_named_error() -> None:
+    """A tensor that requires grad, or bfloat16: numpy refuses it; refattn says how to fix."""
+    from refattn import attention
+    from refattn.errors import AttentionDTypeError
+
+    for tensor in (
+        torch.ones(1, 2, 3, 4, requires_grad=True),
+        torch.ones(1, 2, 3, 4, dtype=torch.bfloat16),
+    ):
+        with pytest.raises((RuntimeError, TypeError)) as numpy_error:
+            np.asarray(tensor)
+        with pytest.raises(
+            AttentionDTypeError, match=r"tensor\.detach\(\)\.cpu\(\)\.float\(\)"
+        ) as ours:
+            attention(tensor, tensor, tensor)
+        assert str(numpy_error.value) in str(ours.value)
+        assert "torch.Tensor" in str(ours.value)
