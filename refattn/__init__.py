@@ -7,7 +7,9 @@ semantics are reproduced by :mod:`refattn.compat`; every error is in :mod:`refat
 from refattn import decoding, einsums, errors, masks, multihead
 from refattn.decoding import KVCache
 from refattn.errors import (
+    AttentionArgumentError,
     AttentionDTypeError,
+    AttentionMemoryError,
     AttentionShapeError,
     AttentionValueError,
     FullyMaskedRowError,
@@ -18,8 +20,10 @@ from refattn.multihead import MultiHeadResult, merge_heads, multi_head_attention
 from refattn.reference import AttentionOptions, AttentionResult, attention
 
 __all__ = [
+    "AttentionArgumentError",
     "AttentionDTypeError",
     "AttentionGradients",
+    "AttentionMemoryError",
     "AttentionOptions",
     "AttentionResult",
     "AttentionShapeError",
