@@ -40,15 +40,17 @@ def _config(rng: np.random.Generator) -> dict[str, Any]:
         k[..., 0] = 1.0
     cfg: dict[str, Any] = {"q": q, "k": k, "v": v}
     scores = (*batch, hq, length_q, length_k)
+    # first batch dim only: broadcast over (B1, B2) it is read per entry, never copied
+    outer = (*batch[:1], *[1] * (len(batch) - 1), 1, length_q, length_k)
     mask_kind = rng.integers(4)
     if mask_kind == 1:
-        shape = [(length_q, length_k), scores, (*batch, 1, 1, length_k)][rng.integers(3)]
-        cfg["attend_mask"] = rng.random(shape) < 0.7
+        shapes = [(length_q, length_k), scores, (*batch, 1, 1, length_k), outer]
+        cfg["attend_mask"] = rng.random(shapes[rng.integers(4)]) < 0.7
     elif mask_kind == 2 and batch:  # left-padded keys: key j of entry b is real iff j >= pad
         pads = rng.integers(0, length_k + 1, size=batch)
         cfg["attend_mask"] = np.arange(length_k) >= pads[..., None, None, None]
     if rng.random() < 0.4:
-        bias = rng.standard_normal([(length_q, length_k), scores][rng.integers(2)])
+        bias = rng.standard_normal([(length_q, length_k), scores, outer][rng.integers(3)])
         if rng.random() < 0.5:
             bias[rng.random(bias.shape) < 0.2] = -np.inf
         cfg["bias"] = bias
@@ -70,7 +72,7 @@ def _config(rng: np.random.Generator) -> dict[str, Any]:
         cfg["scale"] = float(rng.uniform(-2, 2))
     if rng.random() < 0.25:
         cfg["dropout_p"] = 0.3
-        cfg["dropout_keep"] = rng.random(scores) >= 0.3
+        cfg["dropout_keep"] = rng.random([scores, outer][rng.integers(2)]) >= 0.3
     cfg["fully_masked"] = ["zero", "uniform", "nan", "raise"][rng.integers(4)]
     return cfg
 
