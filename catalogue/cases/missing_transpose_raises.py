@@ -136,3 +136,11 @@ def tf_fixed() -> object:
     q, k, v = (tf.constant(a) for a in _inputs())
     scores = tf.matmul(q, k, transpose_b=True) / 8**0.5
     return tf.matmul(tf.nn.softmax(scores, axis=-1), v)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    q, k, v = (torch.from_numpy(a) for a in _inputs())
+    scores = torch.matmul(q, k.transpose(-2, -1)) / 8**0.5  # (B, L, S)
+    return torch.softmax(scores, dim=-1) @ v

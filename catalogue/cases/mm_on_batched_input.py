@@ -122,3 +122,11 @@ def jax_fixed() -> object:
     q, k, v = (jnp.asarray(a) for a in _inputs())
     scores = jnp.matmul(q, k.transpose(0, 2, 1)) / jnp.sqrt(8.0)  # batched: (B, L, S)
     return jax.nn.softmax(scores, axis=-1) @ v
+
+
+def torch_fixed() -> object:
+    import torch
+
+    q, k, v = (torch.from_numpy(a) for a in _inputs())
+    scores = torch.bmm(q, k.transpose(1, 2)) / 8**0.5  # batched: (B, L, S)
+    return torch.bmm(torch.softmax(scores, dim=-1), v)

@@ -133,3 +133,13 @@ def tf_fixed() -> object:
     merged = tf.constant(_merged_heads())
     w_out = tf.constant(_w_out(H * DV))  # sized from the value head size: 96 rows
     return tf.matmul(merged, w_out)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    merged = torch.from_numpy(_merged_heads())
+    out_proj = torch.nn.Linear(H * DV, E, bias=False, dtype=merged.dtype)  # H * Dv inputs
+    with torch.no_grad():
+        out_proj.weight.copy_(torch.from_numpy(_w_out(H * DV)).T)  # the case's weights
+    return out_proj(merged)

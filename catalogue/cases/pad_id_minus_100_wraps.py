@@ -133,3 +133,23 @@ def tf_broken() -> object:
     init = tf.keras.initializers.Constant(table)
     embedding = tf.keras.layers.Embedding(len(table), table.shape[1], embeddings_initializer=init)
     return embedding(tf.constant(ids))  # -100 reads row 28
+
+
+def torch_fixed() -> object:
+    import torch
+
+    table, ids = (torch.from_numpy(a) for a in _inputs())
+    embedding = torch.nn.Embedding.from_pretrained(table)  # type: ignore[no-untyped-call]
+    valid = ids >= 0
+    return embedding(ids.clamp(min=0)) * valid[..., None]  # pads: row 0, then zeroed
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    table, ids = _inputs()
+    init = tf.keras.initializers.Constant(table)
+    embedding = tf.keras.layers.Embedding(len(table), table.shape[1], embeddings_initializer=init)
+    valid = tf.constant(ids >= 0)
+    rows = embedding(tf.maximum(tf.constant(ids), 0))  # pads: row 0, then zeroed
+    return tf.where(valid[..., None], rows, 0.0)

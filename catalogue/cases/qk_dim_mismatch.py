@@ -115,3 +115,21 @@ def tf_broken() -> object:
     x, w_q, w_v = (tf.constant(a) for a in _inputs())
     q, k = x @ w_q, x @ w_v  # key projection built with the value size
     return tf.matmul(q, k, transpose_b=True)
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, w_q, w_v = (torch.from_numpy(a) for a in _inputs())
+    w_k = torch.from_numpy(np.random.default_rng(1).standard_normal((128, 64)))  # as w_q
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    return torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / 8.0, dim=-1) @ v
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, w_q, w_v = (tf.constant(a) for a in _inputs())
+    w_k = tf.constant(np.random.default_rng(1).standard_normal((128, 64)))  # as w_q
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    return tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 8.0, axis=-1) @ v

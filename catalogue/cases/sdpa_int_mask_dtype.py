@@ -119,3 +119,13 @@ def jax_broken() -> object:
     q = jnp.asarray(x.transpose(0, 2, 1, 3))  # (B, T, N, H), JAX's layout
     mask = jnp.asarray(attention_mask)[:, None, None, :]  # int 0/1 from a tokenizer
     return jax.nn.dot_product_attention(q, q, q, mask=mask)
+
+
+def torch_fixed() -> object:
+    import torch
+    import torch.nn.functional as F
+
+    x, attention_mask = (torch.from_numpy(a) for a in _inputs())
+    keep = attention_mask[:, None, None, :].bool()  # True = attend
+    one_hot = torch.eye(6, dtype=x.dtype).expand(2, 1, 6, 6)  # output = weight matrix
+    return F.scaled_dot_product_attention(x, x, one_hot, attn_mask=keep)

@@ -123,3 +123,28 @@ def tf_broken() -> object:
     q, k, v = cut @ w[0], cut @ w[1], cut @ w[2]
     out = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 4.0, axis=-1) @ v
     return x + out  # residual connection
+
+
+def torch_fixed() -> object:
+    import torch
+
+    x, w = (torch.from_numpy(a) for a in _inputs())
+    q, k, v = x @ w[0], x @ w[1], x @ w[2]  # same length in and out
+    return x + torch.softmax(q @ k.transpose(-2, -1) / 4.0, dim=-1) @ v
+
+
+def jax_fixed() -> object:
+    import jax
+    import jax.numpy as jnp
+
+    x, w = (jnp.asarray(a) for a in _inputs())
+    q, k, v = x @ w[0], x @ w[1], x @ w[2]
+    return x + jax.nn.softmax(q @ k.swapaxes(-1, -2) / 4.0, axis=-1) @ v
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, w = (tf.constant(a) for a in _inputs())
+    q, k, v = x @ w[0], x @ w[1], x @ w[2]
+    return x + tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 4.0, axis=-1) @ v

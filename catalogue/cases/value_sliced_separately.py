@@ -131,3 +131,11 @@ def tf_fixed() -> object:
     q, k, v = (tf.constant(a) for a in _inputs())
     k, v = k[:, :12], v[:, :12]  # keys and values cut together
     return tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / 8**0.5, axis=-1) @ v
+
+
+def torch_fixed() -> object:
+    import torch
+
+    q, k, v = (torch.from_numpy(a) for a in _inputs())
+    k, v = k[:, :12], v[:, :12]  # keys and values cut together
+    return torch.matmul(torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, dim=-1), v)

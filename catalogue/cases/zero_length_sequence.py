@@ -120,3 +120,12 @@ def jax_fixed() -> object:
     if k.shape[0] == 0:  # no keys: attend to nothing, return zeros
         return jnp.zeros((q.shape[0], v.shape[1]))
     return jax.nn.softmax(q @ k.T / 2.0, axis=-1) @ v
+
+
+def torch_fixed() -> object:
+    import torch
+
+    q, k, v = (torch.from_numpy(a) for a in _inputs())
+    if k.shape[0] == 0:  # no keys: attend to nothing, return zeros
+        return torch.zeros(q.shape[0], v.shape[1], dtype=q.dtype)
+    return torch.softmax(q @ k.T / 2.0, dim=-1) @ v
