@@ -6,6 +6,7 @@ import functools
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from refattn import attention
@@ -40,6 +41,23 @@ def test_jax_dot_product_attention_passes_the_battery() -> None:
 def test_flash_convention_passes_a_correct_implementation() -> None:
     pytest.importorskip("torch")
     report = check(impls.flash_attn_func, "flash")
+    assert report.passed, str(report)
+
+
+def test_flash_convention_passes_refattns_flash_attn_adapter() -> None:
+    torch = pytest.importorskip("torch")
+    compat = pytest.importorskip("refattn.compat.flash_attn")
+
+    def flash(q: Any, k: Any, v: Any, **kwargs: Any) -> Any:
+        # the adapter takes NumPy arrays (bfloat16 as float32 values)
+        dtype = q.dtype
+        arrays = [x.float().numpy() if dtype == torch.bfloat16 else x.numpy() for x in (q, k, v)]
+        if "alibi_slopes" in kwargs:
+            kwargs["alibi_slopes"] = kwargs["alibi_slopes"].numpy()
+        out = compat.flash_attn_func(*arrays, **kwargs)
+        return torch.from_numpy(np.ascontiguousarray(out)).to(dtype)
+
+    report = check(flash, "flash")
     assert report.passed, str(report)
 
 

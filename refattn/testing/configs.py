@@ -183,6 +183,7 @@ def _expressible(c: Config) -> tuple[str, ...]:
         and win_aligned
         and c.fully_masked == "zero"
         and c.dtype != "float64"
+        and c.dim == c.dim_v  # flash-attn 2 wants value shaped like key
     ):
         out.append("flash")
     return tuple(out)
