@@ -79,14 +79,26 @@ def _bytes(n: int) -> str:
 
 
 def memory_limit() -> int | None:
-    """Bytes of physical memory: no single array refattn allocates may be larger.
+    """Bytes no single array refattn allocates may exceed: the memory available now.
 
-    None where the platform does not say (then nothing is checked up front).
+    The smaller of the physical memory and, on Linux, ``MemAvailable`` (what can be
+    allocated without swapping); None where the platform says neither (then nothing is
+    checked up front).
     """
     try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+        limit: int | None = int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):
-        return None
+        limit = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    limit = available if limit is None else min(limit, available)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return limit
 
 
 def check_allocation(name: str, what: str, shape: tuple[int, ...], itemsize: int, fix: str) -> None:
@@ -101,12 +113,15 @@ def check_allocation(name: str, what: str, shape: tuple[int, ...], itemsize: int
         fix: what to do instead, a sentence.
     """
     nbytes = math.prod(int(n) for n in shape) * int(itemsize)
+    if nbytes < 1 << 28:
+        return  # 256 MiB: not worth reading the memory state for
     limit = memory_limit()
     if limit is not None and nbytes > limit:
         raise AttentionMemoryError(
             f"{name} needs {what} of shape {_shape(shape)}, {_bytes(nbytes)} ({nbytes} "
-            f"bytes): expected at most this machine's {_bytes(limit)} of memory, but got a "
-            f"request larger than that, which would fail (or swap for hours). {fix}"
+            f"bytes): expected at most the {_bytes(limit)} of memory this machine has "
+            f"available, but got a request larger than that, which would fail (or swap for "
+            f"hours). {fix}"
         )
 
 
