@@ -111,3 +111,24 @@ def jax_fixed() -> object:
     x = jnp.asarray(_inputs())
     causal = jnp.tril(jnp.ones((6, 6), dtype=bool))
     return jax.nn.softmax(jnp.where(causal, x @ x.swapaxes(-1, -2) / 2.0, -jnp.inf), axis=-1)
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    return tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=-1)  # no causal mask
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())
+    causal = tf.linalg.band_part(tf.ones((6, 6)), -1, 0) > 0  # lower triangle
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(causal, scores, float("-inf")), axis=-1)

@@ -108,3 +108,24 @@ def jax_fixed() -> object:
     x, keep = (jnp.asarray(a) for a in _inputs())
     scores = x @ x.swapaxes(-1, -2) / 2.0
     return jax.nn.softmax(scores, axis=-1, where=keep[:, None, :])  # masked before
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    weights = tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=-1)
+    return weights * tf.cast(keep[:, None, :], weights.dtype)  # zeroed after the softmax
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(keep[:, None, :], scores, float("-inf")), axis=-1)

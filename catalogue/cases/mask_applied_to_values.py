@@ -112,3 +112,26 @@ def jax_fixed() -> object:
     h = x[:, :, None]  # (B, T, N=1, H)
     mask = keep[:, None, None, :]  # (B, N, T, S): True = attend
     return jax.nn.dot_product_attention(h, h, h, mask=mask)[:, :, 0]
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    v = x * tf.cast(keep[..., None], x.dtype)  # padded values zeroed
+    weights = tf.nn.softmax(tf.matmul(x, x, transpose_b=True) / 2.0, axis=-1)  # unmasked
+    return tf.matmul(weights, v)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, keep = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    weights = tf.nn.softmax(tf.where(keep[:, None, :], scores, float("-inf")), axis=-1)
+    return tf.matmul(weights, x)
