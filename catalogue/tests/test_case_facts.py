@@ -7,6 +7,7 @@ framework changes. torch, jax and tensorflow-cpu are installed by the test setup
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from catalogue import get
 
@@ -26,3 +27,27 @@ def test_jax_cache_write_past_capacity_clamps_or_drops() -> None:
     assert (clamped[0, 0, :3] == np.arange(12.0).reshape(3, 4)).all()
     dropped = np.asarray(cache.at[:, :, 4].set(new[:, :, 0]))
     assert (dropped == np.asarray(cache)).all()  # the update vanished
+
+
+def test_sdpa_dropout_applies_in_eval_and_forced_flash_warns_why() -> None:
+    """attention_dropout_left_on_at_inference: dropout_p is applied in eval(); the warnings."""
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+
+    case = get("attention_dropout_left_on_at_inference").module
+    doc = case.__doc__ or ""
+    q = torch.from_numpy(case._inputs()[0])
+    torch.manual_seed(0)
+    first = F.scaled_dot_product_attention(q, q, q, dropout_p=case.DROPOUT)
+    second = F.scaled_dot_product_attention(q, q, q, dropout_p=case.DROPOUT)
+    assert not torch.allclose(first, second)  # a function: no eval() to switch it off
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="No available kernel"):
+            case.torch_broken()
+    said = [str(w.message) for w in caught]
+    for text in ("Flash attention kernel not used because:", "Both fused kernels do not support"):
+        assert text in doc
+        assert any(text in message for message in said), said
