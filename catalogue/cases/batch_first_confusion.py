@@ -141,3 +141,39 @@ def jax_fixed() -> object:
 
     x = jnp.asarray(_inputs())[:, :, None]  # (B, L, 1, E): batch first, as JAX wants
     return jax.nn.dot_product_attention(x, x, x)[:, :, 0]
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+TF_NOTE = (
+    "Keras' `MultiHeadAttention` is always batch first; sequence-first `(L, B, E)` input "
+    "kept from a PyTorch port is read with the positions as the batch. Its projections are "
+    "set to the identity here."
+)
+
+
+def _keras_mha() -> Any:
+    import tensorflow as tf
+
+    layer = tf.keras.layers.MultiHeadAttention(1, 8, use_bias=False, dtype="float64")
+    x = tf.zeros((1, 1, 8), tf.float64)
+    layer(x, x)  # builds the weights
+    eye = np.eye(8)  # identity projections: plain single-head attention
+    layer.set_weights([eye[:, None], eye[:, None], eye[:, None], eye[None]])
+    return layer
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x = tf.transpose(tf.constant(_inputs()), (1, 0, 2))  # (L, B, E), sequence first
+    out = _keras_mha()(x, x)  # read as (B, T, E)
+    return tf.transpose(out, (1, 0, 2))  # back to (B, L, E)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x = tf.constant(_inputs())  # (B, L, E): batch first, as Keras wants
+    return _keras_mha()(x, x)

@@ -139,3 +139,32 @@ def jax_fixed() -> object:
 
     cache_length = len(_inputs()[0]) - 1
     return _jax_step(jnp.arange(cache_length, cache_length + 1))
+
+
+TF_KIND = "silent"
+TF_EXPECTED = CheckFailure
+TF_MATCH = MATCH
+
+
+def _tf_step(new_position: Any) -> object:
+    import tensorflow as tf
+
+    tokens, positions = (tf.constant(a) for a in _inputs())
+    cache = tokens[:-1] + positions[: len(tokens) - 1]
+    new = tokens[-1:] + tf.gather(positions, new_position)  # (1, E)
+    keys = tf.concat([cache, new], axis=0)
+    weights = tf.nn.softmax(tf.matmul(new, keys, transpose_b=True) / 2.0, axis=-1)
+    return tf.matmul(weights, keys)
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    return _tf_step(tf.range(1))  # restarts at 0
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    cache_length = len(_inputs()[0]) - 1
+    return _tf_step(tf.range(cache_length, cache_length + 1))
