@@ -72,16 +72,20 @@ def _clean(
     return cleaned, (bad.any(axis=bad_axes) if bad_axes else bad)
 
 
-def _logit_bound(plan: Plan) -> tuple[float, float]:
-    """Bounds on ``|final logit|`` and on ``sqrt(|scale|)`` times ``|query|`` or ``|key|``."""
+def _logit_bound(plan: Plan) -> tuple[float, float, float]:
+    """Bounds on ``|final logit|``, on the matmul and on the scaled query and key.
+
+    Returns:
+        ``|final logit|``; ``|scale * query . key|`` (before a softcap bounds it);
+        ``sqrt(|scale|)`` times ``|query|`` or ``|key|``. All in natural units.
+    """
     dim = plan.query.shape[4]
     max_q, max_k = _max_abs(plan.query), _max_abs(plan.key)
     root = math.sqrt(abs(plan.scale))
     scaled = root * max(max_q, max_k)
     with np.errstate(over="ignore"):
-        qk = float(np.float64(root * max_q) * (root * max_k) * dim) if dim else 0.0
-    if plan.softcap is not None:
-        qk = min(qk, plan.softcap)
+        raw = float(np.float64(root * max_q) * (root * max_k) * dim) if dim else 0.0
+    qk = raw if plan.softcap is None else min(raw, plan.softcap)
     bias = 0.0
     if plan.bias is not None:
         bias_view = plan.bias.array if isinstance(plan.bias, BatchIndexed) else plan.bias
@@ -94,18 +98,19 @@ def _logit_bound(plan: Plan) -> tuple[float, float]:
     if plan.alibi_slopes is not None and plan.alibi_slopes.size:
         span = max(plan.query.shape[3], plan.key.shape[2])
         alibi = _max_abs(plan.alibi_slopes.astype(np.float64)) * span
-    return qk + bias + alibi, scaled
+    return qk + bias + alibi, raw, scaled
 
 
 def _fits(plan: Plan, dtype: np.dtype[np.floating]) -> bool:
     """Whether every base-2 intermediate of ``plan`` provably stays finite in ``dtype``."""
     info = np.finfo(dtype)
     limit = float(info.max) * _HEADROOM
-    logit, scaled = _logit_bound(plan)
+    logit, raw, scaled = _logit_bound(plan)
     values = _max_abs(plan.value) * max(plan.key.shape[2], 1) / (1.0 - plan.dropout_p)
     root = math.sqrt(abs(plan.scale))
     checks = [
         logit * LOG2E <= limit,
+        raw <= limit,  # the matmul itself, before a softcap bounds it
         scaled <= limit,
         values <= limit,
         root == 0 or root >= float(info.tiny),  # sqrt(scale) must not be subnormal
@@ -141,10 +146,10 @@ def prepare(plan: Plan) -> tuple[Plan, Poison | None]:
         )
         if _fits(plan, wide):
             return plan, poison
-    logit, _ = _logit_bound(plan)
+    logit, raw, _ = _logit_bound(plan)
     raise AttentionValueError(
-        f"the logits of this call may reach {logit:.3g} in magnitude (bound from |query|, "
-        f"|key|, scale={plan.scale:.3g}, softcap, bias and ALiBi), or the values sum to "
+        f"the logits of this call may reach {max(logit, raw):.3g} in magnitude (bound from "
+        f"|query|, |key|, scale={plan.scale:.3g}, softcap, bias and ALiBi), or the values sum to "
         f"{_max_abs(plan.value) * max(plan.key.shape[2], 1):.3g}: beyond what float64 "
         f"holds with headroom ({float(np.finfo(wide).max) * _HEADROOM / LOG2E:.3g}), so "
         f"the softmax would overflow. Rescale the inputs (softmax is invariant to adding "
