@@ -16,7 +16,12 @@ from typing import Unpack
 import numpy as np
 import numpy.typing as npt
 
-from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
+from refattn.errors import (
+    AttentionDTypeError,
+    AttentionMemoryError,
+    AttentionShapeError,
+    AttentionValueError,
+)
 from refattn.reference import AttentionOptions, attention
 from refattn.validation import (
     _OPTION_NAMES,
@@ -148,15 +153,7 @@ class KVCache:
         new = k.shape[-2]
         end = self._length + new
         if end > self._keys.shape[-2]:
-            capacity = max(end, 2 * int(self._keys.shape[-2]))
-            for name, arr in (("key", self._keys), ("value", self._values)):
-                check_allocation(
-                    f"append of {new} positions",
-                    f"{name} storage grown to capacity {capacity}",
-                    (*arr.shape[:-2], capacity, arr.shape[-1]),
-                    arr.dtype.itemsize,
-                    "Append fewer positions, or start a new cache for a new sequence.",
-                )
+            capacity = self._capacity_for(end, new)
             keys = self._grow(self._keys, capacity)
             self._values = self._grow(self._values, capacity)
             self._keys = keys
@@ -248,6 +245,25 @@ class KVCache:
         except BaseException:
             self._keys, self._values, self._length = saved
             raise
+
+    def _capacity_for(self, end: int, new: int) -> int:
+        """Double the storage (amortised O(1) appends), or grow to ``end`` if that won't fit."""
+        for capacity in (max(end, 2 * int(self._keys.shape[-2])), end):
+            try:
+                for name, arr in (("key", self._keys), ("value", self._values)):
+                    check_allocation(
+                        f"append of {new} positions",
+                        f"{name} storage grown to capacity {capacity}",
+                        (*arr.shape[:-2], capacity, arr.shape[-1]),
+                        arr.dtype.itemsize,
+                        "Append fewer positions, or start a new cache for a new sequence.",
+                    )
+            except AttentionMemoryError:
+                if capacity == end:
+                    raise
+                continue
+            return capacity
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _grow(arr: FloatArray, capacity: int) -> FloatArray:

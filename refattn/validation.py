@@ -78,6 +78,9 @@ def _bytes(n: int) -> str:
     return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
 
 
+CHECK_FROM = 1 << 28  # allocations below 256 MiB are not checked against memory_limit()
+
+
 def memory_limit() -> int | None:
     """Bytes no single array refattn allocates may exceed: the memory available now.
 
@@ -113,8 +116,8 @@ def check_allocation(name: str, what: str, shape: tuple[int, ...], itemsize: int
         fix: what to do instead, a sentence.
     """
     nbytes = math.prod(int(n) for n in shape) * int(itemsize)
-    if nbytes < 1 << 28:
-        return  # 256 MiB: not worth reading the memory state for
+    if nbytes < CHECK_FROM:
+        return  # not worth reading the memory state for
     limit = memory_limit()
     if limit is not None and nbytes > limit:
         raise AttentionMemoryError(

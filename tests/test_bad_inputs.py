@@ -1125,3 +1125,18 @@ def test_cache_step_that_grows_storage_and_fails_is_undone() -> None:
     np.testing.assert_array_equal(cache.keys, K)
     cache.append(K[:, :, :2], V[:, :, :2])
     np.testing.assert_array_equal(cache.keys, np.concatenate([K, K[:, :, :2]], axis=2))
+
+
+def test_cache_growth_falls_back_to_exact_size_when_doubling_would_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    k = np.zeros((1, 1, 100, 8), np.float64)  # 6400 bytes of keys
+    cache = KVCache(k, k, capacity=100)
+    monkeypatch.setattr(refattn.validation, "CHECK_FROM", 0)
+    monkeypatch.setattr(refattn.validation, "memory_limit", lambda: 101 * 8 * 8)  # 101 rows
+    cache.append(k[:, :, :1] + 1, k[:, :, :1] + 1)  # doubling to 200 won't fit; 101 does
+    assert cache.length == 101
+    np.testing.assert_array_equal(cache.keys[..., 100, :], 1.0)
+    with pytest.raises(AttentionMemoryError, match=r"append of 1 positions.*capacity 102"):
+        cache.append(k[:, :, :1], k[:, :, :1])
+    assert cache.length == 101  # refused before anything changed
