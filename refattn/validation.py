@@ -1,8 +1,16 @@
 """Validation of every argument of :func:`refattn.attention`, run before any math.
 
-Each check raises one of refattn's errors with a message that names the argument, what it
-got, what it should be and the likely fix. :func:`validate` returns a :class:`Plan`: the
-inputs broadcast, flattened and cast to the compute dtype, ready for the kernel.
+Each check raises one of refattn's errors with one message in one form: ``<argument>
+should be <expected>: but got <value, shape or dtype>. <fix>``, and the catalogue case
+that explains it where there is one. :func:`validate` returns a :class:`Plan`: the inputs
+broadcast, flattened and cast to the compute dtype, ready for the kernel.
+
+The checks every public function shares live here, so each bad input is refused the same
+way wherever it enters: :func:`as_array` (masked arrays, ragged lists, object arrays,
+array-likes numpy cannot read), :func:`float_array` (also non-float and ``np.longdouble``),
+:func:`window_side`, :func:`real_number`, :func:`flag`, :func:`check_keywords` (options a
+function does not take) and :func:`check_allocation` (arrays larger than the memory
+available, refused before allocating).
 """
 
 from __future__ import annotations
