@@ -6,6 +6,10 @@ broadcasts against the scores ``(..., Hq, L, S)``. In the pictures ``#`` is a ke
 
 The causal and window masks here are the same ones :func:`refattn.attention` applies for
 ``causal=`` and ``window=``; building them is only needed to inspect, combine or export.
+
+Arguments are checked as :func:`refattn.attention` checks them (the same window sides,
+alignments, integer sizes and lengths are accepted), and a mask larger than the memory
+available raises :class:`~refattn.errors.AttentionMemoryError` before it is allocated.
 """
 
 from __future__ import annotations

@@ -350,6 +350,8 @@ def multi_head_attention(
             :func:`refattn.attention` refuses.
         AttentionDTypeError: non-floating inputs or weights of another dtype than query.
         AttentionValueError: missing or conflicting weights, bad head counts.
+        AttentionArgumentError: ``return_lse`` or another keyword that is not an option of
+            :func:`refattn.attention`.
 
     Examples:
         >>> import numpy as np
