@@ -5,7 +5,8 @@ What happens:
     is *fancy indexing*: it sets columns 0 and 1 to ``-inf``. The first two tokens are
     hidden from every query and the padding is attended. PyTorch (``scores[..., pad] =
     float("-inf")`` with an int64 tensor) and JAX (``scores.at[..., pad].set(-jnp.inf)``) do
-    exactly the same.
+    exactly the same; TensorFlow refuses the assignment (``TypeError: ... EagerTensor'
+    object does not support item assignment``).
 
 Why:
     NumPy, PyTorch and JAX index with a boolean array by position of ``True``, but with an
@@ -117,3 +118,30 @@ def jax_fixed() -> object:
     x, pad = (jnp.asarray(a) for a in _inputs())
     scores = x @ x.swapaxes(-1, -2) / 2.0
     return jax.nn.softmax(jnp.where(pad.astype(bool), -jnp.inf, scores), axis=-1)
+
+
+TF_EXPECTED = TypeError
+TF_MATCH = (
+    r"'tensorflow\.python\.framework\.ops\.EagerTensor' object does not support item assignment"
+)
+TF_NOTE = (
+    "TensorFlow tensors cannot be assigned through an index at all, so this mistake cannot "
+    "be written; the fix masks with `tf.where` on the mask cast to booleans."
+)
+
+
+def tf_broken() -> object:
+    import tensorflow as tf
+
+    x, pad = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    scores[..., pad] = float("-inf")  # integer index, as in NumPy
+    return tf.nn.softmax(scores, axis=-1)
+
+
+def tf_fixed() -> object:
+    import tensorflow as tf
+
+    x, pad = (tf.constant(a) for a in _inputs())
+    scores = tf.matmul(x, x, transpose_b=True) / 2.0
+    return tf.nn.softmax(tf.where(tf.cast(pad, tf.bool), float("-inf"), scores), axis=-1)
