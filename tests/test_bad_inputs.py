@@ -733,6 +733,13 @@ BAD_CALLS: list[Row] = [
         "(3, 5, 4)",
     ),
     (
+        "mha-static-k-length",
+        lambda: _mha_forward(static_k=np.zeros((4, 7, 4), np.float32)),
+        AttentionShapeError,
+        "static_k",
+        "length 7",
+    ),
+    (
         "mha-bias-k-alone",
         lambda: _mha_forward(bias_k=np.zeros((1, 1, 8), np.float32)),
         AttentionValueError,

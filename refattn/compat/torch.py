@@ -428,6 +428,15 @@ def multi_head_attention_forward(
         )
     k = _static("static_k", static_k, k, batch, num_heads, head_dim)
     v = _static("static_v", static_v, v, batch, num_heads, head_dim)
+    if k.shape[2] != v.shape[2]:
+        static_name = "static_k" if static_k is not None else "static_v"
+        raise AttentionShapeError(
+            f"{static_name} length should equal the {'value' if static_name == 'static_k' else 'key'}'s "
+            f"S: but got keys of length {k.shape[2]} and values of length {v.shape[2]} "
+            f"(static_k static_name: {static_k is not None}, static_v static_name: "
+            f"{static_v is not None}). Pass static_k and static_v together, of one length."
+            + see("value_sliced_separately")
+        )
     if add_zero_attn:
         zeros = np.zeros((batch, num_heads, 1, head_dim), dtype=dtype)
         k, v = np.concatenate([k, zeros], axis=2), np.concatenate([v, zeros], axis=2)
