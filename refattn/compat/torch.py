@@ -430,12 +430,12 @@ def multi_head_attention_forward(
     v = _static("static_v", static_v, v, batch, num_heads, head_dim)
     if k.shape[2] != v.shape[2]:
         static_name = "static_k" if static_k is not None else "static_v"
+        other = "value" if static_name == "static_k" else "key"
         raise AttentionShapeError(
-            f"{static_name} length should equal the {'value' if static_name == 'static_k' else 'key'}'s "
-            f"S: but got keys of length {k.shape[2]} and values of length {v.shape[2]} "
-            f"(static_k static_name: {static_k is not None}, static_v static_name: "
-            f"{static_v is not None}). Pass static_k and static_v together, of one length."
-            + see("value_sliced_separately")
+            f"{static_name} length should equal the {other}'s S: but got keys of length "
+            f"{k.shape[2]} and values of length {v.shape[2]} (static_k given: "
+            f"{static_k is not None}, static_v given: {static_v is not None}). Pass static_k "
+            f"and static_v together, of one length." + see("value_sliced_separately")
         )
     if add_zero_attn:
         zeros = np.zeros((batch, num_heads, 1, head_dim), dtype=dtype)
