@@ -7,8 +7,8 @@ What happens:
     is taken for heads and the heads for the sequence, so each token attends over the
     *heads* of one position. JAX has the mirror image: ``jax.nn.dot_product_attention``
     reads ``(B, T, N, H)``, and a ``(B, N, T, H)`` tensor from PyTorch-style code runs and
-    returns attention over the wrong axis. Only when ``S == H`` does anything look odd,
-    and then nothing fails either.
+    returns attention over the wrong axis. Every size fits a batched matmul, so nothing
+    fails.
 
 Why:
     Kernels name their axes in their docs only: ``BSHD``/``BTNH`` (flash-attn,

@@ -17,8 +17,8 @@ Why:
     when the *whole* row is masked.
 
 Fix:
-    Use a safe maximum in the exponent, ``m_safe = np.where(np.isneginf(m_new), 0, m_new)``
-    (flash-attn's ``Check_inf``), or skip blocks that are fully masked. When a fused kernel
+    Use a safe maximum in the exponent, ``m_safe = np.where(np.isneginf(m_new), 0, m_new)``,
+    or skip blocks that are fully masked. When a fused kernel
     gives NaN, cross-check with the math path (``sdpa_kernel(SDPBackend.MATH)``) or with
     refattn; if only the fused path is NaN, the mask pattern is the trigger.
 
