@@ -800,3 +800,44 @@ def check_returns(plan: Plan, return_weights: object, return_lse: object) -> Non
             "((..., Hq, L) only); to inspect weights, call attention on a slice of the "
             "queries, e.g. query[..., :1024, :].",
         )
+
+
+def check_backward(
+    grad_output: object, plan: Plan, fully_masked: object
+) -> npt.NDArray[np.floating]:
+    """Check :func:`refattn.attention_backward`'s own arguments after :func:`validate`.
+
+    Args:
+        grad_output: the upstream gradient, expected ``(..., Hq, L, Dv)`` in the query's
+            dtype (the output's shape and dtype).
+        plan: what :func:`validate` returned for the same inputs and options.
+        fully_masked: the policy given, already validated by :func:`validate`.
+
+    Returns:
+        ``grad_output`` as an array.
+    """
+    if fully_masked == "nan":
+        raise AttentionValueError(
+            "fully_masked should be 'zero', 'uniform' or 'raise' for attention_backward: but "
+            "got 'nan', whose rows have no gradient. Pass fully_masked='zero' (torch SDPA) or "
+            "'uniform' (JAX)."
+        )
+    grad = as_array("grad_output", grad_output)
+    out_shape = (
+        *plan.batch_shape,
+        plan.num_q_heads,
+        plan.query.shape[3],
+        plan.value.shape[3],
+    )
+    if grad.shape != out_shape:
+        raise AttentionShapeError(
+            f"grad_output shape should be the output's {_shape(out_shape)}: but got "
+            f"{_shape(grad.shape)}. Pass the gradient of the loss with respect to "
+            f"attention's output (same shape, the broadcast batch included)."
+        )
+    if grad.dtype != plan.out_dtype:
+        raise AttentionDTypeError(
+            f"grad_output dtype should be the query's {plan.out_dtype}: but got "
+            f"{grad.dtype}. Cast it with grad_output.astype(query.dtype)."
+        )
+    return grad

@@ -1147,3 +1147,24 @@ def test_cache_growth_falls_back_to_exact_size_when_doubling_would_not_fit(
     with pytest.raises(AttentionMemoryError, match=r"append of 1 positions.*capacity 102"):
         cache.append(k[:, :, :1], k[:, :, :1])
     assert cache.length == 101  # refused before anything changed
+
+
+def test_check_backward_messages() -> None:
+    """validation.check_backward: attention_backward's own arguments, in the message form."""
+    from refattn.validation import check_backward, validate
+
+    plan = validate(Q, K, V)
+    assert check_backward(np.ones((1, 2, 4, 8), np.float32), plan, "zero").shape == (1, 2, 4, 8)
+    cases: list[tuple[Any, str, type[RefattnError], str]] = [
+        ([[1.0], [1.0, 2.0]], "zero", AttentionShapeError, "list"),
+        (np.ones((1, 2, 4, 7), np.float32), "zero", AttentionShapeError, "(1, 2, 4, 7)"),
+        (np.ones((1, 2, 4, 8)), "zero", AttentionDTypeError, "float64"),
+        (np.ones((1, 2, 4, 8), np.float32), "nan", AttentionValueError, "'nan'"),
+    ]
+    for grad, policy, error, got in cases:
+        with pytest.raises(error) as info:
+            check_backward(grad, plan, policy)
+        message = str(info.value)
+        assert got in message
+        assert "should" in message
+        assert _FIX.search(message, message.find("got"))
