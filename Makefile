@@ -20,8 +20,10 @@ $(PY):
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(f"refattn needs Python >= 3.11; $(PYTHON) is {v.major}.{v.minor} (try: make PYTHON=python3.11 ...)" if v < (3, 11) else 0)'
 	$(PYTHON) -m venv $(VENV)
 
+# --no-compile: byte-compiling every installed module took half of the install time;
+# Python compiles what the build imports, once.
 $(DOCS): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[docs]'
 	rm -f $(VENV)/.docs-* && touch $@
 
 # torch is pinned to 2.13.0 in the parity extra: the CPU build kept on these machines.
