@@ -159,8 +159,8 @@ def as_array(name: str, x: object) -> npt.NDArray[Any]:
                 f"for a torch tensor (bfloat16 included) or np.asarray(x, np.float32)."
             ) from None
         raise AttentionShapeError(
-            f"{name} is not a rectangular array: expected an array or equally long nested "
-            f"lists, but got a {type(x).__name__} numpy cannot read ({err}). A ragged list "
+            f"{name} should be a rectangular array or equally long nested lists: but got a "
+            f"{type(x).__name__} numpy cannot read ({err}). A ragged list "
             f"(rows of different lengths) has no shape: pad the rows to one length and pass "
             f"the true lengths as key_lengths= / query_lengths=." + see("padding_not_masked")
         ) from None
