@@ -51,3 +51,14 @@ def test_sdpa_dropout_applies_in_eval_and_forced_flash_warns_why() -> None:
     for text in ("Flash attention kernel not used because:", "Both fused kernels do not support"):
         assert text in doc
         assert any(text in message for message in said), said
+
+
+def test_refattn_refuses_query_heads_not_a_multiple() -> None:
+    """gqa_query_heads_not_a_multiple: refattn's message names both head counts."""
+    from refattn import attention
+    from refattn.errors import AttentionShapeError
+
+    assert "naming both counts" in (get("gqa_query_heads_not_a_multiple").module.__doc__ or "")
+    q, kv = np.ones((1, 6, 4, 8)), np.ones((1, 4, 4, 8))
+    with pytest.raises(AttentionShapeError, match=r"Hq=6 should be a multiple of .* Hkv=4"):
+        attention(q, kv, kv)
