@@ -37,7 +37,7 @@ MATCH = r"operands could not be broadcast together with shapes \(2,5,5\) \(\) \(
 TAGS = ("mask-shape",)
 MESSAGES = (
     r"The shape of the 3D attn_mask is torch\.Size\(\[[\d, ]+\]\), but should be \(\d+, \d+, \d+\)",
-    r"Incompatible shapes: \[\d+,\d+,\d+,\d+\] vs\. \[\d+,1,\d+,\d+\] \[Op:LogicalAnd\]",
+    r"Incompatible shapes: \[\d+,\d+,(\d+),(\d+)\] vs\. \[\d+,1,\1,\2\] \[Op:LogicalAnd\]",
 )
 SYMPTOMS = (
     "3D attention mask for MultiheadAttention has the wrong shape",

@@ -50,6 +50,8 @@ SYMPTOMS = (
     "long context quality drops in bfloat16 but not float32",
     "rotary embeddings wrong after model.half()",
     "position ids above 256 rounded in bfloat16",
+    "rope loses precision in bfloat16",
+    "rotary cos sin cache wrong in float16",
 )
 POSITIONS = np.concatenate([np.arange(5), np.arange(2994, 3000)])  # start and near 3000
 TORCH_FIXED_ATOL = 1e-4  # float32 angles near 3000 rad are good to about 2e-4 rad
