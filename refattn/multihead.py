@@ -197,7 +197,8 @@ def merge_heads(
         if bias is not None:
             raise AttentionValueError(
                 f"out_proj_bias should be given only with out_proj_weight: but got "
-                f"out_proj_bias of shape {_shape(np.shape(bias))} and out_proj_weight=None. Pass "
+                f"out_proj_bias of shape {_shape(as_array('out_proj_bias', bias).shape)} and "
+                f"out_proj_weight=None. Pass "
                 f"out_proj_weight too, or drop out_proj_bias for unprojected heads."
             )
         merged: FloatArray = np.moveaxis(arr, -3, -2).reshape(*batch, length, num * dim_v)
