@@ -237,3 +237,24 @@ def test_three_d_mask_allowed_when_scores_are_three_d() -> None:
     mask = RNG.random((4, 3, 5)) < 0.5
     out = refattn.attention(Q[0], K[0], V[0], attend_mask=mask)
     assert out.shape == (4, 3, 6)
+
+
+@pytest.mark.parametrize(("changes", "error", "match"), CASES)
+def test_message_says_expected_got_and_a_fix(
+    changes: dict[str, Any], error: type, match: str
+) -> None:
+    """Every message above in the one form: expected, what it got, then a fix."""
+    import re
+
+    with pytest.raises(error) as info:
+        _call(**changes)
+    message = str(info.value)
+    assert re.search(r"\b(should|expected)\b", message), message
+    got = message.find("got")
+    assert got >= 0, message
+    fix = re.compile(
+        r"\b(pass|use|call|convert|cast|drop|split|check|add|reshape|spell|give|project|"
+        r"choose|set|build)\b",
+        re.IGNORECASE,
+    )
+    assert fix.search(message, got), message
