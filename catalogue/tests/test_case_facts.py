@@ -47,6 +47,11 @@ def test_sdpa_dropout_applies_in_eval_and_forced_flash_warns_why() -> None:
         warnings.simplefilter("always")
         with pytest.raises(RuntimeError, match="No available kernel"):
             case.torch_broken()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]):  # the fix's fallback
+        assert F.scaled_dot_product_attention(q, q, q, dropout_p=case.DROPOUT).shape == q.shape
+    assert "SDPBackend.MATH])" in doc
     said = [str(w.message) for w in caught]
     for text in ("Flash attention kernel not used because:", "Both fused kernels do not support"):
         assert text in doc
