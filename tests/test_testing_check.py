@@ -11,7 +11,7 @@ import pytest
 
 from refattn import attention
 from refattn.testing import check, configs
-from refattn.testing.check import prepare
+from refattn.testing.harness import prepare
 from tests import testing_impls as impls
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from catalogue.taxonomy import TAGS
 from refattn.testing import AttentionMismatch, Mutant, assert_attention_close, check, mutants
-from refattn.testing.mutants import by_name
+from refattn.testing.mistakes import by_name
 from tests import testing_impls as impls
 
 CASES = Path(__file__).resolve().parents[1] / "catalogue" / "cases"

@@ -2,7 +2,7 @@
 
 - :func:`assert_attention_close`: one output against the float64 reference, with a
   tolerance measured for the call (never picked per dtype), row by row.
-- :mod:`refattn.testing.mutants`: the reference with one known mistake applied, each tied
+- :mod:`refattn.testing.mistakes`: the reference with one known mistake applied, each tied
   to the catalogue; they explain failures.
 - :func:`configs`: a battery of calls that find real bugs, as plain data.
 - :func:`check`: drive a callable in one convention (``"refattn"``, ``"torch_sdpa"``,
@@ -13,16 +13,16 @@
 Frameworks are imported only when their convention is used.
 """
 
-from refattn.testing.check import Report, check
-from refattn.testing.compare import (
+from refattn.testing.battery import Config, configs
+from refattn.testing.comparison import (
     AttentionMismatch,
     Comparison,
     Explanation,
     assert_attention_close,
     compare,
 )
-from refattn.testing.configs import Config, configs
-from refattn.testing.mutants import Mutant, mutants
+from refattn.testing.harness import Report, check
+from refattn.testing.mistakes import Mutant, mutants
 
 __all__ = [
     "AttentionMismatch",

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from refattn.testing.check import check
-from refattn.testing.configs import CONVENTIONS
+from refattn.testing.battery import CONVENTIONS
+from refattn.testing.harness import check
 
 PROG = "refattn check"
 

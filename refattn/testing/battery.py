@@ -353,7 +353,7 @@ def strategy(convention: str | None = None) -> Any:
 
     Examples:
         >>> from hypothesis import given
-        >>> from refattn.testing.configs import strategy
+        >>> from refattn.testing.battery import strategy
         >>> s = strategy("refattn")
     """
     from hypothesis import strategies as st

@@ -30,9 +30,9 @@ import numpy.typing as npt
 
 from refattn.testing import _naive
 from refattn.testing._naive import F64, ROUNDING, Call
-from refattn.testing.compare import Comparison, compare_arrays, dtype_name, to_numpy
-from refattn.testing.configs import CONVENTIONS, Config, configs
-from refattn.testing.mutants import by_name
+from refattn.testing.battery import CONVENTIONS, Config, configs
+from refattn.testing.comparison import Comparison, compare_arrays, dtype_name, to_numpy
+from refattn.testing.mistakes import by_name
 
 Progress = Callable[[int, int], None]
 

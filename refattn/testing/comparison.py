@@ -10,7 +10,7 @@ only the global maximum, catches errors that are small element-wise but structur
 whole head, every row past the cache length). The NaN/inf pattern, the shape and the dtype
 must match too.
 
-When ``actual`` fails, each mutant of :mod:`refattn.testing.mutants` (the same call with
+When ``actual`` fails, each mutant of :mod:`refattn.testing.mistakes` (the same call with
 one known mistake) is compared with it under the same measured tolerance; mutants that
 match every wrong row are the explanations.
 """
@@ -41,7 +41,7 @@ class Explanation:
     """A known mistake whose output matches ``actual`` where it is wrong.
 
     Attributes:
-        mutant: the mutant's name (see :func:`refattn.testing.mutants.mutants`).
+        mutant: the mutant's name (see :func:`refattn.testing.mutants`).
         description: what the mistaken code does, one sentence.
         tags: taxonomy tags (``catalogue/taxonomy.py``).
         case: the catalogue case id that shows the mistake, or None.
@@ -367,7 +367,7 @@ def compare_arrays(
         result.where = describe_rows(wrong)
     result.passed = not result.problems
     if not result.passed and explain and wrong.any():
-        from refattn.testing.mutants import explain as find_explanations
+        from refattn.testing.mistakes import explain as find_explanations
 
         result.explanations = find_explanations(act64, call, wrong, judge, factor, floor_ulps)
     return result
@@ -412,7 +412,7 @@ def assert_attention_close(
 ) -> Comparison:
     r"""Assert that ``actual`` is ``refattn.attention(query, key, value, **options)``.
 
-    The tolerance is measured for this call (see :mod:`refattn.testing.compare`): row by
+    The tolerance is measured for this call (see :mod:`refattn.testing.comparison`): row by
     row, ``actual``'s error against the float64 reference must be at most ``factor``
     times the error of a naive run in ``actual``'s dtype, plus a floor. Shape, dtype and
     the NaN/inf pattern must match.

@@ -407,7 +407,7 @@ def explain(
 
     Ranked by the fraction of all rows matched, then by the error ratio.
     """
-    from refattn.testing.compare import Explanation, match_mutant
+    from refattn.testing.comparison import Explanation, match_mutant
 
     found: list[Explanation] = []
     for mutant in MUTANTS:
