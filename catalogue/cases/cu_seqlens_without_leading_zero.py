@@ -122,3 +122,9 @@ def torch_broken() -> object:
 
 def torch_fixed() -> object:
     return _torch([0, 3, 7])
+
+
+JAX_ABSENT = (
+    "`jax.nn.dot_product_attention` has no packed form with offsets: it takes padded "
+    "`(B, T, N, H)` arrays and per-example `query_seq_lengths` / `key_value_seq_lengths`."
+)

@@ -141,3 +141,9 @@ def tf_fixed() -> object:
     x, blocked = _inputs()
     mha = _keras_layer()
     return mha(tf.constant(x), tf.constant(x), attention_mask=tf.constant(~blocked))  # type: ignore[operator]
+
+
+JAX_ABSENT = (
+    "`jax.nn` has no multi-head layer that folds heads into the batch axis: "
+    "`jax.nn.dot_product_attention` takes its mask as `(B, N, T, S)`, heads on their own axis."
+)

@@ -67,3 +67,20 @@ def test_refattn_refuses_query_heads_not_a_multiple() -> None:
     q, kv = np.ones((1, 6, 4, 8)), np.ones((1, 4, 4, 8))
     with pytest.raises(AttentionShapeError, match=r"Hq=6 should be a multiple of .* Hkv=4"):
         attention(q, kv, kv)
+
+
+def test_jax_dot_product_attention_has_lengths_not_offsets() -> None:
+    """cu_seqlens_without_leading_zero and mha_3d_mask_per_example: their JAX_ABSENT."""
+    import inspect
+
+    import jax
+
+    params = inspect.signature(jax.nn.dot_product_attention).parameters
+    assert {"query_seq_lengths", "key_value_seq_lengths", "mask"} <= set(params)
+    assert not [p for p in params if "cu_seq" in p or "offset" in p]
+    absent = get("cu_seqlens_without_leading_zero").absent["jax"]
+    assert "query_seq_lengths" in absent
+    q = jax.numpy.ones((2, 5, 4, 2))  # (B, T, N, H)
+    mask = jax.numpy.ones((2, 4, 5, 5), dtype=bool)  # (B, N, T, S)
+    assert jax.nn.dot_product_attention(q, q, q, mask=mask).shape == (2, 5, 4, 2)
+    assert "(B, N, T, S)" in get("mha_3d_mask_per_example").absent["jax"]
