@@ -51,7 +51,7 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     """Gradients of ``sum(attention(plan) * grad_out)``; ``grad_out (N, Hkv, G, L, Dv)``."""
     prepared = _numerics.prepare(plan)
     forward = _kernel.run(plan, need_weights=False, prepared=prepared)
-    plan = prepared[0]
+    plan = prepared.plan
     dtype = plan.query.dtype
     grad_out = grad_out.astype(dtype, copy=False)
     length_k = plan.key.shape[2]

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from refattn import _threads
 from refattn._layout import DrawnKeep
-from refattn._numerics import LOG2E, Poison, prepare
+from refattn._numerics import LOG2E, Poison, Prepared, prepare
 from refattn.errors import FullyMaskedRowError
 from refattn.validation import Plan, see
 
@@ -243,7 +243,27 @@ def _block(
         res.weights[n, h0:h1, :, r0:r1, lo:hi] = s / safe.reshape(heads, groups, rows, 1)
     _drop(plan, task, s)
     out = np.matmul(flat, plan.value[n, h0:h1, lo:hi])  # einsums.MIX on this block
+    if task.unshifted and _underflowed(plan, task, out, total):
+        _block(plan, res, scaled, dataclasses.replace(task, unshifted=False), buffer, ones, poison)
+        return
     _finish(plan, res, task, out, total, shift, poison, hits)
+
+
+def _underflowed(plan: Plan, task: Task, out: FloatArray, total: FloatArray) -> bool:
+    """Whether an unshifted block's sums ``out (h, G * rows, Dv)`` came near underflow.
+
+    Unshifted weights can be as small as ``exp(-60)``; times tiny values their products
+    fall among the subnormals and lose the relative precision the shifted path keeps
+    (its largest weight is 1). Sums that small are rare: such a block is recomputed with
+    the shift. Exact zeros from value columns that are zero over the block are exact.
+    """
+    limit = 16 * max(task.hi - task.lo, 1) * float(np.finfo(out.dtype).tiny)
+    small = (np.abs(out) < limit) & (total > 0)[..., None]
+    if not small.any():
+        return False
+    value = plan.value[task.n, task.h0 : task.h1, task.lo : task.hi]  # (h, width, Dv)
+    nonzero = np.maximum(value.max(axis=1), -value.min(axis=1)) > 0  # (h, Dv)
+    return bool((small & nonzero[:, None, :]).any())
 
 
 def _block_online(
@@ -289,6 +309,10 @@ def _block_online(
         total += np.matmul(flat, ones[: sub.hi - sub.lo])
         _drop(plan, sub, flat.reshape(heads, groups, rows, -1))
         acc += np.matmul(flat, plan.value[n, h0:h1, sub.lo : sub.hi])
+    if running is None and _underflowed(plan, task, acc, total):
+        unshifted = dataclasses.replace(task, unshifted=False)
+        _block_online(plan, res, scaled, unshifted, buffer, ones, chunk, poison)
+        return
     final = None if running is None else np.where(np.isneginf(running), 0, running)
     _finish(plan, res, task, acc, total, final, poison, hits)
 
@@ -429,7 +453,9 @@ def _fill_dead_rows(
             weights[dead] = 1.0 / length_k if length_k else np.nan
 
 
-def _unshifted_rows(plan: Plan, scaled: tuple[FloatArray, FloatArray]) -> npt.NDArray[np.bool_]:
+def _unshifted_rows(
+    plan: Plan, scaled: tuple[FloatArray, FloatArray], prepared: Prepared
+) -> npt.NDArray[np.bool_]:
     """Rows ``(N, Hkv, G, L)`` whose logits are provably too small to need the max shift."""
     query, key = scaled
     shape = query.shape[:4]
@@ -438,25 +464,16 @@ def _unshifted_rows(plan: Plan, scaled: tuple[FloatArray, FloatArray]) -> npt.ND
     if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
         bound = np.zeros(shape)
     else:
-        q_norm = np.sqrt(np.einsum("nhgld,nhgld->nhgl", query, query))
-        k_norm = np.sqrt(np.einsum("nhsd,nhsd->nhs", key, key).max(axis=-1))
         with np.errstate(invalid="ignore", over="ignore"):
+            q_norm = np.sqrt(np.einsum("nhgld,nhgld->nhgl", query, query))
+            k_norm = prepared.key_norm * (1.0 if key is plan.key else math.sqrt(abs(plan.scale)))
             bound = q_norm * k_norm[:, :, None, None]
-    # exp2(bound) times the value sum must stay far from overflow as well, and every
-    # weight (>= 2**-bound) times every nonzero value entry far from float underflow:
-    # products in the subnormal range lose relative precision the shifted path keeps.
-    info = np.finfo(query.dtype)
-    if plan.value.size:
-        mags = np.abs(plan.value)
-        v_max = mags.max(axis=(2, 3))
-        v_min = np.min(mags, axis=(2, 3), where=mags > 0, initial=np.inf)
-    else:
-        v_max = v_min = np.zeros(shape[:2])
-    headroom = float(info.max) * 1e-6 / max(plan.key.shape[2], 1)
+    # exp(bound) times the value sum must stay far from overflow as well (the other end,
+    # underflow, is checked on each block's sums: see _underflowed)
+    v_max = prepared.value_max
+    headroom = float(np.finfo(query.dtype).max) * 1e-6 / max(plan.key.shape[2], 1)
     with np.errstate(invalid="ignore", over="ignore"):
-        ok_values = (v_max * math.exp(_UNSHIFTED_BOUND) <= headroom) & (
-            v_min >= float(info.tiny) * math.exp(_UNSHIFTED_BOUND)
-        )  # (N, Hkv)
+        ok_values = v_max * math.exp(_UNSHIFTED_BOUND) <= headroom  # (N, Hkv)
         result: npt.NDArray[np.bool_] = (bound <= _UNSHIFTED_BOUND) & ok_values[:, :, None, None]
     return result
 
@@ -497,24 +514,40 @@ def scaled_inputs(plan: Plan) -> tuple[FloatArray, FloatArray]:
     """Query and key each times ``sqrt(|scale|)`` (the query also by its sign).
 
     Their product is ``scale * query . key``, rounded as torch's reference path rounds it.
+    When each kv head has fewer query rows than features (decoding), a scaled copy of the
+    keys would cost as much as the call: the whole scale goes into the query instead.
     """
     dtype = plan.query.dtype
     root = math.sqrt(abs(plan.scale))
     if root == 1.0:
         query = plan.query if plan.scale > 0 else np.negative(plan.query)
         return query, plan.key
+    _, _, groups, length_q, dim = plan.query.shape
+    if groups * length_q < dim and plan.query.size:
+        info = np.finfo(dtype)
+        largest = max(float(plan.query.max()), -float(plan.query.min()))
+        if (
+            float(info.tiny) <= abs(plan.scale)
+            and abs(plan.scale) * largest <= float(info.max) / 16
+        ):
+            folded: FloatArray = np.multiply(plan.query, dtype.type(plan.scale))
+            return folded, plan.key
     factor = dtype.type(root)
     scaled_q: FloatArray = np.multiply(plan.query, factor if plan.scale > 0 else -factor)
     scaled_k: FloatArray = np.multiply(plan.key, factor)
     return scaled_q, scaled_k
 
 
-def make_tasks(plan: Plan, scaled: tuple[FloatArray, FloatArray] | None = None) -> list[Task]:
+def make_tasks(
+    plan: Plan,
+    scaled: tuple[FloatArray, FloatArray] | None = None,
+    prepared: Prepared | None = None,
+) -> list[Task]:
     """Cut ``plan`` into cache-sized tasks; ``scaled`` inputs enable the unshifted path."""
-    if scaled is None:
+    if scaled is None or prepared is None:
         unshifted = np.zeros(plan.query.shape[:4], dtype=bool)
     else:
-        unshifted = _unshifted_rows(plan, scaled)
+        unshifted = _unshifted_rows(plan, scaled, prepared)
     return _tasks(plan, unshifted, _threads.worker_count())
 
 
@@ -581,14 +614,15 @@ def run(
     plan: Plan,
     *,
     need_weights: bool,
-    prepared: tuple[Plan, Poison | None] | None = None,
+    prepared: Prepared | None = None,
 ) -> Outputs:
     """Compute attention for every block of ``plan``; shapes as in :class:`Outputs`.
 
     ``plan`` first goes through :func:`refattn._numerics.prepare` (or ``prepared`` is its
     result): the outputs are in the dtype it chose, float64 when float32 could overflow.
     """
-    plan, poison = prepare(plan) if prepared is None else prepared
+    prepared = prepare(plan) if prepared is None else prepared
+    plan, poison = prepared.plan, prepared.poison
     n_batch, hkv, groups, length_q, _ = plan.query.shape
     length_k, dim_v = plan.value.shape[2], plan.value.shape[3]
     dtype = plan.query.dtype
@@ -602,7 +636,7 @@ def run(
     )
     scaled = scaled_inputs(plan)
     ones = np.ones(length_k, dtype=dtype)
-    tasks = make_tasks(plan, scaled)
+    tasks = make_tasks(plan, scaled, prepared)
     chunk = None if need_weights else _online_chunk(plan, tasks)
 
     def body(task: Task, buffer: FloatArray) -> None:

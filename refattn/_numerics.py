@@ -64,27 +64,68 @@ def _clean(
     a: npt.NDArray[np.floating], bad_axes: tuple[int, ...]
 ) -> tuple[npt.NDArray[np.floating], BoolArray | None]:
     """``a`` with non-finite entries replaced by 0, and where they were (any over axes)."""
-    if np.isfinite(a).all():
-        return a, None
     finite = np.isfinite(a)
+    if finite.all():
+        return a, None
     cleaned = np.where(finite, a, 0).astype(a.dtype, copy=False)
     bad = ~finite
     return cleaned, (bad.any(axis=bad_axes) if bad_axes else bad)
 
 
-def _logit_bound(plan: Plan) -> tuple[float, float, float]:
+def _key_norms(key: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """``(N, Hkv)``: the largest ``|key_j|`` of each head; inf or NaN past the dtype."""
+    if not key.shape[2] or not key.shape[3]:
+        return np.zeros(key.shape[:2])
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.einsum("nhsd,nhsd->nhs", key, key).max(axis=-1)
+    norms: npt.NDArray[np.float64] = np.sqrt(squares.astype(np.float64))
+    return norms
+
+
+def _value_max(value: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """``(N, Hkv)``: the largest ``|value|`` entry of each head (NaN if any is NaN)."""
+    if not value.shape[2] or not value.shape[3]:
+        return np.zeros(value.shape[:2])
+    top: npt.NDArray[np.float64] = np.maximum(
+        value.max(axis=(2, 3)), -value.min(axis=(2, 3))
+    ).astype(np.float64)
+    return top
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What :func:`prepare` found, for the kernel.
+
+    Attributes:
+        plan: finite inputs in a dtype that cannot overflow.
+        poison: where the inputs were not finite, or None.
+        key_norm: ``(N, Hkv)`` largest ``|key_j|`` (float64; inf if the squares overflow).
+        value_max: ``(N, Hkv)`` largest ``|value|`` entry (float64).
+    """
+
+    plan: Plan
+    poison: Poison | None
+    key_norm: npt.NDArray[np.float64]
+    value_max: npt.NDArray[np.float64]
+
+
+def _logit_bound(plan: Plan, max_q: float, key_bound: float) -> tuple[float, float, float]:
     """Bounds on ``|final logit|``, on the matmul and on the scaled query and key.
+
+    Args:
+        plan: the call.
+        max_q: the largest ``|query|`` entry.
+        key_bound: at least the largest ``|key_j|`` (vector norm), so any ``|key|`` entry.
 
     Returns:
         ``|final logit|``; ``|scale * query . key|`` (before a softcap bounds it);
         ``sqrt(|scale|)`` times ``|query|`` or ``|key|``. All in natural units.
     """
     dim = plan.query.shape[4]
-    max_q, max_k = _max_abs(plan.query), _max_abs(plan.key)
     root = math.sqrt(abs(plan.scale))
-    scaled = root * max(max_q, max_k)
-    with np.errstate(over="ignore"):
-        raw = float(np.float64(root * max_q) * (root * max_k) * dim) if dim else 0.0
+    scaled = root * max(max_q, key_bound)
+    with np.errstate(over="ignore"):  # |q . k| <= |q| |k| <= sqrt(D) max|q| |k|
+        raw = float(np.float64(root * max_q * math.sqrt(dim)) * (root * key_bound)) if dim else 0.0
     qk = raw if plan.softcap is None else min(raw, plan.softcap)
     bias = 0.0
     if plan.bias is not None:
@@ -101,12 +142,15 @@ def _logit_bound(plan: Plan) -> tuple[float, float, float]:
     return qk + bias + alibi, raw, scaled
 
 
-def _fits(plan: Plan, dtype: np.dtype[np.floating]) -> bool:
-    """Whether every base-2 intermediate of ``plan`` provably stays finite in ``dtype``."""
+def _fits(plan: Plan, dtype: np.dtype[np.floating], magnitudes: tuple[float, float, float]) -> bool:
+    """Whether every intermediate of ``plan`` provably stays finite in ``dtype``.
+
+    ``magnitudes``: max ``|query|`` entry, a bound on ``|key_j|``, max ``|value|`` entry.
+    """
     info = np.finfo(dtype)
     limit = float(info.max) * _HEADROOM
-    logit, raw, scaled = _logit_bound(plan)
-    values = _max_abs(plan.value) * max(plan.key.shape[2], 1) / (1.0 - plan.dropout_p)
+    logit, raw, scaled = _logit_bound(plan, magnitudes[0], magnitudes[1])
+    values = magnitudes[2] * max(plan.key.shape[2], 1) / (1.0 - plan.dropout_p)
     root = math.sqrt(abs(plan.scale))
     checks = [
         logit * LOG2E <= limit,
@@ -120,21 +164,40 @@ def _fits(plan: Plan, dtype: np.dtype[np.floating]) -> bool:
     return all(checks)
 
 
-def prepare(plan: Plan) -> tuple[Plan, Poison | None]:
-    """The plan the kernel runs (finite inputs, a dtype that cannot overflow) and its poison.
+def prepare(plan: Plan) -> Prepared:
+    """The plan the kernel runs (finite inputs, a dtype that cannot overflow), and more.
+
+    For finite input this costs a few reductions: max and min of the query and value
+    (NaN and inf reach them) and the key norms the kernel needs anyway.
 
     Raises:
         AttentionValueError: float64 inputs whose logits could exceed the float64 range.
     """
-    query, rows = _clean(plan.query, (4,))
-    key, keys = _clean(plan.key, (3,))
-    value, values = _clean(plan.value, ())
+    query, key, value = plan.query, plan.key, plan.value
+    rows = keys = values = None
+    max_q = _max_abs(query)
+    if not math.isfinite(max_q):
+        query, rows = _clean(query, (4,))
+        max_q = _max_abs(query)
+    key_norm = _key_norms(key)
+    if not np.isfinite(key_norm).all():
+        key, keys = _clean(key, (3,))
+        key_norm = _key_norms(key)
+    value_max = _value_max(value)
+    if not np.isfinite(value_max).all():
+        value, values = _clean(value, ())
+        value_max = _value_max(value)
+    key_bound = float(key_norm.max()) if key_norm.size else 0.0
+    if not math.isfinite(key_bound):  # the squares overflowed: bound from the entries
+        key_bound = _max_abs(key) * math.sqrt(key.shape[3])
+    max_v = float(value_max.max()) if value_max.size else 0.0
+    magnitudes = (max_q, key_bound, max_v)
     poison = None
     if rows is not None or keys is not None or values is not None:
         poison = Poison(rows, keys, values)
         plan = dataclasses.replace(plan, query=query, key=key, value=value)
-    if _fits(plan, plan.query.dtype):
-        return plan, poison
+    if _fits(plan, plan.query.dtype, magnitudes):
+        return Prepared(plan, poison, key_norm, value_max)
     wide = np.dtype(np.float64)
     if plan.query.dtype != wide:
         plan = dataclasses.replace(
@@ -144,13 +207,13 @@ def prepare(plan: Plan) -> tuple[Plan, Poison | None]:
             value=plan.value.astype(wide),
             alibi_slopes=None if plan.alibi_slopes is None else plan.alibi_slopes.astype(wide),
         )
-        if _fits(plan, wide):
-            return plan, poison
-    logit, raw, _ = _logit_bound(plan)
+        if _fits(plan, wide, magnitudes):
+            return Prepared(plan, poison, key_norm, value_max)
+    logit, raw, _ = _logit_bound(plan, max_q, key_bound)
     raise AttentionValueError(
         f"the logits of this call may reach {max(logit, raw):.3g} in magnitude (bound from "
         f"|query|, |key|, scale={plan.scale:.3g}, softcap, bias and ALiBi), or the values sum to "
-        f"{_max_abs(plan.value) * max(plan.key.shape[2], 1):.3g}: beyond what float64 "
+        f"{max_v * max(plan.key.shape[2], 1):.3g}: beyond what float64 "
         f"holds with headroom ({float(np.finfo(wide).max) * _HEADROOM / LOG2E:.3g}), so "
         f"the softmax would overflow. Rescale the inputs (softmax is invariant to adding "
         f"a constant to a row's logits, not to scaling them) or lower scale."
