@@ -63,8 +63,16 @@ def _source_list(text: str) -> str:
             items.append(line.strip())
         else:
             items[-1] += " " + line.strip()
-    linked = [re.sub(r"(https?://\S+[^\s.,;)])", r"<\1>", item) for item in items]
-    return "\n".join(f"- {item}" for item in linked)
+    return "\n".join(f"- {_linked(item)}" for item in items)
+
+
+def _linked(text: str) -> str:
+    """``text`` with its URLs as links and Markdown's link brackets elsewhere escaped."""
+    parts = re.split(r"(https?://\S+[^\s.,;)])", text)
+    return "".join(
+        f"<{part}>" if i % 2 else re.sub(r"([\[\]])", r"\\\1", part).replace("<", "&lt;")
+        for i, part in enumerate(parts)
+    )
 
 
 def _weight_grids(broken: object, fixed: object) -> tuple[np.ndarray, np.ndarray] | None:
