@@ -31,6 +31,9 @@ Sources:
         (SinkCache over post-RoPE keys: confused positions during inference)
     https://github.com/awslabs/keys_values/issues/140
         (evicting KV cache corrupts generation; shown via RoPE relativity)
+    https://github.com/MemTensor/MemOS/issues/2315
+        (post-RoPE cache fragments concatenated without re-rotating them to their new
+        positions)
 """
 
 import numpy as np
