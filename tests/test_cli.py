@@ -215,6 +215,12 @@ def test_bench_help_reaches_the_benchmark() -> None:
     assert "--quick" in result.stdout
 
 
+def test_check_reaches_refattn_testing() -> None:
+    result = refattn("check", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: refattn check")
+
+
 def test_check_dispatches_to_refattn_testing(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
 

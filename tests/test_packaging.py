@@ -182,3 +182,37 @@ def test_editable_install_of_the_checkout(tmp_path: Path) -> None:
     listed = _run([env / "bin" / "refattn", "cases", "list"], cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "fully_masked_row_nan" in listed.stdout
+
+
+def test_metadata_license_and_description(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    assert (
+        archive.read("refattn-0.1.0.dist-info/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+    )
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    headers, _, body = archive.read("refattn-0.1.0.dist-info/METADATA").decode().partition("\n\n")
+    assert "License-Expression: MIT" in headers
+    summary = next(line for line in headers.splitlines() if line.startswith("Summary: "))
+    assert summary.startswith("Summary: A NumPy reference for batched attention")
+    lines = [line for line in body.splitlines() if line.strip()]
+    assert lines[0] == "# refattn"
+    assert not lines[1].startswith(("make", "`", "```"))  # a sentence says what it is first
+    assert "Project-URL" not in headers  # no address is known; none is invented
+
+
+def test_readme_gives_the_two_commands_the_install_and_the_cli() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    assert [line.split("#")[0].strip() for line in first_block] == ["make serve", "make test"]
+    for needed in (
+        "pip install /path/to/refattn",
+        "[parity]",
+        ".venv/bin/refattn",
+        "source .venv/bin/activate",
+        "make serve PORT=8001",
+        "3.11",
+        " MB",
+        " GB",
+    ):
+        assert needed in readme, needed
+    assert "python -m catalogue list --tag" not in readme  # the CLI is `refattn` now
