@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from refattn import attention
-from refattn.testing import check, configs
+from refattn.testing import Config, check, configs
+from refattn.testing.battery import strategy
 from refattn.testing.harness import prepare
 from tests import testing_impls as impls
 
@@ -129,3 +131,10 @@ def test_an_implementation_that_raises_is_an_unexplained_failure() -> None:
 def test_unknown_convention_is_refused() -> None:
     with pytest.raises(ValueError, match="convention should be one of refattn, torch_sdpa"):
         check(attention, "pytorch")
+
+
+@settings(max_examples=10, deadline=None)
+@given(strategy("refattn"))
+def test_hypothesis_strategy_draws_battery_configs(config: Config) -> None:
+    assert config in configs("refattn")
+    assert check(attention, "refattn", battery=[config]).passed

@@ -120,3 +120,27 @@ def test_assert_attention_close_names_the_mistake_made_by_hand(name: str) -> Non
     assert result.explanation is not None, str(info.value)
     assert result.explanation.mutant == name, str(info.value)
     assert f"explained by mutant {name!r}" in str(info.value)
+
+
+def test_softmax_over_queries_with_nan_columns_is_named() -> None:
+    # a plain softmax over the query axis: a key column no query may see gives 0/0 = NaN
+    torch = pytest.importorskip("torch")
+
+    def sdpa(q: Any, k: Any, v: Any, attn_mask: Any = None, **kw: Any) -> Any:
+        s = (q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5
+        if kw.get("is_causal"):
+            keep = torch.ones(s.shape[-2:], dtype=torch.bool).tril()
+            s = s.masked_fill(~keep, float("-inf"))
+        if attn_mask is not None:
+            s = s.masked_fill(~attn_mask, float("-inf"))
+        return torch.softmax(s, dim=-2) @ v
+
+    report = check(sdpa, "torch_sdpa", quick=True)
+    assert report.groups[0].mutant == "softmax_over_query_axis"
+    nan_rows = [
+        f
+        for f in report.groups[0].failures
+        if f.comparison is not None and f.comparison.nonfinite_rows is not None
+        if f.comparison.nonfinite_rows.any()
+    ]
+    assert nan_rows  # the NaN variant explained configs too

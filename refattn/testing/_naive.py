@@ -35,6 +35,8 @@ class Call:
             zeroed without renormalising (a mistake).
         merge_without_transpose: output ``(B, H, L, Dv)`` read back as ``(B, L, H, Dv)``
             memory (a mistake).
+        empty_softmax_nan: a softmax over only ``-inf`` gives NaN (``0 / 0``) instead of
+            zero weights, as a plain softmax does.
     """
 
     query: F64
@@ -44,6 +46,7 @@ class Call:
     softmax_axis: int = -1
     mask_after_softmax: bool = False
     merge_without_transpose: bool = False
+    empty_softmax_nan: bool = False
 
 
 def _round_bfloat16(x: F64) -> F64:
@@ -144,13 +147,13 @@ def logits(call: Call) -> F64:
     return out
 
 
-def _softmax(x: F64, axis: int) -> F64:
+def _softmax(x: F64, axis: int, empty: float = 0.0) -> F64:
     top = np.max(x, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     e = np.exp(x - top)
     total = np.sum(e, axis=axis, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, e / np.where(total > 0, total, 1.0), 0.0)
+        return np.where(total > 0, e / np.where(total > 0, total, 1.0), empty)
 
 
 def evaluate(call: Call, precision: str | None = None) -> F64:
@@ -175,7 +178,8 @@ def evaluate(call: Call, precision: str | None = None) -> F64:
             lg = lg + 0.5 * EPS[precision] * mag * sign
     v = _repeat_kv(call, call.value)
     with np.errstate(over="ignore", invalid="ignore"):
-        weights = _softmax(rnd(lg), call.softmax_axis)
+        empty = np.nan if call.empty_softmax_nan else 0.0
+        weights = _softmax(rnd(lg), call.softmax_axis, empty)
     if call.mask_after_softmax:
         weights = weights * allowed(call)
     weights = rnd(weights)

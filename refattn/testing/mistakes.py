@@ -167,7 +167,10 @@ def _scale(value: Callable[[int], float]) -> MutantFn:
 
 
 def _softmax_over_queries(call: Call) -> Sequence[Call]:
-    return [] if call.query.shape[-2] == 1 else [replace(call, softmax_axis=-2)]
+    out = [replace(call, softmax_axis=-2)]  # with L = 1 every weight is 1: a sum of value
+    if (~_naive.allowed(call).any(axis=-2)).any():  # a key no query may see: 0/0 or zeros
+        out.append(replace(call, softmax_axis=-2, empty_softmax_nan=True))
+    return out
 
 
 def _merged_without_transpose(call: Call) -> Sequence[Call]:
