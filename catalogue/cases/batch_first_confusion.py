@@ -6,7 +6,8 @@ What happens:
     makes every position attend across the *batch*: token ``l`` of example ``b`` mixes
     with token ``l`` of the other examples, and never sees its own sequence. Run here with
     ``nn.MultiheadAttention`` itself and, the other way round, with
-    ``jax.nn.dot_product_attention`` given sequence-first input.
+    ``jax.nn.dot_product_attention`` and Keras' ``MultiHeadAttention`` (both batch first)
+    given sequence-first input.
 
 Why:
     Attention treats the first axis it is told about as the sequence. With the axes

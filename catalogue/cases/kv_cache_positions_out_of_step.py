@@ -4,7 +4,7 @@ What happens:
     No error. Each decoding step adds position 0's embedding to the new token instead of
     position ``len(cache)``, so the step's output differs from running the whole sequence
     at once: the model generates from a sequence whose positions repeat. The same step
-    written with ``torch`` or ``jax.numpy`` runs just as quietly.
+    written with ``torch``, ``jax.numpy`` or ``tf`` runs just as quietly.
 
 Why:
     Without a cache the positions of a sequence are ``arange(L)``. With a cache the step

@@ -78,3 +78,14 @@ def test_exp_overflow_threshold() -> None:
         assert np.isinf(np.exp(np.float32(88.8)))
         assert np.isfinite(np.exp(np.float16(11.08)))
         assert np.isinf(np.exp(np.float16(11.1)))
+
+
+def test_heads_merged_without_transpose_fix_spellings() -> None:
+    """heads_merged_without_transpose: ``.contiguous().view`` after the transpose equals
+    ``.reshape``, where the bare ``.view`` is refused (the PyTorch variant)."""
+    import torch
+
+    out = torch.randn(2, 4, 6, 8)  # (B, H, L, Dv)
+    merged = out.transpose(1, 2).contiguous().view(2, 6, 32)
+    assert torch.equal(merged, out.transpose(1, 2).reshape(2, 6, 32))
+    assert torch.equal(merged[:, :, 8:16], out[:, 1])  # position-major: head 1's features
