@@ -44,6 +44,7 @@ MESSAGES = (
     r"Dimensions must be equal, but are \d+ and \d+ for .*(?:MatMul|BatchMatMul)",
     r"dot_general requires contracting dimensions to have the same shape, got \(\d+,\) "
     r"and \(\d+,\)",
+    r"Matrix size-incompatible: In\[0\]: \[[\d,]+\], In\[1\]: \[[\d,]+\]",
 )
 SYMPTOMS = (
     "matmul of query and key fails",

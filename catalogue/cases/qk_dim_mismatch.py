@@ -35,6 +35,8 @@ MESSAGES = (
     r"mismatch in its core dimension 0.*\(size \d+ is different from \d+\)",
     r"Expected size for first two dimensions of batch2 tensor",
     r"mat1 and mat2 shapes cannot be multiplied",
+    r"dot_general requires contracting dimensions to have the same shape",
+    r"Matrix size-incompatible: In\[0\]: \[[\d,]+\], In\[1\]: \[[\d,]+\]",
 )
 
 

@@ -39,6 +39,7 @@ MESSAGES = (
     r"value shape should be \[[\d, ]+\]: but got",
     r"dot_general requires contracting dimensions to have the same shape",
     r"value length should equal key's S=\d+",
+    r"Matrix size-incompatible: In\[0\]: \[[\d,]+\], In\[1\]: \[[\d,]+\]",
 )
 SYMPTOMS = ("keys and values have different lengths",)
 
