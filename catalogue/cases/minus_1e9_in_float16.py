@@ -12,8 +12,10 @@ What happens:
 
 Why:
     float16's largest finite value is 65504. Constants chosen for float32 (``1e9``,
-    ``1e10``, ``-1e30``) overflow when the arithmetic happens in half precision, as under
-    autocast or after ``model.half()``.
+    ``1e10``, ``-1e30``) overflow when they meet float16 arrays (``model.half()``, float16
+    inputs). How the overflow shows differs: NumPy, JAX and TensorFlow turn ``1e9`` into
+    ``inf`` before multiplying (``inf * 0 = NaN``); PyTorch multiplies first, so ``1e9 * 0``
+    stays 0 and only ``masked_fill``'s range check trips.
 
 Fix:
     Don't multiply a mask by a big number: select with ``np.where(keep, scores, -np.inf)``
@@ -105,8 +107,8 @@ def torch_fixed() -> object:
 
 TORCH_NOTE = (
     "PyTorch refuses masked_fill(mask, -1e9) on a half tensor. It does not make NumPy's NaN: "
-    "in torch, half `scores - 1e9 * pad` is -inf at padding and 0 elsewhere (1e9 * 0 is "
-    "0 before the result is rounded to half), and its softmax is finite and right."
+    "in torch, half `scores - 1e9 * pad` is -inf at padding and unchanged elsewhere "
+    "(1e9 * 0 stays 0), and its softmax is finite and right."
 )
 
 JAX_KIND = "nan"

@@ -317,3 +317,20 @@ def test_tf_hand_written_softmax_over_zero_keys_returns_zeros() -> None:
     weights = tf.exp(scores - top)
     out = (weights / tf.reduce_sum(weights, axis=-1, keepdims=True)) @ v
     np.testing.assert_array_equal(out.numpy(), np.zeros((3, 4)))
+
+
+def test_1e9_times_a_float16_zero_is_0_in_torch_and_nan_elsewhere() -> None:
+    import jax.numpy as jnp
+    import tensorflow as tf
+    import torch
+
+    pad = np.array([0.0, 1.0], dtype=np.float16)
+    product = (1e9 * torch.from_numpy(pad)).numpy()
+    assert product[0] == 0
+    assert np.isposinf(product[1])
+    for other in (np.asarray(1e9 * jnp.asarray(pad)), (1e9 * tf.constant(pad)).numpy()):
+        assert other.dtype == np.float16
+        assert np.isnan(other[0])
+        assert np.isposinf(other[1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert np.isnan((1e9 * pad)[0])  # NumPy 2: 1e9 is cast to float16 first
