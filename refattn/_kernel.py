@@ -13,7 +13,8 @@ Two exact rewrites make the passes cheaper:
   less than ``exp`` in float32. Logits themselves stay in natural units, rounded as torch's
   reference path rounds them (query and key each times ``sqrt(scale)``, then the matmul):
   multiplying by ``log2(e)`` only after the max is subtracted rounds small numbers, not
-  large logits, so large logits lose no accuracy to the rewrite.
+  large logits, so large logits lose no accuracy to the rewrite. (Unshifted rows, below,
+  use ``exp`` itself, since their logits are not small.)
 - The row maximum is only subtracted where it is needed. Softmax is shift invariant; the
   shift only prevents overflow. By Cauchy-Schwarz ``|q_i . k_j| <= |q_i| max_j |k_j|``, so
   where that bound (in natural units) is at most 60 no ``exp`` can overflow or underflow to
@@ -235,8 +236,7 @@ def _block(
         shift = np.max(flat, axis=-1, keepdims=True)
         shift[np.isneginf(shift)] = 0
         flat -= shift
-    flat *= flat.dtype.type(LOG2E)
-    np.exp2(flat, out=flat)
+    _exp(flat, task.unshifted)
     total = np.matmul(flat, ones[:width])  # row sums as a gemv, (h, G * rows)
     if res.weights is not None:
         safe = np.where(total == 0, 1, total)
@@ -247,6 +247,19 @@ def _block(
         _block(plan, res, scaled, dataclasses.replace(task, unshifted=False), buffer, ones, poison)
         return
     _finish(plan, res, task, out, total, shift, poison, hits)
+
+
+def _exp(flat: FloatArray, unshifted: bool) -> None:
+    """``exp`` in place: shifted logits ``x - max`` (at most 0) as ``exp2(x * log2(e))``.
+
+    The multiply rounds ``x - max``, small for the weights that matter; an unshifted
+    logit can be as large as 60, so there ``exp`` itself, which rounds nothing first.
+    """
+    if unshifted:
+        np.exp(flat, out=flat)
+    else:
+        flat *= flat.dtype.type(LOG2E)
+        np.exp2(flat, out=flat)
 
 
 def _underflowed(plan: Plan, task: Task, out: FloatArray, total: FloatArray) -> bool:
@@ -304,8 +317,7 @@ def _block_online(
             total *= rescale[..., 0]
             flat -= shift
             running = new
-        flat *= dtype.type(LOG2E)
-        np.exp2(flat, out=flat)
+        _exp(flat, running is None)
         total += np.matmul(flat, ones[: sub.hi - sub.lo])
         _drop(plan, sub, flat.reshape(heads, groups, rows, -1))
         acc += np.matmul(flat, plan.value[n, h0:h1, sub.lo : sub.hi])

@@ -11,6 +11,8 @@ same inputs:
   (or ``softcap`` would round to 0), the call is computed in float64: the result is then
   float64 math's (what torch gives when nothing overflows), rounded to the output dtype.
   A float64 call past the float64 range raises :class:`~refattn.errors.AttentionValueError`.
+  float32 calls whose logits may exceed ``1e3`` in magnitude compute them in float64 too:
+  float32 logits that large are off by ``~1e3 * eps``, which would set the output's error.
 - **Masked means absent.** Non-finite entries of ``query``, ``key`` and ``value`` are
   replaced by 0 for the arithmetic and recorded in a :class:`Poison`; the kernel then puts
   NaN exactly where an allowed (query, key) pair reads one (see :func:`refattn.attention`).
@@ -30,7 +32,11 @@ from refattn.errors import AttentionValueError
 from refattn.validation import Plan
 
 LOG2E = 1.4426950408889634
-_HEADROOM = 1.0 / 16  # base-2 logits stay below finfo.max / 16: differences cannot overflow
+_HEADROOM = 1.0 / 16  # logits stay below finfo.max / 16: differences cannot overflow
+# Past this bound on |scale * q . k| float32 logits are wrong by more than ~eps * 1e3: the
+# output's error is then set by how the matmul happened to round, about torch's but
+# uncorrelated with it. Such rare calls compute their logits in float64 instead.
+_ACCURATE_BOUND = 1e3
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -196,7 +202,10 @@ def prepare(plan: Plan) -> Prepared:
     if rows is not None or keys is not None or values is not None:
         poison = Poison(rows, keys, values)
         plan = dataclasses.replace(plan, query=query, key=key, value=value)
-    if _fits(plan, plan.query.dtype, magnitudes):
+    dtype = plan.query.dtype
+    if _fits(plan, dtype, magnitudes) and (
+        dtype == np.float64 or _logit_bound(plan, max_q, key_bound)[1] <= _ACCURATE_BOUND
+    ):
         return Prepared(plan, poison, key_norm, value_max)
     wide = np.dtype(np.float64)
     if plan.query.dtype != wide:

@@ -141,6 +141,8 @@ def attention(
     ``bias=np.float32(-3e38)`` shifts every logit alike and returns softmax of the
     absorbed logits (the mean of value), as float64 and torch do. float64 inputs whose
     logits may exceed about ``7e306`` raise :class:`~refattn.errors.AttentionValueError`.
+    Calls whose logits may exceed ``1e3`` in magnitude (a bound from the norms of query
+    and key) also compute in float64, so float32 accuracy stays within 2x torch SDPA's.
 
     **Non-finite inputs: masked means absent.** A (query, key) pair removed by a mask
     never affects the output, whatever its logit, key or value hold. NaN or ``±inf`` at an

@@ -195,6 +195,29 @@ def test_float32_accuracy_never_worse_than_twice_torch(scale: float) -> None:
     assert max(worst)[0] <= 2.0, sorted(worst)[-5:]
 
 
+def test_float32_accuracy_never_worse_than_twice_torch_decoding() -> None:
+    """The same bar for decoding shapes: 2 query rows against 512 keys, D = 64."""
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(11)
+    floor, scale, worst = 2 * float(np.finfo(np.float32).eps), 64**-0.5, []
+    for centre, spread, magnitude in itertools.product(
+        [-1e4, -55.0, 0.0, 100.0, 1e4], [0.0, 1.0, 100.0, 1e4], [1e-30, 1.0, 1e30]
+    ):
+        q, k = rng.standard_normal((4, 8, 2, 64)), rng.standard_normal((4, 8, 512, 64))
+        q[..., 0], k[..., 0] = centre / scale, 1.0
+        q[..., 1:] *= np.sqrt(spread / 8)
+        k[..., 1:] *= np.sqrt(spread / 8)
+        q, k = q.astype(np.float32), k.astype(np.float32)
+        v = (rng.standard_normal((4, 8, 512, 8)) * magnitude).astype(np.float32)
+        want = _softmax64(q, k, v, scale)
+        norm = np.abs(want).max(axis=-1, keepdims=True)
+        theirs = _sdpa(*(torch.from_numpy(x) for x in (q, k, v)), scale=scale).numpy()
+        err_theirs = max(float((np.abs(theirs - want) / norm).max()), floor)
+        err_mine = max(float((np.abs(attention(q, k, v) - want) / norm).max()), floor)
+        worst.append((err_mine / err_theirs, centre, spread, magnitude))
+    assert max(worst)[0] <= 2.0, sorted(worst)[-5:]
+
+
 def test_unshifted_path_keeps_tiny_values_issue_repro() -> None:
     """Every logit near -55 and |v| ~ 1e-22: products fell into float32's subnormals."""
     rng = np.random.default_rng(7)
