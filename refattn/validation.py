@@ -491,7 +491,7 @@ def validate(
             f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv}: but "
             f"got query {_shape(q.shape)}, key {_shape(k.shape)}. GQA maps query head h to "
             f"kv head h // (Hq // Hkv). Check the head axis is at -3 in all three arrays."
-            + see("head_split_not_divisible")
+            + see("gqa_query_heads_not_a_multiple")
         )
     batch = _broadcast_batch(q, k, v)
     n = math.prod(batch)

@@ -864,7 +864,7 @@ def test_errors_point_at_catalogue_cases_that_exist() -> None:
     # the adapter's messages end with "Explained by catalogue case <id>"
     named = {
         "cu_seqlens_without_leading_zero", "kv_cache_positions_out_of_step",
-        "position_table_too_short", "head_split_not_divisible",
+        "position_table_too_short", "gqa_query_heads_not_a_multiple",
     }  # fmt: skip
     source = "".join(
         (Path(__file__).resolve().parent.parent / "refattn" / "compat" / name).read_text()

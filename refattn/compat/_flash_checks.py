@@ -94,7 +94,7 @@ def heads(hq: int, hkv: int) -> None:
             f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv}: "
             f"flash-attn raises 'Number of heads in key/value must divide number of heads "
             f"in query'. Heads are axis 2 in flash-attn's (B, S, H, D) layout (axis 1 "
-            f"when packed); check the axes were not swapped." + see("head_split_not_divisible")
+            f"when packed); check the axes were not swapped." + see("gqa_query_heads_not_a_multiple")
         )
 
 

@@ -117,7 +117,7 @@ def dot_product_attention(
         raise AttentionShapeError(
             f"query heads N={heads} should be a multiple of key/value heads K={kv_heads}: "
             f"but got query {q.shape} and key {k.shape}. Check heads are at axis 2 in JAX's "
-            f"(B, T, N, H) layout." + see("head_split_not_divisible")
+            f"(B, T, N, H) layout." + see("gqa_query_heads_not_a_multiple")
         )
     scores = (batch, heads, length_q, length_k)
     bias4 = None if bias is None else _score_array("bias", bias, scores)
