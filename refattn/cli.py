@@ -153,26 +153,37 @@ def plain(text: str) -> str:
     return _RST.sub(strip, text)
 
 
+_ITEM = re.compile(r"(?:[-*]|\d+\.)\s|https?://")
+"""A line that starts a list item or a source (``Sources:`` lists one URL per line)."""
+
+
 def _fill(text: str, indent: str = "  ") -> str:
-    """Plain text, paragraphs re-wrapped to the terminal (bulleted lines kept)."""
+    """Plain text, re-wrapped to the terminal: paragraphs, and list items or URLs each alone."""
     width = max(60, min(100, shutil.get_terminal_size((100, 24)).columns)) - 1
-    paragraphs = []
+    blocks = []
     for para in re.split(r"\n\s*\n", textwrap.dedent(text).strip()):
-        lines = para.splitlines()
-        if any(re.match(r"\s*(?:[-*]|\d+\.)\s", line) for line in lines):
-            paragraphs.append("\n".join(indent + plain(line.rstrip()) for line in lines))
-        else:
-            paragraphs.append(
+        lines = [line.strip() for line in para.splitlines()]
+        listed = bool(_ITEM.match(lines[0]))  # a list: each item (or URL) on its own lines
+        items: list[list[str]] = []
+        for line in lines:
+            if not items or (listed and _ITEM.match(line)):
+                items.append([])
+            items[-1].append(line)
+        hang = "    " if listed else ""
+        blocks.append(
+            "\n".join(
                 textwrap.fill(
-                    plain(" ".join(line.strip() for line in lines)),
+                    plain(" ".join(item)),
                     width,
                     initial_indent=indent,
-                    subsequent_indent=indent,
+                    subsequent_indent=indent + hang,
                     break_on_hyphens=False,
                     break_long_words=False,
                 )
+                for item in items
             )
-    return "\n\n".join(paragraphs)
+        )
+    return "\n\n".join(blocks)
 
 
 def doc_sections(doc: str) -> list[tuple[str, str]]:

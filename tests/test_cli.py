@@ -273,3 +273,16 @@ def test_catalogue_found_in_a_checkout_and_unrelated_catalogue_refused(
 )
 def test_plain_turns_rst_into_plain_text(rst: str, text: str) -> None:
     assert cli.plain(rst) == text
+
+
+def test_sources_keep_one_url_per_item_and_prose_is_rewrapped() -> None:
+    sources = (
+        "    https://example.org/a (the first\n        report)\n"
+        "    https://example.org/b (the second)\n"
+    )
+    assert cli._fill(sources).splitlines() == [
+        "  https://example.org/a (the first report)",
+        "  https://example.org/b (the second)",
+    ]
+    prose = "    Masks ``True`` rows:\n    see\n    https://example.org/c for ``more``.\n"
+    assert cli._fill(prose) == "  Masks True rows: see https://example.org/c for more."
