@@ -42,9 +42,12 @@ IN_FLASH = NOT_IN_TORCH - {"fully_masked_rows_zero"} | {
     "truncated_keys",
 }
 IN_JAX = {"fully_masked_rows_zero", "window_left_too_wide", "mask_inverted", "gqa_heads_tiled"}
+# no convention of check() passes positions: rotary is tested through
+# assert_attention_close, on NumPy arrays and on torch tensors (test_rotary_... below)
+ROTARY = "rotary_convention_swapped"
 PAIRS = (
-    [(n, "refattn") for n in NAMES]
-    + [(n, "torch_sdpa") for n in NAMES if n not in NOT_IN_TORCH]
+    [(n, "refattn") for n in NAMES if n != ROTARY]
+    + [(n, "torch_sdpa") for n in NAMES if n not in NOT_IN_TORCH | {ROTARY}]
     + [(n, "flash") for n in NAMES if n in IN_FLASH]
     + [(n, "jax") for n in NAMES if n in IN_JAX]
 )
@@ -58,7 +61,8 @@ IMPLS: dict[str, Callable[..., Any]] = {
 
 def test_every_mutant_is_tested_in_two_conventions() -> None:
     for name in NAMES:
-        assert sum(n == name for n, _ in PAIRS) >= 2, name
+        if name != ROTARY:
+            assert sum(n == name for n, _ in PAIRS) >= 2, name
 
 
 @pytest.mark.parametrize("mutant", mutants(), ids=lambda m: m.name)
@@ -109,7 +113,7 @@ def _call(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     return q, k, v, opts
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n != ROTARY])
 def test_assert_attention_close_names_the_mistake_made_by_hand(name: str) -> None:
     q, k, v, opts = _call(name)
     assert_attention_close(impls.numpy_attention(q, k, v, **opts), q, k, v, **opts)
@@ -144,3 +148,59 @@ def test_softmax_over_queries_with_nan_columns_is_named() -> None:
         if f.comparison.nonfinite_rows.any()
     ]
     assert nan_rows  # the NaN variant explained configs too
+
+
+def _rope(x: Any, cos: Any, sin: Any, interleaved: bool) -> Any:
+    """Rotary embedding by hand: pairs (2i, 2i+1) or (i, i + D/2); works for NumPy and torch."""
+    if interleaved:
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        rot = [x1 * cos - x2 * sin, x1 * sin + x2 * cos]  # pair i -> features 2i, 2i+1
+        stacked = (
+            np.stack(rot, -1) if isinstance(x, np.ndarray) else __import__("torch").stack(rot, -1)
+        )
+        return stacked.reshape(x.shape)
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    rot = [x1 * cos - x2 * sin, x1 * sin + x2 * cos]
+    return (
+        np.concatenate(rot, -1) if isinstance(x, np.ndarray) else __import__("torch").cat(rot, -1)
+    )
+
+
+@pytest.mark.parametrize("array", ["numpy", "torch"])
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_rotary_convention_swapped_is_named(array: str, interleaved: bool) -> None:
+    from refattn.rotary import rotary_tables
+    from refattn.testing import Rotary
+
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((2, 4, 5, 16)).astype(np.float32)  # (B, H, L, D)
+    k = rng.standard_normal((2, 4, 9, 16)).astype(np.float32)
+    v = rng.standard_normal((2, 4, 9, 16)).astype(np.float32)
+    inv_freq = 10000.0 ** (-np.arange(0, 16, 2) / 16)
+    angles = np.arange(12)[:, None] * inv_freq[None, :]  # (P, D/2)
+    cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    if array == "torch":
+        torch = pytest.importorskip("torch")
+        q, k, v = (torch.from_numpy(x) for x in (q, k, v))
+        cos, sin = torch.from_numpy(cos).float(), torch.from_numpy(sin).float()
+    # the implementation applies the *other* convention than the model's
+    qr = _rope(q, cos[4:9], sin[4:9], not interleaved)  # queries at positions S - L ..
+    kr = _rope(k, cos[:9], sin[:9], not interleaved)
+    out = impls.torch_sdpa(qr, kr, v) if array == "torch" else impls.numpy_attention(qr, kr, v)
+    table = Rotary(*rotary_tables(12, 16), interleaved=interleaved)
+    with pytest.raises(AttentionMismatch) as info:
+        assert_attention_close(out, q, k, v, rotary=table)
+    expl = info.value.result.explanation
+    assert expl is not None
+    assert expl.mutant == ROTARY
+    assert expl.tags == ("rotary-embedding",)
+    # with the model's convention it passes
+    good_q = _rope(q, cos[4:9], sin[4:9], interleaved)
+    good_k = _rope(k, cos[:9], sin[:9], interleaved)
+    good = (
+        impls.torch_sdpa(good_q, good_k, v)
+        if array == "torch"
+        else impls.numpy_attention(good_q, good_k, v)
+    )
+    assert_attention_close(good, q, k, v, rotary=table)

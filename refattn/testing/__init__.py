@@ -18,6 +18,7 @@ from refattn.testing.comparison import (
     AttentionMismatch,
     Comparison,
     Explanation,
+    Rotary,
     assert_attention_close,
     compare,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "Explanation",
     "Mutant",
     "Report",
+    "Rotary",
     "assert_attention_close",
     "check",
     "compare",

@@ -22,6 +22,25 @@ Rounding = Callable[[F64], F64]
 
 
 @dataclass(frozen=True)
+class Rotary:
+    """A rotary embedding the implementation applies to query and key before attention.
+
+    Key ``j`` is at position ``j`` and query ``i`` at ``i + S - L`` (the last query at the
+    last key's position, as when decoding with a KV cache); see :mod:`refattn.rotary`.
+
+    Attributes:
+        cos: ``(P, R/2)`` table, ``P >= S``.
+        sin: ``(P, R/2)`` table.
+        interleaved: False for the half-split "GPT-NeoX" pairs ``(i, i + R/2)``, True for
+            the interleaved "GPT-J" pairs ``(2i, 2i + 1)``.
+    """
+
+    cos: npt.NDArray[np.floating[Any]]
+    sin: npt.NDArray[np.floating[Any]]
+    interleaved: bool = False
+
+
+@dataclass(frozen=True)
 class Call:
     """One attention call in refattn's layout, with the switches of a mistake.
 
@@ -37,6 +56,7 @@ class Call:
             memory (a mistake).
         empty_softmax_nan: a softmax over only ``-inf`` gives NaN (``0 / 0``) instead of
             zero weights, as a plain softmax does.
+        rotary: a rotary embedding applied to query and key first, or None.
     """
 
     query: F64
@@ -47,6 +67,7 @@ class Call:
     mask_after_softmax: bool = False
     merge_without_transpose: bool = False
     empty_softmax_nan: bool = False
+    rotary: Rotary | None = None
 
 
 def _round_bfloat16(x: F64) -> F64:
@@ -119,6 +140,19 @@ def allowed(call: Call) -> npt.NDArray[np.bool_]:
     return keep
 
 
+def rotated(call: Call) -> tuple[F64, F64]:
+    """Query and key after the call's rotary embedding (themselves without one)."""
+    if call.rotary is None:
+        return call.query, call.key
+    from refattn.rotary import apply_rotary
+
+    r = call.rotary
+    offset = call.key.shape[-2] - call.query.shape[-2]
+    q = apply_rotary(call.query, r.cos, r.sin, interleaved=r.interleaved, offset=offset)
+    k = apply_rotary(call.key, r.cos, r.sin, interleaved=r.interleaved)
+    return np.asarray(q, dtype=np.float64), np.asarray(k, dtype=np.float64)
+
+
 def _repeat_kv(call: Call, x: F64) -> F64:
     """``(..., Hkv, S, .)`` to ``(..., Hq, S, .)``: query head h reads kv head h // G."""
     return np.repeat(x, call.query.shape[-3] // x.shape[-3], axis=-3)
@@ -127,7 +161,7 @@ def _repeat_kv(call: Call, x: F64) -> F64:
 def logits(call: Call) -> F64:
     """``(..., Hq, L, S)`` final logits in float64: scale, softcap, bias, ALiBi; -inf removed."""
     opts = call.options
-    q, k = call.query, call.key
+    q, k = rotated(call)
     k_rep = _repeat_kv(call, k)  # (..., Hq, S, D)
     out: F64 = (q @ np.swapaxes(k_rep, -1, -2)) * effective_scale(call)
     if opts.get("softcap") is not None:

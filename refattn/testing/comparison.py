@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from refattn.reference import attention
 from refattn.testing import _naive
-from refattn.testing._naive import EPS, Call
+from refattn.testing._naive import EPS, Call, Rotary
 
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -122,7 +122,7 @@ class Comparison:
             others = [e.mutant for e in self.explanations[1:4]]
             if others:
                 lines.append(f"  also consistent with: {', '.join(others)}")
-        elif self.wrong_rows is not None:
+        elif self.wrong_rows is not None and self.wrong_rows.any():
             lines.append("  no known mistake explains it (no mutant matches the wrong rows)")
         return "\n".join(lines)
 
@@ -172,6 +172,13 @@ def _options64(options: Mapping[str, Any]) -> dict[str, Any]:
             arr = to_numpy(value)
             out[name] = arr.astype(np.float64) if arr.dtype.kind == "f" else arr
     return out
+
+
+def _rotary64(rotary: Rotary | None) -> Rotary | None:
+    if rotary is None:
+        return None
+    cos, sin = (to_numpy(t).astype(np.float64) for t in (rotary.cos, rotary.sin))
+    return Rotary(cos, sin, bool(rotary.interleaved))
 
 
 def _describe_axis(flags: BoolArray, noun: str, symbol: str) -> str:
@@ -256,6 +263,7 @@ def compare(
     factor: float = DEFAULT_FACTOR,
     floor_ulps: float = DEFAULT_FLOOR_ULPS,
     explain: bool = True,
+    rotary: Rotary | None = None,
     **options: Any,
 ) -> Comparison:
     r"""Compare ``actual`` with the reference; never raises on a mismatch.
@@ -268,6 +276,8 @@ def compare(
         factor: allowed multiple of the naive low-precision run's error.
         floor_ulps: absolute floor, in units of ``eps(dtype) * max |value|``.
         explain: look for the mutants that explain a failure.
+        rotary: a :class:`Rotary` embedding ``actual``'s implementation applied to the
+            (unrotated) ``query`` and ``key`` first, or None.
         **options: :func:`refattn.attention`'s keyword arguments for the call.
 
     Returns:
@@ -277,7 +287,7 @@ def compare(
     return compare_arrays(
         to_numpy(actual),
         dtype_name(actual),
-        Call(q64, k64, v64, _options64(options)),
+        Call(q64, k64, v64, _options64(options), rotary=_rotary64(rotary)),
         dtype_name(query),
         factor=factor,
         floor_ulps=floor_ulps,
@@ -309,7 +319,8 @@ def compare_arrays(
     Returns:
         A :class:`Comparison`.
     """
-    q64, k64, v64, opts = call.query, call.key, call.value, dict(call.options)
+    v64, opts = call.value, dict(call.options)
+    q64, k64 = _naive.rotated(call)
     reference = np.asarray(attention(q64, k64, v64, **opts), dtype=np.float64)
     result = Comparison(
         passed=False,
@@ -408,6 +419,7 @@ def assert_attention_close(
     factor: float = DEFAULT_FACTOR,
     floor_ulps: float = DEFAULT_FLOOR_ULPS,
     explain: bool = True,
+    rotary: Rotary | None = None,
     **options: Any,
 ) -> Comparison:
     r"""Assert that ``actual`` is ``refattn.attention(query, key, value, **options)``.
@@ -426,6 +438,8 @@ def assert_attention_close(
             flash-attn's tests).
         floor_ulps: absolute floor in units of ``eps(dtype) * max |value|``.
         explain: on failure, name the known mistakes (mutants) that match ``actual``.
+        rotary: a :class:`Rotary` embedding applied to the (unrotated) ``query`` and
+            ``key`` before attention, when ``actual``'s implementation applies one.
         **options: :func:`refattn.attention`'s keyword arguments (``causal``,
             ``attend_mask``, ``key_lengths``, ``fully_masked`` ...).
 
@@ -459,6 +473,7 @@ def assert_attention_close(
         factor=factor,
         floor_ulps=floor_ulps,
         explain=explain,
+        rotary=rotary,
         **options,
     )
     if not result.passed:
@@ -470,6 +485,7 @@ __all__ = [
     "AttentionMismatch",
     "Comparison",
     "Explanation",
+    "Rotary",
     "assert_attention_close",
     "compare",
     "describe_rows",

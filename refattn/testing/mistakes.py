@@ -5,8 +5,9 @@ makes (or None when the mistake cannot show on this call: swapping the causal al
 changes nothing when ``L == S``). It is tied to the taxonomy tags of the mistake
 (``catalogue/taxonomy.py``) and to the catalogue case that shows it, when one exists.
 
-Not covered yet: the rotary-embedding convention (half-split vs interleaved), because
-refattn has no rotary embedding to compare against; calls here never involve rotary.
+The rotary mutant applies only to calls that involve a rotary embedding
+(``assert_attention_close(..., rotary=Rotary(...))``); the conventions of
+:func:`~refattn.testing.check` pass no positions, so the battery never involves one.
 """
 
 from __future__ import annotations
@@ -216,6 +217,11 @@ def _truncated_keys(call: Call) -> Sequence[Call]:
     return out
 
 
+def _rotary_swapped(call: Call) -> Sequence[Call]:
+    r = call.rotary
+    return [] if r is None else [replace(call, rotary=replace(r, interleaved=not r.interleaved))]
+
+
 def _after_softmax(call: Call) -> Sequence[Call]:
     if bool(_naive.allowed(call).all()):
         return []
@@ -370,6 +376,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("kv-length-mismatch",),
         "value_sliced_separately",
         _truncated_keys,
+    ),
+    Mutant(
+        "rotary_convention_swapped",
+        "applies the rotary embedding with the other pairing (half-split vs interleaved)",
+        ("rotary-embedding",),
+        "rotary_conventions_mixed",
+        _rotary_swapped,
     ),
     Mutant(
         "mask_after_softmax",
