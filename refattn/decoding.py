@@ -76,8 +76,8 @@ def _block_table(x: object, batch: int) -> IntArray:
     if table.ndim != 2 or table.shape[0] != batch:
         raise AttentionShapeError(
             f"block_table shape should be (B, max_blocks) with B={batch} (key's batch): but "
-            f"got {_shape(table.shape)}. One row per sequence, listing the pool blocks of "
-            f"its positions 0..page_block_size-1, page_block_size..., in order."
+            f"got {_shape(table.shape)}. Pass one row per sequence, listing the pool blocks "
+            f"of its positions 0..page_block_size-1, page_block_size..., in order."
         )
     return table.astype(np.int64, copy=True)
 

@@ -787,7 +787,8 @@ def test_paged_errors() -> None:
         )
     with pytest.raises(
         AttentionValueError,
-        match="sequence 0 has 3 keys but block_table holds 1 pages of 2 = 2 slots",
+        match=r"sequence 0.s keys should fit its block_table row of 1 pages of 2 = 2 slots: but "
+        r"got 3",
     ):
         flash_attn_varlen_func(
             q, pages, pages, cu_q, cu_k, 1, 3, block_table=np.array([[0], [1]], np.int32)
@@ -824,9 +825,11 @@ def test_kvcache_errors() -> None:
         match=r"cache_seqlens should have dtype int32: but got int64.*'seqlens_k must have dtype",
     ):
         flash_attn_with_kvcache(q, kc, kc.copy(), new, new, cache_seqlens=np.array([1, 1]))
-    with pytest.raises(AttentionValueError, match="cache_seqlens is needed with new keys"):
+    with pytest.raises(AttentionValueError, match="cache_seqlens should be given with new keys k"):
         flash_attn_with_kvcache(q, kc, kc.copy(), new, new)
-    with pytest.raises(AttentionValueError, match="cache_batch_idx has duplicates"):
+    with pytest.raises(
+        AttentionValueError, match=r"cache_batch_idx should hold distinct rows .* but got \[1, 1\]"
+    ):
         flash_attn_with_kvcache(
             q, kc, kc.copy(), new, new, cache_seqlens=0, cache_batch_idx=np.array([1, 1], np.int32)
         )
@@ -835,12 +838,16 @@ def test_kvcache_errors() -> None:
     with pytest.raises(AttentionDTypeError, match=r"k_cache should be a numpy\.ndarray"):
         flash_attn_with_kvcache(q, kc.tolist(), kc.copy(), new, new, cache_seqlens=0)
     cos, sin = rotary_tables(4, 16)
-    with pytest.raises(AttentionValueError, match="rotary_cos/rotary_sin need new keys"):
+    with pytest.raises(
+        AttentionValueError, match="rotary_cos/rotary_sin should come with new keys k"
+    ):
         flash_attn_with_kvcache(q, kc, kc.copy(), rotary_cos=cos, rotary_sin=sin)
     cos8, sin8 = rotary_tables(4, 8)
     with pytest.raises(AttentionShapeError, match="multiple of 16"):
         flash_attn_with_kvcache(q, kc, kc.copy(), new, new, cos8, sin8, cache_seqlens=0)
-    with pytest.raises(AttentionValueError, match="cache_batch_idx was given with a block_table"):
+    with pytest.raises(
+        AttentionValueError, match="cache_batch_idx should be None with a block_table"
+    ):
         flash_attn_with_kvcache(
             q,
             kc,

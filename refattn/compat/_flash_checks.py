@@ -12,15 +12,20 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
-from refattn.validation import see
+from refattn.validation import as_array, real_number, see
 
 FloatArray = npt.NDArray[np.floating]
 IntArray = npt.NDArray[np.int32]
 
 
 def float_array(name: str, x: object) -> FloatArray:
-    arr = np.asarray(x)
-    if arr.dtype.kind != "f":
+    """An array argument, float16, float32 or float64.
+
+    Read by :func:`refattn.validation.as_array`: ragged lists, masked and object arrays are
+    refused with named errors.
+    """
+    arr = as_array(name, x)
+    if arr.dtype.kind != "f" or arr.dtype.itemsize > 8:
         raise AttentionDTypeError(
             f"{name} should be floating (flash-attn takes float16 or bfloat16; refattn "
             f"also float32 and float64): but got dtype {arr.dtype}. Convert with "
@@ -72,8 +77,9 @@ def stacked(name: str, arr: FloatArray, ndim: int, count: int, layout: str) -> N
     axis = ndim - 3
     if arr.ndim != ndim or arr.shape[axis] != count:
         raise AttentionShapeError(
-            f"{name} shape should be {layout}: but got {arr.shape}. The {count} tensors are "
-            f"stacked on axis {axis}, e.g. np.stack([q, k, v], axis={axis}) for qkv."
+            f"{name} shape should be {layout}: but got {arr.shape}. Build it with "
+            f"np.stack([{', '.join('qkv'[3 - count :])}], axis={axis}): the {count} tensors "
+            f"are stacked on axis {axis}."
         )
 
 
@@ -94,14 +100,14 @@ def heads(hq: int, hkv: int) -> None:
             f"query heads Hq={hq} should be a multiple of key/value heads Hkv={hkv}: "
             f"flash-attn raises 'Number of heads in key/value must divide number of heads "
             f"in query'. Heads are axis 2 in flash-attn's (B, S, H, D) layout (axis 1 "
-            f"when packed); check the axes were not swapped." + see("gqa_query_heads_not_a_multiple")
+            f"when packed); check the axes were not swapped."
+            + see("gqa_query_heads_not_a_multiple")
         )
 
 
 def no_dropout(dropout_p: object) -> None:
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, int | float | np.number):
-        raise AttentionValueError(f"dropout_p should be a float: but got {dropout_p!r}.")
-    if float(dropout_p) != 0.0:
+    value = real_number("dropout_p", dropout_p, "a float, 0.0 here", "pass dropout_p=0.0")
+    if value != 0.0:
         raise AttentionValueError(
             f"dropout_p should be 0.0 here: but got {dropout_p}. flash-attn draws its "
             f"dropout mask from a Philox stream on the GPU, which a reference cannot "
@@ -113,21 +119,21 @@ def no_dropout(dropout_p: object) -> None:
 def scale(softmax_scale: object, dim: int) -> float:
     if softmax_scale is None:
         return float(dim) ** -0.5 if dim else 1.0
-    if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, int | float | np.number):
+    fix = "pass a float, or None for D ** -0.5"
+    value = real_number("softmax_scale", softmax_scale, "a float or None", fix)
+    if not math.isfinite(value):
         raise AttentionValueError(
-            f"softmax_scale should be a float or None: but got {softmax_scale!r}."
+            f"softmax_scale should be finite: but got {softmax_scale!r}; {fix} (check how it "
+            f"was computed, e.g. 1 / sqrt(0))."
         )
-    if not math.isfinite(float(softmax_scale)):
-        raise AttentionValueError(f"softmax_scale should be finite: but got {softmax_scale}.")
-    return float(softmax_scale)
+    return value
 
 
 def softcap(softcap: object) -> float | None:
-    if isinstance(softcap, bool) or not isinstance(softcap, int | float | np.number):
-        raise AttentionValueError(f"softcap should be a float (0.0 = off): but got {softcap!r}.")
-    value = float(softcap)
+    fix = "pass 0.0 for no cap, or the model's cap (Gemma 2 uses 50.0)"
+    value = real_number("softcap", softcap, "a float (0.0 = off)", fix)
     if math.isnan(value) or math.isinf(value):
-        raise AttentionValueError(f"softcap should be finite: but got {softcap}.")
+        raise AttentionValueError(f"softcap should be finite: but got {softcap!r}; {fix}.")
     return value if value > 0 else None
 
 
@@ -135,7 +141,7 @@ def alibi(alibi_slopes: object, batch: int, hq: int) -> FloatArray | None:
     """flash-attn's slopes: float32 ``(Hq,)`` or ``(B, Hq)``, returned as ``(B, Hq)``."""
     if alibi_slopes is None:
         return None
-    a = np.asarray(alibi_slopes)
+    a = as_array("alibi_slopes", alibi_slopes)
     if a.dtype != np.float32:
         raise AttentionDTypeError(
             f"alibi_slopes should be float32: but got dtype {a.dtype}. flash-attn raises "
@@ -144,7 +150,15 @@ def alibi(alibi_slopes: object, batch: int, hq: int) -> FloatArray | None:
     if a.shape not in ((hq,), (batch, hq)):
         raise AttentionShapeError(
             f"alibi_slopes shape should be (Hq,) = ({hq},) or (B, Hq) = ({batch}, {hq}): but "
-            f"got {a.shape}. One slope per query head, optionally per sequence."
+            f"got {a.shape}. Pass one slope per query head, optionally per sequence, e.g. "
+            f"2 ** (-8 * (h + 1) / Hq) for h in range(Hq)."
+        )
+    if not np.isfinite(a).all():
+        bad = a[~np.isfinite(a)].flat[0]
+        raise AttentionValueError(
+            f"alibi_slopes should be finite: but got {bad!r} in alibi_slopes of shape "
+            f"{a.shape}; a NaN or infinite slope makes the logits NaN or -inf. Check how "
+            f"the slopes were computed (e.g. 2 ** -x with x from a division by zero)."
         )
     return np.broadcast_to(a, (batch, hq))
 
@@ -162,7 +176,7 @@ _FLASH_DTYPE_MESSAGES = {
 
 
 def int32(name: str, x: object, shape: tuple[int, ...] | None) -> IntArray:
-    arr = np.asarray(x)
+    arr = as_array(name, x)
     if arr.dtype != np.int32:
         what = f"flash-attn raises RuntimeError '{_FLASH_DTYPE_MESSAGES[name]}'"
         raise AttentionDTypeError(
@@ -171,7 +185,8 @@ def int32(name: str, x: object, shape: tuple[int, ...] | None) -> IntArray:
         )
     if shape is not None and arr.shape != shape:
         raise AttentionShapeError(
-            f"{name} shape should be {shape}: but got {arr.shape}. One entry per sequence of q."
+            f"{name} shape should be {shape}: but got {arr.shape}. Pass one entry per "
+            f"sequence of q (q.shape[0] = {shape[0] if shape else 0})."
         )
     return arr
 
@@ -211,7 +226,10 @@ def cu_seqlens(name: str, x: object, limit: int | None, limit_name: str) -> IntA
 
 def max_seqlen(name: str, value: object, lengths: npt.NDArray[np.int32], what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise AttentionValueError(f"{name} should be an int: but got {value!r}.")
+        raise AttentionValueError(
+            f"{name} should be an int: but got {value!r} of type {type(value).__name__}. "
+            f"Pass an upper bound of the lengths, e.g. int(np.diff(cu_seqlens).max())."
+        )
     longest = int(lengths.max()) if lengths.size else 0
     if int(value) < longest:
         raise AttentionValueError(
@@ -230,16 +248,16 @@ def block_table(
     if table.ndim != 2 or table.shape[0] != batch:
         raise AttentionShapeError(
             f"block_table shape should be (B, max_num_blocks_per_seq) with B={batch}: but got "
-            f"{table.shape}. One row of page indices per sequence."
+            f"{table.shape}. Pass one row of page indices per sequence."
         )
     room = table.shape[1] * page
     for b in range(batch):
         length = int(lengths[b])
         if length > room:
             raise AttentionValueError(
-                f"sequence {b} has {length} keys but block_table holds "
-                f"{table.shape[1]} pages of {page} = {room} slots: flash-attn raises 'Paged "
-                f"KV cache: max(seqlens_k) ... exceeds the capacity addressable by "
+                f"sequence {b}'s keys should fit its block_table row of {table.shape[1]} "
+                f"pages of {page} = {room} slots: but got {length} keys. flash-attn raises "
+                f"'Paged KV cache: max(seqlens_k) ... exceeds the capacity addressable by "
                 f"block_table' (or reads past the table). Allocate more columns."
             )
         used = table[b, : -(-length // page)]
@@ -263,23 +281,24 @@ def cache(
         raise AttentionDTypeError(
             f"{name} should be a numpy.ndarray (or a CPU torch tensor) when k and v are "
             f"given: but got {type(x).__name__}, which converts to a copy. New keys are "
-            f"written into the cache in place, as flash-attn does, so it must be an array "
-            f"the caller keeps."
+            f"written into the cache in place, as flash-attn does: pass an array the caller "
+            f"keeps, e.g. np.zeros((B, S_cache, Hkv, D), q.dtype)."
         )
     if arr.dtype != dtype:
         raise AttentionDTypeError(
             f"{name} should have q's dtype {dtype}: but got {arr.dtype}. flash-attn raises "
-            f"'{_SAME_DTYPE[name]}'."
+            f"'{_SAME_DTYPE[name]}'; build the cache in q's dtype (np.zeros(..., q.dtype))."
         )
     rank(name, arr, 4, "(B_cache, S_cache, Hkv, D) or (num_blocks, page_block_size, Hkv, D)")
     if arr.shape[3] != dim:
         raise AttentionShapeError(
-            f"{name} feature size should equal q's D={dim}: but got shape {arr.shape}."
+            f"{name} feature size should equal q's D={dim}: but got shape {arr.shape}. Check "
+            f"the cache is (..., Hkv, D) in flash-attn's layout, heads before features."
         )
     if writable and not arr.flags.writeable:
         raise AttentionValueError(
-            f"{name} should be writable: new keys and values are written into it in place. "
-            f"Pass {name}.copy()."
+            f"{name} should be writable: but got a read-only array; new keys and values are "
+            f"written into it in place. Pass {name}.copy()."
         )
     return arr
 
@@ -293,39 +312,46 @@ def rotary_tables(
     knew: FloatArray | None,
 ) -> tuple[FloatArray, FloatArray]:
     if cos is None or sin is None:
+        given = "rotary_cos" if sin is None else "rotary_sin"
         raise AttentionValueError(
-            "rotary_cos and rotary_sin should be given together: but only one was. "
-            "flash-attn raises 'If rotary cos is provided, rotary sin must also be provided'."
+            f"rotary_cos and rotary_sin should be given together: but got only {given}. "
+            f"flash-attn raises 'If rotary cos is provided, rotary sin must also be "
+            f"provided'; pass both tables, or neither for no rotary."
         )
     if knew is None:
         raise AttentionValueError(
-            "rotary_cos/rotary_sin need new keys k and v: flash-attn raises 'If rotary "
-            "cos/sin are provided, new key / value to be appended to KV cache must also be "
-            "provided'. The cache holds keys already rotated."
+            "rotary_cos/rotary_sin should come with new keys k and v: but got k=None. "
+            "flash-attn raises 'If rotary cos/sin are provided, new key / value to be "
+            "appended to KV cache must also be provided' (the cache holds keys already "
+            "rotated); pass k and v, or rotate q yourself with refattn.rotary.apply_rotary."
         )
     c, s = float_array("rotary_cos", cos), float_array("rotary_sin", sin)
     if c.dtype != dtype or s.dtype != dtype:
         raise AttentionDTypeError(
             f"rotary_cos and rotary_sin should have q's dtype {dtype}: but got {c.dtype} and "
-            f"{s.dtype}. flash-attn raises 'rotary_cos must have the same dtype as query'."
+            f"{s.dtype}. flash-attn raises 'rotary_cos must have the same dtype as query'; "
+            f"cast them with .astype(q.dtype)."
         )
     if c.ndim != 2 or c.shape != s.shape:
         raise AttentionShapeError(
-            f"rotary_cos and rotary_sin should both be (P, R/2): but got {c.shape} and {s.shape}."
+            f"rotary_cos and rotary_sin should both be (P, R/2): but got {c.shape} and "
+            f"{s.shape}. Pass tables cos(p * theta_i), sin(p * theta_i) with one row per "
+            f"position p and one column per rotated pair i (refattn.rotary builds them)."
         )
     rotary_dim = 2 * c.shape[1]
     if rotary_dim > dim or rotary_dim % 16:
         raise AttentionShapeError(
-            f"rotary dim R = 2 * rotary_cos.shape[1] = {rotary_dim} should be a multiple of "
-            f"16 and <= D = {dim}: flash-attn raises 'Only rotary dimensions divisible by 16 "
-            f"are currently supported' / 'rotary_dim must be <= headdim'. Tables are "
-            f"(P, R/2), not (P, R)."
+            f"rotary dim R = 2 * rotary_cos.shape[1] should be a multiple of 16 and <= D = "
+            f"{dim}: but got R = {rotary_dim}. flash-attn raises 'Only rotary dimensions "
+            f"divisible by 16 are currently supported' / 'rotary_dim must be <= headdim'. "
+            f"Check the tables are (P, R/2), not (P, R)."
         )
     if c.shape[0] < capacity:
         raise AttentionShapeError(
             f"rotary_cos should have at least as many positions as the cache ({capacity}): "
             f"but got {c.shape[0]}. flash-attn raises 'cos/sin seqlen must be at least the "
-            f"seqlen of KV cache'." + see("position_table_too_short")
+            f"seqlen of KV cache'; build the tables for the cache's capacity."
+            + see("position_table_too_short")
         )
     return c, s
 
@@ -333,8 +359,8 @@ def rotary_tables(
 def positions_fit(name: str, positions: npt.NDArray[np.integer], table: int) -> None:
     if positions.size and positions.max() >= table:
         raise AttentionValueError(
-            f"rotary positions of {name} reach {int(positions.max())} but the cos/sin tables "
-            f"have {table} rows: flash-attn would read past them. Queries are rotated at "
-            f"cache_seqlens[b] + i; make the tables longer or Sq shorter."
-            + see("position_table_too_short")
+            f"rotary positions of {name} should be below the {table} rows of the cos/sin "
+            f"tables: but got positions up to {int(positions.max())}, past which flash-attn "
+            f"would read. Queries are rotated at cache_seqlens[b] + i; make the tables "
+            f"longer or Sq shorter." + see("position_table_too_short")
         )

@@ -96,7 +96,7 @@ from refattn.compat import _flash_checks as check
 from refattn.errors import AttentionShapeError, AttentionValueError
 from refattn.reference import attention
 from refattn.rotary import apply_rotary
-from refattn.validation import see
+from refattn.validation import flag, see
 
 FloatArray = npt.NDArray[np.floating]
 IntArray = npt.NDArray[np.int32]
@@ -228,6 +228,8 @@ def flash_attn_func(
     mask = _flash_mask(causal, window_size, length_q, length_k, slopes is not None, "fwd")
     scale = check.scale(softmax_scale, dim)
     cap = check.softcap(softcap)
+    flag("deterministic", deterministic)
+    flag("return_attn_probs", return_attn_probs)
 
     out = np.zeros(qa.shape, dtype=qa.dtype)
     lse = np.full((batch, hq, length_q), np.inf, dtype=np.float32)
@@ -400,7 +402,8 @@ def flash_attn_varlen_func(
             f"cu_seqlens_q and cu_seqlens_k should both have B + 1 entries: but got "
             f"{cu_q.shape[0]} and {cu_k.shape[0]}. Each sequence needs a query range and a "
             f"key range (an empty one is two equal entries). flash-attn raises "
-            f"'cu_seqlens_k must have shape (batch_size + 1)'."
+            f"'cu_seqlens_k must have shape (batch_size + 1)'; pass offsets of the same "
+            f"batch for both."
         )
     batch = cu_q.shape[0] - 1
     lens_q, lens_k = np.diff(cu_q), np.diff(cu_k)
@@ -423,6 +426,8 @@ def flash_attn_varlen_func(
         )
     scale = check.scale(softmax_scale, dim)
     cap = check.softcap(softcap)
+    flag("deterministic", deterministic)
+    flag("return_attn_probs", return_attn_probs)
 
     # rows past cu_seqlens_q[-1] are uninitialised in flash-attn; NaN shows a read of them
     # (with max_seqlen_k == 0, mha_varlen_fwd zeroes the whole output and fills LSE +inf)
@@ -795,7 +800,7 @@ def flash_attn_with_kvcache(
     if batch == 0:
         raise AttentionShapeError(
             f"q should hold at least one sequence: but got shape {qa.shape}. flash-attn "
-            f"raises 'batch size must be positive'."
+            f"raises 'batch size must be positive'; skip the call for an empty batch."
         )
     paged = block_table is not None
     kc = check.cache("k_cache", k_cache, qa.dtype, dim, writable=k is not None)
@@ -808,16 +813,16 @@ def flash_attn_with_kvcache(
         if cache_batch_idx is not None or cache_leftpad is not None:
             which = "cache_batch_idx" if cache_batch_idx is not None else "cache_leftpad"
             raise AttentionValueError(
-                f"{which} was given with a block_table: flash-attn 2 refuses the pair "
-                f"('Paged KVcache does not support cache_batch_idx', 'We don't support "
-                f"Paged KV and leftpad_k running at the same time yet'). Fold it into the "
-                f"block table instead."
+                f"{which} should be None with a block_table: but got both. flash-attn 2 "
+                f"refuses the pair ('Paged KVcache does not support cache_batch_idx', 'We "
+                f"don't support Paged KV and leftpad_k running at the same time yet'). Fold "
+                f"it into the block table instead."
             )
         table = check.int32("block_table", block_table, None)
         if table.ndim != 2 or table.shape[0] != batch:
             raise AttentionShapeError(
                 f"block_table should be (B, max_num_blocks_per_seq) with B={batch}: but "
-                f"got shape {table.shape}. One row of page indices per sequence."
+                f"got shape {table.shape}. Pass one row of page indices per sequence."
             )
         capacity = table.shape[1] * kc.shape[1]
     else:
@@ -828,8 +833,9 @@ def flash_attn_with_kvcache(
     if k is not None or v is not None:
         if k is None or v is None:
             raise AttentionValueError(
-                "k and v should be given together: but only one of them was. flash-attn "
-                "raises 'If key is supplied, value must also be passed in'."
+                f"k and v should be given together: but got only "
+                f"{'k' if v is None else 'v'}. flash-attn raises 'If key is supplied, value "
+                f"must also be passed in'; pass both, or neither to only read the cache."
             )
         knew, vnew = check.float_array("k", k), check.float_array("v", v)
         check.same_dtype(qa, knew, "new k")
@@ -840,27 +846,29 @@ def flash_attn_with_kvcache(
         check.expect_shape("v", vnew, knew.shape, "k's shape (B, Snew, Hkv, D)")
         if cache_seqlens is None:
             raise AttentionValueError(
-                "cache_seqlens is needed with new keys k: it says where they go. flash-attn "
-                "raises 'If key is supplied, seqlens_k must also be passed in'."
+                "cache_seqlens should be given with new keys k (it says where they go): but "
+                "got None. flash-attn raises 'If key is supplied, seqlens_k must also be "
+                "passed in'; pass the number of tokens already in each cache row."
             )
         if length_q > capacity:
             raise AttentionValueError(
-                f"q length Sq={length_q} should be <= the cache capacity {capacity} when k "
-                f"is given: flash-attn raises 'If key is supplied, it must have seqlen <= "
-                f"the seqlen of the KV cache'."
+                f"q length should be <= the cache capacity {capacity} when k is given: but "
+                f"got Sq={length_q}. flash-attn raises 'If key is supplied, it must have "
+                f"seqlen <= the seqlen of the KV cache'; split q into chunks, or grow the cache."
             )
 
     if cache_seqlens is None:
         seqlens = np.full(batch, capacity, dtype=np.int64)
     elif isinstance(cache_seqlens, int | np.integer) and not isinstance(cache_seqlens, bool):
-        seqlens = np.full(batch, int(cache_seqlens), dtype=np.int64)
+        # a Python int past int64 would overflow np.full: clip, the range check below refuses it
+        seqlens = np.full(batch, min(max(int(cache_seqlens), -1), capacity + 1), dtype=np.int64)
     else:
         seqlens = check.int32("cache_seqlens", cache_seqlens, (batch,)).astype(np.int64)
     if (seqlens < 0).any() or (seqlens + length_new > capacity).any():
         b = int(np.flatnonzero((seqlens < 0) | (seqlens + length_new > capacity))[0])
         raise AttentionValueError(
             f"cache_seqlens[{b}] + Snew should lie in [0, {capacity}] (the cache capacity): "
-            f"but got cache_seqlens[{b}]={int(seqlens[b])} with Snew={length_new}. "
+            f"but got cache_seqlens[{b}]={_seqlen(cache_seqlens, b)} with Snew={length_new}. "
             f"flash-attn does not check this for a dense cache and writes past the row. "
             f"Grow the cache, or check cache_seqlens was advanced by Snew once per step."
             + see("kv_cache_positions_out_of_step")
@@ -872,13 +880,14 @@ def flash_attn_with_kvcache(
         if rows.size and (rows.min() < 0 or rows.max() >= kc.shape[0]):
             raise AttentionValueError(
                 f"cache_batch_idx should lie in [0, B_cache) = [0, {kc.shape[0]}): but got "
-                f"{rows.tolist()}. Each entry picks the cache row of one sequence."
+                f"{rows.tolist()}. Each entry picks the cache row of one sequence: pass "
+                f"indices of existing rows."
             )
         if knew is not None and np.unique(rows).size != rows.size:
             raise AttentionValueError(
-                f"cache_batch_idx has duplicates {rows.tolist()} while new keys are written: "
-                f"flash-attn documents that the values written 'might come from any of the "
-                f"duplicate indices'. Give each sequence its own cache row."
+                f"cache_batch_idx should hold distinct rows when new keys are written: but "
+                f"got {rows.tolist()}. flash-attn documents that the values written 'might "
+                f"come from any of the duplicate indices'. Give each sequence its own row."
             )
     elif not paged and kc.shape[0] < batch:
         raise AttentionShapeError(
@@ -892,7 +901,8 @@ def flash_attn_with_kvcache(
             raise AttentionValueError(
                 f"cache_leftpad should lie in [0, cache_seqlens[b]]: but got "
                 f"{leftpad.tolist()} with cache_seqlens {seqlens.tolist()}. Left padding "
-                f"counts the empty slots before a row's first token, inside cache_seqlens."
+                f"counts the empty slots before a row's first token, inside cache_seqlens: "
+                f"pass cache_seqlens counted from position 0, padding included."
             )
     lens_k = seqlens + length_new
     if table is not None:
@@ -903,7 +913,13 @@ def flash_attn_with_kvcache(
     scale = check.scale(softmax_scale, dim)
     cap = check.softcap(softcap)
     if isinstance(num_splits, bool) or not isinstance(num_splits, int | np.integer):
-        raise AttentionValueError(f"num_splits should be an int: but got {num_splits!r}.")
+        raise AttentionValueError(
+            f"num_splits should be an int: but got {num_splits!r} of type "
+            f"{type(num_splits).__name__}. Pass 0 to let flash-attn choose (the result does "
+            f"not depend on it beyond rounding)."
+        )
+    interleaved = flag("rotary_interleaved", rotary_interleaved)
+    flag("return_softmax_lse", return_softmax_lse)
 
     q_rot = qa
     if rotary_cos is not None or rotary_sin is not None:
@@ -915,12 +931,12 @@ def flash_attn_with_kvcache(
         check.positions_fit("k", k_pos, cos.shape[0])
         # refattn.rotary wants (..., L, D): move the head axis in front of the sequence axis
         q_rot = apply_rotary(
-            qa.swapaxes(1, 2), cos, sin, interleaved=bool(rotary_interleaved),
+            qa.swapaxes(1, 2), cos, sin, interleaved=interleaved,
             positions=q_pos[:, None, :],
         ).swapaxes(1, 2)  # fmt: skip
         assert knew is not None
         knew = apply_rotary(
-            knew.swapaxes(1, 2), cos, sin, interleaved=bool(rotary_interleaved),
+            knew.swapaxes(1, 2), cos, sin, interleaved=interleaved,
             positions=k_pos[:, None, :],
         ).swapaxes(1, 2)  # fmt: skip
 
@@ -953,6 +969,13 @@ def flash_attn_with_kvcache(
     return out
 
 
+def _seqlen(cache_seqlens: object, b: int) -> int:
+    """``cache_seqlens[b]`` as given (an int for every sequence, or an int32 array)."""
+    if isinstance(cache_seqlens, int | np.integer):
+        return int(cache_seqlens)
+    return int(np.asarray(cache_seqlens)[b])
+
+
 # ----------------------------------------------------------------------------------------
 # the mask flash-attn's kernel runs, after its C++ entry points rewrite the arguments
 # ----------------------------------------------------------------------------------------
@@ -982,15 +1005,14 @@ def _flash_mask(
     ``length_q``, ``length_k`` are the lengths the entry point sees (``max_seqlen_*`` for
     varlen, the cache capacity for kvcache).
     """
-    if not isinstance(causal, bool | np.bool_):
-        raise AttentionValueError(f"causal should be a bool: but got {causal!r}.")
+    flag("causal", causal)
     if not (isinstance(window_size, tuple | list) and len(window_size) == 2) or any(
         isinstance(w, bool) or not isinstance(w, int | np.integer) for w in window_size
     ):
         raise AttentionValueError(
             f"window_size should be a pair of ints (left, right), -1 for an unbounded side: "
-            f"but got {window_size!r}. E.g. (127, 0) with causal=True for a 128-key sliding "
-            f"window."
+            f"but got {window_size!r}. Pass e.g. (127, 0) with causal=True for a 128-key "
+            f"sliding window, or (-1, -1) for none."
         )
     left, right = int(window_size[0]), int(window_size[1])
     is_causal = bool(causal)
