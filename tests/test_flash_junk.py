@@ -98,7 +98,7 @@ BASE: dict[str, Callable[[], dict[str, Any]]] = {
 EXPECTED = re.compile(r"\b(should|expected)\b")
 FIX = re.compile(
     r"\b(pass|use|call|convert|cast|drop|split|check|add|reshape|spell|give|project|"
-    r"choose|set|build|allocate|fold|grow|prepend|make|list|flatten)\b",
+    r"choose|set|build|allocate|fold|grow|prepend|append|make|list|flatten)\b",
     re.IGNORECASE,
 )
 
@@ -120,7 +120,7 @@ def _cases() -> list[Any]:
                 return fn(**{**base(), name: junk})
 
             cases.append(pytest.param(call, id=f"{label}-{name}"))
-    paged = {
+    paged: dict[str, Any] = {
         "key": np.zeros((2, 1, 3, 4)),
         "value": np.zeros((2, 1, 3, 4)),
         "block_table": np.array([[0, 1], [2, 3]], np.int32),
@@ -132,6 +132,24 @@ def _cases() -> list[Any]:
             pytest.param(
                 lambda junk, n=name: KVCache.paged(**{**paged, n: junk}),
                 id=f"KVCache.paged-{name}",
+            )
+        )
+    q = np.zeros((2, 2, 1, 4))  # (B, Hq, 1, D): GQA over the cache's one kv head
+    for pos in range(3):
+
+        def step(junk: Any, pos: int = pos) -> object:
+            args = [q, q[:, :1], q[:, :1]]
+            args[pos] = junk
+            return KVCache.paged(**paged).step(*args)
+
+        cases.append(pytest.param(step, id=f"KVCache.paged.step-arg{pos}"))
+    for name in ("window", "softcap", "scale", "alibi_slopes", "attend_mask", "key_lengths"):
+        cases.append(
+            pytest.param(
+                lambda junk, n=name: KVCache.paged(**paged).step(
+                    q, q[:, :1], q[:, :1], **{n: junk}
+                ),
+                id=f"KVCache.paged.step-{name}",
             )
         )
     return cases
