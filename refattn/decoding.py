@@ -65,7 +65,7 @@ def _positive_int(name: str, value: object, what: str) -> int:
 
 
 def _block_table(x: object, batch: int) -> IntArray:
-    """The block table as an int64 copy ``(B, max_blocks)``, or a named error."""
+    """A copy of the block table ``(B, max_blocks)`` in its integer dtype, or a named error."""
     table = as_array("block_table", x)
     if table.dtype.kind not in "iu":
         raise AttentionDTypeError(
@@ -79,7 +79,7 @@ def _block_table(x: object, batch: int) -> IntArray:
             f"got {_shape(table.shape)}. Pass one row per sequence, listing the pool blocks "
             f"of its positions 0..page_block_size-1, page_block_size..., in order."
         )
-    return table.astype(np.int64, copy=True)
+    return table.copy()
 
 
 def _table_entries(table: IntArray, num_blocks: int) -> None:
@@ -198,9 +198,10 @@ class KVCache:
         The API is the dense cache's, in refattn's ``(B, H, S, D)`` layout: :meth:`append`,
         :meth:`attend`, :meth:`step`, and :attr:`keys` / :attr:`values` gathered through the
         table to ``(B, Hkv, S, D)``. Every sequence of the batch has the same length.
-        The pool and table can be handed to
+        The pools and table can be handed to
         :func:`refattn.compat.flash_attn.flash_attn_with_kvcache` as ``k_cache``, ``v_cache``
-        and ``block_table`` (flash-attn wants the table as int32).
+        and ``block_table`` to read the cache (build the table as int32, as flash-attn
+        wants; the table keeps the dtype it was given).
 
         Args:
             key: the prompt's keys ``(B, Hkv, S0, D)``; ``S0`` may be 0.

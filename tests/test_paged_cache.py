@@ -108,6 +108,28 @@ def test_paged_decoding_equals_full_causal_attention_and_flash_attn(
     np.testing.assert_array_equal(cache.value_pool, v_pool)
 
 
+def test_pools_and_table_read_by_flash_attn_give_the_same_attention() -> None:
+    q, k, v = sequence(5, np.float64)
+    table, num_blocks = shuffled_table(5, 2, page=4)
+    cache = KVCache.paged(k, v, table, 4, num_blocks)
+    assert cache.block_table is not None
+    assert cache.block_table.dtype == np.int32  # kept as given, so flash-attn takes it
+    assert cache.key_pool is not None
+    assert cache.value_pool is not None
+    out = flash_attn_with_kvcache(
+        q[..., -3:, :].transpose(0, 2, 1, 3),
+        cache.key_pool,
+        cache.value_pool,
+        cache_seqlens=np.full(2, TOTAL, np.int32),
+        block_table=cache.block_table,
+        causal=True,
+    )  # reads only: no new keys, so the read-only pools are accepted
+    assert out.shape == (2, 3, 4, 8)  # (B, Sq, Hq, D)
+    np.testing.assert_allclose(
+        out.transpose(0, 2, 1, 3), cache.attend(q[..., -3:, :]), rtol=1e-12, atol=1e-12
+    )
+
+
 def test_pool_layout_is_the_documented_one() -> None:
     # position p of sequence b sits at pool[block_table[b, p // page], p % page]
     _q, k, v = sequence(1, np.float64, hkv=2, dim=3)
