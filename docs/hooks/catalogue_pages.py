@@ -298,6 +298,7 @@ def coverage(cases: tuple[Case, ...]) -> dict[str, Any]:
             "tags": list(c.tags),
             "variants": c.frameworks,
             "absent": c.absent,
+            "sources": list(c.sources),
         }
         for c in cases
     ]
