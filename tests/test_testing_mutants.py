@@ -107,6 +107,8 @@ def _call(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
         opts = {"key_lengths": np.array([0, 7]), "fully_masked": policy}
     if name == "truncated_keys":
         opts = {}
+    if name == "scale_argument_ignored":
+        opts = {"scale": 0.6}
     q = rng.standard_normal((2, hq, length_q, 16)).astype(np.float32)
     k = rng.standard_normal((2, hkv, length_k, 16)).astype(np.float32)
     v = rng.standard_normal((2, hkv, length_k, 16)).astype(np.float32)

@@ -59,6 +59,8 @@ def numpy_attention(
         k, v = np.tile(k, (1, g, 1, 1)), np.tile(v, (1, g, 1, 1))
     else:
         k, v = np.repeat(k, g, axis=1), np.repeat(v, g, axis=1)
+    if mistake == "scale_argument_ignored":
+        scale = None
     if scale is None:
         scale = {"no_scale": 1.0, "scale_one_over_d": 1.0 / d}.get(str(mistake), d**-0.5)
     s = np.einsum("bhld,bhsd->bhls", q, k) * scale
@@ -169,6 +171,8 @@ def torch_sdpa(
             k, v = k.repeat(1, hq // hkv, 1, 1), v.repeat(1, hq // hkv, 1, 1)
         else:
             k, v = k.repeat_interleave(hq // hkv, 1), v.repeat_interleave(hq // hkv, 1)
+    if mistake == "scale_argument_ignored":
+        scale = None
     if scale is None:
         scale = {"no_scale": 1.0, "scale_one_over_d": 1.0 / d}.get(str(mistake), d**-0.5)
     s = (q @ k.transpose(-1, -2)) * scale
@@ -238,6 +242,8 @@ def flash_attn_func(
         k, v = k.repeat(1, hq // hkv, 1, 1), v.repeat(1, hq // hkv, 1, 1)
     else:
         k, v = k.repeat_interleave(hq // hkv, 1), v.repeat_interleave(hq // hkv, 1)
+    if mistake == "scale_argument_ignored":
+        softmax_scale = None
     if softmax_scale is None:
         softmax_scale = {"no_scale": 1.0, "scale_one_over_d": 1.0 / d}.get(str(mistake), d**-0.5)
     s = (q @ k.transpose(-1, -2)) * softmax_scale
@@ -305,6 +311,8 @@ def jax_attention(
         k, v = jnp.tile(k, (1, hq // hkv, 1, 1)), jnp.tile(v, (1, hq // hkv, 1, 1))
     else:
         k, v = jnp.repeat(k, hq // hkv, axis=1), jnp.repeat(v, hq // hkv, axis=1)
+    if mistake == "scale_argument_ignored":
+        scale = None
     if scale is None:
         scale = {"no_scale": 1.0, "scale_one_over_d": 1.0 / d}.get(str(mistake), d**-0.5)
     s = (q @ k.transpose(0, 1, 3, 2)) * scale

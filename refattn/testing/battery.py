@@ -52,6 +52,7 @@ class Config:
         bias: add a random float bias ``(B, Hq, L, S)``.
         alibi: add ALiBi with the usual slopes ``2^(-8 h / Hq)``.
         softcap: logit soft-capping value, or None.
+        scale: an explicit logit scale (passed as the convention's argument), or None.
         fully_masked: the policy of the reference (refattn convention only).
         amplitude: standard deviation of query and key entries.
         value_scale: standard deviation of value entries.
@@ -78,6 +79,7 @@ class Config:
     bias: bool = False
     alibi: bool = False
     softcap: float | None = None
+    scale: float | None = None
     fully_masked: str = "zero"
     amplitude: float = 1.0
     value_scale: float = 1.0
@@ -131,6 +133,8 @@ class Config:
             opts["alibi_slopes"] = 2.0 ** (-8.0 * np.arange(1, self.heads_q + 1) / self.heads_q)
         if self.softcap is not None:
             opts["softcap"] = self.softcap
+        if self.scale is not None:
+            opts["scale"] = self.scale
         return opts
 
 
@@ -301,6 +305,7 @@ def _base() -> Iterator[Config]:
     yield Config(
         "softcap-causal", softcap=10.0, amplitude=3.0, causal="bottom_right", length_q=5, length_k=8
     )
+    yield Config("explicit-scale-0.6", scale=0.6, length_q=6, length_k=9, heads_kv=2, quick=True)
     yield Config("large-logits-1e4", amplitude=25.0, dim=16)
     yield Config("large-logits-causal", amplitude=25.0, causal="top_left")
     yield Config("tiny-values", amplitude=1e-3, value_scale=1e-6)

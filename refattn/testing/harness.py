@@ -219,6 +219,8 @@ def _torch_sdpa(c: Config) -> _Prepared:
             ref["bias"] = float_mask
     if c.heads_q != c.heads_kv:
         kwargs["enable_gqa"] = True
+    if c.scale is not None:
+        kwargs["scale"] = ref["scale"] = c.scale
     args = tuple(_to_torch(x, c.dtype) for x in (q, k, v))
     return _Prepared(Call(q, k, v, ref), args, kwargs, bshd=False)
 
@@ -263,6 +265,8 @@ def _jax(c: Config) -> _Prepared:
     if additive is not None:
         kwargs["bias"] = jnp.asarray(additive, dtype=c.dtype)
         ref["bias"] = additive
+    if c.scale is not None:
+        kwargs["scale"] = ref["scale"] = c.scale
     args = tuple(jnp.asarray(x.transpose(0, 2, 1, 3), dtype=c.dtype) for x in (q, k, v))
     return _Prepared(Call(q, k, v, ref), args, kwargs, bshd=True)
 
@@ -284,6 +288,8 @@ def _flash(c: Config) -> _Prepared:
     if "alibi_slopes" in opts:
         kwargs["alibi_slopes"] = torch.from_numpy(opts["alibi_slopes"].astype(np.float32))
         ref["alibi_slopes"] = opts["alibi_slopes"].astype(np.float32).astype(np.float64)
+    if c.scale is not None:
+        kwargs["softmax_scale"] = ref["scale"] = c.scale
     if "softcap" in opts:
         kwargs["softcap"] = opts["softcap"]
         ref["softcap"] = opts["softcap"]

@@ -167,6 +167,13 @@ def _scale(value: Callable[[int], float]) -> MutantFn:
     return apply
 
 
+def _scale_ignored(call: Call) -> Sequence[Call]:
+    scale = call.options.get("scale")
+    if scale is None or np.isclose(scale, call.query.shape[-1] ** -0.5):
+        return []
+    return [_opts(call, scale=None)]
+
+
 def _softmax_over_queries(call: Call) -> Sequence[Call]:
     out = [replace(call, softmax_axis=-2)]  # with L = 1 every weight is 1: a sum of value
     if (~_naive.allowed(call).any(axis=-2)).any():  # a key no query may see: 0/0 or zeros
@@ -306,6 +313,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("missing-scale",),
         "missing_scale_saturates",
         _scale(lambda d: 1.0 / d),
+    ),
+    Mutant(
+        "scale_argument_ignored",
+        "ignores the scale it is given and uses 1/sqrt(D)",
+        ("missing-scale",),
+        None,
+        _scale_ignored,
     ),
     Mutant(
         "softmax_over_query_axis",
