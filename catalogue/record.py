@@ -14,7 +14,6 @@ Exits 1 (after writing) when a variant is not as its case claims.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -61,7 +60,12 @@ def record(cases: list[Case]) -> tuple[dict[str, dict[str, dict[str, Any]]], lis
 
 @contextmanager
 def _locked() -> Iterator[None]:
-    """Hold a lock on the file while it is read, updated and written back."""
+    """Hold a lock on the file while it is read, updated and written back (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; concurrent record runs are then unsafe
+        yield
+        return
     name = hashlib.sha256(str(OUTCOMES.resolve()).encode()).hexdigest()[:16]
     with open(Path(tempfile.gettempdir()) / f"catalogue-outcomes-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
