@@ -17,6 +17,10 @@ Why:
 Fix:
     Pass ``batch_first=True`` to ``nn.MultiheadAttention`` (or transpose the input to
     ``(L, B, E)``), and name axes in comments after every reshape: ``# (B, L, E)``.
+
+Sources:
+    https://github.com/aipixel/AEMatter/issues/3 batch-first input to a batch_first=False layer
+    https://github.com/om-ai-lab/OmDet/issues/19 batch inference inconsistent until batch_first=True
 """
 
 from typing import Any

@@ -18,6 +18,9 @@ Why:
 Fix:
     Slice it: ``causal[:L, :L]`` (``self.bias[:, :, :T, :T]`` in nanoGPT), or build the mask
     from the current shapes.
+
+Sources:
+    https://github.com/bentrevett/pytorch-seq2seq/issues/130 masked_fill: tensor a (1024) vs b (512)
 """
 
 import numpy as np

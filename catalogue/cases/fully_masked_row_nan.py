@@ -17,6 +17,10 @@ Fix:
     Decide what such a row means and say it: zero the rows that have no key
     (``np.where(row_has_key, weights, 0)``, what SDPA does; refattn's
     ``fully_masked="zero"``), or mask padded queries only at the loss.
+
+Sources:
+    https://github.com/pytorch/pytorch/issues/41508 NaN gradients when padded rows are fully masked
+    https://github.com/pytorch/pytorch/issues/27968 a length-0 example's weights are all NaN
 """
 
 import numpy as np

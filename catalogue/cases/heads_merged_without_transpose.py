@@ -17,6 +17,10 @@ Why:
 Fix:
     ``out.transpose(0, 2, 1, 3).reshape(B, L, H * Dv)`` (PyTorch:
     ``out.transpose(1, 2).reshape(B, L, H * Dv)`` or ``.contiguous().view(...)``).
+
+Sources:
+    https://github.com/pytorch/pytorch/issues/67651 quantizable MHA: view without the transpose
+    https://github.com/meta-pytorch/opacus/pull/825 heads spliced into time positions by a view
 """
 
 import numpy as np
