@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from refattn.testing import configs
 from refattn.testing.cli import main
 from tests.testing_impls import numpy_attention
 
@@ -106,3 +107,17 @@ def test_python_dash_m_runs_the_command() -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["passed"] is True
     assert proc.stderr == ""  # no progress bar when stdout is not a terminal
+
+
+def test_progress_bar_only_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["refattn:attention", "--convention", "refattn", "--quick"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    n = len(configs("refattn", quick=True))
+    assert f"] 1/{n} configs" in err
+    assert f"] {n}/{n} configs" in err

@@ -341,14 +341,21 @@ def _call_jax(fn: Callable[..., Any], p: _Prepared) -> Any:
         return fn(*p.args, **p.kwargs)
 
 
+class ImplementationError(Exception):
+    """The implementation under test raised; ``__cause__`` is its exception."""
+
+
 def run_config(fn: Callable[..., Any], config: Config, convention: str) -> Comparison:
     """Call ``fn`` on one config and compare its output with the reference.
 
     Raises:
-        Exception: whatever ``fn`` raises.
+        ImplementationError: ``fn`` raised (its exception is the ``__cause__``).
     """
     p = _PREPARE[convention](config)
-    out = _call_jax(fn, p) if convention == "jax" else fn(*p.args, **p.kwargs)
+    try:
+        out = _call_jax(fn, p) if convention == "jax" else fn(*p.args, **p.kwargs)
+    except Exception as exc:
+        raise ImplementationError(f"{type(exc).__name__}: {exc}") from exc
     dtype = dtype_name(out)
     act: npt.NDArray[Any] = to_numpy(out)
     if p.bshd and act.ndim == 4:
@@ -419,8 +426,8 @@ def check(
             result = run_config(fn, config, convention)
             if not result.passed:
                 failures.append(Failure(config, result))
-        except Exception as exc:  # the implementation under test raised: a failure
-            failures.append(Failure(config, None, f"raised {type(exc).__name__}: {exc}"))
+        except ImplementationError as exc:  # the implementation under test raised
+            failures.append(Failure(config, None, f"raised {exc}"))
         if progress is not None:
             progress(n, len(todo))
     return Report(convention, len(todo), failures, _group(failures))
