@@ -19,6 +19,10 @@ Fix:
     Size the key/value projections from the context: ``(context_dim, head_dim)`` —
     ``kdim=vdim=768`` in ``nn.MultiheadAttention`` — or project the context to the model
     width first.
+
+Sources:
+    https://github.com/huggingface/transformers/issues/10779 encoder and decoder of other widths
+    https://github.com/huggingface/transformers/issues/6645 pretrained encoder 512 with GPT-2 1024
 """
 
 import numpy as np

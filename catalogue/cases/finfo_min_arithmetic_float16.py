@@ -18,6 +18,11 @@ Fix:
     Take ``finfo`` of the dtype the arithmetic runs in (``np.finfo(scores.dtype).min``),
     combine masks as booleans and apply them once, and run the softmax in float32.
     refattn's ``fully_masked="uniform"`` gives what this mask means: uniform weights.
+
+Sources:
+    https://github.com/microsoft/onnxscript/pull/2992 float32's lowest cast to float16 is -inf
+    https://github.com/huggingface/transformers/pull/17306 finfo(float16).min - 16 = -inf, NaN rows
+    https://github.com/NVIDIA-NeMo/Automodel/pull/2658 two finfo.min planes summed overflow
 """
 
 import numpy as np

@@ -20,6 +20,8 @@ Fix:
 
 Sources:
     https://github.com/pytorch/pytorch/blob/main/docs/source/amp.rst autocast op lists
+    https://github.com/pytorch/pytorch/issues/119131 fp16 SDPA NaN: the q·k product reaches 784449
+    https://github.com/ultralytics/ultralytics/pull/24990 query pre-scaled to keep q·k in fp16 range
 """
 
 import numpy as np
