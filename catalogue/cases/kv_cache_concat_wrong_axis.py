@@ -19,6 +19,9 @@ Why:
 
 Fix:
     Concatenate along the sequence axis: ``np.concatenate([cache_k, k_new], axis=-2)``.
+
+Sources:
+    https://github.com/deepspeedai/Megatron-DeepSpeed/pull/112 past keys joined on the wrong axis
 """
 
 import numpy as np

@@ -12,6 +12,9 @@ Why:
 Fix:
     Mask the scores before the softmax (``np.where(keep, scores, -np.inf)``), or divide by
     the new row sums after zeroing.
+
+Sources:
+    https://github.com/abisee/pointer-generator/issues/88 mask after the softmax (renormalised)
 """
 
 import numpy as np

@@ -11,6 +11,9 @@ Why:
 
 Fix:
     Mask the scores before the softmax: ``np.where(keep[:, None, :], scores, -np.inf)``.
+
+Sources:
+    https://github.com/ilivans/tf-rnn-attention/issues/11 zero states at padding, softmax unmasked
 """
 
 import numpy as np
