@@ -500,6 +500,28 @@ def test_kvcache_writes_in_place_and_leaves_the_rest() -> None:
     np.testing.assert_array_equal(seqlens, [3, 5])  # cache_seqlens is not advanced
 
 
+def test_kvcache_refuses_caches_that_alias_each_other_or_the_inputs() -> None:
+    rng = np.random.default_rng(17)
+    q, k, v = randn(rng, 1, 1, 2, 16), randn(rng, 1, 1, 2, 16), randn(rng, 1, 1, 2, 16)
+    cache = np.zeros((1, 4, 2, 16), F32)
+    # one array for both caches: the values would overwrite the keys just written
+    with pytest.raises(AttentionValueError, match="v_cache should not share memory with k_cache"):
+        flash_attn_with_kvcache(q, cache, cache, k, v, cache_seqlens=0)
+    assert not cache.any()  # refused before writing
+    # q read from the cache it is about to write
+    view = cache[:, 1:2]
+    with pytest.raises(AttentionValueError, match="q should not share memory with k_cache"):
+        flash_attn_with_kvcache(view, cache, np.zeros_like(cache), k, v, cache_seqlens=1)
+    # a packed (B, S, 2, Hkv, D) kv cache: two interleaved views that do not overlap
+    kv = np.zeros((1, 4, 2, 2, 16), F32)
+    out = flash_attn_with_kvcache(q, kv[:, :, 0], kv[:, :, 1], k, v, cache_seqlens=0)
+    np.testing.assert_array_equal(kv[:, 0, 0], k[:, 0])
+    np.testing.assert_array_equal(kv[:, 0, 1], v[:, 0])
+    np.testing.assert_allclose(out, v, rtol=1e-6)  # one key: the output is its value
+    # reading only (no new keys): one array for both caches is fine
+    flash_attn_with_kvcache(q, cache, cache, cache_seqlens=np.array([2], np.int32))
+
+
 def test_kvcache_writes_reach_a_torch_cache() -> None:
     # a CPU torch tensor's NumPy view is its own memory: the in-place write reaches it
     rng = np.random.default_rng(12)

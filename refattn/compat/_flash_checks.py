@@ -364,3 +364,36 @@ def positions_fit(name: str, positions: npt.NDArray[np.integer], table: int) -> 
             f"would read. Queries are rotated at cache_seqlens[b] + i; make the tables "
             f"longer or Sq shorter." + see("position_table_too_short")
         )
+
+
+def _overlap(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic]) -> bool:
+    """Whether two arrays share memory; False when numpy gives up."""
+    try:
+        return bool(np.shares_memory(a, b))  # exact: interleaved views do not overlap
+    except np.exceptions.TooHardError:  # pragma: no cover - exotic strides
+        return False
+
+
+def no_aliasing(caches: dict[str, FloatArray], inputs: dict[str, FloatArray]) -> None:
+    """Refuse caches that overlap each other or an input, before anything is written.
+
+    New keys and values are written into ``k_cache``/``v_cache`` in place: if the two
+    caches share memory the values overwrite the keys, and if ``q``, ``k`` or ``v`` is a
+    view of a cache it changes under the call; both give a silently wrong result.
+    """
+    (k_name, k_arr), (v_name, v_arr) = caches.items()
+    if _overlap(k_arr, v_arr):
+        raise AttentionValueError(
+            f"{v_name} should not share memory with {k_name} when k and v are given: but got "
+            f"overlapping arrays (the same array passed twice?). The new values would "
+            f"overwrite the new keys; pass two separate caches, e.g. v_cache = "
+            f"np.zeros_like(k_cache)."
+        )
+    for cache_name, cache_arr in caches.items():
+        for name, arr in inputs.items():
+            if _overlap(cache_arr, arr):
+                raise AttentionValueError(
+                    f"{name} should not share memory with {cache_name} when new keys are "
+                    f"written: but got a view of it. The in-place write would change {name} "
+                    f"during the call; pass a copy, {name}.copy()."
+                )

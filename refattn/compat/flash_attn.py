@@ -782,7 +782,9 @@ def flash_attn_with_kvcache(
         AttentionDTypeError: index arrays that are not int32, caches that are not writable
             arrays of q's dtype, mixed float dtypes.
         AttentionValueError: ``cache_seqlens + Snew`` past the cache, out-of-range block
-            table or batch indices, arguments flash-attn refuses together.
+            table or batch indices, arguments flash-attn refuses together; with new keys,
+            caches that share memory with each other or with q, k or v (the in-place
+            write would corrupt them).
 
     Examples:
         >>> import numpy as np
@@ -856,6 +858,9 @@ def flash_attn_with_kvcache(
                 f"got Sq={length_q}. flash-attn raises 'If key is supplied, it must have "
                 f"seqlen <= the seqlen of the KV cache'; split q into chunks, or grow the cache."
             )
+
+    if knew is not None and vnew is not None:
+        check.no_aliasing({"k_cache": kc, "v_cache": vc}, {"q": qa, "k": knew, "v": vnew})
 
     if cache_seqlens is None:
         seqlens = np.full(batch, capacity, dtype=np.int64)
