@@ -522,6 +522,39 @@ def test_kvcache_refuses_caches_that_alias_each_other_or_the_inputs() -> None:
     flash_attn_with_kvcache(q, cache, cache, cache_seqlens=np.array([2], np.int32))
 
 
+def test_kvcache_paged_writes_that_race_are_refused_shared_prefixes_read() -> None:
+    rng = np.random.default_rng(18)
+    q, k, v = randn(rng, 2, 1, 2, 16), randn(rng, 2, 1, 2, 16), randn(rng, 2, 1, 2, 16)
+    pages = randn(rng, 4, 2, 2, 16)  # (num_blocks, page 2, Hkv, D)
+    seqlens = np.array([2, 2], np.int32)
+    # both sequences append position 2 into page 3: a race in flash-attn
+    racing = np.array([[0, 3], [1, 3]], np.int32)
+    before = pages.copy()
+    with pytest.raises(AttentionValueError, match="sequences 0 and 1 both writing page 3, slot 0"):
+        flash_attn_with_kvcache(q, pages, pages.copy(), k, v, cache_seqlens=seqlens,
+                                block_table=racing)  # fmt: skip
+    np.testing.assert_array_equal(pages, before)
+    # sequence 1 reads slot (2, 0), which sequence 0 writes
+    reading = np.array([[0, 2], [2, 3]], np.int32)
+    with pytest.raises(AttentionValueError, match="sequence 1 read a slot sequence 0 writes"):
+        flash_attn_with_kvcache(q, pages, pages.copy(), k, v, cache_seqlens=seqlens,
+                                block_table=reading)  # fmt: skip
+    # a shared full prefix page, read by both, each appending into its own page: accepted
+    shared = np.array([[0, 2], [0, 3]], np.int32)
+    k_pages, v_pages = pages.copy(), randn(rng, 4, 2, 2, 16)
+    out = flash_attn_with_kvcache(q, k_pages, v_pages, k, v, cache_seqlens=seqlens,
+                                  block_table=shared, causal=True)  # fmt: skip
+    for b in range(2):
+        keys = np.concatenate([k_pages[0], k_pages[shared[b, 1]][:1]])  # (3, Hkv, D)
+        values = np.concatenate([v_pages[0], v_pages[shared[b, 1]][:1]])
+        np.testing.assert_array_equal(keys[2], k[b, 0])
+        # one query, the last position: causal sees every key
+        expect, _ = ref.sequence_attention(
+            q[b], keys, values, ref.Rules(None, None, False), 16**-0.5, 0.0, None
+        )
+        close(out[b], expect, OUT_TOL)
+
+
 def test_kvcache_writes_reach_a_torch_cache() -> None:
     # a CPU torch tensor's NumPy view is its own memory: the in-place write reaches it
     rng = np.random.default_rng(12)

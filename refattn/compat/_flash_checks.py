@@ -397,3 +397,43 @@ def no_aliasing(caches: dict[str, FloatArray], inputs: dict[str, FloatArray]) ->
                     f"written: but got a view of it. The in-place write would change {name} "
                     f"during the call; pass a copy, {name}.copy()."
                 )
+
+
+def paged_writes(
+    table: IntArray,
+    page: int,
+    seqlens: npt.NDArray[np.integer],
+    lens_k: npt.NDArray[np.integer],
+) -> None:
+    """Refuse a paged write that lands on a slot another sequence writes or reads.
+
+    Sequence ``b`` writes positions ``seqlens[b] .. lens_k[b] - 1`` and reads ``0 ..
+    lens_k[b] - 1``. flash-attn runs the sequences in parallel, so a slot written by one and
+    read or written by another gets a result that depends on scheduling. Pages shared only
+    for reading (a common prompt prefix) are fine.
+    """
+    owner: dict[int, int] = {}
+    for b in range(table.shape[0]):
+        positions = np.arange(int(seqlens[b]), int(lens_k[b]))
+        for flat in table[b, positions // page].astype(np.int64) * page + positions % page:
+            owner.setdefault(int(flat), b)
+            if owner[int(flat)] != b:
+                raise AttentionValueError(
+                    f"block_table should give each sequence its own slots for the new keys: "
+                    f"but got sequences {owner[int(flat)]} and {b} both writing page "
+                    f"{int(flat) // page}, slot {int(flat) % page}. flash-attn writes them in "
+                    f"parallel, so which value lands is a race; give each sequence its own "
+                    f"pages for the positions it appends (share only full prefix pages)."
+                )
+    for b in range(table.shape[0]):
+        positions = np.arange(int(lens_k[b]))
+        for flat in table[b, positions // page].astype(np.int64) * page + positions % page:
+            writer = owner.get(int(flat), b)
+            if writer != b:
+                raise AttentionValueError(
+                    f"block_table should not let sequence {b} read a slot sequence {writer} "
+                    f"writes: but got page {int(flat) // page}, slot {int(flat) % page} in "
+                    f"both. flash-attn runs the sequences in parallel, so sequence {b} reads "
+                    f"either the old or the new key; give sequence {writer} its own page "
+                    f"for the positions it appends."
+                )

@@ -68,7 +68,10 @@ result:
   outside ``[0, num_blocks)``, cache lengths plus new tokens past the cache, left padding
   past the cache length, rotary tables too short for the positions used, duplicate
   ``cache_batch_idx`` with new keys (flash-attn: "might come from any of the duplicate
-  indices").
+  indices"), and likewise a block table under which two sequences write the same paged
+  slot, or one reads a slot another writes (pages shared only for reading are accepted).
+  With new keys, caches that share memory with each other or with ``q``/``k``/``v`` are
+  refused too: the in-place write would corrupt them.
 - Inputs may be float16, float32 or float64 (flash-attn takes float16 and bfloat16 only;
   NumPy has no bfloat16). float16 is computed in float32, like the kernel.
 - flash-attn 2's CUDA kernel requires ``page_block_size % 256 == 0`` and head dims up to
@@ -912,6 +915,8 @@ def flash_attn_with_kvcache(
     lens_k = seqlens + length_new
     if table is not None:
         table = check.block_table(table, batch, kc.shape[0], kc.shape[1], lens_k)
+        if length_new:
+            check.paged_writes(table, kc.shape[1], seqlens, lens_k)
 
     slopes = check.alibi(alibi_slopes, batch, hq)
     mask = _flash_mask(causal, window_size, length_q, capacity, slopes is not None, "kvcache")
