@@ -476,9 +476,12 @@ def _unshifted_rows(
     if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
         bound = np.zeros(shape)
     else:
+        # the scaled query carries all of |scale| when the key is unscaled, else its root
+        root = math.sqrt(abs(plan.scale))
+        q_factor, k_factor = (abs(plan.scale), 1.0) if key is plan.key else (root, root)
         with np.errstate(invalid="ignore", over="ignore"):
-            q_norm = np.sqrt(np.einsum("nhgld,nhgld->nhgl", query, query))
-            k_norm = prepared.key_norm * (1.0 if key is plan.key else math.sqrt(abs(plan.scale)))
+            q_norm = prepared.query_norm * q_factor
+            k_norm = prepared.key_norm * k_factor
             bound = q_norm * k_norm[:, :, None, None]
     # exp(bound) times the value sum must stay far from overflow as well (the other end,
     # underflow, is checked on each block's sums: see _underflowed)

@@ -84,7 +84,26 @@ def _key_norms(key: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
         return np.zeros(key.shape[:2])
     with np.errstate(over="ignore", invalid="ignore"):
         squares = np.einsum("nhsd,nhsd->nhs", key, key).max(axis=-1)
-    norms: npt.NDArray[np.float64] = np.sqrt(squares.astype(np.float64))
+    return _safe_sqrt(squares, key.shape[3])
+
+
+def _query_norms(query: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """``(N, Hkv, G, L)``: ``|query_i|`` of each row; inf or NaN past the dtype."""
+    if not query.shape[4]:
+        return np.zeros(query.shape[:4])
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.einsum("nhgld,nhgld->nhgl", query, query)
+    return _safe_sqrt(squares, query.shape[4])
+
+
+def _safe_sqrt(squares: npt.NDArray[np.floating], dim: int) -> npt.NDArray[np.float64]:
+    """Norms from sums of ``dim`` squares, never below the true norm.
+
+    A square below the dtype's ``tiny`` may have flushed towards 0; adding ``dim * tiny``
+    before the root puts back at least what was lost.
+    """
+    lost = dim * float(np.finfo(squares.dtype).tiny)
+    norms: npt.NDArray[np.float64] = np.sqrt(squares.astype(np.float64) + lost)
     return norms
 
 
@@ -105,22 +124,24 @@ class Prepared:
     Attributes:
         plan: finite inputs in a dtype that cannot overflow.
         poison: where the inputs were not finite, or None.
+        query_norm: ``(N, Hkv, G, L)`` ``|query_i|`` (float64; inf if the squares overflow).
         key_norm: ``(N, Hkv)`` largest ``|key_j|`` (float64; inf if the squares overflow).
         value_max: ``(N, Hkv)`` largest ``|value|`` entry (float64).
     """
 
     plan: Plan
     poison: Poison | None
+    query_norm: npt.NDArray[np.float64]
     key_norm: npt.NDArray[np.float64]
     value_max: npt.NDArray[np.float64]
 
 
-def _logit_bound(plan: Plan, max_q: float, key_bound: float) -> tuple[float, float, float]:
+def _logit_bound(plan: Plan, query_bound: float, key_bound: float) -> tuple[float, float, float]:
     """Bounds on ``|final logit|``, on the matmul and on the scaled query and key.
 
     Args:
         plan: the call.
-        max_q: the largest ``|query|`` entry.
+        query_bound: at least the largest ``|query_i|`` (vector norm).
         key_bound: at least the largest ``|key_j|`` (vector norm), so any ``|key|`` entry.
 
     Returns:
@@ -129,9 +150,9 @@ def _logit_bound(plan: Plan, max_q: float, key_bound: float) -> tuple[float, flo
     """
     dim = plan.query.shape[4]
     root = math.sqrt(abs(plan.scale))
-    scaled = root * max(max_q, key_bound)
-    with np.errstate(over="ignore"):  # |q . k| <= |q| |k| <= sqrt(D) max|q| |k|
-        raw = float(np.float64(root * max_q * math.sqrt(dim)) * (root * key_bound)) if dim else 0.0
+    scaled = root * max(query_bound, key_bound)
+    with np.errstate(over="ignore"):  # |q . k| <= |q| |k|
+        raw = float(np.float64(root * query_bound) * (root * key_bound)) if dim else 0.0
     qk = raw if plan.softcap is None else min(raw, plan.softcap)
     bias = 0.0
     if plan.bias is not None:
@@ -151,7 +172,7 @@ def _logit_bound(plan: Plan, max_q: float, key_bound: float) -> tuple[float, flo
 def _fits(plan: Plan, dtype: np.dtype[np.floating], magnitudes: tuple[float, float, float]) -> bool:
     """Whether every intermediate of ``plan`` provably stays finite in ``dtype``.
 
-    ``magnitudes``: max ``|query|`` entry, a bound on ``|key_j|``, max ``|value|`` entry.
+    ``magnitudes``: bounds on ``|query_i|`` and ``|key_j|``, max ``|value|`` entry.
     """
     info = np.finfo(dtype)
     limit = float(info.max) * _HEADROOM
@@ -173,18 +194,18 @@ def _fits(plan: Plan, dtype: np.dtype[np.floating], magnitudes: tuple[float, flo
 def prepare(plan: Plan) -> Prepared:
     """The plan the kernel runs (finite inputs, a dtype that cannot overflow), and more.
 
-    For finite input this costs a few reductions: max and min of the query and value
-    (NaN and inf reach them) and the key norms the kernel needs anyway.
+    For finite input this costs a few reductions, which NaN and inf reach: the query and
+    key norms the kernel needs anyway, max and min of the value.
 
     Raises:
         AttentionValueError: float64 inputs whose logits could exceed the float64 range.
     """
     query, key, value = plan.query, plan.key, plan.value
     rows = keys = values = None
-    max_q = _max_abs(query)
-    if not math.isfinite(max_q):
+    query_norm = _query_norms(query)
+    if not np.isfinite(query_norm).all():
         query, rows = _clean(query, (4,))
-        max_q = _max_abs(query)
+        query_norm = _query_norms(query)
     key_norm = _key_norms(key)
     if not np.isfinite(key_norm).all():
         key, keys = _clean(key, (3,))
@@ -196,17 +217,20 @@ def prepare(plan: Plan) -> Prepared:
     key_bound = float(key_norm.max()) if key_norm.size else 0.0
     if not math.isfinite(key_bound):  # the squares overflowed: bound from the entries
         key_bound = _max_abs(key) * math.sqrt(key.shape[3])
+    query_bound = float(query_norm.max()) if query_norm.size else 0.0
+    if not math.isfinite(query_bound):
+        query_bound = _max_abs(query) * math.sqrt(query.shape[4])
     max_v = float(value_max.max()) if value_max.size else 0.0
-    magnitudes = (max_q, key_bound, max_v)
+    magnitudes = (query_bound, key_bound, max_v)
     poison = None
     if rows is not None or keys is not None or values is not None:
         poison = Poison(rows, keys, values)
         plan = dataclasses.replace(plan, query=query, key=key, value=value)
     dtype = plan.query.dtype
     if _fits(plan, dtype, magnitudes) and (
-        dtype == np.float64 or _logit_bound(plan, max_q, key_bound)[1] <= _ACCURATE_BOUND
+        dtype == np.float64 or _logit_bound(plan, query_bound, key_bound)[1] <= _ACCURATE_BOUND
     ):
-        return Prepared(plan, poison, key_norm, value_max)
+        return Prepared(plan, poison, query_norm, key_norm, value_max)
     wide = np.dtype(np.float64)
     if plan.query.dtype != wide:
         plan = dataclasses.replace(
@@ -217,8 +241,8 @@ def prepare(plan: Plan) -> Prepared:
             alibi_slopes=None if plan.alibi_slopes is None else plan.alibi_slopes.astype(wide),
         )
         if _fits(plan, wide, magnitudes):
-            return Prepared(plan, poison, key_norm, value_max)
-    logit, raw, _ = _logit_bound(plan, max_q, key_bound)
+            return Prepared(plan, poison, query_norm, key_norm, value_max)
+    logit, raw, _ = _logit_bound(plan, query_bound, key_bound)
     raise AttentionValueError(
         f"the logits of this call may reach {max(logit, raw):.3g} in magnitude (bound from "
         f"|query|, |key|, scale={plan.scale:.3g}, softcap, bias and ALiBi), or the values sum to "

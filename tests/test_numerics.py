@@ -107,6 +107,8 @@ _ONE_KEY = np.array([0, 0, 3e38, 0], np.float32)
         pytest.param(_Q * 1e37, _K * 1e37, _V, {"scale": 1e-74}, id="scale=1e-74-subnormal-root"),
         pytest.param(_Q * 1e30, _K, _V, {"softcap": 1e-40}, id="softcap=1e-40-subnormal"),
         pytest.param(_Q * 1e20, _K * 1e20, _V, {"softcap": 5.0}, id="softcap-over-matmul=1e40"),
+        pytest.param(_Q * 1e-26, _K * 1e14, _V, {"scale": 1e15}, id="query-squares-underflow"),
+        pytest.param(_Q * 1e-26, _K * 1e11, _V, {"scale": 1e15}, id="query-squares-underflow-2"),
     ],
 )
 def test_finite_input_never_overflows(q: Any, k: Any, v: Any, options: dict[str, Any]) -> None:
