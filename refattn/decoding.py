@@ -107,7 +107,9 @@ class KVCache:
 
     Storage is over-allocated and doubled when full, so appending one token at a time
     costs amortised ``O(1)`` copies per token; :attr:`keys` and :attr:`values` are views
-    of the filled part.
+    of the filled part. :meth:`paged` builds the cache on a pool of fixed-size blocks
+    ``(num_blocks, page_block_size, Hkv, D)`` mapped by a block table instead (vLLM's and
+    flash-attn's paged layout), with the same methods.
 
     Args:
         key: the prompt's keys ``(..., Hkv, S0, D)`` (prefill); ``S0`` may be 0.
