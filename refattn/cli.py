@@ -438,6 +438,10 @@ def _fix_of(doc: str) -> str:
 
 def run_diagnose(message: str | None, top: int, as_json: bool) -> int:
     """From a message (argument or stdin) to the cases that explain it."""
+    if message is None and sys.stdin.isatty():
+        raise CliError(
+            "diagnose: give a message as an argument, or pipe one in: refattn diagnose < error.txt"
+        )
     text = message if message is not None else sys.stdin.read()
     if not text.strip():
         raise CliError("diagnose: give a message as an argument or on standard input")

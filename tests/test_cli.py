@@ -286,3 +286,21 @@ def test_sources_keep_one_url_per_item_and_prose_is_rewrapped() -> None:
     ]
     prose = "    Masks ``True`` rows:\n    see\n    https://example.org/c for ``more``.\n"
     assert cli._fill(prose) == "  Masks True rows: see https://example.org/c for more."
+
+
+def test_diagnose_at_a_terminal_without_a_message_says_how_instead_of_waiting() -> None:
+    controller, terminal = os.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "refattn", "diagnose"],
+            cwd=ROOT,
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert result.returncode == 2
+    assert result.stderr.startswith("refattn: diagnose: give a message as an argument")
