@@ -5,7 +5,8 @@ Subcommands:
 - ``refattn cases list [--tag TAG] [--json]``: the catalogue's cases, with their titles.
 - ``refattn cases show ID``: one case as text: what happens, why, the fix, the broken and
   fixed code, what running it really does here, and its page on the docs site.
-- ``refattn cases run [ID ...] [--full]``: run cases and print what really happened.
+- ``refattn cases run [ID ... | --tag TAG] [--full]``: run cases and print what really
+  happened (one line per case; every variant in full for the ids given or with ``--full``).
 - ``refattn diagnose [MESSAGE] [--top N] [--json]``: from an error message, a traceback
   (on standard input) or a symptom in words to the cases that explain it.
 - ``refattn check ...``: the checks of :mod:`refattn.testing` (``refattn check --help``).
