@@ -9,9 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn._backward import run_backward
-from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
 from refattn.reference import AttentionOptions
-from refattn.validation import validate
+from refattn.validation import check_backward, validate
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -81,24 +80,10 @@ def attention_backward(
         >>> grads.query.shape, grads.key.shape, grads.bias is None
         ((1, 2, 4, 8), (1, 2, 4, 8), True)
     """
-    if options.get("fully_masked") == "nan":
-        raise AttentionValueError(
-            "attention_backward does not support fully_masked='nan': a NaN row has no "
-            "gradient. Use 'zero' (torch SDPA) or 'uniform' (JAX)."
-        )
-    plan = validate(query, key, value, **options)
+    plan = validate(query, key, value, **options)  # fully_masked validated here first
+    grad = check_backward(grad_output, plan, options.get("fully_masked", "zero"))
     q, k, v = np.asarray(query), np.asarray(key), np.asarray(value)
     dim_v = plan.value.shape[3]
-    out_shape = (*plan.batch_shape, plan.num_q_heads, plan.query.shape[3], dim_v)
-    grad = np.asarray(grad_output)
-    if grad.shape != out_shape:
-        raise AttentionShapeError(
-            f"grad_output shape should be the output's {out_shape}: but got {grad.shape}."
-        )
-    if grad.dtype != q.dtype:
-        raise AttentionDTypeError(
-            f"grad_output dtype should be the query's {q.dtype}: but got {grad.dtype}."
-        )
     compute = plan.query.dtype
     n = math.prod(plan.batch_shape)
     hkv, groups = plan.key.shape[1], plan.query.shape[2]

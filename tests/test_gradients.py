@@ -140,7 +140,7 @@ def test_uniform_policy_sends_gradient_to_every_value() -> None:
 
 def test_backward_refuses_nan_policy_and_bad_grad_shape() -> None:
     q = np.zeros((1, 1, 2, 3))
-    with pytest.raises(AttentionValueError, match="does not support fully_masked='nan'"):
+    with pytest.raises(AttentionValueError, match="for attention_backward: but got 'nan'"):
         refattn.attention_backward(q, q, q, q, fully_masked="nan")
     with pytest.raises(AttentionShapeError, match=r"grad_output shape should be the output's"):
         refattn.attention_backward(np.zeros((1, 1, 2, 4)), q, q, q)

@@ -136,35 +136,13 @@ def _cases() -> list[Any]:
             f"backward-arg{pos + 1}",
             _positional(refattn.attention_backward, [Q, Q, Q, Q], pos + 1),
         )
-    cases.append(
-        pytest.param(
-            _positional(refattn.attention_backward, [Q, Q, Q, Q], 0),
-            id="backward-grad",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="refattn/gradients.py (not this helper's file) reads grad_output with "
-                "np.asarray: a ragged list raises numpy's ValueError. "
-                "refattn.validation.check_backward is the fix, to be called there.",
-            ),
-        )
-    )
+    # gradients.py calls validation.check_backward after validate (both fixed there)
+    add("backward-grad", _positional(refattn.attention_backward, [Q, Q, Q, Q], 0))
     for name in OPTIONS:
-        marks = []
-        if name == "fully_masked":
-            marks = [
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="refattn/gradients.py (not this helper's file) compares "
-                    "options['fully_masked'] == 'nan' before validating it: an array there "
-                    "raises numpy's ambiguous-truth ValueError. "
-                    "refattn.validation.check_backward, called after validate, is the fix.",
-                )
-            ]
         cases.append(
             pytest.param(
                 lambda j, n=name: refattn.attention_backward(Q, Q, Q, Q, **{n: j}),
                 id=f"backward-{name}",
-                marks=marks,
             )
         )
     for name in [*OPTIONS, "return_weights", "return_lse"]:
