@@ -306,8 +306,8 @@ def _base() -> Iterator[Config]:
         "softcap-causal", softcap=10.0, amplitude=3.0, causal="bottom_right", length_q=5, length_k=8
     )
     yield Config("explicit-scale-0.6", scale=0.6, length_q=6, length_k=9, heads_kv=2, quick=True)
-    yield Config("large-logits-1e4", amplitude=25.0, dim=16)
-    yield Config("large-logits-causal", amplitude=25.0, causal="top_left")
+    yield Config("large-logits-1e4", amplitude=100.0, dim=16)
+    yield Config("large-logits-causal", amplitude=100.0, causal="top_left")
     yield Config("tiny-values", amplitude=1e-3, value_scale=1e-6)
 
 
