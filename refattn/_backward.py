@@ -15,8 +15,8 @@ recomputed ``P`` exactly 0, so its gradients are 0 (policy ``"zero"``).
 
 Non-finite inputs follow the forward's rule (:mod:`refattn._numerics`): the gradients are
 those of the inputs with non-finite entries replaced by 0, except that a row whose output
-holds a NaN gets NaN gradients for its query and for every key, value and bias entry it
-may attend; masked pairs carry nothing.
+holds a NaN, or whose upstream gradient holds a NaN or inf, gets NaN gradients for its
+query and for every key, value and bias entry it may attend; masked pairs carry nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     length_k = plan.key.shape[2]
     scaled = _kernel.scaled_inputs(plan)
     poisoned = forward.poisoned  # rows given NaN: recomputed as dead rows, NaN put back after
+    upstream = grad_out  # as given, for the "uniform" rows that read every value
+    # a non-finite upstream gradient poisons its row like a non-finite input does
+    bad_grad: npt.NDArray[np.bool_] = np.asarray(~np.isfinite(grad_out).all(axis=-1))
+    if bad_grad.any():
+        grad_out = np.where(bad_grad[..., None], 0, grad_out)
+        poisoned = bad_grad if poisoned is None else poisoned | bad_grad
     gone = np.isneginf(forward.lse) if poisoned is None else np.isneginf(forward.lse) | poisoned
     lse = np.where(gone, np.inf, forward.lse)
     out = np.where(gone[..., None], 0, forward.out)  # a gone row's P is 0: its delta unused
@@ -122,7 +128,7 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     if plan.fully_masked == "uniform" and length_k:
         # a fully masked row returns mean(V): each value gets 1/S of the row's dO
         dead = np.isneginf(forward.lse)[..., None]
-        grad_value += (np.where(dead, grad_out, 0).sum(axis=(2, 3)) / length_k)[:, :, None, :]
+        grad_value += (np.where(dead, upstream, 0).sum(axis=(2, 3)) / length_k)[:, :, None, :]
     if poisoned is not None and nan_keys is not None:
         grad_query[poisoned] = np.nan
         grad_key[nan_keys] = np.nan

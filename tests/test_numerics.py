@@ -410,3 +410,23 @@ def test_non_finite_inputs_give_nan_gradients_exactly_along_allowed_pairs(
         assert want.bias is not None
         bias_nan = allowed.any(axis=(0, 1)) if got.bias.ndim == 2 else allowed
         np.testing.assert_array_equal(np.isnan(got.bias), bias_nan)
+
+
+def test_non_finite_upstream_gradient_reaches_only_what_its_row_attends() -> None:
+    rng = np.random.default_rng(12)
+    q, k, v = (rng.standard_normal((1, 2, 6, 4)) for _ in range(3))
+    grad = rng.standard_normal((1, 2, 6, 4))
+    grad[0, 1, 2, 3] = np.nan  # row 2 of head 1 may attend keys 0..2 (top-left causal)
+    got = attention_backward(grad, q, k, v, causal="top_left")
+    clean = attention_backward(np.where(np.isnan(grad), 0, grad), q, k, v, causal="top_left")
+    rows_nan = np.zeros((1, 2, 6), bool)
+    rows_nan[0, 1, 2] = True
+    keys_nan = np.zeros((1, 2, 6), bool)
+    keys_nan[0, 1, :3] = True
+    for mine, theirs, nan_at in (
+        (got.query, clean.query, rows_nan),
+        (got.key, clean.key, keys_nan),
+        (got.value, clean.value, keys_nan),
+    ):
+        np.testing.assert_array_equal(np.isnan(mine).any(axis=-1), nan_at)
+        np.testing.assert_allclose(mine[~nan_at], theirs[~nan_at], rtol=1e-12)
