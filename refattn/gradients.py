@@ -53,7 +53,9 @@ def attention_backward(
     weights from the log-sum-exp (as flash attention's backward does), so memory stays
     linear in ``L`` and ``S`` except for a requested bias gradient. Rows under the default
     ``fully_masked="zero"`` have zero, finite gradients; under ``"uniform"`` each value
-    receives ``1/S`` of the row's upstream gradient.
+    receives ``1/S`` of the row's upstream gradient. Non-finite inputs, and a non-finite
+    upstream gradient, follow :func:`refattn.attention`'s rule (masked means absent): NaN
+    reaches the row's query gradient and the keys, values and bias entries it may attend.
 
     Args:
         grad_output: ``(..., Hq, L, Dv)``, the gradient of the loss with respect to the
