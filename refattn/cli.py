@@ -493,7 +493,11 @@ def run_bench(argv: list[str]) -> int:
     """``refattn bench``: :func:`refattn.bench.main`."""
     from refattn import bench
 
-    bench.main(argv)
+    program, sys.argv[0] = sys.argv[0], "refattn bench"  # its usage line names the command
+    try:
+        bench.main(argv)
+    finally:
+        sys.argv[0] = program
     return 0
 
 

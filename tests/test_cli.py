@@ -213,6 +213,7 @@ def test_bench_help_reaches_the_benchmark() -> None:
     result = refattn("bench", "--help")
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout
+    assert result.stdout.startswith("usage: refattn bench ")
 
 
 def test_check_reaches_refattn_testing() -> None:
