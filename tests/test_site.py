@@ -1,12 +1,18 @@
 """The docs site: built strictly, served locally, read in headless Chromium, offline.
 
-Screenshots land in ``test-artifacts/`` for people to look at.
+Besides "it renders", each test here keeps one defect of issue 17 from coming back: raw
+reST markup reaching readers, text wider than its box, code or tables running past the
+content column, identifiers broken mid-word in tables, the copy button over code, the home
+page hiding a pillar or showing an error message refattn no longer gives, no dark mode,
+API pages missing from the navigation or with duplicated headings. Screenshots land in
+``test-artifacts/`` for people to look at.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import re
 import shutil
 import subprocess
 import sys
@@ -15,8 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
+
+import refattn
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,19 +40,35 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """No line per request in the test output."""
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Build the site with --strict and serve it on a free localhost port."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built with --strict (mkdocs' own output is shown if that fails)."""
     out = tmp_path_factory.mktemp("site")
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
         cwd=ROOT,
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
     )
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line or "Error" in line]
+    assert done.returncode == 0, "\n".join(warnings[-20:] or done.stderr.splitlines()[-20:])
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(built: Path) -> Iterator[str]:
+    """The built site served on a free localhost port."""
+    handler = functools.partial(_QuietHandler, directory=str(built))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -52,15 +77,27 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def pages(built: Path) -> list[str]:
+    """The path of every page of the site (``/``, ``/math/``, ...), 404 page excluded."""
+    found = []
+    for html in built.rglob("index.html"):
+        folder = html.parent.relative_to(built).as_posix()
+        found.append("/" if folder == "." else f"/{folder}/")
+    return sorted(found)
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_playwright() as p:
         yield p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
 
 
-def _open(browser: Any, url: str, shot: str) -> tuple[Any, list[str]]:
+def _open(
+    browser: Any, url: str, shot: str | None, viewport: dict[str, int] = DESKTOP
+) -> tuple[Any, list[str]]:
     """Open ``url``; return the page and every problem seen: console errors, failed or
     off-machine requests, broken images."""
-    page = browser.new_page()
+    page = browser.new_page(viewport=viewport)
     problems: list[str] = []
     page.on(
         "console",
@@ -80,8 +117,9 @@ def _open(browser: Any, url: str, shot: str) -> tuple[Any, list[str]]:
         "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
     )
     problems += [f"broken image: {src}" for src in broken]
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+    if shot is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
     return page, problems
 
 
@@ -90,6 +128,272 @@ def test_home_page_renders_offline(site: str, browser: Any) -> None:
     assert problems == []
     assert "refattn" in page.title()
     assert page.locator("pre code").count() >= 2  # the example and the error message
+
+
+PILLARS = {  # issue 17's four pillars, each a card on the home page linking here
+    "The reference": "/math/",
+    "Test your attention": "/testing/",
+    "The catalogue": "/catalogue/",
+    "Diagnose": "/diagnose/",
+}
+
+
+def test_home_page_shows_every_pillar_with_a_picture_and_a_link(site: str, browser: Any) -> None:
+    page, problems = _open(browser, site + "/", "home-pillars")
+    assert problems == []
+    cards = page.locator(".refattn-pillars > ul > li")
+    assert cards.count() == len(PILLARS)
+    for i, (title, target) in enumerate(PILLARS.items()):
+        card = cards.nth(i)
+        assert card.locator("strong").first.inner_text() == title
+        picture = card.locator("img")
+        assert picture.count() == 1
+        assert picture.evaluate("img => img.naturalWidth") > 0
+        assert picture.get_attribute("alt")  # the picture is described
+        hrefs = card.locator("a").evaluate_all("links => links.map(a => a.href)")
+        assert any(href.endswith(target) for href in hrefs), (title, hrefs)
+        assert page.request.get(site + target).status == 200, target
+
+
+def test_home_page_says_how_to_install_and_run(site: str, browser: Any) -> None:
+    page, _ = _open(browser, site + "/", None)
+    code = "\n".join(page.locator("article pre code").all_inner_texts())
+    assert re.search(r"^pip install \.\s", code, re.MULTILINE)
+    for extra in ("parity", "docs", "test"):
+        assert re.search(rf"pip install \S*\[[^\]]*{extra}", code), extra
+    assert re.search(r"^make serve\b", code, re.MULTILINE)
+    assert re.search(r"^make test\b", code, re.MULTILINE)
+
+
+def test_home_page_error_is_the_message_attention_raises(site: str, browser: Any) -> None:
+    """The home page shows a refusal: it must be what refattn says today, word for word."""
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 8, 5, 64), dtype=np.float32)
+    k = rng.standard_normal((2, 2, 7, 64), dtype=np.float32)
+    with pytest.raises(refattn.AttentionShapeError, match="key feature size") as raised:
+        refattn.attention(q, k[..., :32], k)
+    page, _ = _open(browser, site + "/", None)
+    shown = " ".join(page.locator("article").inner_text().split())
+    assert f"AttentionShapeError: {' '.join(str(raised.value).split())}" in shown
+
+
+def test_no_flax_or_keras_columns_promised(site: str, browser: Any) -> None:
+    """The semantics table has no Flax or Keras column, so no page may promise one."""
+    page, _ = _open(browser, site + "/semantics/", "semantics")
+    headers = page.locator("article table").first.locator("th").all_inner_texts()
+    for name in ("refattn", "torch SDPA", "torch MHA", "JAX", "flash-attn"):
+        assert name in headers
+    for path in ("/", "/semantics/", "/math/"):
+        text = _open(browser, site + path, None)[0].locator("article").inner_text()
+        assert "Flax" not in text, path
+        assert "Keras" not in text, path
+
+
+RAW_MARKUP = re.compile(r":(?:func|class|mod|data|attr|meth|exc|obj):|``")
+# Pages whose raw markup is still open in issue 17 (the diagnose page prints catalogue
+# case titles written with reST double backticks). Checked apart, as strict expected
+# failures: once a page is fixed its xfail fails, and it must move back into the check.
+RAW_MARKUP_OPEN = ["/diagnose/"]
+
+
+def _raw_markup(browser: Any, site: str, paths: list[str]) -> dict[str, list[str]]:
+    page = browser.new_page()
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        page.goto(site + path, wait_until="domcontentloaded")
+        text = page.locator("article").inner_text()
+        hits = [text[max(m.start() - 30, 0) : m.end() + 30] for m in RAW_MARKUP.finditer(text)]
+        if hits:
+            found[path] = hits[:3]
+    return found
+
+
+def test_no_raw_rest_markup_on_any_page(site: str, browser: Any, pages: list[str]) -> None:
+    """Sphinx roles and double backticks never reach a reader, on any page."""
+    assert len(pages) > 20
+    assert set(RAW_MARKUP_OPEN) <= set(pages)
+    checked = [p for p in pages if p not in RAW_MARKUP_OPEN]
+    assert _raw_markup(browser, site, checked) == {}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17, still open: raw reST on these pages")
+def test_no_raw_rest_markup_on_the_pages_still_open(site: str, browser: Any) -> None:
+    assert _raw_markup(browser, site, RAW_MARKUP_OPEN) == {}
+
+
+def test_api_roles_became_links(site: str, browser: Any) -> None:
+    """``:func:`refattn.attention``` in a docstring is a link to attention's entry."""
+    page, problems = _open(browser, site + "/api/gradients/", "api-gradients")
+    assert problems == []
+    links = page.locator("article a.autorefs", has_text="refattn.attention")
+    assert links.count() >= 1
+    assert links.first.evaluate("a => a.href") == site + "/api/attention/#refattn.attention"
+
+
+# Every element whose text would overflow, every code block or table past the column,
+# every identifier broken across lines in a table cell.
+_OVERFLOW_JS = """
+() => {
+  const column = document.querySelector(".md-content").getBoundingClientRect();
+  const article = document.querySelector("article");
+  const says = el => `${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 50)}"`;
+  const scrolls = el => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+  const problems = [];
+  const text = "p, li, h1, h2, h3, h4, h5, h6, td, th, dt, dd, figcaption, .admonition-title";
+  for (const el of article.querySelectorAll(text)) {
+    if (el.closest("pre") || el.getClientRects().length === 0) continue;
+    if (el.scrollWidth > el.clientWidth + 1) {
+      problems.push(`text wider than its box: ${says(el)} ${el.scrollWidth}>${el.clientWidth}`);
+    }
+  }
+  for (const pre of article.querySelectorAll("pre")) {
+    if (pre.getClientRects().length === 0) continue;
+    if (pre.getBoundingClientRect().right > column.right + 1) {
+      problems.push(`code block past the column: ${says(pre)}`);
+    }
+    const code = pre.querySelector("code") || pre;
+    if (code.scrollWidth > code.clientWidth + 1 && !scrolls(code) && !scrolls(pre)) {
+      problems.push(`code block clipped instead of scrolling: ${says(pre)}`);
+    }
+  }
+  for (const table of article.querySelectorAll("table")) {
+    const box = table.closest(".md-typeset__scrollwrap") || table.parentElement;
+    if (box.getBoundingClientRect().right > column.right + 1) {
+      problems.push(`table past the column: ${says(table)}`);
+    }
+    if (table.offsetWidth > box.clientWidth + 1 && !scrolls(box) && !scrolls(table)) {
+      problems.push(`table clipped instead of scrolling: ${says(table)}`);
+    }
+  }
+  for (const code of article.querySelectorAll("td code, th code")) {
+    if (code.getClientRects().length > 1) {
+      problems.push(`identifier broken across lines in a table: ${says(code)}`);
+    }
+  }
+  for (const el of article.querySelectorAll("img, svg, math[display=block]")) {
+    if (el.closest("pre, .md-typeset__scrollwrap") || el.getClientRects().length === 0) continue;
+    if (el.getBoundingClientRect().right > column.right + 1) {
+      problems.push(`${el.tagName.toLowerCase()} past the column`);
+    }
+  }
+  return problems;
+}
+"""
+
+
+def _overflows(
+    browser: Any, site: str, paths: list[str], viewport: dict[str, int]
+) -> dict[str, list[str]]:
+    page = browser.new_page(viewport=viewport)
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        page.goto(site + path, wait_until="networkidle")
+        problems = page.evaluate(_OVERFLOW_JS)
+        if problems:
+            found[path] = problems[:5]
+    return found
+
+
+def test_nothing_runs_past_the_column_on_any_page(
+    site: str, browser: Any, pages: list[str]
+) -> None:
+    assert _overflows(browser, site, pages, DESKTOP) == {}
+
+
+def test_nothing_runs_past_the_column_on_a_phone(site: str, browser: Any, pages: list[str]) -> None:
+    """The pages of the main navigation (not every case page) at a phone's width."""
+    main = [p for p in pages if not p.startswith("/catalogue/") or p == "/catalogue/"]
+    for path in ("/", "/semantics/", "/api/attention/"):
+        _open(browser, site + path, "phone" + path.replace("/", "-").rstrip("-"), PHONE)
+    assert _overflows(browser, site, main, PHONE) == {}
+
+
+# For each copy button, any glyph of its code block that lies under it (in the part of
+# the block on screen).
+_COVERED_JS = """
+() => {
+  const covered = [];
+  for (const nav of document.querySelectorAll("article .md-code__nav")) {
+    const pre = nav.closest("pre");
+    const code = pre.querySelector("code");
+    if (!code || pre.getClientRects().length === 0) continue;
+    nav.style.opacity = "1";
+    const n = nav.getBoundingClientRect();
+    const view = pre.getBoundingClientRect();
+    const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+    let hit = null;
+    for (let node = walker.nextNode(); node && !hit; node = walker.nextNode()) {
+      if (!node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      for (const r of range.getClientRects()) {
+        const left = Math.max(r.left, view.left), right = Math.min(r.right, view.right);
+        const across = right > left && left < n.right && right > n.left;
+        if (across && r.top < n.bottom && r.bottom > n.top) {
+          hit = node.textContent.trim().slice(0, 40);
+          break;
+        }
+      }
+    }
+    if (hit) covered.push(hit);
+  }
+  return covered;
+}
+"""
+
+
+def test_copy_button_never_covers_code(site: str, browser: Any, pages: list[str]) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    seen, found = 0, {}
+    for path in pages:
+        page.goto(site + path, wait_until="networkidle")
+        seen += page.locator("article .md-code__nav").count()
+        covered = page.evaluate(_COVERED_JS)
+        if covered:
+            found[path] = covered[:3]
+    assert seen > 20  # copy buttons exist, so the test looked at something
+    assert found == {}
+
+
+def test_dark_mode_toggle(site: str, browser: Any) -> None:
+    page, problems = _open(browser, site + "/", None)
+    assert problems == []
+    body = page.locator("body")
+    assert body.get_attribute("data-md-color-scheme") == "default"
+    page.locator("label[title='Switch to dark mode']").first.click()
+    page.wait_for_function("document.body.dataset.mdColorScheme === 'slate'")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(255, 255, 255)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "home-dark.png"), full_page=True)
+    page.locator("label[title='Switch to light mode']").first.click()
+    page.wait_for_function("document.body.dataset.mdColorScheme === 'default'")
+
+
+def test_api_pages_are_in_the_navigation_without_duplicated_headings(
+    site: str, browser: Any
+) -> None:
+    page, problems = _open(browser, site + "/api/", "api-index")
+    assert problems == []
+    nav = page.locator(".md-nav--primary a.md-nav__link")
+    hrefs = {h.split("#")[0] for h in nav.evaluate_all("links => links.map(a => a.href)")}
+    modules = sorted(h for h in hrefs if h.startswith(site + "/api/") and h != site + "/api/")
+    assert len(modules) >= 10
+    for href in modules:
+        api, problems = _open(browser, href, None)
+        assert problems == []
+        headings = [
+            " ".join(h.split()).replace("¶", "").strip()
+            for h in api.locator("article h1, article h2, article h3, article h4").all_inner_texts()
+        ]
+        assert len(headings) == len(set(headings)), (href, headings)
+        assert api.locator("article .doc-heading").count() >= 1, href
+        # the current page is highlighted in the navigation
+        assert api.locator(".md-nav__link--active").count() >= 1, href
+        # overloads are not listed: one signature per documented function
+        for function in api.locator("article .doc-function").all():
+            assert function.locator(":scope > .doc-contents > .doc-signature").count() <= 1
+        api.close()
 
 
 def test_math_renders_as_mathml(site: str, browser: Any) -> None:
