@@ -121,3 +121,13 @@ def test_to_numpy_converts_each_framework() -> None:
     pair = to_numpy((tf.constant([1.0]), jnp.asarray([2.0])))
     assert isinstance(pair, tuple)
     assert [a.tolist() for a in pair] == [[1.0], [2.0]]
+
+
+def test_detector_numbers_are_recorded_to_four_digits() -> None:
+    from catalogue.runner import round_decimals
+
+    text = "at [0, 1]: -0.434529 vs -0.0643316 (largest 0.731). sums to 0.683612. v2.5.1"
+    assert (
+        round_decimals(text)
+        == "at [0, 1]: -0.4345 vs -0.06433 (largest 0.731). sums to 0.6836. v2.5.1"
+    )
