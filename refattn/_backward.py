@@ -9,6 +9,11 @@ For one query row, with ``P`` the softmax weights, ``M`` the dropout keep-mask s
     dX'  = dX * (1 - tanh^2)                 (through the softcap, when there is one)
     dQ   = scale * dX' K,   dK = scale * dX'^T Q
 
+With a sink logit ``z`` per head, ``P_sink = exp(z - lse)`` is the sink's share of the
+row (``lse`` includes it); the sink has no value, so ``dX`` keeps the form above and::
+
+    dz   = -sum over rows of P_sink * rowsum(dO * O)
+
 ``P`` is recomputed block by block as ``exp(logits - lse)``, so no ``(L, S)`` matrix is
 ever stored. A fully masked row has ``lse = -inf``; using ``+inf`` in its place makes its
 recomputed ``P`` exactly 0, so its gradients are 0 (policy ``"zero"``).
@@ -38,13 +43,14 @@ class Gradients:
     """Gradients in the kernel's layout.
 
     Shapes: query ``(N, Hkv, G, L, D)``, key ``(N, Hkv, S, D)``, value
-    ``(N, Hkv, S, Dv)``, bias ``(N, Hkv, G, L, S)`` or None.
+    ``(N, Hkv, S, Dv)``, bias ``(N, Hkv, G, L, S)`` or None, sinks ``(N, Hkv, G)`` or None.
     """
 
     query: FloatArray
     key: FloatArray
     value: FloatArray
     bias: FloatArray | None
+    sinks: FloatArray | None = None
 
 
 def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradients:
@@ -129,8 +135,15 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         # a fully masked row returns mean(V): each value gets 1/S of the row's dO
         dead = np.isneginf(forward.lse)[..., None]
         grad_value += (np.where(dead, upstream, 0).sum(axis=(2, 3)) / length_k)[:, :, None, :]
+    grad_sinks = None
+    if plan.sinks is not None:
+        with np.errstate(invalid="ignore"):  # -inf sinks: exp(-inf - lse) is 0
+            p_sink = np.exp(plan.sinks[..., None] - lse)  # (N, Hkv, G, L); 0 for gone rows
+        grad_sinks = -np.einsum("nhgl,nhgl->nhg", np.nan_to_num(p_sink, nan=0.0), delta)
+        if poisoned is not None:  # every row reads its head's sink
+            grad_sinks[poisoned.any(axis=-1) & np.isfinite(plan.sinks)] = np.nan
     if poisoned is not None and nan_keys is not None:
         grad_query[poisoned] = np.nan
         grad_key[nan_keys] = np.nan
         grad_value[nan_keys] = np.nan
-    return Gradients(grad_query, grad_key, grad_value, grad_bias)
+    return Gradients(grad_query, grad_key, grad_value, grad_bias, grad_sinks)

@@ -77,6 +77,9 @@ class Task:
 def _key_range(plan: Plan, n: int, r0: int, r1: int, length_k: int) -> tuple[int, int]:
     """Columns ``[lo, hi)`` that any of query rows ``[r0, r1)`` of batch entry ``n`` may see."""
     lo, hi = 0, length_k
+    if plan.segments is not None:
+        lo, hi = plan.segments.key_range(n, r0, r1)
+        hi = min(hi, length_k)
     if plan.key_lengths is not None:
         hi = min(hi, int(plan.key_lengths[n]))
     if plan.causal_offset is not None:
@@ -198,19 +201,33 @@ def logits(
     if plan.bias is not None:
         s += plan.bias[n, h0:h1, :, r0:r1, lo:hi].astype(s.dtype, copy=False)
     if plan.alibi_slopes is not None:
-        distance = np.abs(
-            np.arange(r0, r1)[:, None]
-            + (plan.key.shape[2] - query.shape[3])
-            - np.arange(lo, hi)[None, :]
-        )
+        if plan.segments is not None:  # distances within each segment
+            distance = plan.segments.distance(n, r0, r1, lo, hi)
+        else:
+            distance = np.abs(
+                np.arange(r0, r1)[:, None]
+                + (plan.key.shape[2] - query.shape[3])
+                - np.arange(lo, hi)[None, :]
+            )
         s -= plan.alibi_slopes[n, h0:h1, :, None, None] * distance.astype(s.dtype)
     band = _structural_band(plan, n, r0, r1, lo, hi)
     if band is not None:
         c0, removed = band
         np.copyto(s[..., c0 - lo : c0 - lo + removed.shape[1]], -np.inf, where=removed)
+    if plan.segments is not None:
+        np.copyto(s, -np.inf, where=~plan.segments.allowed(n, r0, r1, lo, hi))
     if plan.attend_mask is not None:
         np.copyto(s, -np.inf, where=~plan.attend_mask[n, h0:h1, :, r0:r1, lo:hi])
     return flat, tanh
+
+
+def sink_rows(plan: Plan, task: Task) -> FloatArray | None:
+    """The sink logit of each row of ``task``, ``(h, G * rows, 1)``; None without sinks."""
+    if plan.sinks is None:
+        return None
+    heads, groups, rows = task.h1 - task.h0, plan.query.shape[2], task.r1 - task.r0
+    sinks = plan.sinks[task.n, task.h0 : task.h1, :, None]  # (h, G, 1)
+    return np.repeat(sinks, rows, axis=2).reshape(heads, groups * rows, 1)
 
 
 def _block(
@@ -230,14 +247,24 @@ def _block(
     hits = _Hits() if poison is None else _Hits().read(poison, task, flat)
 
     shift = None
-    if not task.unshifted and width:
+    sink = sink_rows(plan, task)
+    if not task.unshifted and (width or sink is not None):
         # A row with no allowed key has max -inf; shifting it by 0 instead keeps every
         # exp2 at exactly 0, so its sum is 0 and no finite fill constant is needed.
-        shift = np.max(flat, axis=-1, keepdims=True)
+        # A sink joins the max: it is one more logit of every row (with no value).
+        if width:
+            shift = np.max(flat, axis=-1, keepdims=True)
+            if sink is not None:
+                np.maximum(shift, sink, out=shift)
+        elif sink is not None:
+            shift = sink.copy()
+        assert shift is not None
         shift[np.isneginf(shift)] = 0
         flat -= shift
     _exp(flat, task.unshifted)
     total = np.matmul(flat, ones[:width])  # row sums as a gemv, (h, G * rows)
+    if sink is not None and shift is not None:
+        total += np.exp(sink - shift)[..., 0]  # the sink's share of the denominator
     if res.weights is not None:
         safe = np.where(total == 0, 1, total)
         res.weights[n, h0:h1, :, r0:r1, lo:hi] = s / safe.reshape(heads, groups, rows, 1)
@@ -303,6 +330,10 @@ def _block_online(
     acc = np.zeros((heads, groups * rows, plan.value.shape[3]), dtype=dtype)
     total = np.zeros((heads, groups * rows), dtype=dtype)
     running = None if task.unshifted else np.full((heads, groups * rows, 1), -np.inf, dtype)
+    sink = sink_rows(plan, task)
+    if sink is not None and running is not None:  # the sink starts the running max
+        running = sink.astype(dtype)
+        total += np.where(np.isneginf(sink), 0, 1)[..., 0]  # exp(sink - running)
     hits = _Hits()
     for start in range(task.lo, task.hi, chunk):
         sub = dataclasses.replace(task, lo=start, hi=min(task.hi, start + chunk))
@@ -471,7 +502,12 @@ def _unshifted_rows(
     """Rows ``(N, Hkv, G, L)`` whose logits are provably too small to need the max shift."""
     query, key = scaled
     shape = query.shape[:4]
-    if plan.bias is not None or plan.alibi_slopes is not None or plan.key.shape[2] == 0:
+    if (
+        plan.bias is not None
+        or plan.alibi_slopes is not None
+        or plan.sinks is not None
+        or plan.key.shape[2] == 0
+    ):
         return np.zeros(shape, dtype=bool)
     if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
         bound = np.zeros(shape)
@@ -500,7 +536,7 @@ def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[T
     rows = _MAX_ROWS
     while rows > _MIN_ROWS and rows * row_bytes > _BLOCK_BYTES:
         rows //= 2
-    if plan.causal_offset is not None or plan.window is not None:
+    if plan.causal_offset is not None or plan.window is not None or plan.segments is not None:
         while rows > _MIN_ROWS and rows * _CAUSAL_BLOCKS > length_q:  # some blocks get skipped
             rows //= 2
     rows = max(1, min(rows, length_q))

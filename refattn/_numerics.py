@@ -6,10 +6,11 @@ same inputs:
 
 - **No overflow from finite input.** The kernel computes logits, their differences and
   the value sums in the compute dtype. When a bound on the logits (from ``|query|``,
-  ``|key|``, ``scale``, ``softcap``, ``bias`` and ALiBi), on ``sqrt(|scale|)`` times the
-  query and key, or on the value sums shows that any of these could overflow in float32
-  (or ``softcap`` would round to 0), the call is computed in float64: the result is then
-  float64 math's (what torch gives when nothing overflows), rounded to the output dtype.
+  ``|key|``, ``scale``, ``softcap``, ``bias``, ALiBi and the ``sinks``), on
+  ``sqrt(|scale|)`` times the query and key, or on the value sums shows that any of
+  these could overflow in float32 (or ``softcap`` would round to 0), the call is
+  computed in float64: the result is then float64 math's (what torch gives when nothing
+  overflows), rounded to the output dtype.
   A float64 call past the float64 range raises :class:`~refattn.errors.AttentionValueError`.
   float32 calls whose logits may exceed ``1e3`` in magnitude compute them in float64 too:
   float32 logits that large are off by ``~1e3 * eps``, which would set the output's error.
@@ -166,7 +167,11 @@ def _logit_bound(plan: Plan, query_bound: float, key_bound: float) -> tuple[floa
     if plan.alibi_slopes is not None and plan.alibi_slopes.size:
         span = max(plan.query.shape[3], plan.key.shape[2])
         alibi = _max_abs(plan.alibi_slopes.astype(np.float64)) * span
-    return qk + bias + alibi, raw, scaled
+    logit = qk + bias + alibi
+    if plan.sinks is not None and plan.sinks.size:  # a sink is one more logit of each row
+        finite = plan.sinks[np.isfinite(plan.sinks)]
+        logit = max(logit, _max_abs(finite.astype(np.float64)))
+    return logit, raw, scaled
 
 
 def _fits(plan: Plan, dtype: np.dtype[np.floating], magnitudes: tuple[float, float, float]) -> bool:
@@ -239,6 +244,7 @@ def prepare(plan: Plan) -> Prepared:
             key=plan.key.astype(wide),
             value=plan.value.astype(wide),
             alibi_slopes=None if plan.alibi_slopes is None else plan.alibi_slopes.astype(wide),
+            sinks=None if plan.sinks is None else plan.sinks.astype(wide),
         )
         if _fits(plan, wide, magnitudes):
             return Prepared(plan, poison, query_norm, key_norm, value_max)

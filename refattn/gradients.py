@@ -23,12 +23,15 @@ class AttentionGradients(NamedTuple):
         key: ``(..., Hkv, S, D)``, summed over the query heads that share each kv head.
         value: ``(..., Hkv, S, Dv)``.
         bias: the bias's shape, or None when no bias was given.
+        sinks: the sinks' shape, ``(Hq,)`` or ``(..., Hq)`` (summed over the rows and the
+            batch entries sharing each sink), or None when no sinks were given.
     """
 
     query: FloatArray
     key: FloatArray
     value: FloatArray
     bias: FloatArray | None
+    sinks: FloatArray | None = None
 
 
 def _sum_to_shape(grad: FloatArray, shape: tuple[int, ...]) -> FloatArray:
@@ -57,6 +60,13 @@ def attention_backward(
     upstream gradient, follow :func:`refattn.attention`'s rule (masked means absent): NaN
     reaches the row's query gradient and the keys, values and bias entries it may attend.
 
+    With ``sinks`` (logits ``z``, one per head) the sink gradient is, per head::
+
+        d z = -sum over rows of exp(z - lse) * sum_e(dO[e] * O[e])
+
+    (``lse`` includes the sink); a row made NaN by a non-finite input makes its head's
+    sink gradient NaN. With ``segment_ids`` the gradients follow the forward's masks.
+
     Args:
         grad_output: ``(..., Hq, L, Dv)``, the gradient of the loss with respect to the
             output, in the query's dtype and the output's (broadcast) shape.
@@ -67,7 +77,8 @@ def attention_backward(
             dropout, pass the same ``dropout_keep`` (or a generator in the same state).
 
     Returns:
-        An :class:`AttentionGradients`; ALiBi slopes, masks and lengths get no gradient.
+        An :class:`AttentionGradients`; ALiBi slopes, masks, lengths and segment ids get
+        no gradient; ``sinks`` gets one when given.
 
     Raises:
         AttentionShapeError: ``grad_output`` is not shaped like the output.
@@ -102,9 +113,15 @@ def attention_backward(
         bias = np.asarray(options.get("bias"))
         full_bias = grads.bias.reshape(*plan.batch_shape, plan.num_q_heads, *grads.bias.shape[3:])
         grad_bias = _sum_to_shape(full_bias, bias.shape).astype(bias.dtype, copy=False)
+    grad_sinks = None
+    if grads.sinks is not None:
+        sinks = np.asarray(options.get("sinks"))
+        full_sinks = grads.sinks.reshape(*plan.batch_shape, plan.num_q_heads)
+        grad_sinks = _sum_to_shape(full_sinks, sinks.shape).astype(sinks.dtype, copy=False)
     return AttentionGradients(
         query=_sum_to_shape(grad_q, q.shape).astype(q.dtype, copy=False),
         key=unbatch(grads.key, k),
         value=unbatch(grads.value, v),
         bias=grad_bias,
+        sinks=grad_sinks,
     )

@@ -30,7 +30,8 @@ class AttentionResult(NamedTuple):
         output: ``(..., Hq, L, Dv)``, the input dtype.
         weights: ``(..., Hq, L, S)`` softmax probabilities (before dropout), or None.
         lse: ``(..., Hq, L)`` natural log-sum-exp of each row's final logits (after scale,
-            softcap, bias and masks); ``-inf`` for a fully masked row. Or None.
+            softcap, bias and masks), the sink's ``exp(sink)`` included in the sum when
+            ``sinks`` is given; ``-inf`` for a fully masked row. Or None.
     """
 
     output: FloatArray
@@ -56,6 +57,9 @@ class AttentionOptions(TypedDict, total=False):
     rng: np.random.Generator | None
     dropout_keep: npt.ArrayLike | None
     memory_budget: int | None
+    segment_ids: npt.ArrayLike | None
+    key_segment_ids: npt.ArrayLike | None
+    sinks: npt.ArrayLike | None
 
 
 @overload
@@ -110,6 +114,9 @@ def attention(
     rng: np.random.Generator | None = None,
     dropout_keep: npt.ArrayLike | None = None,
     memory_budget: int | None = None,
+    segment_ids: npt.ArrayLike | None = None,
+    key_segment_ids: npt.ArrayLike | None = None,
+    sinks: npt.ArrayLike | None = None,
     return_weights: bool = False,
     return_lse: bool = False,
 ) -> FloatArray | AttentionResult:
@@ -127,13 +134,34 @@ def attention(
     2. **softcap**: ``softcap * tanh(logits / softcap)``;
     3. **bias**: ``+ bias``, then ``- alibi_slopes[h] * |i + S - L - j|``;
     4. **masks**: a key ``j`` is removed from query ``i``'s row (logit ``-inf``) unless
-       every one of ``attend_mask``, ``causal``, ``window``, ``key_lengths`` and
-       ``query_lengths`` allows it;
-    5. **softmax** over keys, in float32 (float64 for float64 input);
+       every one of ``attend_mask``, ``causal``, ``window``, ``key_lengths``,
+       ``query_lengths`` and ``segment_ids`` allows it;
+    5. **softmax** over keys, in float32 (float64 for float64 input); with ``sinks``, the
+       head's sink logit joins the denominator and carries no value::
+
+           weights[i, j] = exp(s[i, j]) / (exp(sinks[h]) + sum_j' exp(s[i, j']))
+
     6. **dropout** of the weights, kept ones scaled by ``1 / (1 - dropout_p)``;
     7. **· value**.
 
-    A row where every key is removed follows ``fully_masked``.
+    A row where every key is removed follows ``fully_masked``, except with a finite sink:
+    then the sink holds all the row's mass and the row's output is 0 (its ``lse`` is the
+    sink), whatever ``fully_masked`` says.
+
+    **Packed sequences.** ``segment_ids`` labels each query and ``key_segment_ids`` each
+    key (JAX/Flax and FlexAttention's "document masking"; flash-attn varlen's
+    ``cu_seqlens`` as ids: ``segment_ids[cu[b]:cu[b+1]] = b``). Query ``i`` may attend key
+    ``j`` only when ``segment_ids[i] == key_segment_ids[j]``; a negative id is padding,
+    which attends nothing (a fully masked row, unless there is a sink) and is attended by
+    nothing. Positions are then counted **within each segment**: a token's position is
+    its rank among the tokens of its own segment on its own axis (for a contiguous run,
+    its offset from the run's first token; runs need not be contiguous). For a segment
+    with ``sq`` queries and ``sk`` keys, ``causal``, ``window`` and ALiBi read query
+    position ``p`` and key position ``t`` as a whole call of lengths ``sq``, ``sk`` would:
+    ``"top_left"`` lets ``p`` see ``t <= p``, ``"bottom_right"`` ``t <= p + sk - sq``
+    (flash-attn varlen's per-sequence causal mask), windows are centred on the aligned
+    position and ALiBi's distance is ``|p + sk - sq - t|``. ``key_lengths`` and
+    ``query_lengths`` still count from index 0 of the whole axis.
 
     **Range.** Finite inputs never overflow: when float32 could overflow anywhere (logits,
     ``scale``, ``softcap``, ``bias`` or value sums near ``3e38``), the call is computed in
@@ -189,6 +217,16 @@ def attention(
             (:mod:`refattn._layout`), so the mask is never held whole and depends on the
             generator's state only, not on block sizes, threads or ``memory_budget``.
         dropout_keep: boolean keep-mask broadcastable to ``(..., Hq, L, S)``.
+        segment_ids: integers broadcastable to ``(..., L)``: each query's segment, negative
+            = padding. See "Packed sequences" above.
+        key_segment_ids: integers broadcastable to ``(..., S)``: each key's segment.
+            Defaults to ``segment_ids`` when ``L == S``; required otherwise. With
+            ``window`` and no ``causal``, ``window_alignment`` is then required too.
+        sinks: floating ``(Hq,)`` or ``(..., Hq)``: a per-head attention-sink logit
+            (gpt-oss) added to every row's softmax denominator, with no value: rows sum
+            to less than 1 and ``weights`` leaves the sink's share out. Not scaled,
+            capped or masked; ``-inf`` means no sink for that head; NaN and ``+inf`` are
+            refused.
         memory_budget: bytes the score tensor ``(..., Hq, L, S)`` may take before the
             kernel walks keys in cache-sized chunks with an online softmax (flash
             attention's recurrence), holding ``O(L + S)`` memory per thread. Default
@@ -236,6 +274,9 @@ def attention(
         rng=rng,
         dropout_keep=dropout_keep,
         memory_budget=memory_budget,
+        segment_ids=segment_ids,
+        key_segment_ids=key_segment_ids,
+        sinks=sinks,
     )
     check_returns(plan, return_weights, return_lse)
     res = _kernel.run(plan, need_weights=return_weights)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from refattn import _segments
 from refattn._layout import BatchIndexed, DrawnKeep, score_layout
 from refattn.errors import (
     AttentionArgumentError,
@@ -66,6 +67,9 @@ class Plan:
     dropout_keep: npt.NDArray[np.bool_] | BatchIndexed | DrawnKeep | None  # see _layout
     dropout_p: float
     memory_budget: int  # bytes of score tensor past which keys are walked in chunks
+    # packed sequences; when set, causal and window live in it (causal_offset, window None)
+    segments: _segments.Segments | None = None
+    sinks: npt.NDArray[np.floating] | None = None  # (N, Hkv, G) logits, compute dtype
 
 
 def see(case_id: str) -> str:
@@ -414,6 +418,123 @@ def _window(
     return sides[0], sides[1], offset
 
 
+def _segment_array(
+    name: str, x: object, batch: tuple[int, ...], length: int, axis: str
+) -> npt.NDArray[np.intp]:
+    """Integer ids broadcast to ``(*batch, length)`` and flattened to ``(N, length)``."""
+    arr = as_array(name, x)
+    if arr.dtype.kind not in "iu":
+        raise AttentionDTypeError(
+            f"{name} should hold integer segment ids, one per token: but got dtype "
+            f"{arr.dtype} ({_preview(arr)}). Convert with np.asarray({name}, dtype=np.int32); "
+            f"ids are compared for equality, a negative id marks padding."
+        )
+    try:
+        full = np.broadcast_to(arr, (*batch, length))
+    except ValueError:
+        raise AttentionShapeError(
+            f"{name} shape should broadcast to (..., {axis}) = {_shape((*batch, length))}: "
+            f"but got {_shape(arr.shape)}. Pass one id per token, e.g. shape (B, {axis}), "
+            f"or ({axis},) for every batch entry alike."
+        ) from None
+    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.intp).max:
+        raise AttentionValueError(
+            f"{name} should fit in int64: but got {int(arr.max())}. Renumber the segments "
+            f"0, 1, 2, ... (only equality matters)."
+        )
+    flat = full.reshape(-1, length) if batch else full.reshape(1, length)
+    return np.ascontiguousarray(flat, dtype=np.intp)
+
+
+def _segment_plan(
+    segment_ids: object,
+    key_segment_ids: object,
+    batch: tuple[int, ...],
+    length_q: int,
+    length_k: int,
+    causal: object,
+    window: object,
+    window_alignment: object,
+) -> _segments.Segments:
+    """Check ``segment_ids``/``key_segment_ids`` and build the per-segment positions."""
+    if segment_ids is None:
+        raise AttentionValueError(
+            "segment_ids should be given with key_segment_ids: but got segment_ids=None. "
+            "Pass the queries' ids (..., L) as segment_ids= and the keys' (..., S) as "
+            "key_segment_ids=."
+        )
+    q_ids = _segment_array("segment_ids", segment_ids, batch, length_q, "L")
+    if key_segment_ids is None:
+        if length_q != length_k:
+            raise AttentionValueError(
+                f"key_segment_ids should be given when L != S (L={length_q}, S={length_k}): "
+                f"but got None. segment_ids (..., L) labels the queries; pass the keys' "
+                f"labels (..., S) as key_segment_ids= (e.g. for cached keys before the "
+                f"queries). They default to segment_ids only when L == S."
+                + see("causal_mask_built_for_wrong_length")
+            )
+        k_ids = _segment_array("segment_ids", segment_ids, batch, length_k, "S")
+    else:
+        k_ids = _segment_array("key_segment_ids", key_segment_ids, batch, length_k, "S")
+    if causal is not None:
+        _alignment_offset("causal", causal, length_q, length_k)
+    sides: tuple[int | None, int | None] | None = None
+    alignment = None
+    if window is not None:
+        if not (isinstance(window, tuple | list) and len(window) == 2):
+            _window(window, window_alignment, causal, length_q, length_k)  # raises
+            raise AssertionError("unreachable: _window refuses a window that is not a pair")
+        sides = (window_side("window left", window[0]), window_side("window right", window[1]))
+        alignment = window_alignment if window_alignment is not None else causal
+        if alignment is None:
+            if key_segment_ids is not None:
+                raise AttentionValueError(
+                    "window_alignment should be given with a window and key_segment_ids: "
+                    "but got None (and causal=None). Each segment has its own query and key "
+                    "counts sq, sk: pass window_alignment='bottom_right' to centre the window "
+                    "on p + sk - sq (flash-attn varlen) or 'top_left' to centre it on p."
+                )
+            alignment = "top_left"  # shared ids: every segment has sq == sk
+        _alignment_offset("window_alignment", alignment, length_q, length_k)
+    return _segments.build(
+        q_ids,
+        k_ids,
+        None if causal is None else str(causal),
+        sides,
+        None if alignment is None else str(alignment),
+    )
+
+
+def _sinks(
+    sinks: object, batch: tuple[int, ...], hq: int, hkv: int, compute: np.dtype[np.floating]
+) -> npt.NDArray[np.floating]:
+    """Attention-sink logits ``(Hq,)`` or ``(..., Hq)`` as ``(N, Hkv, G)`` in ``compute``."""
+    a = as_array("sinks", sinks)
+    if a.dtype.kind != "f":
+        raise AttentionDTypeError(
+            f"sinks should be floating logits, one per query head: but got dtype {a.dtype} "
+            f"({_preview(a)}). Convert with np.asarray(sinks, dtype=np.float32)."
+        )
+    a = float_array("sinks", a)
+    try:
+        full = np.broadcast_to(a, (*batch, hq))
+    except ValueError:
+        raise AttentionShapeError(
+            f"sinks shape should be (Hq,) or (..., Hq) with Hq={hq}: but got "
+            f"{_shape(a.shape)}. Pass one sink logit per query head (gpt-oss keeps them as "
+            f"a parameter of shape (num_attention_heads,))."
+        ) from None
+    bad = np.isnan(a) | np.isposinf(a)
+    if bad.any():
+        raise AttentionValueError(
+            f"sinks should be finite, or -inf for a head without a sink: but got "
+            f"{a[bad].flat[0]!r} in sinks of shape {_shape(a.shape)}. A NaN or +inf sink "
+            f"takes or poisons every row's whole softmax; check how the sinks were loaded."
+        )
+    n = math.prod(batch)
+    return np.ascontiguousarray(full.reshape(n, hkv, hq // hkv), dtype=compute)
+
+
 def validate(
     query: object,
     key: object,
@@ -434,6 +555,9 @@ def validate(
     rng: object = None,
     dropout_keep: object = None,
     memory_budget: object = None,
+    segment_ids: object = None,
+    key_segment_ids: object = None,
+    sinks: object = None,
     **unknown: object,
 ) -> Plan:
     """Check every argument of :func:`refattn.attention` and build the kernel's :class:`Plan`.
@@ -597,10 +721,18 @@ def validate(
     if causal is not None:
         causal_offset = _alignment_offset("causal", causal, length_q, length_k)
 
+    segments = None
+    if segment_ids is not None or key_segment_ids is not None:
+        segments = _segment_plan(
+            segment_ids, key_segment_ids, batch, length_q, length_k, causal, window,
+            window_alignment,
+        )  # fmt: skip
+        causal_offset = None  # per segment, in segments
+
     window_spec = None
-    if window is not None:
+    if window is not None and segments is None:
         window_spec = _window(window, window_alignment, causal, length_q, length_k)
-    elif window_alignment is not None:
+    elif window_alignment is not None and window is None:
         raise AttentionValueError(
             f"window_alignment should be given only with a window: but got "
             f"window_alignment={window_alignment!r} and window=None. Pass window=(left, "
@@ -654,6 +786,7 @@ def validate(
         )
 
     keep5, p = _dropout(dropout_p, rng, dropout_keep, score_view, (*batch, hq, length_q, length_k))
+    sink_logits = None if sinks is None else _sinks(sinks, batch, hq, hkv, compute)
 
     return Plan(
         batch_shape=batch,
@@ -675,6 +808,8 @@ def validate(
         dropout_keep=keep5,
         dropout_p=p,
         memory_budget=int(budget),
+        segments=segments,
+        sinks=sink_logits,
     )
 
 
@@ -748,6 +883,9 @@ _OPTION_NAMES = (
     "rng",
     "dropout_keep",
     "memory_budget",
+    "segment_ids",
+    "key_segment_ids",
+    "sinks",
 )
 
 

@@ -33,8 +33,18 @@ def loop_attention(
     fully_masked: str = "zero",
     dropout_keep: Any = None,
     dropout_p: float = 0.0,
+    segment_ids: Any = None,
+    key_segment_ids: Any = None,
+    sinks: Any = None,
 ) -> tuple[F64, F64, F64]:
-    """Return (output (..., Hq, L, Dv), weights (..., Hq, L, S), lse (..., Hq, L))."""
+    """Return (output (..., Hq, L, Dv), weights (..., Hq, L, S), lse (..., Hq, L)).
+
+    With ``segment_ids`` (``key_segment_ids`` defaults to them), query ``i`` sees key
+    ``j`` only when both ids are equal and ``>= 0``, and causal, window and ALiBi use
+    positions counted within the segment (a token's position: how many earlier tokens
+    on its axis share its id) and the segment's own lengths ``sq``, ``sk``. ``sinks``
+    ``(Hq,)`` or ``(..., Hq)`` adds ``exp(sink)`` to each row's denominator (no value).
+    """
     q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
     *_, hq, length_q, dim = q.shape
     hkv, length_k, dim_v = k.shape[-3], k.shape[-2], v.shape[-1]
@@ -52,10 +62,26 @@ def loop_attention(
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
     group = hq // hkv
 
-    def offset(alignment: str | None) -> int:
-        return length_k - length_q if alignment == "bottom_right" else 0
+    sink = None if sinks is None else np.broadcast_to(sinks, (*batch, hq)).astype(np.float64)
+    seg_q = seg_k = None
+    if segment_ids is not None:
+        seg_q = np.broadcast_to(segment_ids, (*batch, length_q))
+        ids_k = segment_ids if key_segment_ids is None else key_segment_ids
+        seg_k = np.broadcast_to(ids_k, (*batch, length_k))
 
-    window_offset = offset(window_alignment or causal)
+    def positions(b: tuple[int, ...], i: int, j: int) -> tuple[int, int, int, int]:
+        """(query position, key position, sq, sk) of pair (i, j), per segment if any."""
+        if seg_q is None or seg_k is None:
+            return i, j, length_q, length_k
+        qs, ks = [int(x) for x in seg_q[b]], [int(x) for x in seg_k[b]]
+        sid = qs[i]
+        pos_q = sum(1 for t in range(i) if qs[t] == sid)
+        pos_k = sum(1 for t in range(j) if ks[t] == ks[j])
+        return pos_q, pos_k, qs.count(sid), ks.count(sid)
+
+    def aligned(alignment: str | None, sq: int, sk: int) -> int:
+        return sk - sq if alignment == "bottom_right" else 0
+
     out = np.zeros((*batch, hq, length_q, dim_v))
     weights = np.zeros(full)
     lse = np.zeros((*batch, hq, length_q))
@@ -71,18 +97,22 @@ def loop_attention(
                     if softcap is not None:
                         x = softcap * math.tanh(x / softcap)
                     x += float(add[b][h, i, j])
+                    pi, pj, sq, sk = positions(b, i, j)
                     if slopes is not None:
-                        x -= float(slopes[b][h]) * abs(i + length_k - length_q - j)
+                        x -= float(slopes[b][h]) * abs(pi + sk - sq - pj)
                     allowed = bool(mask[b][h, i, j]) and bool(j < klen[b]) and bool(i < qlen[b])
+                    if seg_q is not None and seg_k is not None:
+                        allowed = allowed and int(seg_q[b][i]) == int(seg_k[b][j]) >= 0
                     if causal is not None:
-                        allowed = allowed and j <= i + offset(causal)
+                        allowed = allowed and pj <= pi + aligned(causal, sq, sk)
                     if window is not None:
                         left, right = window
-                        rel = j - (i + window_offset)
+                        rel = pj - (pi + aligned(window_alignment or causal, sq, sk))
                         allowed = allowed and (left is None or rel >= -left)
                         allowed = allowed and (right is None or rel <= right)
                     logits.append(x if allowed else -math.inf)
-                top = max(logits, default=-math.inf)
+                sink_logit = -math.inf if sink is None else float(sink[b][h])
+                top = max([*logits, sink_logit])
                 if top == -math.inf:
                     lse[b][h, i] = -math.inf
                     if fully_masked == "uniform":
@@ -98,7 +128,7 @@ def loop_attention(
                         raise ValueError("fully masked row")
                     continue
                 exps = [math.exp(x - top) for x in logits]
-                total = sum(exps)
+                total = sum(exps) + math.exp(sink_logit - top)
                 lse[b][h, i] = top + math.log(total)
                 for j in range(length_k):
                     weights[b][h, i, j] = exps[j] / total
