@@ -34,7 +34,7 @@ $(ALL): pyproject.toml | $(PY)
 # Takes the port first (one line if it is in use), builds the site, serves it with the
 # site's own 404 page; `make serve PORT=8001` for another port.
 serve: $(DOCS)
-	@$(PY) tools/serve_site.py --build --port $(PORT)
+	@$(PY) docs/hooks/serve_site.py --build --port $(PORT)
 
 demo: $(DOCS)
 	$(PY) -m refattn.demo

@@ -6,6 +6,7 @@ assert wall time.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -21,9 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tools import serve_site
-
 ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "docs" / "hooks" / "serve_site.py"
+_spec = importlib.util.spec_from_file_location("serve_site", SERVER)
+assert _spec is not None
+assert _spec.loader is not None
+serve_site = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(serve_site)
 
 HEAVY = {"torch", "jax", "jaxlib", "tensorflow", "tensorflow-cpu", "scipy", "playwright"}
 TOOLS = {"ruff", "mypy", "pytest", "hypothesis"}
@@ -121,7 +126,7 @@ def test_port_in_use_is_one_line(site: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, str(ROOT / "tools" / "serve_site.py"), "--port", str(port)],
+            [sys.executable, str(SERVER), "--port", str(port)],
             capture_output=True,
             text=True,
             env={**os.environ, "PYTHONPATH": ""},
@@ -139,7 +144,7 @@ def test_no_built_site_is_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tools" / "serve_site.py"),
+            str(SERVER),
             "--port",
             "0",
             "--site",

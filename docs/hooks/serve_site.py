@@ -1,6 +1,7 @@
 """Build and serve the docs site locally: what ``make serve`` runs.
 
-``python tools/serve_site.py [--port 8000] [--site site] [--build]``
+``python docs/hooks/serve_site.py [--port 8000] [--site site] [--build]`` (not a build
+hook: it sits beside them because it is docs tooling, kept out of the wheel and the site)
 
 The port is taken first, so a port in use is reported in one line before anything is
 built; ``--build`` then runs ``mkdocs build --strict`` into the site directory. Pages
@@ -19,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
