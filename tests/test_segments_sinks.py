@@ -83,7 +83,12 @@ def _config(rng: np.random.Generator) -> dict[str, Any]:
             keys = [rng.integers(-1, 3, size=length_k) for _ in q_ids]
         k_ids = np.stack(keys)
         cfg["key_segment_ids"] = k_ids if batch else k_ids[0]
+    if rng.random() < 0.15:  # sinks alone, no packing
+        cfg.pop("segment_ids")
+        cfg.pop("key_segment_ids", None)
     cfg["causal"] = [None, *ALIGN][rng.integers(3)]
+    if "segment_ids" not in cfg and length_q != length_k and cfg["causal"] is None:
+        cfg["causal"] = "bottom_right"
     if rng.random() < 0.4:
         sides = [None, 0, 1, 2]
         cfg["window"] = (sides[rng.integers(4)], sides[rng.integers(4)])
@@ -98,6 +103,14 @@ def _config(rng: np.random.Generator) -> dict[str, Any]:
         cfg["sinks"] = sinks
     if rng.random() < 0.2:
         cfg["softcap"] = 2.0
+    scores = (*batch, hq, length_q, length_k)
+    if rng.random() < 0.2:
+        bias = rng.standard_normal(scores)
+        bias[rng.random(scores) < 0.2] = -np.inf
+        cfg["bias"] = bias
+    if rng.random() < 0.15:
+        cfg["dropout_p"] = 0.3
+        cfg["dropout_keep"] = rng.random(scores) >= 0.3
     if batch and rng.random() < 0.2:
         cfg["key_lengths"] = rng.integers(0, length_k + 1, size=batch)
     cfg["fully_masked"] = ["zero", "uniform", "nan", "raise"][rng.integers(4)]
@@ -403,6 +416,23 @@ def test_non_finite_query_makes_its_heads_sink_gradient_nan() -> None:
     assert got.sinks is not None
     assert np.isfinite(got.sinks[0])
     assert np.isnan(got.sinks[1])
+
+
+def test_masked_means_absent_across_segments() -> None:
+    """A NaN key or value in another segment, or in padding, changes nothing."""
+    rng = np.random.default_rng(4)
+    q = rng.standard_normal((2, 6, 3))
+    k = rng.standard_normal((1, 6, 3))
+    v = rng.standard_normal((1, 6, 2))
+    ids = np.array([0, 0, 0, 1, 1, -1])
+    clean = attention(q, k, v, segment_ids=ids, causal="top_left", sinks=np.array([0.0, 1.0]))
+    k[0, 5], v[0, 4, 1] = np.nan, np.inf  # padding key; key 4 of segment 1
+    got = attention(q, k, v, segment_ids=ids, causal="top_left", sinks=np.array([0.0, 1.0]))
+    np.testing.assert_array_equal(got[:, :3], clean[:, :3])  # segment 0 never reads them
+    np.testing.assert_array_equal(got[:, 3], clean[:, 3])  # causal: key 4 is after query 3
+    assert np.isnan(got[:, 4, 1]).all()
+    np.testing.assert_array_equal(got[:, 4, 0], clean[:, 4, 0])
+    np.testing.assert_array_equal(got[:, 5], 0)  # padding row: only the sink, output 0
 
 
 @pytest.mark.parametrize(
