@@ -11,7 +11,9 @@ gradient against finite differences.
 from __future__ import annotations
 
 import math
+import runpy
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -473,3 +475,9 @@ def test_key_segment_ids_are_required_when_lengths_differ() -> None:
     q, kv = np.zeros((1, 2, 3)), np.zeros((1, 5, 3))
     with pytest.raises(AttentionValueError, match=r"key_segment_ids should be given when L != S"):
         attention(q, kv, kv, segment_ids=np.zeros(2, int))
+
+
+def test_layouts_page_segments_snippet_runs() -> None:
+    # docs/layouts.md includes this file; it asserts what the page says (flash varlen agrees)
+    path = Path(__file__).resolve().parent.parent / "docs" / "snippets" / "layouts_segments.py"
+    runpy.run_path(str(path), run_name="__main__")
