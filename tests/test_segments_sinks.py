@@ -150,14 +150,18 @@ def test_segments_and_sinks_match_loop_reference_on_every_path(group: int) -> No
         (q, k, v), kwargs = _split(cfg)
         constants = _forced(rng)
         try:
-            out, _, lse = loop_attention(q, k, v, **kwargs)
+            out, weights, lse = loop_attention(q, k, v, **kwargs)
         except ValueError:  # the loop reference's fully_masked="raise"
             with pytest.raises(FullyMaskedRowError):
                 attention(q, k, v, **kwargs)
             with _patched(constants), pytest.raises(FullyMaskedRowError):
                 attention(q, k, v, memory_budget=0, **kwargs)
             continue
-        runs: list[Any] = [attention(q, k, v, return_lse=True, **kwargs)]
+        dense = attention(q, k, v, return_lse=True, return_weights=True, **kwargs)
+        np.testing.assert_allclose(
+            dense.weights, weights, rtol=1e-9, atol=1e-12, err_msg=str(kwargs)
+        )
+        runs: list[Any] = [dense]
         with _patched(constants):
             runs.append(attention(q, k, v, return_lse=True, memory_budget=0, **kwargs))
         for got in runs:
