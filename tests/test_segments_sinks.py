@@ -157,7 +157,7 @@ def test_segments_and_sinks_match_loop_reference_on_every_path(group: int) -> No
             with _patched(constants), pytest.raises(FullyMaskedRowError):
                 attention(q, k, v, memory_budget=0, **kwargs)
             continue
-        dense = attention(q, k, v, return_lse=True, return_weights=True, **kwargs)
+        dense: Any = attention(q, k, v, return_lse=True, return_weights=True, **kwargs)
         np.testing.assert_allclose(
             dense.weights, weights, rtol=1e-9, atol=1e-12, err_msg=str(kwargs)
         )
