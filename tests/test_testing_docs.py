@@ -94,3 +94,91 @@ def test_python_dash_m_refattn_check_runs_the_same_main() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert '"passed": true' in proc.stdout
+
+
+def test_live_runs_equal_the_record_so_the_page_never_shows_a_stale_one() -> None:
+    pytest.importorskip("torch")
+    hook = _hook()
+    page = (ROOT / "docs" / "testing.md").read_text()
+    recorded = hook.load_captures()
+    assert sorted(recorded) == sorted(hook.run_keys(page))
+    assert len(recorded) == 4
+    live = hook.live_captures()
+    # decimal numbers (measured errors) may differ in their last digits between machines
+    assert {k: hook.normalised(v) for k, v in live.items()} == {
+        k: hook.normalised(v) for k, v in recorded.items()
+    }, f"run `{hook.RECORD_COMMAND}` if the change is meant"
+    assert hook.dump_captures(recorded) == hook.CAPTURES.read_text()  # the format it writes
+
+
+def test_normalised_hides_measured_errors_and_keeps_counts() -> None:
+    hook = _hook()
+    text = "54 of 77 configs passed, 23 failed\nmax error 1.2 against allowed 1.06e-06; 1.13e+06 x"
+    assert (
+        hook.normalised(text)
+        == "54 of 77 configs passed, 23 failed\nmax error # against allowed #; # x"
+    )
+    assert hook.normalised("76 of 77") != hook.normalised("77 of 77")
+
+
+WITHOUT_FRAMEWORKS = """
+import sys
+for name in ("torch", "jax", "jaxlib", "tensorflow"):
+    sys.modules[name] = None  # import fails: not installed
+import importlib.util, json
+spec = importlib.util.spec_from_file_location("testing_page", sys.argv[1])
+hook = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hook)
+page = open(sys.argv[2], encoding="utf-8").read()
+print(json.dumps({"installed": hook.torch_installed(), "page": hook.render(page)}))
+"""
+
+
+def test_without_torch_the_page_shows_the_recorded_runs_and_says_so() -> None:
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_FRAMEWORKS,
+            str(ROOT / "docs" / "hooks" / "testing_page.py"),
+            str(ROOT / "docs" / "testing.md"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["installed"] is False
+    rendered = out["page"]
+    hook = _hook()
+    assert "<!-- testing:" not in rendered
+    assert "| `gqa_heads_tiled` |" in rendered  # the mutant table needs NumPy only
+    for text in hook.load_captures().values():
+        assert f"```text\n{text}\n```\n\n{hook.RECORDED_NOTE}" in rendered
+    assert rendered.count(hook.RECORDED_NOTE) == 4
+
+
+def test_a_live_run_that_differs_from_the_record_fails_the_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mkdocs.exceptions import PluginError
+
+    hook = _hook()
+    recorded = hook.load_captures()["cli my_attention_fixed"]
+    assert "77 of 77 configs passed" in recorded
+    marker = "<!-- testing:cli my_attention_fixed -->"
+    monkeypatch.setattr(hook, "live_run", lambda key: recorded)
+    assert hook.render(marker, live=True) == f"```text\n{recorded}\n```"  # live: no note
+    stale = recorded.replace("77 of 77", "76 of 77")
+    monkeypatch.setattr(hook, "live_run", lambda key: stale)
+    with pytest.raises(PluginError, match=r"differs from docs/snippets/testing_captures\.json"):
+        hook.render(marker, live=True)
+    monkeypatch.setattr(hook, "load_captures", dict)  # nothing recorded
+    with pytest.raises(PluginError, match="is not recorded and PyTorch is not installed"):
+        hook.render(marker, live=False)
