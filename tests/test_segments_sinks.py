@@ -485,3 +485,37 @@ def test_layouts_page_segments_snippet_runs() -> None:
     # docs/layouts.md includes this file; it asserts what the page says (flash varlen agrees)
     path = Path(__file__).resolve().parent.parent / "docs" / "snippets" / "layouts_segments.py"
     runpy.run_path(str(path), run_name="__main__")
+
+
+@pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
+@pytest.mark.parametrize("seed", range(6))
+def test_segment_ids_equal_torch_flex_attention_document_masking(seed: int) -> None:
+    """FlexAttention's document mask (same id, causal by index), forward and lse.
+
+    With one set of ids for queries and keys, a segment holds the same indices on both
+    axes, so causal by index within a segment is causal by position within it, contiguous
+    or not: refattn's ``causal="top_left"`` per segment must be exactly this mask.
+    (FlexAttention has no backward on CPU; the gradients are checked against torch
+    autograd of the model in test_backward_matches_torch_autograd.)
+    """
+    from torch.nn.attention.flex_attention import AuxRequest, create_block_mask, flex_attention
+
+    rng = np.random.default_rng(seed)
+    length = int(rng.integers(2, 40))
+    ids = _packing(rng, length, contiguous=seed % 2 == 0)
+    q, k, v = (rng.standard_normal((1, 2, length, 8)) for _ in range(3))
+    t_ids = torch.as_tensor(ids)
+
+    def document(b: Any, h: Any, i: Any, j: Any) -> Any:
+        return (t_ids[i] == t_ids[j]) & (i >= j) & (t_ids[i] >= 0)
+
+    block_mask = create_block_mask(document, None, None, length, length, device="cpu")
+    t_q, t_k, t_v = (torch.tensor(x) for x in (q, k, v))
+    request = AuxRequest(lse=True)
+    out, aux = flex_attention(t_q, t_k, t_v, block_mask=block_mask, return_aux=request)
+    lse = aux.lse
+    assert lse is not None
+    got: Any = attention(q, k, v, segment_ids=ids, causal="top_left", return_lse=True)
+    np.testing.assert_allclose(got.output, out.detach().numpy(), rtol=1e-12, atol=1e-14)
+    live = ids >= 0  # padding rows: both give output 0; flex's lse there is not -inf
+    np.testing.assert_allclose(got.lse[..., live], lse.detach().numpy()[..., live], rtol=1e-12)
