@@ -161,7 +161,9 @@ def attention(
     ``"top_left"`` lets ``p`` see ``t <= p``, ``"bottom_right"`` ``t <= p + sk - sq``
     (flash-attn varlen's per-sequence causal mask), windows are centred on the aligned
     position and ALiBi's distance is ``|p + sk - sq - t|``. ``key_lengths`` and
-    ``query_lengths`` still count from index 0 of the whole axis.
+    ``query_lengths`` still count from index 0 of the whole axis. With one set of ids for
+    both axes, ``causal`` (either alignment) is causal by index within each segment,
+    contiguous or not: FlexAttention's document mask ``same id and i >= j``.
 
     **Range.** Finite inputs never overflow: when float32 could overflow anywhere (logits,
     ``scale``, ``softcap``, ``bias`` or value sums near ``3e38``), the call is computed in
