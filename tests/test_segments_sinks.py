@@ -519,3 +519,56 @@ def test_segment_ids_equal_torch_flex_attention_document_masking(seed: int) -> N
     np.testing.assert_allclose(got.output, out.detach().numpy(), rtol=1e-12, atol=1e-14)
     live = ids >= 0  # padding rows: both give output 0; flex's lse there is not -inf
     np.testing.assert_allclose(got.lse[..., live], lse.detach().numpy()[..., live], rtol=1e-12)
+
+
+def _gpt_oss_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor, window: int
+) -> torch.Tensor:
+    """gpt-oss's attention with sinks, as its reference model computes it.
+
+    Written from ``sdpa`` in ``gpt_oss/torch/model.py`` (openai/gpt-oss): ``q (T, Hkv,
+    G, D)``, ``k``/``v`` ``(T, Hkv, D)``, ``sinks (Hkv * G,)``; causal, and with
+    ``window > 0`` key ``j`` is also removed when ``j <= i - window``; the sink logit is
+    one more column of the softmax, dropped before the values.
+    """
+    length, hkv, groups, dim = q.shape
+    removed = torch.ones(length, length, dtype=torch.bool).triu(1)
+    if window > 0:
+        removed |= torch.ones(length, length, dtype=torch.bool).tril(-window)
+    logits = torch.einsum("qhgd,khd->hgqk", q, k) / math.sqrt(dim)
+    logits = logits.masked_fill(removed, -math.inf)
+    column = sinks.reshape(hkv, groups, 1, 1).expand(hkv, groups, length, 1)
+    weights = torch.softmax(torch.cat([logits, column], dim=-1), dim=-1)[..., :-1]
+    return torch.einsum("hgqk,khd->qhgd", weights, v)
+
+
+@pytest.mark.parametrize("window", [0, 1, 3])
+def test_sinks_equal_gpt_oss_attention_and_its_autograd(window: int) -> None:
+    rng = np.random.default_rng(window)
+    length, hkv, groups, dim = 9, 2, 3, 8
+    q = rng.standard_normal((length, hkv, groups, dim))
+    k, v = (rng.standard_normal((length, hkv, dim)) for _ in range(2))
+    sinks = rng.standard_normal(hkv * groups) * 2
+    grad = rng.standard_normal((length, hkv, groups, dim))
+    tensors = [torch.tensor(x, requires_grad=True) for x in (q, k, v, sinks)]
+    out: Any = _gpt_oss_attention(tensors[0], tensors[1], tensors[2], tensors[3], window)
+    out.backward(torch.tensor(grad))
+    # refattn's layout: heads first, query head h = kv * G + g reads kv head h // G
+    query = q.reshape(length, hkv * groups, dim).swapaxes(0, 1)
+    key, value = k.swapaxes(0, 1), v.swapaxes(0, 1)
+    options: dict[str, Any] = {"causal": "top_left", "sinks": sinks}
+    if window > 0:
+        options["window"] = (window - 1, 0)  # keys i - window < j <= i
+    got = attention(query, key, value, **options)
+    mine = got.swapaxes(0, 1).reshape(length, hkv, groups, dim)
+    np.testing.assert_allclose(mine, out.detach().numpy(), rtol=1e-12, atol=1e-14)
+    d_out = grad.reshape(length, hkv * groups, dim).swapaxes(0, 1)
+    grads = attention_backward(d_out, query, key, value, **options)
+    want = [t.grad.numpy() for t in tensors if t.grad is not None]
+    assert len(want) == 4
+    d_query = grads.query.swapaxes(0, 1).reshape(length, hkv, groups, dim)
+    np.testing.assert_allclose(d_query, want[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grads.key.swapaxes(0, 1), want[1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grads.value.swapaxes(0, 1), want[2], rtol=1e-10, atol=1e-12)
+    assert grads.sinks is not None
+    np.testing.assert_allclose(grads.sinks, want[3], rtol=1e-10, atol=1e-12)
