@@ -572,3 +572,19 @@ def test_sinks_equal_gpt_oss_attention_and_its_autograd(window: int) -> None:
     np.testing.assert_allclose(grads.value.swapaxes(0, 1), want[2], rtol=1e-10, atol=1e-12)
     assert grads.sinks is not None
     np.testing.assert_allclose(grads.sinks, want[3], rtol=1e-10, atol=1e-12)
+
+
+def test_segment_ids_and_sinks_are_read_only_inputs() -> None:
+    """Read-only ids and sinks work, and neither call writes into them."""
+    rng = np.random.default_rng(8)
+    q, k, v = (rng.standard_normal((2, 6, 4)) for _ in range(3))
+    ids = np.array([0, 0, 1, 1, 1, -1])
+    sinks = np.array([0.5, -np.inf])
+    for array in (ids, sinks):
+        array.flags.writeable = False
+    before = (ids.copy(), sinks.copy())
+    options: dict[str, Any] = {"segment_ids": ids, "causal": "bottom_right", "sinks": sinks}
+    attention(q, k, v, memory_budget=0, **options)
+    attention_backward(np.ones((2, 6, 4)), q, k, v, **options)
+    np.testing.assert_array_equal(ids, before[0])
+    np.testing.assert_array_equal(sinks, before[1])
