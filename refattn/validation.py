@@ -528,7 +528,7 @@ def _sinks(
     if bad.any():
         raise AttentionValueError(
             f"sinks should be finite, or -inf for a head without a sink: but got "
-            f"{a[bad].flat[0]!r} in sinks of shape {_shape(a.shape)}. A NaN or +inf sink "
+            f"{float(a[bad].flat[0])} in sinks of shape {_shape(a.shape)}. A NaN or +inf sink "
             f"takes or poisons every row's whole softmax; check how the sinks were loaded."
         )
     n = math.prod(batch)
