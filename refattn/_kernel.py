@@ -3,9 +3,9 @@
 The math is :data:`refattn.einsums.SCORES` then :data:`refattn.einsums.MIX`; here each
 contraction runs as a BLAS matmul over one block: some kv heads of one batch entry, all
 ``G`` query heads of each stacked, a range of query rows, and only the key columns those
-rows can see at all (so blocks a causal mask, a window or key lengths remove entirely are
-never computed). A block's scores fit in cache, so the softmax passes read cache, not
-memory. Blocks run on a few threads (see :mod:`refattn._threads`).
+rows can see at all (so blocks a causal mask, a window, key lengths or segment ids remove
+entirely are never computed). A block's scores fit in cache, so the softmax passes read
+cache, not memory. Blocks run on a few threads (see :mod:`refattn._threads`).
 
 Two exact rewrites make the passes cheaper:
 
@@ -19,7 +19,7 @@ Two exact rewrites make the passes cheaper:
   shift only prevents overflow. By Cauchy-Schwarz ``|q_i . k_j| <= |q_i| max_j |k_j|``, so
   where that bound (in natural units) is at most 60 no ``exp`` can overflow or underflow to
   zero, and the unshifted softmax is as accurate as the shifted one. Rows past the bound,
-  and calls with a bias or ALiBi, take the shifted path.
+  and calls with a bias, ALiBi or sinks, take the shifted path.
 """
 
 from __future__ import annotations
@@ -254,11 +254,10 @@ def _block(
         # A sink joins the max: it is one more logit of every row (with no value).
         if width:
             shift = np.max(flat, axis=-1, keepdims=True)
-            if sink is not None:
-                np.maximum(shift, sink, out=shift)
-        elif sink is not None:
-            shift = sink.copy()
-        assert shift is not None
+        else:  # no key columns at all: only the sink
+            shift = np.full((heads, groups * rows, 1), -np.inf, flat.dtype)
+        if sink is not None:
+            np.maximum(shift, sink, out=shift)
         shift[np.isneginf(shift)] = 0
         flat -= shift
     _exp(flat, task.unshifted)
