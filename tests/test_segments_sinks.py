@@ -588,3 +588,18 @@ def test_segment_ids_and_sinks_are_read_only_inputs() -> None:
     attention_backward(np.ones((2, 6, 4)), q, k, v, **options)
     np.testing.assert_array_equal(ids, before[0])
     np.testing.assert_array_equal(sinks, before[1])
+
+
+def test_blocks_outside_every_segment_are_never_computed() -> None:
+    """Eight packed documents of 64 tokens: the tasks span about the block diagonal only."""
+    from refattn.validation import validate
+
+    q = np.zeros((1, 512, 8))
+    ids = np.repeat(np.arange(8), 64)
+    plan = validate(q, q, q, segment_ids=ids, causal="top_left")
+    tasks = _kernel.make_tasks(plan)
+    computed = sum((t.r1 - t.r0) * (t.hi - t.lo) for t in tasks)
+    for t in tasks:  # a task's keys start at its first row's document
+        assert t.lo == (t.r0 // 64) * 64
+        assert t.hi == t.r1  # and end at its last row (causal)
+    assert computed <= 512 * 512 // 8 * 2  # at most twice the eight 64 x 64 blocks
