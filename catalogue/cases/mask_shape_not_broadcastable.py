@@ -87,7 +87,6 @@ MESSAGES = (
     r"condition \[[\d,]+\], then \[[\d,]+\], and else \[[\d,]*\] must be broadcastable",
     r"Expected key_padded_mask\.shape\[0\] to be \d+, but got \d+",
     r"The shape of the [23]D attn_mask is torch\.Size\(\[[\d, ]+\]\), but should be",
-    r"mask shape should be \(B, L\)",
 )
 SYMPTOMS = (
     "padding mask does not broadcast to the attention scores",

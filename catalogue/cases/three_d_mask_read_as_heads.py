@@ -38,7 +38,7 @@ EXPECTED = CheckFailure
 MATCH = r"masked \(query, key\) pairs got attention weight"
 TAGS = ("mask-shape", "mask-broadcast-axis")
 MESSAGES = (
-    r"has 3 dims .*ambiguous: \(B, L, S\) or \(H, L, S\)",
+    r"3 dims .*ambiguous: \(B, L, S\) or \(H, L, S\)",
     r"operands could not be broadcast together with shapes \(\d+,\d+,\d+\) \(\d+,\d+,\d+,\d+\)",
     r"output with shape \[\d+, 1, \d+, \d+\] doesn't match the broadcast shape",
 )

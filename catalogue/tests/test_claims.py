@@ -45,17 +45,34 @@ def test_head_list_shorter_than_heads_chunk_counts() -> None:
 
 
 def test_numpy_warnings_the_cases_quote() -> None:
-    """The RuntimeWarnings quoted by exp_without_max_subtraction, finfo_min_arithmetic_float16
-    and fully_masked_row_nan."""
+    """The RuntimeWarnings quoted by exp_without_max_subtraction, finfo_min_arithmetic_float16,
+    fully_masked_row_nan, mask_times_minus_inf and minus_1e9_in_float16."""
     for case_id, warning in (
         ("exp_without_max_subtraction", "overflow encountered in exp"),
         ("finfo_min_arithmetic_float16", "overflow encountered in cast"),
         ("fully_masked_row_nan", "invalid value encountered in subtract"),
+        ("mask_times_minus_inf", "invalid value encountered in multiply"),
+        ("minus_1e9_in_float16", "overflow encountered in cast"),
     ):
         case = get(case_id)
         assert warning in " ".join((case.module.__doc__ or "").split())
         with pytest.warns(RuntimeWarning, match=warning):
             case.module.broken()
+
+
+def test_tilde_on_int_mask_warns_and_returns_nan_without_errstate() -> None:
+    """tilde_on_int_mask: its ``np.where`` softmax, run without the ``errstate`` that
+    ``broken()`` wraps it in, warns as quoted and returns NaN for every row."""
+    from catalogue.cases._common import softmax
+
+    case = get("tilde_on_int_mask").module
+    warning = "RuntimeWarning: invalid value encountered in subtract"
+    assert warning in " ".join((case.__doc__ or "").split())
+    x, keep = case._inputs()
+    scores = x @ x.swapaxes(-1, -2) / np.sqrt(4)
+    with pytest.warns(RuntimeWarning, match="invalid value encountered in subtract"):
+        weights = softmax(np.where((~keep)[:, None, :], -np.inf, scores))
+    assert np.isnan(weights).all()
 
 
 def test_lengths_longer_than_padded_refattn_message() -> None:

@@ -334,3 +334,130 @@ def test_1e9_times_a_float16_zero_is_0_in_torch_and_nan_elsewhere() -> None:
         assert np.isposinf(other[1])
     with np.errstate(over="ignore", invalid="ignore"):
         assert np.isnan((1e9 * pad)[0])  # NumPy 2: 1e9 is cast to float16 first
+
+
+# MESSAGES: each regex a case gives diagnose, matched against the message run here
+def _assert_case_regex(case_id: str, regex: str, text: str) -> None:
+    from catalogue import get
+
+    assert regex in get(case_id).module.MESSAGES
+    assert re.search(regex, text), text
+
+
+def test_messages_three_d_mask_read_as_heads_matches_refattn() -> None:
+    from refattn import attention
+    from refattn.errors import AttentionShapeError
+
+    x = np.ones((2, 3, 5, 4))
+    kind, text = _message(lambda: attention(x, x, x, attend_mask=np.ones((2, 5, 5), bool)))
+    assert kind is AttentionShapeError
+    _assert_case_regex(
+        "three_d_mask_read_as_heads", r"3 dims .*ambiguous: \(B, L, S\) or \(H, L, S\)", text
+    )
+
+
+def test_messages_mask_shape_not_broadcastable_key_padding_mask_batch() -> None:
+    import torch
+
+    mha = torch.nn.MultiheadAttention(4, 1, batch_first=True)
+    x = torch.randn(2, 6, 4)
+    kind, text = _message(
+        lambda: mha(x, x, x, key_padding_mask=torch.zeros(3, 6, dtype=torch.bool))
+    )
+    assert kind is AssertionError
+    _assert_case_regex(
+        "mask_shape_not_broadcastable",
+        r"Expected key_padded_mask\.shape\[0\] to be \d+, but got \d+",
+        text,
+    )
+    assert "to be 2, but got 3" in text
+
+
+def test_messages_head_split_not_divisible_multihead_attention() -> None:
+    import torch
+
+    kind, text = _message(lambda: torch.nn.MultiheadAttention(10, 3))
+    assert kind is AssertionError
+    _assert_case_regex(
+        "head_split_not_divisible", r"embed_dim must be divisible by num_heads", text
+    )
+
+
+def test_messages_einsum_wrong_subscripts_too_many() -> None:
+    kind, text = _message(lambda: np.einsum("bhld,bhsd->bhls", np.zeros((3, 4)), np.zeros((3, 4))))
+    assert kind is ValueError
+    _assert_case_regex(
+        "einsum_wrong_subscripts",
+        r"einstein sum subscripts string contains too many subscripts",
+        text,
+    )
+
+
+def test_messages_missing_transpose_raises_tf_graph_mode() -> None:
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([2, 5, 8])
+    traced = tf.function(lambda a, b: tf.matmul(a, b))
+    kind, text = _message(lambda: traced.get_concrete_function(spec, spec))
+    assert kind is ValueError
+    _assert_case_regex(
+        "missing_transpose_raises",
+        r"Dimensions must be equal, but are \d+ and \d+ for .*(?:MatMul|BatchMatMul)",
+        text,
+    )
+
+
+def test_messages_softmax_axis_out_of_range_tf_reduction() -> None:
+    import tensorflow as tf
+
+    kind, text = _message(lambda: tf.reduce_max(tf.zeros((2, 5, 5)), axis=3))
+    assert kind is tf.errors.InvalidArgumentError
+    _assert_case_regex(
+        "softmax_axis_out_of_range",
+        r"Invalid reduction dimension \(-?\d+ for input with \d+ dimension\(s\)",
+        text,
+    )
+
+
+def test_messages_transpose_missing_batch_axis_lax_transpose() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    kind, text = _message(lambda: jax.lax.transpose(jnp.zeros((2, 3, 4)), (0, 1, 3, 2)))
+    assert kind is TypeError
+    _assert_case_regex(
+        "transpose_missing_batch_axis",
+        r"transpose permutation isn't a permutation of operand dimensions",
+        text,
+    )
+
+
+def test_messages_zero_length_sequence_jax_last_token_of_nothing() -> None:
+    import jax.numpy as jnp
+
+    kind, text = _message(lambda: jnp.zeros((0, 4))[-1])
+    assert kind is IndexError
+    _assert_case_regex(
+        "zero_length_sequence", r"index is out of bounds for axis 0 with size 0", text
+    )
+
+
+def test_messages_cross_attention_context_width_tf_two_d_matmul() -> None:
+    import tensorflow as tf
+
+    kind, text = _message(lambda: tf.matmul(tf.zeros((14, 768)), tf.zeros((512, 64))))
+    assert kind is tf.errors.InvalidArgumentError
+    _assert_case_regex(
+        "cross_attention_context_width",
+        r"Matrix size-incompatible: In\[0\]: \[\d+,\d+\], In\[1\]: \[\d+,\d+\]",
+        text,
+    )
+
+
+def test_messages_mm_on_batched_input_mat2() -> None:
+    import torch
+
+    kind, text = _message(lambda: torch.mm(torch.randn(5, 8), torch.randn(2, 8, 5)))
+    assert kind is RuntimeError
+    _assert_case_regex("mm_on_batched_input", r"(?:self|mat2) must be a matrix", text)
+    assert "mat2 must be a matrix" in text
