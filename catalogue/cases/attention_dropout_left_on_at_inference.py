@@ -19,7 +19,7 @@ What happens:
 Why:
     ``nn.Dropout`` reads ``self.training``; a ``dropout_p`` argument does not. Forcing a
     single backend removes SDPA's fallback to the math kernel, so any feature that backend
-    lacks (dropout on CPU; masks, dtypes, head sizes on GPU) becomes an error; the warnings
+    lacks (dropout on CPU; masks and dtypes on GPU) becomes an error; the warnings
     printed before it say which.
 
 Fix:

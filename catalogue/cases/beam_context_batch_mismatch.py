@@ -12,8 +12,8 @@ What happens:
     input shaped [2,7,2,4] but got dimension 2``.
 
 Why:
-    Generation code expands every per-example input to the beams (transformers'
-    ``_expand_inputs_for_generation``), but a tensor passed around it — precomputed
+    Beam search runs on ``B * num_beams`` rows, so every per-example input must be expanded
+    to the beams; a tensor passed around that expansion — precomputed
     ``encoder_hidden_states``, image embeddings given to a captioning decoder — stays at
     ``B``; or it is expanded twice (``3`` vs ``9`` in the BLIP report). Greedy decoding
     (one beam) never shows it.

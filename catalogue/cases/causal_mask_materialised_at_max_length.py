@@ -15,8 +15,9 @@ What happens:
 
 Why:
     A causal mask is a rule (``j <= i``), not data; storing it is quadratic in the context,
-    and dense scores are quadratic in the input. Memory-efficient kernels never build
-    either: they take ``is_causal`` and walk the keys in blocks.
+    and dense scores are quadratic in the input. Fused kernels take ``is_causal`` and use
+    memory linear in the sequence length (GPU-only, not run here; source:
+    https://github.com/Dao-AILab/flash-attention/blob/main/README.md).
 
 Fix:
     Build masks for the actual length, or better not at all: ``is_causal=True`` /
@@ -31,6 +32,8 @@ Sources:
     https://github.com/Blaizzy/mlx-embeddings/pull/68
         (a dense (batch, 1, seq, seq) mask: "Attempting to allocate 137438953472 bytes")
     https://github.com/hpcaitech/Open-Sora/issues/70 (expand_mask_4d tries to allocate 720 GB)
+    https://github.com/hpcaitech/Open-Sora/issues/697
+        (the PyTorch wording: "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate")
 """
 
 import numpy as np

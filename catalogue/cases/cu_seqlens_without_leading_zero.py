@@ -20,7 +20,7 @@ Why:
 
 Fix:
     ``cu_seqlens = np.concatenate([[0], np.cumsum(lengths)])`` (PyTorch:
-    ``F.pad(lengths.cumsum(0), (1, 0))``, as int32 for flash-attn); check
+    ``F.pad(lengths.cumsum(0), (1, 0))``); check
     ``cu_seqlens[0] == 0``, ``cu_seqlens[-1] == total`` and ``len(cu_seqlens) == B + 1``.
 
 Sources:

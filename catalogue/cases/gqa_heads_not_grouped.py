@@ -18,7 +18,7 @@ Why:
     says so.
 
 Fix:
-    Tell the kernel (``enable_gqa=True`` in SDPA, PyTorch >= 2.5; ``jax.nn.dot_product_attention``
+    Tell the kernel (``enable_gqa=True`` in SDPA; ``jax.nn.dot_product_attention``
     groups heads by itself), or expand the key/value heads with ``repeat_interleave`` /
     ``np.repeat(k, G, axis=1)`` (never ``tile``: see ``gqa_kv_heads_tiled``). refattn's
     ``attention`` takes ``Hkv`` heads directly.

@@ -8,7 +8,8 @@ What happens:
     must divide the number of heads in `` (the message ends there);
     ``jax.nn.dot_product_attention`` raises ``ValueError: The number of query heads must be
     a multiple of key/value heads, but got 6 vs 4``. Kernels that skip the check map heads
-    wrongly or leave outputs unwritten instead.
+    wrongly or leave outputs unwritten instead (GPU-only, not run here; source:
+    https://github.com/fla-org/flash-linear-attention/issues/1029).
 
 Why:
     Each key/value head serves ``G = Hq / Hkv`` query heads, so ``Hq`` must be a multiple

@@ -2,7 +2,8 @@
 
 What happens:
     No error, a wrong output of the right shape. Projections reshaped to ``(B, S, H, D)``
-    (flash-attn's and xformers' layout, and what ``x.view(B, S, H, D)`` gives) go straight
+    (what ``x.view(B, S, H, D)`` gives, and flash-attn's layout: GPU-only, not run here;
+    source: https://github.com/Dao-AILab/flash-attention/blob/main/README.md) go straight
     into ``F.scaled_dot_product_attention``, which reads ``(B, H, S, D)``: the sequence axis
     is taken for heads and the heads for the sequence, so each token attends over the
     *heads* of one position. JAX has the mirror image: ``jax.nn.dot_product_attention``
@@ -11,9 +12,9 @@ What happens:
     fails.
 
 Why:
-    Kernels name their axes in their docs only: ``BSHD``/``BTNH`` (flash-attn,
-    xformers, ``jax.nn.dot_product_attention``, cuDNN's default) and ``BHSD``/``BNTH``
-    (SDPA, refattn, most hand-written attention). A batched matmul over the last two axes
+    Kernels name their axes in their docs only: ``BSHD``/``BTNH``
+    (``jax.nn.dot_product_attention``) and ``BHSD``/``BNTH`` (SDPA, refattn, most
+    hand-written attention). A batched matmul over the last two axes
     accepts either.
 
 Fix:

@@ -16,7 +16,8 @@ Fix:
     Scale the query before the product (``(q / np.sqrt(d)) @ k.T``), and compute scores
     and softmax in float32. bfloat16 has float32's range. ``torch.autocast`` on CUDA runs
     ``matmul`` in float16 and ``softmax`` in float32, so there the matmul is the risk
-    (GPU-only, not run here; source: PyTorch's autocast op reference, below).
+    (GPU-only, not run here; source:
+    https://github.com/pytorch/pytorch/blob/main/docs/source/amp.rst).
 
 Sources:
     https://github.com/pytorch/pytorch/blob/main/docs/source/amp.rst autocast op lists

@@ -12,12 +12,13 @@ What happens:
 Why:
     Position ids come from the token's place in *its own* sequence; left padding moves the
     tokens and the default ``arange`` does not know. Hugging Face's ``generate`` computes
-    them from the attention mask; a hand-written loop, a custom ``prepare_inputs`` or a
-    forward pass outside ``generate`` often does not.
+    them from the attention mask (not run here; source:
+    https://github.com/unslothai/unsloth/pull/3795); a hand-written loop, a custom
+    ``prepare_inputs`` or a forward pass outside ``generate`` often does not.
 
 Fix:
-    ``position_ids = attention_mask.cumsum(-1) - 1`` (pads clipped to 0:
-    ``position_ids.masked_fill_(attention_mask == 0, 1)`` in Hugging Face), and pass them
+    ``position_ids = attention_mask.cumsum(-1) - 1`` (pads set to 1:
+    ``position_ids.masked_fill_(attention_mask == 0, 1)``), and pass them
     to the model at every step (the new token's position is the row's length).
 
 Sources:

@@ -8,8 +8,10 @@ What happens:
     The size of tensor a (12) must match the size of tensor b (8) at non-singleton dimension
     3``; JAX ``ValueError: Incompatible shapes for broadcasting: shapes=[(1, 1, 1, 8), (1, 2,
     1, 12), ()]``; TensorFlow ``condition [1,1,1,8], then [1,2,1,12], and else [] must be
-    broadcastable [Op:SelectV2]``. Hugging Face models check it first and say ``ValueError:
-    Attention mask should be of size (1, 1, 1, 230), but is torch.Size([1, 1, 1, 8])``.
+    broadcastable [Op:SelectV2]``. Hugging Face models that check it first say
+    ``ValueError: Attention mask should be of size (1, 1, 1, 230), but is
+    torch.Size([1, 1, 1, 8])`` (transformers is not run here; source:
+    https://github.com/huggingface/transformers/issues/30809).
 
 Why:
     The mask describes every key the query may see, cached ones included, so its last axis

@@ -11,8 +11,10 @@ What happens:
 Why:
     A causal mask knows the order of the tokens, not where documents end. Packing needs a
     block-diagonal causal mask (``segment_ids[i] == segment_ids[j] and j <= i``), or a
-    varlen kernel told the boundaries (flash-attn's ``cu_seqlens``, Hugging Face's
-    position ids that restart at 0), and the positions restarted per document.
+    varlen kernel told the boundaries (flash-attn's ``cu_seqlens``, or Hugging Face's
+    position ids that restart at 0: not run here; source:
+    https://github.com/huggingface/transformers/pull/46634), and the positions restarted
+    per document.
 
 Fix:
     Build the segment mask from the document ids and combine it with the causal one (JAX:

@@ -18,7 +18,7 @@ Why:
 
 Fix:
     Pass one boolean mask that is both: ``attn_mask = causal & keep[:, None, None, :]``
-    with ``is_causal=False`` (what Hugging Face does when there is padding); refattn:
+    with ``is_causal=False``; refattn:
     ``causal="top_left"`` with ``key_lengths`` or ``attend_mask``.
 
 Sources:

@@ -3,11 +3,13 @@
 What happens:
     No error. Rotary embeddings pair features in one of two ways: half-split (GPT-NeoX,
     Hugging Face Llama's ``rotate_half``: feature ``i`` with ``i + D/2``) or interleaved
-    (GPT-J, Meta's Llama and ``view_as_complex``, flash-attn's ``interleaved=True``:
-    ``2i`` with ``2i + 1``). When queries go through one and keys through the other (a
-    cache filled by a fused kernel, a port that rewrote one of the two helpers), the score
-    of a (query, key) pair no longer depends on their distance only: shifting every
-    position by 5 changes the weights here by up to 0.24, which rotary attention never does.
+    (GPT-J, Meta's Llama and ``torch.view_as_complex``: ``2i`` with ``2i + 1``; flash-attn's
+    ``rotary_interleaved=True`` too, GPU-only, not run here; source:
+    https://github.com/Dao-AILab/flash-attention/blob/main/README.md). When queries go
+    through one and keys through the other (a cache filled by a fused kernel, a port that
+    rewrote one of the two helpers), the score of a (query, key) pair no longer depends on
+    their distance only: shifting every position by 5 changes the weights here by up to
+    0.24, which rotary attention never does.
     Using one convention for both but the other than the checkpoint's is silent too, and
     shows only as a worse model.
 
@@ -15,13 +17,14 @@ Why:
     Rotary attention works because ``R(m)ᵀR(n) = R(n - m)`` when queries and keys are
     rotated by the *same* rotation; two pairings are two different rotations, and their
     product depends on ``m`` and ``n`` separately. Checkpoints fix the convention: Hugging
-    Face permutes Meta's q/k weights at conversion so that ``rotate_half`` applies.
+    Face permutes Meta's q/k weights at conversion so that ``rotate_half`` applies (not run
+    here; source: https://github.com/huggingface/transformers/issues/25199).
 
 Fix:
     One rotary function for queries and keys, in the convention the weights were converted
-    for (``rotate_half`` for Hugging Face checkpoints; ``interleaved=True`` in flash-attn's
-    ``apply_rotary_emb`` only for GPT-J-style weights). Test the invariance: weights at
-    positions ``p`` and ``p + 5`` must agree.
+    for (``rotate_half`` for Hugging Face checkpoints; the interleaved pairing only for
+    GPT-J-style weights). Test the invariance: weights at positions ``p`` and ``p + 5``
+    must agree.
 
 Sources:
     https://github.com/huggingface/transformers/issues/25199

@@ -3,16 +3,19 @@
 What happens:
     No error, a wrong output. A model trained with ``sliding_window = 3`` (Mistral's
     meaning: each query sees itself and the 2 tokens before it) is run through a kernel
-    whose window is a pair of *offsets*, ``(left, right)``, both inclusive: flash-attn's
-    ``window_size``, ``jax.nn.dot_product_attention(local_window_size=...)``, refattn's
-    ``window``. ``(3, 3)`` keeps ``2 * 3 + 1 = 7`` keys per query, three of them in the
-    future; with ``causal=True`` as well it still keeps 4, one more than the model was
-    trained on. Here query 0 of 8 puts weight on keys 1-3, which it must not see.
+    whose window is a pair of *offsets*, ``(left, right)``, both inclusive:
+    ``jax.nn.dot_product_attention(local_window_size=...)``, refattn's ``window``, and
+    flash-attn's ``window_size`` (GPU-only, not run here; source:
+    https://github.com/Dao-AILab/flash-attention/blob/main/README.md). ``(3, 3)`` keeps
+    ``2 * 3 + 1 = 7`` keys per query, three of them in the future; in JAX with
+    ``is_causal=True`` as well it still keeps 4, one more than the model was trained on.
+    Here query 0 of 8 puts weight on keys 1-3, which it must not see.
 
 Why:
     "Window size" means three things: a count of keys including the query (Mistral,
     Hugging Face eager masks), a left offset (flash-attn ``window_size[0]``, which is
-    ``sliding_window - 1``), or a symmetric radius. Every convention accepts every integer.
+    ``sliding_window - 1``: not run here; source: https://github.com/zml/zml/pull/763), or a
+    symmetric radius. Every convention accepts every integer.
 
 Fix:
     Convert once, where the config is read: ``left = sliding_window - 1``, ``right = 0``

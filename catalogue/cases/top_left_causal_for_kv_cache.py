@@ -12,8 +12,10 @@ Why:
     ``S - L + i`` and must see keys ``0 .. S - L + i``: the diagonal anchored bottom-right.
 
 Fix:
-    ``np.tril(np.ones((L, S), bool), k=S - L)`` (flash-attn's convention; refattn:
-    ``causal="bottom_right"``). For a single new token, no mask at all.
+    ``np.tril(np.ones((L, S), bool), k=S - L)`` (refattn: ``causal="bottom_right"``; it is
+    flash-attn's convention since 2.1, GPU-only, not run here; source:
+    https://github.com/Dao-AILab/flash-attention/blob/main/README.md). For a single new
+    token, no mask at all.
 
 Sources:
     https://github.com/pytorch/pytorch/issues/108108 (SDPA's causal mask is top-left)

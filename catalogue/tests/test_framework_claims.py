@@ -13,6 +13,13 @@ import numpy as np
 import pytest
 
 
+def _doc(case_id: str) -> str:
+    """The docstring (page prose) of a case."""
+    from catalogue import get
+
+    return get(case_id).module.__doc__ or ""
+
+
 def _message(fn: object) -> tuple[type[BaseException], str]:
     try:
         fn()  # type: ignore[operator]
@@ -461,3 +468,39 @@ def test_messages_mm_on_batched_input_mat2() -> None:
     assert kind is RuntimeError
     _assert_case_regex("mm_on_batched_input", r"(?:self|mat2) must be a matrix", text)
     assert "mat2 must be a matrix" in text
+
+
+# sliding_window_read_as_radius: keys kept per query by JAX's local_window_size=(3, 3)
+def test_jax_local_window_3_3_keeps_7_keys_and_4_with_causal() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    doc = " ".join((_doc("sliding_window_read_as_radius")).split())
+    assert "in JAX with ``is_causal=True`` as well it still keeps 4" in doc
+    length = 8
+    q = jnp.asarray(np.random.default_rng(0).standard_normal((1, length, 1, 8)), jnp.float32)
+    v = jnp.eye(length, dtype=jnp.float32)[None, :, None, :]  # one-hot: weights as outputs
+    both = jax.nn.dot_product_attention(q, q, v, local_window_size=(3, 3))
+    kept = (np.asarray(both)[0, :, 0] > 0).sum(-1)
+    assert kept.tolist() == [4, 5, 6, 7, 7, 6, 5, 4]
+    causal = jax.nn.dot_product_attention(q, q, v, is_causal=True, local_window_size=(3, 3))
+    kept = (np.asarray(causal)[0, :, 0] > 0).sum(-1)
+    assert kept.tolist() == [1, 2, 3, 4, 4, 4, 4, 4]
+
+
+# rotary_conventions_mixed: torch.view_as_complex pairs features 2i and 2i + 1
+def test_torch_view_as_complex_rotation_is_the_interleaved_convention() -> None:
+    import torch
+
+    from catalogue.cases._rope import inverse_frequencies, rotate_half_split, rotate_interleaved
+
+    assert "``torch.view_as_complex``: ``2i`` with ``2i + 1``" in " ".join(
+        _doc("rotary_conventions_mixed").split()
+    )
+    x = np.random.default_rng(0).standard_normal((6, 8))  # (L, D)
+    angles = np.arange(6)[:, None] * inverse_frequencies(8)  # (L, D/2)
+    pairs = torch.view_as_complex(torch.from_numpy(x).reshape(6, 4, 2).contiguous())
+    rotated = pairs * torch.polar(torch.ones(6, 4, dtype=torch.float64), torch.from_numpy(angles))
+    out = torch.view_as_real(rotated).reshape(6, 8).numpy()
+    np.testing.assert_allclose(out, rotate_interleaved(x, np.cos(angles), np.sin(angles)))
+    assert not np.allclose(out, rotate_half_split(x, np.cos(angles), np.sin(angles)))
