@@ -19,7 +19,8 @@ Why:
 Fix:
     ``attention_mask = padding_mask[:, None, :]`` (``(B, 1, S)``) for Keras;
     ``mask[:, None, None, :]`` for ``jax.nn.dot_product_attention``; or let Keras derive
-    it from an ``Embedding(mask_zero=True)``'s mask.
+    it from an ``Embedding(mask_zero=True)``'s mask (which also gives the padded queries
+    all-zero weight rows).
 
 Sources:
     https://github.com/keras-team/keras-hub/issues/783

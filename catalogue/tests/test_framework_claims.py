@@ -504,3 +504,218 @@ def test_torch_view_as_complex_rotation_is_the_interleaved_convention() -> None:
     out = torch.view_as_real(rotated).reshape(6, 8).numpy()
     np.testing.assert_allclose(out, rotate_interleaved(x, np.cos(angles), np.sin(angles)))
     assert not np.allclose(out, rotate_half_split(x, np.cos(angles), np.sin(angles)))
+
+
+# exp_without_max_subtraction: the frameworks' exp overflows silently; the ready softmaxes
+def test_framework_exp_overflows_without_a_warning_and_library_softmaxes_do_not() -> None:
+    import warnings
+
+    import jax
+    import jax.numpy as jnp
+    import scipy.special  # type: ignore[import-untyped]
+    import tensorflow as tf
+    import torch
+
+    doc = " ".join(_doc("exp_without_max_subtraction").split())
+    assert "``tf.exp`` overflow the same way, without a warning" in doc
+    x = np.array([160.0, 1.0], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for out in (
+            torch.exp(torch.from_numpy(x)).numpy(),
+            np.asarray(jnp.exp(x)),
+            tf.exp(x).numpy(),
+        ):
+            assert np.isposinf(out[0])
+            assert np.isfinite(out[1])
+        for weights in (
+            scipy.special.softmax(x),
+            torch.softmax(torch.from_numpy(x), -1).numpy(),
+            np.asarray(jax.nn.softmax(x)),
+            tf.nn.softmax(x).numpy(),
+        ):
+            np.testing.assert_allclose(weights, [1.0, 0.0], atol=1e-30)
+
+
+# finfo_min_arithmetic_float16: silent casts, and float16 arithmetic on -65504
+def test_framework_casts_finfo_min_to_minus_inf_without_a_warning() -> None:
+    import warnings
+
+    import jax.numpy as jnp
+    import tensorflow as tf
+    import torch
+
+    doc = " ".join(_doc("finfo_min_arithmetic_float16").split())
+    assert "cast it to ``-inf`` without a warning" in doc
+    mask = np.array([0.0, np.finfo(np.float32).min], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for out in (
+            torch.from_numpy(mask).to(torch.float16).numpy(),
+            np.asarray(jnp.asarray(mask).astype(jnp.float16)),
+            tf.cast(mask, tf.float16).numpy(),
+        ):
+            assert out[0] == 0
+            assert np.isneginf(out[1])
+
+
+def test_float16_finfo_min_plus_a_second_mask_or_minus_a_bias_is_minus_inf() -> None:
+    import torch
+
+    assert "(``-65504 + -65504``) or subtracting a bias overflows to ``-inf``" in " ".join(
+        _doc("finfo_min_arithmetic_float16").split()
+    )
+    low = np.float16(np.finfo(np.float16).min)
+    assert low == -65504
+    with pytest.warns(RuntimeWarning, match="overflow encountered"):
+        assert np.isneginf(low + low)
+    with np.errstate(over="ignore"):
+        assert np.isneginf(low - np.float16(100))
+    half = torch.tensor([-65504.0], dtype=torch.float16)
+    assert torch.isneginf(half + half).all()
+    assert torch.isneginf(half - 100).all()
+
+
+# pad_id_minus_100_wraps: id -1 in nn.Embedding and Keras's Embedding
+def test_torch_embedding_refuses_minus_1_and_keras_embedding_wraps_it() -> None:
+    import tensorflow as tf
+    import torch
+
+    doc = " ".join(_doc("pad_id_minus_100_wraps").split())
+    assert "PyTorch's ``nn.Embedding`` refuses both" in doc
+    assert "Keras's ``Embedding`` wrap the same way" in doc
+    kind, text = _message(lambda: torch.nn.Embedding(128, 4)(torch.tensor([[3, -1]])))
+    assert kind is IndexError
+    assert "index out of range in self" in text
+    table = np.arange(256.0, dtype=np.float32).reshape(128, 2)
+    embed = tf.keras.layers.Embedding(
+        128, 2, embeddings_initializer=tf.keras.initializers.Constant(table)
+    )
+    np.testing.assert_array_equal(embed(tf.constant([[-1, -100]])).numpy()[0], table[[127, 28]])
+
+
+# transpose_missing_batch_axis: np.swapaxes on an unbatched key
+def test_numpy_swapaxes_2_3_on_a_three_d_key() -> None:
+    doc = " ".join(_doc("transpose_missing_batch_axis").split())
+    quoted = "axis2: axis 3 is out of bounds for array of dimension 3"
+    assert quoted in doc
+    kind, text = _message(lambda: np.swapaxes(np.zeros((2, 3, 4)), 2, 3))
+    assert kind is np.exceptions.AxisError
+    assert text == quoted
+
+
+# softmax_axis_out_of_range: AxisError's bases
+def test_numpy_axis_error_is_a_value_error_and_an_index_error() -> None:
+    assert "is both a ``ValueError`` and an ``IndexError``" in " ".join(
+        _doc("softmax_axis_out_of_range").split()
+    )
+    assert issubclass(np.exceptions.AxisError, ValueError)
+    assert issubclass(np.exceptions.AxisError, IndexError)
+
+
+# keras_mask_without_query_axis: the fix through Embedding(mask_zero=True)
+def test_keras_mha_uses_the_mask_of_an_embedding_with_mask_zero() -> None:
+    import tensorflow as tf
+
+    doc = " ".join(_doc("keras_mask_without_query_axis").split())
+    assert (
+        "``Embedding(mask_zero=True)``'s mask (which also gives the padded queries all-zero" in doc
+    )
+    ids = np.array([[5, 3, 2, 0, 0], [1, 2, 3, 4, 6]])
+    tf.keras.utils.set_random_seed(0)
+    hidden = tf.keras.layers.Embedding(10, 8, mask_zero=True)(ids)
+    _, weights = tf.keras.layers.MultiHeadAttention(2, 4)(
+        hidden, hidden, return_attention_scores=True
+    )
+    w = weights.numpy()  # (B, H, L, S)
+    assert (w[0, :, :, 3:] == 0).all()  # no weight on the padded keys
+    assert (w[0, :, 3:] == 0).all()  # and the padded queries' rows are all zero
+    np.testing.assert_allclose(w[0, :, :3].sum(-1), 1.0, rtol=1e-5)
+    assert (w[1] > 0).all()
+    np.testing.assert_allclose(w[1].sum(-1), 1.0, rtol=1e-5)
+
+
+# rotary_table_in_half_precision: model.half() / .to(bfloat16) cast the inv_freq buffer
+def test_torch_module_cast_casts_a_non_persistent_rotary_buffer() -> None:
+    import torch
+
+    doc = " ".join(_doc("rotary_table_in_half_precision").split())
+    assert "``model.to(torch.bfloat16)`` casts the rotary ``inv_freq`` buffer too" in doc
+
+    class Rotary(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            inv_freq = 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8))
+            self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    assert Rotary().half().inv_freq.dtype == torch.float16
+    assert Rotary().to(torch.bfloat16).inv_freq.dtype == torch.bfloat16
+
+
+# cross_attention_context_width: the fix with kdim and vdim
+def test_multihead_attention_kdim_vdim_take_a_wider_context() -> None:
+    import torch
+
+    assert "``kdim=vdim=768`` in ``nn.MultiheadAttention``" in _doc("cross_attention_context_width")
+    mha = torch.nn.MultiheadAttention(512, 8, kdim=768, vdim=768, batch_first=True)
+    context = torch.randn(2, 9, 768)
+    out, _ = mha(torch.randn(2, 7, 512), context, context)
+    assert tuple(out.shape) == (2, 7, 512)
+
+
+# beam_context_batch_mismatch: q @ k.transpose raises what SDPA raises
+def test_torch_matmul_of_beam_queries_and_unexpanded_context() -> None:
+    import torch
+
+    from catalogue.cases import beam_context_batch_mismatch as case
+
+    assert "(and ``q @ k.transpose``)" in (case.__doc__ or "")
+    query, context = (torch.from_numpy(a) for a in case._inputs())
+    kind, text = _message(lambda: query @ context.transpose(-1, -2))
+    assert kind is RuntimeError
+    assert re.search(
+        r"The size of tensor a \(6\) must match the size of tensor b \(2\) at non-singleton "
+        r"dimension 0",
+        text,
+    )
+
+
+# int_mask_as_index: boolean arrays index by position, integer arrays by value
+def test_torch_and_jax_index_by_position_with_bool_and_by_value_with_int() -> None:
+    import jax.numpy as jnp
+    import torch
+
+    assert "NumPy, PyTorch and JAX index with a boolean array by position" in " ".join(
+        _doc("int_mask_as_index").split()
+    )
+    pad = np.array([0, 0, 0, 0, 1, 1])
+    row = np.zeros(6)
+    expected = np.array([0, 0, 0, 0, -np.inf, -np.inf])
+    by_position = torch.zeros(6)
+    by_position[torch.from_numpy(pad).bool()] = float("-inf")
+    np.testing.assert_array_equal(by_position.numpy(), expected)
+    jax_row = jnp.asarray(row).at[jnp.asarray(pad).astype(bool)].set(-jnp.inf)
+    np.testing.assert_array_equal(np.asarray(jax_row), expected)
+    by_value = torch.zeros(6)
+    by_value[torch.from_numpy(pad)] = float("-inf")  # rows 0 and 1
+    np.testing.assert_array_equal(by_value.numpy(), [-np.inf, -np.inf, 0, 0, 0, 0])
+    jax_value = jnp.asarray(row).at[jnp.asarray(pad)].set(-jnp.inf)
+    np.testing.assert_array_equal(np.asarray(jax_value), [-np.inf, -np.inf, 0, 0, 0, 0])
+
+
+# mha_3d_mask_per_example: a 2-D mask is shared by every example
+def test_multihead_attention_applies_a_2d_mask_to_every_example() -> None:
+    import torch
+
+    assert "a 2-D mask is shared by every example" in _doc("mha_3d_mask_per_example")
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    x = torch.randn(2, 5, 16)
+    blocked = torch.arange(5) >= 3  # (S,) broadcast to (L, S)
+    mask = blocked.expand(5, 5)
+    with torch.no_grad():
+        both, weights = mha(x, x, x, attn_mask=mask)
+        alone = [mha(x[i : i + 1], x[i : i + 1], x[i : i + 1], attn_mask=mask)[0] for i in (0, 1)]
+    torch.testing.assert_close(both, torch.cat(alone))
+    assert weights is not None
+    assert (weights[:, :, 3:] == 0).all()
