@@ -106,3 +106,16 @@ def test_heads_merged_without_transpose_fix_spellings() -> None:
     merged = out.transpose(1, 2).contiguous().view(2, 6, 32)
     assert torch.equal(merged, out.transpose(1, 2).reshape(2, 6, 32))
     assert torch.equal(merged[:, :, 8:16], out[:, 1])  # position-major: head 1's features
+
+
+def test_left_padding_without_position_ids_fix_formula() -> None:
+    """left_padding_without_position_ids: the Fix's position ids, run in torch."""
+    import torch
+
+    doc = " ".join((get("left_padding_without_position_ids").module.__doc__ or "").split())
+    assert "``position_ids.masked_fill_(attention_mask == 0, 1)``" in doc
+    attention_mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    position_ids = attention_mask.cumsum(-1) - 1
+    position_ids.masked_fill_(attention_mask == 0, 1)
+    assert position_ids.tolist() == [[1, 1, 0, 1, 2], [0, 1, 2, 3, 4]]
+    assert attention_mask.sum(-1).tolist() == [3, 5]  # the next token's position per row
