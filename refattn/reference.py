@@ -142,7 +142,7 @@ def attention(
            weights[i, j] = exp(s[i, j]) / (exp(sinks[h]) + sum_j' exp(s[i, j']))
 
     6. **dropout** of the weights, kept ones scaled by ``1 / (1 - dropout_p)``;
-    7. **· value**.
+    7. **mix**: the weights times ``value``, the second einsum.
 
     A row where every key is removed follows ``fully_masked``, except with a finite sink:
     then the sink holds all the row's mass and the row's output is 0 (its ``lse`` is the
