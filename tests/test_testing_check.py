@@ -138,3 +138,53 @@ def test_unknown_convention_is_refused() -> None:
 def test_hypothesis_strategy_draws_battery_configs(config: Config) -> None:
     assert config in configs("refattn")
     assert check(attention, "refattn", battery=[config]).passed
+
+
+def test_jax_configs_compiled_together_give_what_each_compiled_alone_gives() -> None:
+    jax = pytest.importorskip("jax")
+    from refattn.testing import harness
+
+    fn = jax.nn.dot_product_attention
+    battery = configs("jax", quick=True)
+    prepared = [harness._PREPARE["jax"](c) for c in battery]
+    together = harness._jax_outputs(fn, prepared)
+    # float16 cannot be jitted on CPU (then configs run eagerly); every other one ran grouped
+    assert {i for i, c in enumerate(battery) if c.dtype != "float16"} <= set(together)
+    for i, out in together.items():
+        alone = harness._call_jax(fn, prepared[i])
+        np.testing.assert_array_equal(np.asarray(alone), np.asarray(out))
+
+
+def test_jax_group_with_one_failing_config_runs_its_configs_one_by_one() -> None:
+    pytest.importorskip("jax")
+    from refattn.testing import harness
+
+    def decode_unsupported(query: Any, key: Any, value: Any, **kwargs: Any) -> Any:
+        if query.shape[1] == 1:  # a shape, static under jit: fails while tracing the group
+            raise NotImplementedError("no decode path")
+        return impls.jax_attention(query, key, value, **kwargs)
+
+    def untraceable(query: Any, key: Any, value: Any, **kwargs: Any) -> Any:
+        np.asarray(query)  # a NumPy call on a tracer: runs eagerly only
+        return impls.jax_attention(query, key, value, **kwargs)
+
+    quick = configs("jax", quick=True)
+    battery = quick + [c for c in configs("jax") if c.length_q == 1 and c not in quick]
+    assert any(c.length_q == 1 for c in battery)
+    prepared = [harness._PREPARE["jax"](c) for c in battery]
+    outputs = harness._jax_outputs(decode_unsupported, prepared)
+    decode = {i for i, c in enumerate(battery) if c.length_q == 1}
+    eager = {i for i, out in outputs.items() if out is harness._EAGER}
+    assert set(outputs) == set(range(len(battery)))
+    assert decode <= eager
+    # the failing groups were split: every other config (but float16, which the CPU backend
+    # does not jit) still ran compiled
+    assert eager <= decode | {i for i, c in enumerate(battery) if c.dtype == "float16"}
+    report = check(decode_unsupported, "jax", battery=battery)
+    failed = {f.config.id for f in report.failures}
+    assert failed == {c.id for c in battery if c.length_q == 1}
+    assert all("no decode path" in str(f.error) for f in report.failures)
+    assert check(untraceable, "jax", battery=battery).passed
+    wrong = functools.partial(impls.jax_attention, mistake="gqa_heads_tiled")
+    report = check(wrong, "jax", battery=battery)
+    assert report.groups[0].mutant == "gqa_heads_tiled", str(report)

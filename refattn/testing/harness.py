@@ -345,22 +345,95 @@ class ImplementationError(Exception):
     """The implementation under test raised; ``__cause__`` is its exception."""
 
 
+_EAGER = object()  # in _jax_outputs' answer: this config alone could not be jitted
+
+
+def _jax_outputs(fn: Callable[..., Any], prepared: Sequence[_Prepared]) -> dict[int, Any]:
+    """Outputs of ``fn`` on many configs, from one ``jax.jit`` compilation per input dtype.
+
+    Compiling costs most of a config's time, and one compilation of many calls costs much
+    less than one per call: ``fn`` is traced once per config (each with its own static
+    options and shapes) inside one function per dtype. A group that cannot be traced or
+    compiled as a whole (Python branches on values, an exception on one config, a dtype the
+    CPU backend cannot compile) is split in halves, each tried the same way; a config that
+    cannot be jitted alone is marked to run eagerly (as :func:`_call_jax` would run it).
+
+    Returns:
+        ``{index in prepared: output, or _EAGER}``.
+    """
+    import jax
+
+    def jitted(indices: list[int]) -> list[Any]:
+        calls = []
+        for i in indices:
+            kwargs = prepared[i].kwargs
+            names = tuple(k for k, v in kwargs.items() if isinstance(v, jax.Array))
+            calls.append((names, {k: v for k, v in kwargs.items() if k not in names}))
+
+        def traced(arrays: list[tuple[Any, ...]]) -> list[Any]:
+            return [
+                fn(*a[:3], **dict(zip(names, a[3:], strict=True)), **static)
+                for a, (names, static) in zip(arrays, calls, strict=True)
+            ]
+
+        arrays = [
+            (*prepared[i].args, *(prepared[i].kwargs[k] for k in names))
+            for i, (names, _) in zip(indices, calls, strict=True)
+        ]
+        outs: list[Any] = jax.block_until_ready(jax.jit(traced)(arrays))  # type: ignore[no-untyped-call]
+        return outs
+
+    outputs: dict[int, Any] = {}
+
+    def run(indices: list[int]) -> None:
+        try:
+            outputs.update(zip(indices, jitted(indices), strict=True))
+        except Exception:
+            if len(indices) == 1:
+                outputs[indices[0]] = _EAGER
+                return
+            run(indices[: len(indices) // 2])
+            run(indices[len(indices) // 2 :])
+
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prepared):
+        groups.setdefault(str(getattr(p.args[0], "dtype", "")), []).append(i)
+    for indices in groups.values():
+        run(indices)
+    return outputs
+
+
 def run_config(fn: Callable[..., Any], config: Config, convention: str) -> Comparison:
     """Call ``fn`` on one config and compare its output with the reference.
 
     Raises:
         ImplementationError: ``fn`` raised (its exception is the ``__cause__``).
     """
-    p = _PREPARE[convention](config)
-    try:
-        out = _call_jax(fn, p) if convention == "jax" else fn(*p.args, **p.kwargs)
-    except Exception as exc:
-        raise ImplementationError(f"{type(exc).__name__}: {exc}") from exc
+    return _run(fn, _PREPARE[convention](config), convention, config.dtype, {}, 0)
+
+
+def _run(
+    fn: Callable[..., Any],
+    p: _Prepared,
+    convention: str,
+    config_dtype: str,
+    outputs: dict[int, Any],
+    index: int,
+) -> Comparison:
+    """Compare ``outputs[index]`` (or, when missing, ``fn`` called now) with the reference."""
+    if index in outputs and outputs[index] is not _EAGER:
+        out = outputs[index]
+    else:
+        try:
+            jit = convention == "jax" and index not in outputs
+            out = _call_jax(fn, p) if jit else fn(*p.args, **p.kwargs)
+        except Exception as exc:
+            raise ImplementationError(f"{type(exc).__name__}: {exc}") from exc
     dtype = dtype_name(out)
     act: npt.NDArray[Any] = to_numpy(out)
     if p.bshd and act.ndim == 4:
         act = act.transpose(0, 2, 1, 3)  # (B, L, H, Dv) -> (B, H, L, Dv)
-    return compare_arrays(act, dtype, p.call, config.dtype)
+    return compare_arrays(act, dtype, p.call, config_dtype)
 
 
 def _group(failures: Sequence[Failure]) -> list[Group]:
@@ -420,10 +493,12 @@ def check(
             f"convention should be one of {', '.join(CONVENTIONS)}: but got {convention!r}."
         )
     todo = list(battery) if battery is not None else configs(convention, quick=quick)
+    prepared = [_PREPARE[convention](c) for c in todo]
+    outputs = _jax_outputs(fn, prepared) if convention == "jax" else {}
     failures = []
-    for n, config in enumerate(todo, 1):
+    for n, (config, p) in enumerate(zip(todo, prepared, strict=True), 1):
         try:
-            result = run_config(fn, config, convention)
+            result = _run(fn, p, convention, config.dtype, outputs, n - 1)
             if not result.passed:
                 failures.append(Failure(config, result))
         except ImplementationError as exc:  # the implementation under test raised
