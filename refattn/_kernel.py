@@ -43,7 +43,17 @@ from refattn.validation import Plan, see
 FloatArray = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]
 
-__all__ = ["LOG2E", "Outputs", "Task", "for_each_task", "keep_block", "logits", "make_tasks", "run"]
+__all__ = [
+    "LOG2E",
+    "Outputs",
+    "Task",
+    "cache_chunk",
+    "for_each_task",
+    "keep_block",
+    "logits",
+    "make_tasks",
+    "run",
+]
 _BLOCK_BYTES = 1 << 20  # one block's score buffer: fits in L2
 _MAX_ROWS, _MIN_ROWS = 512, 64
 _MIN_CHUNK = 16  # key columns per chunk of the online path, at the least
@@ -429,16 +439,21 @@ def _finish(
     Then NaN where an allowed pair read a non-finite input (see :mod:`refattn._numerics`).
     """
     heads, groups, rows = task.h1 - task.h0, plan.query.shape[2], task.r1 - task.r0
-    with np.errstate(divide="ignore"):
-        lse = np.log(total)
-    if shift is not None:
-        lse += shift[..., 0]
     where = (task.n, slice(task.h0, task.h1), slice(None), slice(task.r0, task.r1))
     dead = total == 0
-    out /= np.where(dead, 1, total)[..., None]
+    any_dead = bool(dead.any())
+    if any_dead:
+        with np.errstate(divide="ignore"):  # a dead row's lse is log(0) = -inf
+            lse = np.log(total)
+        out /= np.where(dead, 1, total)[..., None]
+    else:
+        lse = np.log(total)
+        out /= total[..., None]
+    if shift is not None:
+        lse += shift[..., 0]
     out4 = out.reshape(heads, groups, rows, -1)
     dead4 = dead.reshape(heads, groups, rows)
-    if dead4.any():
+    if any_dead:
         _fill_dead_rows(plan, res, out4, dead4, task, poison)
     if poison is not None and hits is not None:
         nan_rows = hits.rows
@@ -508,21 +523,20 @@ def _unshifted_rows(
         or plan.key.shape[2] == 0
     ):
         return np.zeros(shape, dtype=bool)
-    if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
-        bound = np.zeros(shape)
-    else:
-        # the scaled query carries all of |scale| when the key is unscaled, else its root
-        root = math.sqrt(abs(plan.scale))
-        q_factor, k_factor = (abs(plan.scale), 1.0) if key is plan.key else (root, root)
-        with np.errstate(invalid="ignore", over="ignore"):
-            q_norm = prepared.query_norm * q_factor
-            k_norm = prepared.key_norm * k_factor
-            bound = q_norm * k_norm[:, :, None, None]
     # exp(bound) times the value sum must stay far from overflow as well (the other end,
     # underflow, is checked on each block's sums: see _underflowed)
     v_max = prepared.value_max
     headroom = float(np.finfo(query.dtype).max) * 1e-6 / max(plan.key.shape[2], 1)
     with np.errstate(invalid="ignore", over="ignore"):
+        if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
+            bound = np.zeros(shape)
+        else:
+            # the scaled query carries all of |scale| when the key is unscaled, else its root
+            root = math.sqrt(abs(plan.scale))
+            q_factor, k_factor = (abs(plan.scale), 1.0) if key is plan.key else (root, root)
+            q_norm = prepared.query_norm * q_factor
+            k_norm = prepared.key_norm * k_factor
+            bound = q_norm * k_norm[:, :, None, None]
         ok_values = v_max * math.exp(_UNSHIFTED_BOUND) <= headroom  # (N, Hkv)
         result: npt.NDArray[np.bool_] = (bound <= _UNSHIFTED_BOUND) & ok_values[:, :, None, None]
     return result
@@ -540,9 +554,11 @@ def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[T
             rows //= 2
     rows = max(1, min(rows, length_q))
     heads = max(1, min(hkv, _BLOCK_BYTES // (rows * row_bytes)))
-    while n_batch * -(-hkv // heads) * -(-length_q // rows) < 4 * workers and (
-        heads > 1 or rows > _MIN_ROWS
-    ):
+    while (
+        workers > 1
+        and n_batch * -(-hkv // heads) * -(-length_q // rows) < 4 * workers
+        and (heads > 1 or rows > _MIN_ROWS)
+    ):  # enough tasks to share among the threads
         if heads > 1:
             heads = max(1, heads // 2)
         else:
@@ -598,7 +614,12 @@ def make_tasks(
         unshifted = np.zeros(plan.query.shape[:4], dtype=bool)
     else:
         unshifted = _unshifted_rows(plan, scaled, prepared)
-    return _tasks(plan, unshifted, _threads.worker_count())
+    n_batch, hkv, groups, length_q, _ = plan.query.shape
+    if n_batch * hkv * groups * length_q * plan.key.shape[2] < _PARALLEL_MIN_WORK:
+        workers = 1  # for_each_task runs such calls serially: no point cutting for threads
+    else:
+        workers = _threads.worker_count()
+    return _tasks(plan, unshifted, workers)
 
 
 def for_each_task(
@@ -656,8 +677,13 @@ def _online_chunk(plan: Plan, tasks: list[Task]) -> int | None:
     length_k, itemsize = plan.key.shape[2], plan.query.itemsize
     if not tasks or n_batch * hkv * groups * length_q * length_k * itemsize <= plan.memory_budget:
         return None
-    rows = max((t.h1 - t.h0) * groups * (t.r1 - t.r0) for t in tasks)
-    return int(max(_MIN_CHUNK, _BLOCK_BYTES // (rows * itemsize)))
+    return cache_chunk(plan, tasks)
+
+
+def cache_chunk(plan: Plan, tasks: list[Task]) -> int:
+    """Key columns per chunk such that the widest task's ``rows x chunk`` block fits in cache."""
+    rows = max(((t.h1 - t.h0) * plan.query.shape[2] * (t.r1 - t.r0) for t in tasks), default=1)
+    return int(max(_MIN_CHUNK, _BLOCK_BYTES // (rows * plan.query.itemsize)))
 
 
 def run(

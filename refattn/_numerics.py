@@ -55,6 +55,11 @@ class Poison:
     values: BoolArray | None
 
 
+def _largest(a: npt.NDArray[np.floating]) -> float:
+    """``a.max()`` as a Python float (0 for an empty array); NaN if any entry is NaN."""
+    return float(a.max()) if a.size else 0.0
+
+
 def _max_abs(a: npt.NDArray[np.floating]) -> float:
     """``max |a|`` as a Python float (0 for an empty array), without a temporary."""
     if not a.size:
@@ -83,8 +88,7 @@ def _key_norms(key: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """``(N, Hkv)``: the largest ``|key_j|`` of each head; inf or NaN past the dtype."""
     if not key.shape[2] or not key.shape[3]:
         return np.zeros(key.shape[:2])
-    with np.errstate(over="ignore", invalid="ignore"):
-        squares = np.einsum("nhsd,nhsd->nhs", key, key).max(axis=-1)
+    squares = np.einsum("nhsd,nhsd->nhs", key, key).max(axis=-1)  # under prepare's errstate
     return _safe_sqrt(squares, key.shape[3])
 
 
@@ -92,8 +96,7 @@ def _query_norms(query: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """``(N, Hkv, G, L)``: ``|query_i|`` of each row; inf or NaN past the dtype."""
     if not query.shape[4]:
         return np.zeros(query.shape[:4])
-    with np.errstate(over="ignore", invalid="ignore"):
-        squares = np.einsum("nhgld,nhgld->nhgl", query, query)
+    squares = np.einsum("nhgld,nhgld->nhgl", query, query)  # under prepare's errstate
     return _safe_sqrt(squares, query.shape[4])
 
 
@@ -152,8 +155,8 @@ def _logit_bound(plan: Plan, query_bound: float, key_bound: float) -> tuple[floa
     dim = plan.query.shape[4]
     root = math.sqrt(abs(plan.scale))
     scaled = root * max(query_bound, key_bound)
-    with np.errstate(over="ignore"):  # |q . k| <= |q| |k|
-        raw = float(np.float64(root * query_bound) * (root * key_bound)) if dim else 0.0
+    # |q . k| <= |q| |k|; a Python float product overflows to inf without a warning
+    raw = (root * query_bound) * (root * key_bound) if dim else 0.0
     qk = raw if plan.softcap is None else min(raw, plan.softcap)
     bias = 0.0
     if plan.bias is not None:
@@ -174,14 +177,22 @@ def _logit_bound(plan: Plan, query_bound: float, key_bound: float) -> tuple[floa
     return logit, raw, scaled
 
 
-def _fits(plan: Plan, dtype: np.dtype[np.floating], magnitudes: tuple[float, float, float]) -> bool:
+def _fits(
+    plan: Plan,
+    dtype: np.dtype[np.floating],
+    magnitudes: tuple[float, float, float],
+    bounds: tuple[float, float, float] | None = None,
+) -> bool:
     """Whether every intermediate of ``plan`` provably stays finite in ``dtype``.
 
-    ``magnitudes``: bounds on ``|query_i|`` and ``|key_j|``, max ``|value|`` entry.
+    ``magnitudes``: bounds on ``|query_i|`` and ``|key_j|``, max ``|value|`` entry;
+    ``bounds``: :func:`_logit_bound` of them, when already computed.
     """
     info = np.finfo(dtype)
     limit = float(info.max) * _HEADROOM
-    logit, raw, scaled = _logit_bound(plan, magnitudes[0], magnitudes[1])
+    if bounds is None:
+        bounds = _logit_bound(plan, magnitudes[0], magnitudes[1])
+    logit, raw, scaled = bounds
     values = magnitudes[2] * max(plan.key.shape[2], 1) / (1.0 - plan.dropout_p)
     root = math.sqrt(abs(plan.scale))
     checks = [
@@ -207,33 +218,39 @@ def prepare(plan: Plan) -> Prepared:
     """
     query, key, value = plan.query, plan.key, plan.value
     rows = keys = values = None
-    query_norm = _query_norms(query)
-    if not np.isfinite(query_norm).all():
-        query, rows = _clean(query, (4,))
+    # each check reads one reduction: a max is NaN or inf exactly when an entry is
+    with np.errstate(over="ignore", invalid="ignore"):  # squares past the dtype: inf or NaN
         query_norm = _query_norms(query)
-    key_norm = _key_norms(key)
-    if not np.isfinite(key_norm).all():
-        key, keys = _clean(key, (3,))
+        query_bound = _largest(query_norm)
+        if not math.isfinite(query_bound):
+            query, rows = _clean(query, (4,))
+            query_norm = _query_norms(query)
+            query_bound = _largest(query_norm)
         key_norm = _key_norms(key)
+        key_bound = _largest(key_norm)
+        if not math.isfinite(key_bound):
+            key, keys = _clean(key, (3,))
+            key_norm = _key_norms(key)
+            key_bound = _largest(key_norm)
     value_max = _value_max(value)
-    if not np.isfinite(value_max).all():
+    max_v = _largest(value_max)
+    if not math.isfinite(max_v):
         value, values = _clean(value, ())
         value_max = _value_max(value)
-    key_bound = float(key_norm.max()) if key_norm.size else 0.0
+        max_v = _largest(value_max)
     if not math.isfinite(key_bound):  # the squares overflowed: bound from the entries
         key_bound = _max_abs(key) * math.sqrt(key.shape[3])
-    query_bound = float(query_norm.max()) if query_norm.size else 0.0
     if not math.isfinite(query_bound):
         query_bound = _max_abs(query) * math.sqrt(query.shape[4])
-    max_v = float(value_max.max()) if value_max.size else 0.0
     magnitudes = (query_bound, key_bound, max_v)
     poison = None
     if rows is not None or keys is not None or values is not None:
         poison = Poison(rows, keys, values)
         plan = dataclasses.replace(plan, query=query, key=key, value=value)
     dtype = plan.query.dtype
-    if _fits(plan, dtype, magnitudes) and (
-        dtype == np.float64 or _logit_bound(plan, query_bound, key_bound)[1] <= _ACCURATE_BOUND
+    bounds = _logit_bound(plan, query_bound, key_bound)
+    if _fits(plan, dtype, magnitudes, bounds) and (
+        dtype == np.float64 or bounds[1] <= _ACCURATE_BOUND
     ):
         return Prepared(plan, poison, query_norm, key_norm, value_max)
     wide = np.dtype(np.float64)

@@ -34,6 +34,8 @@ _probed = False
 _users = 0
 _saved = 1
 _pool: ThreadPoolExecutor | None = None
+# os.cpu_count() reads /sys on each call (tens of µs on a loaded machine): read it once
+_CPUS = os.cpu_count() or 1
 
 
 def _probe() -> tuple[Any, Any] | None:
@@ -64,7 +66,7 @@ def worker_count() -> int:
     blas = _probe()
     if blas is None:
         return 1
-    return max(1, min(int(blas[0]()) if _users == 0 else _saved, os.cpu_count() or 1))
+    return max(1, min(int(blas[0]()) if _users == 0 else _saved, _CPUS))
 
 
 @contextmanager

@@ -250,6 +250,15 @@ def _broadcast_batch(
         ) from None
 
 
+def _broadcast(arr: npt.NDArray[np.floating], shape: tuple[int, ...]) -> npt.NDArray[np.floating]:
+    """``np.broadcast_to(arr, shape)``: a read-only view (cheaper when no axis grows)."""
+    if arr.shape != shape:
+        return np.broadcast_to(arr, shape)
+    view = arr.view()
+    view.flags.writeable = False  # the kernel must never write into the caller's arrays
+    return view
+
+
 def _to_score_view(
     name: str,
     arr: npt.NDArray[np.generic],
@@ -642,10 +651,10 @@ def validate(
         "Split the batch or the queries into several calls.",
     )
 
-    q5 = np.broadcast_to(q, (*batch, hq, length_q, dim)).reshape(n, hkv, groups, length_q, dim)
+    q5 = _broadcast(q, (*batch, hq, length_q, dim)).reshape(n, hkv, groups, length_q, dim)
     q5 = q5.astype(compute, copy=False)
-    k4 = np.broadcast_to(k, (*batch, hkv, length_k, dim)).reshape(n, hkv, length_k, dim)
-    v4 = np.broadcast_to(v, (*batch, hkv, length_k, dim_v)).reshape(n, hkv, length_k, dim_v)
+    k4 = _broadcast(k, (*batch, hkv, length_k, dim)).reshape(n, hkv, length_k, dim)
+    v4 = _broadcast(v, (*batch, hkv, length_k, dim_v)).reshape(n, hkv, length_k, dim_v)
     k4 = np.ascontiguousarray(k4, dtype=compute)
     v4 = np.ascontiguousarray(v4, dtype=compute)
 
