@@ -26,6 +26,7 @@ query and for every key, value and bias entry it may attend; masked pairs carry 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 
@@ -86,22 +87,48 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
             local.grads = (np.zeros_like(plan.key), np.zeros_like(plan.value))
             with lock:
                 partials.append(local.grads)
-        grad_key, grad_value = local.grads
-        n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
+        n, h0, h1, r0, r1 = task.n, task.h0, task.h1, task.r0, task.r1
         heads, groups, rows = h1 - h0, plan.query.shape[2], r1 - r0
+        bad_rows = None  # poisoned rows of this task, (h, G*rows, 1)
+        if poisoned is not None:
+            bad = poisoned[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
+            bad_rows = bad if bad.any() else None
+        rows_of = (heads, groups * rows, -1)
+        d_out = grad_out[n, h0:h1, :, r0:r1].reshape(rows_of)
+        q = plan.query[n, h0:h1, :, r0:r1].reshape(rows_of)
+        row_lse = lse[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
+        row_delta = delta[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
+        d_query = np.zeros((heads, groups * rows, q.shape[2]), dtype)
+        # keys in chunks: only (rows, chunk) blocks exist at a time, O(L + S) per worker
+        for lo in range(task.lo, task.hi, chunk):
+            sub = dataclasses.replace(task, lo=lo, hi=min(task.hi, lo + chunk))
+            _chunk(sub, buffer, local.grads, d_out, q, row_lse, row_delta, d_query, bad_rows)
+        grad_query[n, h0:h1, :, r0:r1] = d_query.reshape(heads, groups, rows, -1)
+
+    def _chunk(
+        task: _kernel.Task,
+        buffer: FloatArray,
+        grads: tuple[FloatArray, FloatArray],
+        d_out: FloatArray,
+        q: FloatArray,
+        row_lse: FloatArray,
+        row_delta: FloatArray,
+        d_query: FloatArray,
+        bad_rows: npt.NDArray[np.bool_] | None,
+    ) -> None:
+        """Add one key chunk's share of dQ (to ``d_query``), dK and dV (to ``grads``)."""
+        grad_key, grad_value = grads
+        n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
         flat, tanh = _kernel.logits(plan, scaled, task, buffer, keep_tanh=True)
-        s = flat.reshape(heads, groups, rows, hi - lo)
+        shape4 = (h1 - h0, plan.query.shape[2], r1 - r0, hi - lo)  # (h, G, rows, width)
         reads = None  # allowed pairs of poisoned rows, (h, G*rows, width)
-        if poisoned is not None and nan_keys is not None:
-            bad_rows = poisoned[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
-            if bad_rows.any():
-                reads = (flat > -np.inf) & bad_rows
-                with lock:
-                    nan_keys[n, h0:h1, lo:hi] |= reads.any(axis=1)
-        s -= lse[n, h0:h1, :, r0:r1, None]
+        if bad_rows is not None and nan_keys is not None:
+            reads = (flat > -np.inf) & bad_rows
+            with lock:
+                nan_keys[n, h0:h1, lo:hi] |= reads.any(axis=1)
+        flat -= row_lse
         flat *= flat.dtype.type(_kernel.LOG2E)
         probs = np.exp2(flat, out=flat)  # P, (h, G*rows, width)
-        d_out = grad_out[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
         value = plan.value[n, h0:h1, lo:hi]
         keep = None
         flags = _kernel.keep_block(plan, task)
@@ -112,23 +139,22 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         d_probs = d_out @ value.transpose(0, 2, 1)
         if keep is not None:
             d_probs *= keep
-        d_probs -= delta[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
+        d_probs -= row_delta
         d_logits = np.multiply(probs, d_probs, out=d_probs)
         if grad_bias is not None:
-            grad_bias[n, h0:h1, :, r0:r1, lo:hi] = d_logits.reshape(s.shape)
+            grad_bias[n, h0:h1, :, r0:r1, lo:hi] = d_logits.reshape(shape4)
             if reads is not None:
                 block = grad_bias[n, h0:h1, :, r0:r1, lo:hi]
-                block[reads.reshape(s.shape)] = np.nan
+                block[reads.reshape(shape4)] = np.nan
         if tanh is not None:
             d_logits *= (1 - tanh * tanh).reshape(d_logits.shape)
         d_logits *= plan.scale
-        q = plan.query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
-        grad_query[n, h0:h1, :, r0:r1] = (d_logits @ plan.key[n, h0:h1, lo:hi]).reshape(
-            heads, groups, rows, -1
-        )
+        d_query += d_logits @ plan.key[n, h0:h1, lo:hi]
         grad_key[n, h0:h1, lo:hi] += d_logits.transpose(0, 2, 1) @ q
 
-    _kernel.for_each_task(plan, _kernel.make_tasks(plan), body)
+    tasks = _kernel.make_tasks(plan)
+    chunk = _kernel.cache_chunk(plan, tasks)
+    _kernel.for_each_task(plan, tasks, body, chunk=chunk)
     grad_key = sum((p[0] for p in partials), np.zeros_like(plan.key))
     grad_value = sum((p[1] for p in partials), np.zeros_like(plan.value))
     if plan.fully_masked == "uniform" and length_k:

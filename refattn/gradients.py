@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from refattn._backward import run_backward
 from refattn.reference import AttentionOptions
-from refattn.validation import check_backward, validate
+from refattn.validation import check_backward, flag, validate
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -48,13 +48,18 @@ def attention_backward(
     query: npt.ArrayLike,
     key: npt.ArrayLike,
     value: npt.ArrayLike,
+    *,
+    bias_gradient: bool = True,
     **options: Unpack[AttentionOptions],
 ) -> AttentionGradients:
     r"""Gradients of ``attention(query, key, value, **options)`` for an upstream gradient.
 
     Computes the vector-Jacobian product analytically, block by block, recomputing the
     weights from the log-sum-exp (as flash attention's backward does), so memory stays
-    linear in ``L`` and ``S`` except for a requested bias gradient. Rows under the default
+    linear in ``L`` and ``S``: keys are walked in cache-sized chunks, so each worker thread
+    holds ``O(L + S)`` scratch besides the outputs. The bias gradient has the bias's
+    broadcast shape ``(..., Hq, L, S)`` before it is summed back to the bias's own shape;
+    pass ``bias_gradient=False`` when it is not needed, to skip that tensor. Rows under the default
     ``fully_masked="zero"`` have zero, finite gradients; under ``"uniform"`` each value
     receives ``1/S`` of the row's upstream gradient. Non-finite inputs, and a non-finite
     upstream gradient, follow :func:`refattn.attention`'s rule (masked means absent): NaN
@@ -73,12 +78,16 @@ def attention_backward(
         query: ``(..., Hq, L, D)``.
         key: ``(..., Hkv, S, D)``.
         value: ``(..., Hkv, S, Dv)``.
+        bias_gradient: compute the gradient of ``bias`` (when one is given). Default True;
+            False returns ``bias=None`` and never allocates the ``(..., Hq, L, S)``
+            tensor, the only part of the backward whose memory grows with ``L * S``.
         **options: exactly the keyword arguments given to :func:`refattn.attention`. With
             dropout, pass the same ``dropout_keep`` (or a generator in the same state).
 
     Returns:
         An :class:`AttentionGradients`; ALiBi slopes, masks, lengths and segment ids get
-        no gradient; ``sinks`` gets one when given.
+        no gradient; ``sinks`` gets one when given; ``bias`` when given and
+        ``bias_gradient`` is True.
 
     Raises:
         AttentionShapeError: ``grad_output`` is not shaped like the output.
@@ -101,7 +110,8 @@ def attention_backward(
     n = math.prod(plan.batch_shape)
     hkv, groups = plan.key.shape[1], plan.query.shape[2]
     grad5 = grad.astype(compute, copy=False).reshape(n, hkv, groups, plan.query.shape[3], dim_v)
-    grads = run_backward(plan, grad5, need_bias=options.get("bias") is not None)
+    need_bias = flag("bias_gradient", bias_gradient) and options.get("bias") is not None
+    grads = run_backward(plan, grad5, need_bias=need_bias)
 
     def unbatch(arr: FloatArray, like: npt.NDArray[np.floating]) -> FloatArray:
         full = arr.reshape(*plan.batch_shape, *arr.shape[1:]) if arr.ndim == 4 else arr
