@@ -637,6 +637,11 @@ def for_each_task(
     if not tasks:
         return
     groups, dtype = plan.query.shape[2], plan.query.dtype
+    if len(tasks) == 1:  # one block (tiny calls): no thread machinery
+        t = tasks[0]
+        width = t.hi - t.lo if chunk is None else min(t.hi - t.lo, chunk)
+        body(t, np.empty((t.h1 - t.h0) * groups * (t.r1 - t.r0) * width, dtype=dtype))
+        return
     sizes = [(t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks]
     widest = max(
         (t.h1 - t.h0) * groups * (t.r1 - t.r0) * min(t.hi - t.lo, chunk or t.hi - t.lo)
