@@ -98,26 +98,35 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         q = plan.query[n, h0:h1, :, r0:r1].reshape(rows_of)
         row_lse = lse[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
         row_delta = delta[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, 1)
+        d_scaled = d_out
+        if fold_scale:  # scale * dX = P * (scale * dO V^T - scale * delta): (rows, D) work
+            d_scaled = d_out * dtype.type(plan.scale)
+            row_delta = row_delta * dtype.type(plan.scale)
         d_query = np.zeros((heads, groups * rows, q.shape[2]), dtype)
         # keys in chunks: only (rows, chunk) blocks exist at a time, O(L + S) per worker
         for lo in range(task.lo, task.hi, chunk):
             sub = dataclasses.replace(task, lo=lo, hi=min(task.hi, lo + chunk))
-            _chunk(sub, buffer, local.grads, d_out, q, row_lse, row_delta, d_query, bad_rows)
+            grads = local.grads
+            _chunk(sub, buffer, grads, (d_out, d_scaled), q, row_lse, row_delta, d_query, bad_rows)
         grad_query[n, h0:h1, :, r0:r1] = d_query.reshape(heads, groups, rows, -1)
 
     def _chunk(
         task: _kernel.Task,
         buffer: FloatArray,
         grads: tuple[FloatArray, FloatArray],
-        d_out: FloatArray,
+        d_outs: tuple[FloatArray, FloatArray],
         q: FloatArray,
         row_lse: FloatArray,
         row_delta: FloatArray,
         d_query: FloatArray,
         bad_rows: npt.NDArray[np.bool_] | None,
     ) -> None:
-        """Add one key chunk's share of dQ (to ``d_query``), dK and dV (to ``grads``)."""
+        """Add one key chunk's share of dQ (to ``d_query``), dK and dV (to ``grads``).
+
+        ``d_outs``: dO, and dO times ``scale`` when ``fold_scale`` (else dO again).
+        """
         grad_key, grad_value = grads
+        d_out, d_scaled = d_outs
         n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
         flat, tanh = _kernel.logits(plan, scaled, task, buffer, keep_tanh=True)
         shape4 = (h1 - h0, plan.query.shape[2], r1 - r0, hi - lo)  # (h, G, rows, width)
@@ -136,7 +145,7 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
             keep = flags.reshape(probs.shape) * keep_scale
         kept = probs if keep is None else probs * keep
         grad_value[n, h0:h1, lo:hi] += kept.transpose(0, 2, 1) @ d_out
-        d_probs = d_out @ value.transpose(0, 2, 1)
+        d_probs = d_scaled @ value.transpose(0, 2, 1)
         if keep is not None:
             d_probs *= keep
         d_probs -= row_delta
@@ -148,10 +157,14 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
                 block[reads.reshape(shape4)] = np.nan
         if tanh is not None:
             d_logits *= (1 - tanh * tanh).reshape(d_logits.shape)
-        d_logits *= plan.scale
+        if not fold_scale:
+            d_logits *= plan.scale
         d_query += d_logits @ plan.key[n, h0:h1, lo:hi]
         grad_key[n, h0:h1, lo:hi] += d_logits.transpose(0, 2, 1) @ q
 
+    # The scale multiplies dO and delta (O(L) work) instead of every (L, S) entry, unless the
+    # bias gradient needs dX itself or an extreme scale could round dO badly.
+    fold_scale = grad_bias is None and 1e-3 <= abs(plan.scale) <= 1.0
     tasks = _kernel.make_tasks(plan)
     chunk = _kernel.cache_chunk(plan, tasks)
     _kernel.for_each_task(plan, tasks, body, chunk=chunk)
