@@ -307,7 +307,10 @@ def _underflowed(plan: Plan, task: Task, out: FloatArray, total: FloatArray) -> 
     the shift. Exact zeros from value columns that are zero over the block are exact.
     """
     limit = 16 * max(task.hi - task.lo, 1) * float(np.finfo(out.dtype).tiny)
-    small = (np.abs(out) < limit) & (total > 0)[..., None]
+    small = np.abs(out) < limit
+    if not small.any():  # the common case: one reduction decides
+        return False
+    small &= (total > 0)[..., None]  # a row with no allowed key sums exactly 0
     if not small.any():
         return False
     value = plan.value[task.n, task.h0 : task.h1, task.lo : task.hi]  # (h, width, Dv)
@@ -534,9 +537,8 @@ def _unshifted_rows(
             # the scaled query carries all of |scale| when the key is unscaled, else its root
             root = math.sqrt(abs(plan.scale))
             q_factor, k_factor = (abs(plan.scale), 1.0) if key is plan.key else (root, root)
-            q_norm = prepared.query_norm * q_factor
-            k_norm = prepared.key_norm * k_factor
-            bound = q_norm * k_norm[:, :, None, None]
+            k_norm = prepared.key_norm * (q_factor * k_factor)  # (N, Hkv): the smaller side
+            bound = prepared.query_norm * k_norm[:, :, None, None]
         ok_values = v_max * math.exp(_UNSHIFTED_BOUND) <= headroom  # (N, Hkv)
         result: npt.NDArray[np.bool_] = (bound <= _UNSHIFTED_BOUND) & ok_values[:, :, None, None]
     return result
