@@ -41,15 +41,25 @@ def _size(name: str, value: object) -> int:
 
 
 def _check_sizes(builder: str, length_q: object, length_k: object, copies: int = 1) -> None:
-    """Refuse bad sizes and masks that cannot fit in memory, before building them."""
+    """Refuse bad sizes and masks that cannot fit in memory, before building them.
+
+    ``copies`` boolean ``(L, S)`` arrays live at once, next to the int64 row and key
+    index vectors ``(L + S,)`` that ``np.tri`` builds: a tall or wide mask (``L = 10**10,
+    S = 1``) needs far more for its indices than for itself.
+    """
     rows, cols = _size("length_q", length_q), _size("length_k", length_k)
-    check_allocation(
-        f"masks.{builder}({rows}, {cols}, ...)",
-        "a boolean (L, S) mask",
-        (rows, cols),
-        copies,
+    fix = (
         "Pass causal=/window= to refattn.attention instead: it applies them block by "
-        "block without building the mask.",
+        "block without building the mask."
+    )
+    name = f"masks.{builder}({rows}, {cols}, ...)"
+    check_allocation(name, "a boolean (L, S) mask", (rows, cols), copies, fix)
+    check_allocation(
+        name,
+        f"{copies} boolean (L, S) mask(s) plus int64 row and key indices (L + S,), in bytes",
+        (rows * cols * copies + 8 * (rows + cols),),
+        1,
+        fix,
     )
 
 
@@ -144,13 +154,21 @@ def padding(lengths: npt.ArrayLike, length_k: int) -> BoolArray:
             f"length_k= the padded key length, and lengths counted after truncation."
             + see("lengths_longer_than_padded")
         )
-    check_allocation(
-        f"masks.padding(lengths, {size})",
-        "a boolean (B, 1, 1, S) mask",
-        (arr.size, 1, 1, size),
-        1,
-        "Pass key_lengths=lengths to refattn.attention instead: it needs no mask.",
-    )
+    for what, shape, itemsize in (
+        ("a boolean (B, 1, 1, S) mask", (arr.size, 1, 1, size), 1),
+        (
+            "a boolean (B, S) mask plus int64 key indices (S,), in bytes",
+            (arr.size * size + 8 * size,),
+            1,
+        ),
+    ):
+        check_allocation(
+            f"masks.padding(lengths, {size})",
+            what,
+            shape,
+            itemsize,
+            "Pass key_lengths=lengths to refattn.attention instead: it needs no mask.",
+        )
     return (np.arange(size)[None, :] < arr[:, None])[:, None, None, :]
 
 

@@ -211,7 +211,9 @@ def merge_heads(
             f"{_shape(arr.shape)}. If its second axis is O and first is {num * dim_v}, it "
             f"is transposed: pass out_proj_weight.T."
         )
-    out: FloatArray = np.einsum(MERGE, arr, w.reshape(-1, num, dim_v), optimize=True)
+    # (O, H, Dv), spelled with O: reshape(-1, ...) cannot infer O when H * Dv is 0
+    w_heads = w.reshape(w.shape[0], num, dim_v)
+    out: FloatArray = np.einsum(MERGE, arr, w_heads, optimize=True)
     if bias is not None:
         b = _float("out_proj_bias", bias, arr.dtype)
         if b.shape != (w.shape[0],):

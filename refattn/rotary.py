@@ -30,10 +30,13 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn.errors import AttentionDTypeError, AttentionShapeError, AttentionValueError
+from refattn.validation import check_allocation, flag
 
 FloatArray = npt.NDArray[np.floating]
 
 __all__ = ["apply_rotary", "packed_positions", "rotary_tables"]
+
+_TABLE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def rotary_tables(
@@ -53,7 +56,7 @@ def rotary_tables(
         num_positions: ``P``, number of positions in the table.
         rotary_dim: ``R``, the number of rotated features; even.
         base: the frequency base ``theta`` (10000 in most models).
-        dtype: dtype of the returned tables.
+        dtype: dtype of the returned tables: float16, float32 or float64.
 
     Returns:
         ``(cos, sin)``, each ``(P, R/2)`` in ``dtype``.
@@ -61,6 +64,9 @@ def rotary_tables(
     Raises:
         AttentionValueError: a negative ``num_positions``, an odd or negative ``rotary_dim``,
             a non-positive ``base``.
+        AttentionDTypeError: a ``dtype`` other than float16, float32 or float64 (an integer
+            or bool table would truncate cos and sin to 0 and 1).
+        AttentionMemoryError: tables larger than the memory available.
 
     Examples:
         >>> cos, sin = rotary_tables(4, 8)
@@ -77,10 +83,29 @@ def rotary_tables(
         )
     if not float(base) > 0:
         raise AttentionValueError(f"base should be a positive number: but got {base!r}.")
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:
+        kind = np.dtype(object)  # not a dtype at all: refused below
+    table_dtype = next((t for t in _TABLE_DTYPES if t == kind), None)
+    if table_dtype is None:
+        raise AttentionDTypeError(
+            f"dtype should be float16, float32 or float64: but got {dtype!r}. cos and sin "
+            f"lie in [-1, 1]: an integer or bool table truncates them to 0 and 1. Pass "
+            f"dtype=np.float32 (or your model's float dtype)."
+        )
+    half = rotary_dim // 2
+    check_allocation(
+        f"rotary_tables({num_positions}, {rotary_dim})",
+        "float64 angle, cos and sin tables (P, R/2)",
+        (num_positions, half),
+        3 * 8 + 2 * table_dtype.itemsize,
+        "Build tables only for the positions you use (the largest position + 1).",
+    )
     exponents = np.arange(0, rotary_dim, 2, dtype=np.float64) / max(rotary_dim, 1)
     inv_freq = float(base) ** -exponents  # (R/2,)
     angles = np.outer(np.arange(num_positions, dtype=np.float64), inv_freq)  # (P, R/2)
-    return np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+    return np.cos(angles).astype(table_dtype), np.sin(angles).astype(table_dtype)
 
 
 def apply_rotary(
@@ -117,7 +142,7 @@ def apply_rotary(
         AttentionDTypeError: non-floating ``x``, ``cos`` or ``sin``; non-integer positions.
         AttentionShapeError: tables of different shapes, ``R > D``, positions that do not
             broadcast.
-        AttentionValueError: a position outside ``[0, P)``.
+        AttentionValueError: a position outside ``[0, P)``; a non-bool ``interleaved``.
 
     Examples:
         >>> import numpy as np
@@ -127,6 +152,7 @@ def apply_rotary(
         >>> y.shape, bool((y[..., 4:] == 1).all())
         ((2, 3, 5, 6), True)
     """
+    interleaved = flag("interleaved", interleaved)
     arr = np.asarray(x)
     tab_cos, tab_sin = np.asarray(cos), np.asarray(sin)
     for name, a in (("x", arr), ("cos", tab_cos), ("sin", tab_sin)):
@@ -203,6 +229,7 @@ def packed_positions(cu_seqlens: npt.ArrayLike, total: int | None = None) -> npt
         AttentionDTypeError: non-integer ``cu_seqlens``.
         AttentionShapeError: ``cu_seqlens`` not 1-D with at least one entry.
         AttentionValueError: not starting at 0, decreasing, or past ``total``.
+        AttentionMemoryError: ``total`` positions larger than the memory available.
 
     Examples:
         >>> packed_positions([0, 3, 4, 6]).tolist()
@@ -226,6 +253,14 @@ def packed_positions(cu_seqlens: npt.ArrayLike, total: int | None = None) -> npt
             f"but got {cu.tolist()}. Pass offsets (np.cumsum of the lengths after a 0), "
             f"not the lengths."
         )
+    check_allocation(
+        f"packed_positions(cu_seqlens ending at {end})",
+        "int64 row, owner, start and position vectors (total,)",
+        (end,),
+        5 * 8,
+        "Check cu_seqlens holds offsets into the packed axis (its last entry is the "
+        "number of packed rows), not positions or byte counts.",
+    )
     rows = np.arange(end)
     starts = np.zeros(end, dtype=np.intp)
     owner = np.searchsorted(cu, rows, side="right") - 1  # sequence of each row

@@ -168,6 +168,13 @@ def as_array(name: str, x: object) -> npt.NDArray[Any]:
             f"(rows of different lengths) has no shape: pad the rows to one length and pass "
             f"the true lengths as key_lengths= / query_lengths=." + see("padding_not_masked")
         ) from None
+    big = _big_ints(arr) if arr.dtype == np.object_ else []
+    if big:
+        raise AttentionValueError(
+            f"{name} should hold integers in int64's range [-2**63, 2**63): but got {big[0]}, "
+            f"which NumPy can only store as a Python object. Check how the value was "
+            f"computed (an overflow, a product of sizes, a missing division)."
+        )
     if arr.dtype == np.object_:
         raise AttentionDTypeError(
             f"{name} has dtype object (got a {type(x).__name__} of shape "
@@ -179,12 +186,23 @@ def as_array(name: str, x: object) -> npt.NDArray[Any]:
     return arr
 
 
+def _big_ints(arr: npt.NDArray[Any]) -> list[int]:
+    """An object array's ints past int64, when it holds only ints (NumPy's reason then)."""
+    entries = list(arr.flat)
+    if not entries or not all(isinstance(e, int) and not isinstance(e, bool) for e in entries):
+        return []
+    return [e for e in entries if not -(2**63) <= e < 2**63]
+
+
 def _kind(dtype: np.dtype[Any]) -> str:
+    if dtype.kind == "V" and "float" in dtype.name:  # ml_dtypes' bfloat16, float8_*
+        return "an ml_dtypes floating"
     return {
         "i": "an integer",
         "u": "an unsigned integer",
         "b": "a boolean",
         "c": "a complex",
+        "f": "a floating",
     }.get(dtype.kind, "a non-numeric")
 
 
@@ -724,7 +742,10 @@ def validate(
                 f"diagonal into NaN or -inf. Check how the slopes were computed (e.g. 2 ** -x with "
                 f"x from a division by zero)."
             )
-        slopes = full.reshape(n, hkv, groups).astype(compute)
+        # slopes past the compute dtype's range stay float64 (cast, they would become inf):
+        # _numerics.prepare then finds the logit bound too large and computes in float64
+        fits = float(np.max(np.abs(a), initial=0.0)) <= float(np.finfo(compute).max)
+        slopes = full.reshape(n, hkv, groups).astype(compute if fits else np.float64)
 
     causal_offset = None
     if causal is not None:
@@ -789,9 +810,9 @@ def validate(
         or budget < 0
     ):
         raise AttentionValueError(
-            f"memory_budget should be a number of bytes >= 0 or None: but got "
-            f"{memory_budget!r}. Pass an int such as 256 << 20 (256 MiB, the default when "
-            f"None); 0 walks keys in chunks always."
+            f"memory_budget should be an int number of bytes >= 0, or None: but got "
+            f"{memory_budget!r} of type {type(memory_budget).__name__}. Pass an int such "
+            f"as 256 << 20 (256 MiB, the default when None); 0 walks keys in chunks always."
         )
 
     keep5, p = _dropout(dropout_p, rng, dropout_keep, score_view, (*batch, hq, length_q, length_k))
@@ -970,6 +991,12 @@ def check_backward(
             "'uniform' (JAX)."
         )
     grad = as_array("grad_output", grad_output)
+    if grad.dtype.kind != "f":
+        raise AttentionDTypeError(
+            f"grad_output dtype should be the query's {plan.out_dtype}: but got "
+            f"{_kind(grad.dtype)} dtype {grad.dtype} (shape {_shape(grad.shape)}). Pass the "
+            f"gradient of the loss with respect to attention's output, in its dtype."
+        )
     out_shape = (
         *plan.batch_shape,
         plan.num_q_heads,

@@ -206,7 +206,7 @@ def _paged(**changes: Any) -> KVCache:
         (
             lambda: _paged(block_table=np.array([[0.0, 1.0], [2.0, 3.0]])),
             AttentionDTypeError,
-            r"block_table should be an integer array .* but got a non-numeric dtype float64",
+            r"block_table should be an integer array .* but got a floating dtype float64",
         ),
         (
             lambda: _paged(block_table=np.ones((2, 2), bool)),

@@ -179,5 +179,5 @@ def test_torch_tensors_and_bfloat16_are_judged_in_their_precision() -> None:
 
 def test_dropout_is_refused() -> None:
     q, k, v = _inputs()
-    with pytest.raises(ValueError, match=r"deterministic calls: got dropout_p=0\.1"):
+    with pytest.raises(ValueError, match=r"deterministic calls, but got dropout_p=0\.1"):
         compare(attention(q, k, v), q, k, v, dropout_p=0.1)

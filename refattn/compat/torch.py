@@ -51,6 +51,12 @@ def scaled_dot_product_attention(
       ``h // (Hq // H)``.
     - A row where every key is masked returns zeros (torch >= 2.5).
 
+    Shapes are stricter than torch's in two places, on purpose: a 2-D (L, E) query (torch
+    returns ``(L, Ev)``; add the head axis with ``x[None]``) and a key/value head axis of 1
+    without ``enable_gqa`` (torch broadcasts it to every query head; pass
+    ``enable_gqa=True``) raise :class:`~refattn.errors.AttentionShapeError`, so that a
+    missing head axis or an unintended broadcast is named rather than computed.
+
     Where torch accepts bad input silently, this raises refattn's error instead: key and
     value of different lengths (torch's CPU kernel reads past the shorter one's meaning),
     a float mask holding NaN or ``+inf`` (torch returns NaN rows), and a float32 mask with
@@ -132,8 +138,9 @@ def _sdpa_options(
     if attn_mask is not None and is_causal:
         raise AttentionValueError(
             "attn_mask should be None with is_causal=True: but got attn_mask and "
-            "is_causal=True both; torch raises "
-            "'Explicit attn_mask should not be set when is_causal=True'. Fold the causal "
+            "is_causal=True both. torch documents them as exclusive but is inconsistent: "
+            "3-D inputs raise 'Explicit attn_mask should not be set when is_causal=True', "
+            "while its fused 4-D CPU kernel silently applies both. Fold the causal "
             "mask into attn_mask (attn_mask & refattn.masks.causal(L, S, 'top_left')) and "
             "pass is_causal=False."
         )
@@ -324,6 +331,15 @@ def multi_head_attention_forward(
     dtype = q_in.dtype
     length_q, batch, embed = q_in.shape
     length_k = k_in.shape[0]
+    for name, kv_in, static in (("key", k_in, static_k), ("value", v_in, static_v)):
+        if static is None and kv_in.shape[1] != batch:
+            raise AttentionShapeError(
+                f"{name} batch size N should equal the query's N={batch}: but got {name} "
+                f"{kv_in.shape} for query {q_in.shape}; torch raises a RuntimeError "
+                f"(the projected {name} does not view as (S, N * num_heads, D)), it does not "
+                f"broadcast. Layout is (S, N, E): repeat the {name} for each batch entry "
+                f"(np.repeat({name}, N, axis=1)) or transpose a batch-first one."
+            )
     if kpm is not None and kpm.shape != (batch, length_k):
         given = kpm.shape if batched else kpm.shape[1:]
         want: tuple[int, ...] = (batch, length_k) if batched else (length_k,)
@@ -361,6 +377,12 @@ def multi_head_attention_forward(
             f"query embedding size should be embed_dim_to_check={embed_dim_to_check}: but "
             f"got query {q_in.shape} with E={embed}. Layout is (L, N, E): transpose a "
             f"batch-first (N, L, E) input with x.swapaxes(0, 1)."
+        )
+    if embed == 0:
+        raise AttentionShapeError(
+            f"embed_dim E should be positive: but got query {q_in.shape} with E=0; torch "
+            f"raises ZeroDivisionError here. Pass the module's input (L, N, E) with E >= "
+            f"num_heads; refattn.multi_head_attention returns the empty result for E = 0."
         )
     if embed % num_heads:
         raise AttentionShapeError(
@@ -477,7 +499,9 @@ def multi_head_attention_forward(
     options = AttentionOptions(
         bias=bias,
         causal="top_left" if causal_hint else None,
-        fully_masked="nan" if need_weights else "zero",  # softmax path / SDPA path
+        # softmax path / SDPA path; with no key at all (S' = 0) torch's softmax path
+        # multiplies (L, 0) weights by (0, D) values: zeros, not NaN
+        fully_masked="nan" if need_weights and length_all else "zero",
         dropout_p=p,
         dropout_keep=keep,
     )

@@ -182,7 +182,7 @@ def logits(call: Call) -> F64:
 
 
 def _softmax(x: F64, axis: int, empty: float = 0.0) -> F64:
-    top = np.max(x, axis=axis, keepdims=True)
+    top = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf over 0 keys
     top = np.where(np.isfinite(top), top, 0.0)
     e = np.exp(x - top)
     total = np.sum(e, axis=axis, keepdims=True)
@@ -222,6 +222,8 @@ def evaluate(call: Call, precision: str | None = None) -> F64:
     if call.softmax_axis == -1 and not call.mask_after_softmax and dead.any():
         policy = call.options.get("fully_masked", "zero")
         fill = {"zero": np.zeros_like(out), "nan": np.full_like(out, np.nan)}.get(policy)
+        if fill is None and v.shape[-2] == 0:  # "uniform" over S = 0 keys: undefined
+            fill = np.full_like(out, np.nan)
         if fill is None:  # "uniform": mean of value over all S keys
             fill = np.broadcast_to(rnd(v.mean(axis=-2, keepdims=True)), out.shape)
         out = np.where(dead, fill, out)

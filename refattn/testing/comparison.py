@@ -17,6 +17,7 @@ match every wrong row are the explanations.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +25,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from refattn.errors import AttentionArgumentError, AttentionValueError
 from refattn.reference import attention
 from refattn.testing import _naive
 from refattn.testing._naive import EPS, Call, Rotary
+from refattn.validation import _OPTION_NAMES, check_keywords
 
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -157,13 +160,24 @@ def to_numpy(x: Any) -> npt.NDArray[Any]:
 
 
 def _options64(options: Mapping[str, Any]) -> dict[str, Any]:
+    for name in ("return_weights", "return_lse"):
+        if name in options:
+            raise AttentionArgumentError(
+                f"{name} should not be passed to refattn.testing's compare or "
+                f"assert_attention_close: but got {name}={options[name]!r}. They judge the "
+                f"output (..., Hq, L, Dv) only: drop {name}, and pass result.output as "
+                f"actual when it came from a return_weights/return_lse call."
+            )
+    unknown = {name: v for name, v in options.items() if name not in _OPTION_NAMES}
+    check_keywords(unknown, "to refattn.testing's compare or assert_attention_close")
     out: dict[str, Any] = {}
     for name, value in options.items():
         if name in ("dropout_p", "rng", "dropout_keep", "memory_budget"):
             if name == "dropout_p" and value:
-                raise ValueError(
-                    "refattn.testing compares deterministic calls: got dropout_p="
-                    f"{value!r}; test with dropout_p=0.0."
+                raise AttentionValueError(
+                    "dropout_p should be 0.0: refattn.testing compares deterministic calls, "
+                    f"but got dropout_p={value!r}. Test with dropout_p=0.0 (and dropout "
+                    f"statistics separately)."
                 )
             continue
         if value is None or isinstance(value, str | int | float | tuple):
@@ -172,6 +186,25 @@ def _options64(options: Mapping[str, Any]) -> dict[str, Any]:
             arr = to_numpy(value)
             out[name] = arr.astype(np.float64) if arr.dtype.kind == "f" else arr
     return out
+
+
+def _tolerance_argument(name: str, value: object) -> float:
+    """``factor`` or ``floor_ulps`` as a float, refusing what would pass any output."""
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise AttentionValueError(
+            f"{name} should be a finite number >= 0: but got {value!r} of type "
+            f"{type(value).__name__}. Pass a number such as {name}=2.0 (the default)."
+        )
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise AttentionValueError(
+            f"{name} should be a finite number >= 0: but got {number!r}. A NaN or infinite "
+            f"tolerance passes any output (error > NaN is False) and a negative one fails "
+            f"every output; pass a number such as {name}=2.0 (the default)."
+        )
+    return number
 
 
 def _rotary64(rotary: Rotary | None) -> Rotary | None:
@@ -250,7 +283,9 @@ def _wrong_rows(actual: F64, expected: F64, tol: _Tolerance) -> tuple[BoolArray,
     nonfinite = (~np.isfinite(actual) != ~np.isfinite(expected)).any(axis=-1)
     both = np.isfinite(actual) & np.isfinite(expected)
     err_max, err_rms = _row_stats(np.where(both, actual - expected, 0.0))
-    ratio = np.maximum(err_max / tol.allowed_max, err_rms / tol.allowed_rms)
+    with np.errstate(divide="ignore", invalid="ignore"):  # factor = floor_ulps = 0
+        ratio = np.maximum(err_max / tol.allowed_max, err_rms / tol.allowed_rms)
+    ratio = np.where(np.isnan(ratio), 0.0, ratio)  # 0 / 0: no error where none is allowed
     return nonfinite | (ratio > 1.0), nonfinite, ratio
 
 
@@ -282,6 +317,12 @@ def compare(
 
     Returns:
         A :class:`Comparison`.
+
+    Raises:
+        AttentionValueError: ``factor`` or ``floor_ulps`` not a finite number ``>= 0``; a
+            nonzero ``dropout_p``.
+        AttentionArgumentError: ``return_weights``, ``return_lse`` or a keyword that is not
+            an option of :func:`refattn.attention`.
     """
     q64, k64, v64 = (to_numpy(x).astype(np.float64) for x in (query, key, value))
     return compare_arrays(
@@ -318,7 +359,12 @@ def compare_arrays(
 
     Returns:
         A :class:`Comparison`.
+
+    Raises:
+        AttentionValueError: ``factor`` or ``floor_ulps`` not a finite number ``>= 0``.
     """
+    factor = _tolerance_argument("factor", factor)
+    floor_ulps = _tolerance_argument("floor_ulps", floor_ulps)
     v64, opts = call.value, dict(call.options)
     q64, k64 = _naive.rotated(call)
     reference = np.asarray(attention(q64, k64, v64, **opts), dtype=np.float64)

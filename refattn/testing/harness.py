@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from refattn.errors import AttentionArgumentError, AttentionValueError
 from refattn.testing import _naive
 from refattn.testing._naive import F64, ROUNDING, Call
 from refattn.testing.battery import CONVENTIONS, Config, configs
@@ -480,7 +481,8 @@ def check(
         A :class:`Report`; ``report.passed`` is True when every config passed.
 
     Raises:
-        ValueError: an unknown convention.
+        AttentionValueError: an unknown convention.
+        AttentionArgumentError: an ``fn`` that is not callable.
 
     Examples:
         >>> from refattn import attention
@@ -488,9 +490,16 @@ def check(
         >>> check(attention, "refattn", quick=True).passed
         True
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(
-            f"convention should be one of {', '.join(CONVENTIONS)}: but got {convention!r}."
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise AttentionValueError(
+            f"convention should be one of {', '.join(CONVENTIONS)}: but got {convention!r}. "
+            f"Pass the calling convention fn follows, e.g. check(fn, 'torch_sdpa')."
+        )
+    if not callable(fn):
+        raise AttentionArgumentError(
+            f"fn should be a callable attention implementation: but got {fn!r} of type "
+            f"{type(fn).__name__}. Pass the function itself, e.g. check(my_attention, "
+            f"'refattn'), not its result."
         )
     todo = list(battery) if battery is not None else configs(convention, quick=quick)
     prepared = [_PREPARE[convention](c) for c in todo]
