@@ -559,7 +559,12 @@ def _sinks(
             f"takes or poisons every row's whole softmax; check how the sinks were loaded."
         )
     n = math.prod(batch)
-    return np.ascontiguousarray(full.reshape(n, hkv, hq // hkv), dtype=compute)
+    # like ALiBi slopes: sinks past the compute dtype's range stay float64 (prepare widens)
+    finite = np.abs(a[np.isfinite(a)])
+    fits = float(np.max(finite, initial=0.0)) <= float(np.finfo(compute).max)
+    return np.ascontiguousarray(
+        full.reshape(n, hkv, hq // hkv), dtype=compute if fits else np.float64
+    )
 
 
 def validate(

@@ -327,6 +327,24 @@ def test_huge_alibi_slopes_compute_in_float64(memory_budget: int | None, slope: 
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("memory_budget", [None, 0])
+@pytest.mark.parametrize("sink", [1e300, -1e300, 1e39])
+def test_huge_sinks_compute_in_float64(memory_budget: int | None, sink: float) -> None:
+    # not in the sweep, the same class as finding 10: the sinks were cast to float32 first
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 2, 4, 8)).astype(np.float32) for _ in "qkv")
+    sinks = np.array([sink, 0.3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = refattn.attention(q, k, v, sinks=sinks, memory_budget=memory_budget)
+        grads = refattn.attention_backward(np.ones_like(q), q, k, v, sinks=sinks)
+    q64, k64, v64 = (x.astype(np.float64) for x in (q, k, v))
+    expected = loop_attention(q64, k64, v64, sinks=sinks)[0]
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(grads.query).all()
+
+
 # --- 11: messages -----------------------------------------------------------------------
 
 
