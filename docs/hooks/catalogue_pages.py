@@ -1,22 +1,30 @@
-"""MkDocs hook: one generated page per catalogue case, and the catalogue's index.
+"""MkDocs hook: one generated page per catalogue case, the catalogue's index, diagnose.
 
 Every case is run while the site builds: the page shows, in one content tab per framework
 (NumPy | PyTorch | JAX | TensorFlow), each variant's code (cut from the case module: the
 NumPy snippet markers, the other frameworks' function source) and what running it showed.
-Variants of installed frameworks run live, and the build fails if one is not as its case
-claims or differs from ``catalogue/outcomes.json``; the others show the recorded outcome.
-Mask and numerics cases whose functions return attention weights get heatmaps of those
-weights, broken against fixed. The index carries a coverage table (cases × frameworks ×
-kind), also written as ``catalogue/coverage.json``.
+Above the code, a collapsed "setup" block holds the imports and the helpers the code
+calls (cut from the case module, ``catalogue/cases/_common.py`` and ``_rope.py``), so
+setup + snippet can be copied and run. Variants of installed frameworks run live, and the
+build fails if one is not as its case claims or differs from ``catalogue/outcomes.json``;
+the others show the recorded outcome. Mask and numerics cases whose functions return
+attention weights get heatmaps of those weights, broken against fixed (legend, colour
+scale, labelled axes, zero-weight cells marked, row sums). The case pages are in the
+navigation under Catalogue, grouped by family. The index is one table per family, a
+coverage table (cases × frameworks × kind, also written as ``catalogue/coverage.json``)
+and the recorded framework messages with their cases.
 """
 
 from __future__ import annotations
 
+import ast
 import html
 import inspect
 import json
 import re
 import textwrap
+from functools import cache
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -32,6 +40,78 @@ from catalogue.taxonomy import TAGS
 
 _HEATMAP_FAMILIES = {"mask", "numerics"}
 _RECORDED = load()
+FAMILY_LABELS = {
+    "shape": "Shapes and layouts",
+    "mask": "Masks",
+    "numerics": "Numerics",
+    "index": "Indices and lookups",
+    "decoding": "Decoding and KV caches",
+}
+"""Each taxonomy family's section title (nav and index); the anchor is the family name."""
+
+SEED_ARTICLES = {
+    "000_acdb1d09df8d8964.txt": "What caused the exception in the attention_weight layer?",
+    "004_4cf73df6a2e65df9.txt": "What causes the index error in self-attention layer applications?",
+}
+"""The two articles the project began from (files in its seed folder), by title."""
+
+
+def family(case: Case) -> str:
+    """The case's family: that of its first tag."""
+    return TAGS[case.tags[0]][0]
+
+
+def plain(text: str) -> str:
+    """``text`` without reST/Markdown backticks (nav titles, text blocks)."""
+    return re.sub(r"``?([^`]+?)``?", r"\1", text)
+
+
+def _md_text(text: str) -> str:
+    """Plain text made safe for Markdown, code spans (``x`` or `x`) kept as code."""
+    parts = re.split(r"``?([^`]+?)``?", text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(f"`{part}`")
+        else:
+            # Markdown never reads an underscore inside a word as emphasis: ids stay
+            # plain words, so xref can still link them
+            escaped = re.sub(r"([\\*\[\]|]|(?<!\w)_|_(?!\w))", r"\\\1", part)
+            out.append(escaped.replace("<", "&lt;"))
+    return "".join(out)
+
+
+# ---- Cross-references -----------------------------------------------------------------
+
+
+@cache
+def _ids() -> frozenset[str]:
+    return frozenset(c.id for c in all_cases())
+
+
+def xref(text: str, base: str = "") -> str:
+    """Markdown ``text`` with its case ids and taxonomy tags as links.
+
+    Case ids (bare or in backticks) link to their pages, tags in backticks to their
+    family's section of the index.
+
+    ``base`` is the path from the page to the catalogue folder (``""`` on catalogue pages).
+    """
+    ids = "|".join(sorted(_ids(), key=len, reverse=True))
+    tags = "|".join(sorted(TAGS, key=len, reverse=True))
+
+    def case_link(m: re.Match[str]) -> str:
+        return f"[`{m.group(2)}`]({base}{m.group(2)}.md)"
+
+    def tag_link(m: re.Match[str]) -> str:
+        return f"[`{m.group(2)}`]({base}index.md#{TAGS[m.group(2)][0]})"
+
+    # not inside a link already ([...](...)) nor part of a longer word or path
+    text = re.sub(rf"(?<![\w/.\[])(``?|)\b({ids})\b\1(?![\w(]|\.md)", case_link, text)
+    return re.sub(rf"(?<![\w\[])(``?)({tags})\1", tag_link, text)
+
+
+# ---- Page prose -----------------------------------------------------------------------
 
 
 def _snippet(case: Case, part: str) -> str:
@@ -47,8 +127,7 @@ def _sections(case: Case) -> str:
     for block in re.split(r"\n(?=[A-Z][a-z ]+:\n)", body.strip()):
         head, _, text = block.partition(":\n")
         text = textwrap.dedent(text).strip()
-        if head.strip() == "Sources":
-            text = _source_list(text)
+        text = _source_list(text) if head.strip() == "Sources" else xref(text)
         out.append(f"## {head.strip()}\n\n{text}\n")
     return "\n".join(out)
 
@@ -75,6 +154,101 @@ def _linked(text: str) -> str:
     )
 
 
+# ---- Setup blocks: the imports and helpers a snippet calls ------------------------------
+
+
+@cache
+def _definitions(module: ModuleType) -> tuple[dict[str, tuple[int, str, set[str]]], dict]:  # type: ignore[type-arg]
+    """A module's top-level definitions and imports.
+
+    Definitions: ``name -> (line, source, names used)``; imports: ``name -> ("abs",
+    import line) | ("rel", module, name)``.
+    """
+    source = inspect.getsource(module)
+    lines = source.splitlines()
+    defs: dict[str, tuple[int, str, set[str]]] = {}
+    imports: dict[str, tuple[str, ...]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                line = f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+                imports[alias.asname or alias.name.split(".")[0]] = ("abs", line)
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                name = alias.asname or alias.name
+                if node.level:
+                    imports[name] = ("rel", node.module or "", alias.name)
+                else:
+                    line = f"from {node.module} import {alias.name}"
+                    imports[name] = ("abs", line + (f" as {alias.asname}" if alias.asname else ""))
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Assign | ast.AnnAssign):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                names = [node.name]
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            else:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+                start = node.lineno
+            text = "\n".join(lines[start - 1 : node.end_lineno])
+            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            for name in names:
+                defs[name] = (start, text, used)
+    return defs, imports
+
+
+def _clean(source: str) -> str:
+    """Helper source as a reader sees it: no Sphinx roles, single backticks."""
+    source = re.sub(r":(?:func|class|mod|data|attr|meth|exc|obj):`~?([^`]+)`", r"\1", source)
+    return source.replace("``", "`")
+
+
+def setup_code(module: ModuleType, shown: list[str]) -> str:
+    """The imports and helper definitions ``shown`` (code cut from ``module``) needs to run.
+
+    Helpers come from the case module itself and from the modules it imports relatively
+    (``catalogue/cases/_common.py``, ``_rope.py``), with whatever they need in turn.
+    """
+    trees = [ast.parse(textwrap.dedent(code)) for code in shown]
+    defined = {
+        n.name for t in trees for n in t.body if isinstance(n, ast.FunctionDef | ast.ClassDef)
+    }
+    wanted = [n.id for t in trees for n in ast.walk(t) if isinstance(n, ast.Name)]
+    import_lines: set[str] = set()
+    helpers: dict[tuple[str, str], tuple[int, str]] = {}  # (module, name) -> (line, source)
+    seen: set[tuple[str, str]] = set()
+    todo = [(module, name) for name in wanted if name not in defined]
+    while todo:
+        mod, name = todo.pop()
+        if (mod.__name__, name) in seen:
+            continue
+        seen.add((mod.__name__, name))
+        defs, imports = _definitions(mod)
+        if name in defs:
+            line, text, used = defs[name]
+            helpers[(mod.__name__, name)] = (line, text)
+            todo += [(mod, n) for n in used if n != name]
+        elif name in imports:
+            entry = imports[name]
+            if entry[0] == "abs":
+                import_lines.add(entry[1])
+            else:
+                package = mod.__name__.rsplit(".", 1)[0]
+                helper = __import__(f"{package}.{entry[1]}", fromlist=["_"])
+                todo.append((helper, entry[2]))
+    order = {module.__name__: 1}  # shared helpers first, then the case's own
+    blocks = [
+        _clean(text)
+        for (_, _), (_, text) in sorted(
+            helpers.items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][0], kv[1][0])
+        )
+    ]
+    imports_text = "\n".join(sorted(import_lines, key=lambda s: (s.startswith("from"), s)))
+    return "\n\n\n".join(part for part in [imports_text, *blocks] if part)
+
+
+# ---- Heatmaps -------------------------------------------------------------------------
+
+
 def _weight_grids(broken: object, fixed: object) -> tuple[np.ndarray, np.ndarray] | None:
     """One ``(L, S)`` slice of each, if both look like attention weights of one shape.
 
@@ -95,33 +269,109 @@ def _weight_grids(broken: object, fixed: object) -> tuple[np.ndarray, np.ndarray
     return b[worst], f[worst]
 
 
+_LIGHT, _DARK = (232, 236, 250), (26, 35, 126)  # weight just above 0 -> weight 1
+
+
+def _shade(w: float) -> str:
+    t = float(np.clip(w, 0, 1)) ** 0.5  # small weights stay visible
+    r, g, b = (round(lo + (hi - lo) * t) for lo, hi in zip(_LIGHT, _DARK, strict=True))
+    return f"rgb({r},{g},{b})"
+
+
 def heatmap(grid: np.ndarray, title: str) -> str:
-    """An SVG heatmap of weights ``(L, S)``: darker is more weight, red is NaN or inf."""
+    """An SVG heatmap of weights ``(L, S)``: rows are queries, columns keys.
+
+    Darker is more weight (colour scale below the grid); a weight of exactly zero is a
+    hatched grey cell with a ×, NaN or inf a red cell with "!". Every cell has a border,
+    the picture its own white background (legible in dark mode), and a column on the
+    right gives each row's sum, which shows normalisation bugs at a glance.
+    """
     rows, cols = grid.shape
-    cell = max(6, min(28, 360 // max(rows, cols)))
-    top, left = 34, 34
-    width, height = left + cols * cell + 10, top + rows * cell + 10
+    cell = max(12, min(30, 300 // max(rows, cols)))
+    left, top = 58, 54
+    grid_w, grid_h = cols * cell, rows * cell
+    sums_x = left + grid_w + 8
+    width = max(sums_x + 56, left + 250)
+    legend_y = top + grid_h + 16
+    height = legend_y + 62
+    esc = html.escape
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="sans-serif" font-size="11">',
-        f'<text x="{left}" y="14">{html.escape(title)}</text>',
-        f'<text x="{left}" y="28" fill="#666">keys →</text>',
-        f'<text x="4" y="{top + 10}" fill="#666">q↓</text>',
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" '
+        f'class="heatmap" role="img" aria-label="{esc(title)} attention weights">',
+        "<defs>"
+        '<pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#e6e6e6"/>'
+        '<line x1="0" y1="0" x2="0" y2="6" stroke="#b0b0b0" stroke-width="2"/></pattern>'
+        '<linearGradient id="scale">'
+        + "".join(
+            f'<stop offset="{t:.2f}" stop-color="{_shade(t)}"/>' for t in np.linspace(0, 1, 11)
+        )
+        + "</linearGradient></defs>",
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="4" y="14" font-weight="bold" font-size="12">{esc(title)}</text>',
+        f'<text class="axis-label" x="{left}" y="30" fill="#333">keys (columns) →</text>',
+        f'<text class="axis-label" x="12" y="{top + grid_h / 2}" fill="#333" '
+        f'text-anchor="middle" transform="rotate(-90 12 {top + grid_h / 2})">'
+        "← queries (rows)</text>",
+        f'<text class="axis-label row-sum-label" x="{sums_x}" y="{top - 6}" fill="#333">'
+        "row sum</text>",
     ]
+    step = 1 if max(rows, cols) <= 16 else 4
+    for j in range(0, cols, step):
+        x = left + j * cell + cell / 2
+        parts.append(f'<text x="{x}" y="{top - 6}" fill="#666" text-anchor="middle">{j}</text>')
     for i in range(rows):
+        y = top + i * cell + cell / 2 + 4
+        if i % step == 0:
+            parts.append(f'<text x="{left - 5}" y="{y}" fill="#666" text-anchor="end">{i}</text>')
         for j in range(cols):
-            w = grid[i, j]
+            w = float(grid[i, j])
+            x0, y0 = left + j * cell, top + i * cell
+            common = f'x="{x0}" y="{y0}" width="{cell}" height="{cell}" stroke="#8a8a8a"'
+            tip = f"<title>query {i}, key {j}: {w:.4g}</title>"
             if not np.isfinite(w):
-                fill = "#d32f2f"
+                parts.append(f'<rect class="cell nonfinite" {common} fill="#d32f2f">{tip}</rect>')
+                parts.append(
+                    f'<text x="{x0 + cell / 2}" y="{y0 + cell / 2 + 4}" fill="#fff" '
+                    f'text-anchor="middle" font-weight="bold">!</text>'
+                )
+            elif w == 0:
+                parts.append(f'<rect class="cell zero" {common} fill="url(#hatch)">{tip}</rect>')
+                parts.append(
+                    f'<text class="zero-marker" x="{x0 + cell / 2}" y="{y0 + cell / 2 + 4}" '
+                    f'fill="#555" text-anchor="middle">×</text>'
+                )
             else:
-                shade = int(255 - 200 * float(np.clip(w, 0, 1)))
-                fill = f"rgb({shade},{shade},255)"
-            parts.append(
-                f'<rect x="{left + j * cell}" y="{top + i * cell}" width="{cell - 1}" '
-                f'height="{cell - 1}" fill="{fill}"><title>q{i} k{j}: {w:.3g}</title></rect>'
-            )
-    parts.append("</svg>")
+                parts.append(f'<rect class="cell" {common} fill="{_shade(w)}">{tip}</rect>')
+        total = float(np.sum(grid[i]))
+        off = not np.isfinite(total) or abs(total - 1) > 1e-6
+        parts.append(
+            f'<text class="row-sum" x="{sums_x}" y="{y}" '
+            f'fill="{"#c62828" if off else "#2e7d32"}">{total:.3g}</text>'
+        )
+    ly = legend_y
+    parts += [
+        '<g class="legend">',
+        f'<text x="4" y="{ly + 10}" fill="#333">weight</text>',
+        f'<g class="colour-scale"><rect x="50" y="{ly}" width="120" height="12" '
+        f'fill="url(#scale)" stroke="#8a8a8a"/>'
+        f'<text x="50" y="{ly + 24}" fill="#333" text-anchor="middle">0</text>'
+        f'<text x="110" y="{ly + 24}" fill="#333" text-anchor="middle">0.5</text>'
+        f'<text x="170" y="{ly + 24}" fill="#333" text-anchor="middle">1</text></g>',
+        f'<rect x="4" y="{ly + 32}" width="12" height="12" fill="url(#hatch)" '
+        'stroke="#8a8a8a"/>'
+        f'<text x="10" y="{ly + 42}" fill="#555" text-anchor="middle">×</text>'
+        f'<text x="20" y="{ly + 42}" fill="#333">exactly 0 (masked out)</text>',
+        f'<rect x="150" y="{ly + 32}" width="12" height="12" fill="#d32f2f" stroke="#8a8a8a"/>'
+        f'<text x="166" y="{ly + 42}" fill="#333">NaN or inf</text>',
+        "</g>",
+        "</svg>",
+    ]
     return "\n".join(parts) + "\n"
+
+
+# ---- Case pages -----------------------------------------------------------------------
 
 
 def _outcomes(case: Case) -> dict[str, tuple[dict[str, Any], bool]]:
@@ -163,9 +413,13 @@ def _outcomes(case: Case) -> dict[str, tuple[dict[str, Any], bool]]:
 def _text_block(text: str) -> list[str]:
     wrapped = [
         textwrap.fill(line, 88, break_on_hyphens=False) if line.strip() else ""
-        for line in text.splitlines()
+        for line in plain(text).splitlines()
     ]
     return ["```text", *wrapped, "```"]
+
+
+def _code(code: str, css: str) -> list[str]:
+    return [f"``` {{ .python .{css} }}", code, "```"]
 
 
 def _tab(case: Case, fw: str, record: dict[str, Any], live: bool) -> list[str]:
@@ -185,13 +439,23 @@ def _tab(case: Case, fw: str, record: dict[str, Any], live: bool) -> list[str]:
         fixed_code = (
             textwrap.dedent(inspect.getsource(variant.fixed)).strip() if variant.fixed else ""
         )
+    setup = setup_code(case.module, [c for c in (broken_code, fixed_code) if c])
     lines = [f"**Kind in {label}:** {variant.kind}", ""]
     if variant.note:
-        lines += [variant.note, ""]
-    lines += ["**Broken**", "", "```python", broken_code, "```", ""]
+        lines += [xref(_md_text(variant.note)), ""]
+    if setup:
+        lines += [
+            '??? info case-setup "Setup: the imports and helpers this code uses"',
+            "",
+            "    Run this first; then the code below runs as shown.",
+            "",
+            *textwrap.indent("\n".join(_code(setup, "case-setup-code")), "    ").split("\n"),
+            "",
+        ]
+    lines += ["**Broken**", "", *_code(broken_code, "case-broken"), ""]
     lines += [f"What running it shows ({when}):", "", *_text_block(record["broken"]), ""]
     if fixed_code:
-        lines += ["**Fixed**", "", "```python", fixed_code, "```", ""]
+        lines += ["**Fixed**", "", *_code(fixed_code, "case-fixed"), ""]
         lines += [f"Fixed: `{record['fixed']}` ({when}).", ""]
     return lines
 
@@ -203,7 +467,7 @@ def _tabs(case: Case, outcomes: dict[str, tuple[dict[str, Any], bool]]) -> list[
         if fw in outcomes:
             body = _tab(case, fw, *outcomes[fw])
         elif fw in case.absent:
-            body = [f"{label} cannot make this mistake: {case.absent[fw]}", ""]
+            body = [f"{label} cannot make this mistake: {xref(_md_text(case.absent[fw]))}", ""]
         else:
             continue
         lines += [f'=== "{label}"', "", *textwrap.indent("\n".join(body), "    ").split("\n")]
@@ -211,82 +475,199 @@ def _tabs(case: Case, outcomes: dict[str, tuple[dict[str, Any], bool]]) -> list[
     return lines
 
 
+def _heatmaps(case: Case, config: MkDocsConfig, files: Files) -> list[str]:
+    families = {TAGS[t][0] for t in case.tags}
+    if not families & _HEATMAP_FAMILIES or case.kind == "exception":
+        return []
+    pair = _weight_grids(case.module.broken(), case.module.fixed())
+    if pair is None:
+        return []
+    lines = ["## Attention weights, broken and fixed (NumPy)", ""]
+    for name, grid in zip(("broken", "fixed"), pair, strict=True):
+        uri = f"catalogue/img/{case.id}-{name}.svg"
+        files.append(File.generated(config, uri, content=heatmap(grid, f"{name} weights")))
+        alt = f"{name} attention weights of {case.id}: queries as rows, keys as columns"
+        lines.append(f"![{alt}](img/{case.id}-{name}.svg){{ .case-heatmap }}")
+    lines += [
+        "",
+        "Each row is a query, each column a key; darker is more weight. A hatched cell "
+        "with × has weight exactly 0 (what a masked key should get), a red cell with ! is "
+        "NaN or inf. The column on the right is each row's sum: 1 for a query that "
+        "attends (green), anything else in red. Shown: the (batch, head) slice where "
+        "broken and fixed differ most; hover a cell for its value.",
+        "",
+    ]
+    return lines
+
+
 def _page(case: Case, config: MkDocsConfig, files: Files) -> str:
     m = case.module
     outcomes = _outcomes(case)
-    tags = ", ".join(f"[`{t}`](index.md#{t})" for t in case.tags)
+    fam = family(case)
+    tags = ", ".join(f"[`{t}`](index.md#{TAGS[t][0]})" for t in case.tags)
     shown = " · ".join(f"{FRAMEWORK_LABELS[fw]} ({kind})" for fw, kind in case.frameworks.items())
     lines = [
         f"# {case.title}",
         "",
-        f"**Kind:** {case.kind} · **Tags:** {tags} · **Case id:** `{case.id}`",
+        f"**Kind:** {case.kind} · **Family:** [{FAMILY_LABELS[fam]}](index.md#{fam}) · "
+        f"**Tags:** {tags}",
         "",
         f"**Shown in:** {shown}",
         "",
+        "Run this case yourself (after `pip install refattn`): `show` prints what happens, "
+        "why, the fix and the code in a terminal; `run` runs the case's variants for the "
+        "frameworks installed there and prints what really happens.",
+        "",
+        "```sh",
+        f"refattn cases show {case.id}",
+        f"refattn cases run {case.id}",
+        "```",
+        "",
         _sections(case),
         *_tabs(case, outcomes),
+        *_heatmaps(case, config, files),
     ]
-    family = {TAGS[t][0] for t in case.tags}
-    if family & _HEATMAP_FAMILIES and case.kind != "exception":
-        pair = _weight_grids(m.broken(), m.fixed())
-        if pair is not None:
-            lines += ["## Attention weights, broken and fixed (NumPy)", ""]
-            for name, grid in zip(("broken", "fixed"), pair, strict=True):
-                uri = f"catalogue/img/{case.id}-{name}.svg"
-                files.append(File.generated(config, uri, content=heatmap(grid, name)))
-                lines.append(f"![{name} weights of {case.id}](img/{case.id}-{name}.svg)")
-            lines += [
-                "",
-                "Rows are queries, columns keys; red marks NaN or inf. Shown: the (batch, "
-                "head) slice where broken and fixed differ most.",
-                "",
-            ]
     claims = getattr(m, "SEED_CLAIMS", ())
     if claims:
         lines += [
             "## What a seed article claimed",
             "",
-            "| article | claim | running it shows |",
-            "| --- | --- | --- |",
+            "The project began from two articles about attention errors; the catalogue "
+            "checks their claims by running them ([more](index.md#seed-articles)).",
+            "",
+            "| Claim | What running it shows |",
+            "| --- | --- |",
         ]
-        lines += [f"| `{a}` | {_cell(c)} | {_cell(r)} |" for a, c, r in claims]
+        for article, claim, reality in claims:
+            name = SEED_ARTICLES.get(article, article)
+            lines.append(
+                f"| {_cell(xref(_md_text(claim)))} (*{_md_text(name)}*) | "
+                f"{_cell(xref(_md_text(reality)))} |"
+            )
         lines.append("")
-    messages = getattr(m, "MESSAGES", ())
+    messages = [
+        (fw, rec["broken"]) for fw, (rec, _) in outcomes.items() if rec.get("kind") == "exception"
+    ]
     symptoms = getattr(m, "SYMPTOMS", ())
     if messages or symptoms:
         lines += ["## Messages and symptoms this case explains", ""]
-        lines += [f"- `{p}`" for p in messages]
-        lines += [f"- *{s}*" for s in symptoms]
-        lines.append("")
+        lines += [f"- {FRAMEWORK_LABELS[fw]}: {_md_text(text)}" for fw, text in messages]
+        lines += [f"- *{_md_text(s)}*" for s in symptoms]
+        lines += [
+            "",
+            "`refattn diagnose` recognises these (and the wordings registered in the "
+            "case's `MESSAGES`): paste a message to find this page.",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def _cell(text: str) -> str:
     """``text`` made safe for a Markdown table cell."""
-    return text.replace("|", "\\|")
+    return text.replace("\n", " ").replace("|", "\\|").replace("\\\\|", "\\|")
+
+
+# ---- The catalogue index --------------------------------------------------------------
+
+
+_SHORT = {"tf": "TF"}  # the index's Frameworks column fits one line
+
+
+def _families(cases: tuple[Case, ...]) -> dict[str, list[Case]]:
+    grouped: dict[str, list[Case]] = {fam: [] for fam in FAMILY_LABELS}
+    for case in cases:
+        grouped.setdefault(family(case), []).append(case)
+    return {fam: found for fam, found in grouped.items() if found}
 
 
 def _index(cases: tuple[Case, ...]) -> str:
+    files = sorted(SEED_ARTICLES)
     lines = [
+        "---",
+        "hide: [toc]  # the tables need the width; the nav lists the families",
+        "---",
+        "",
         "# Catalogue of attention failures",
         "",
-        f"{len(cases)} cases, each a module in `catalogue/cases/` with a `broken` and a "
-        "`fixed` variant, run by `pytest catalogue` and again when this site is built. "
-        "From an error message to its case: [`python -m catalogue diagnose`](../diagnose.md).",
+        f"{len(cases)} ways attention code goes wrong, each a small runnable case: the "
+        "broken code, what really happens when it runs (the exception and its message, "
+        "NaN, or a silently wrong result) in NumPy and in the frameworks that can make "
+        "the same mistake, and the fix. Every case runs in `pytest catalogue` and again "
+        "whenever this site is built. From an error message to its case: "
+        "[diagnose](../diagnose.md).",
         "",
-        *_coverage_table(cases),
-        "## By tag",
+        "```sh",
+        "refattn cases list                    # every case with its title",
+        "refattn cases show fully_masked_row_nan",
+        "refattn cases run fully_masked_row_nan",
+        'refattn diagnose "IndexError: index out of range in self"',
+        "```",
+        "",
+        "## Where the cases come from { #seed-articles }",
+        "",
+        "The project began from two articles on attention errors, "
+        f"*{SEED_ARTICLES[files[0]]}* and *{SEED_ARTICLES[files[1]]}* (kept as "
+        f"`{files[0]}` and `{files[1]}` in the project's seed folder). They name real "
+        "failure families, but many of their specific claims (which exception, whether "
+        "code fails at all, whether a fix works) turn out wrong when run. A case that "
+        "inherits a claim shows it under *What a seed article claimed*, as **Claim** and "
+        "**What running it shows**. Most cases come from public bug reports instead, "
+        "listed under *Sources* on their pages.",
+        "",
+        "In the tables below, *Kind* is what the NumPy code does (`exception`, `nan`: "
+        "silently NaN or inf, `silent`: silently wrong) and *Frameworks* those the case "
+        "shows the mistake in (TF: TensorFlow); each page has the details.",
         "",
     ]
-    for tag, (family, what) in TAGS.items():
-        found = [c for c in cases if tag in c.tags]
-        links = ", ".join(f"[{c.title}]({c.id}.md)" for c in found) or "—"
-        lines += [f"### `{tag}` {{ #{tag} }}", "", f"*{family}*: {what}", "", links, ""]
-    lines += ["## By framework message", "", "| message pattern | case |", "| --- | --- |"]
-    for case in cases:
-        for pattern in getattr(case.module, "MESSAGES", ()):
-            lines.append(f"| `{_cell(pattern)}` | [{case.id}]({case.id}.md) |")
+    for fam, found in _families(cases).items():
+        fam_tags = [t for t, (f, _) in TAGS.items() if f == fam]
+        lines += [
+            f"## {FAMILY_LABELS[fam]} {{ #{fam} }}",
+            "",
+            '<div class="catalogue-table" markdown="1">',
+            "",
+            "| Case | Kind | Tags | Frameworks |",
+            "| --- | --- | --- | --- |",
+        ]
+        for c in found:
+            tags = ", ".join(f"`{t}`" for t in c.tags)
+            fws = ", ".join(_SHORT.get(fw, FRAMEWORK_LABELS[fw]) for fw in c.frameworks)
+            lines.append(f"| [{_cell(c.title)}]({c.id}.md) | {c.kind} | {tags} | {fws} |")
+        lines += ["", "</div>", ""]
+        lines += [f'??? abstract "The {len(fam_tags)} tags of this family"', ""]
+        lines += [f"    - `{t}`: {_md_text(TAGS[t][1])}" for t in fam_tags]
+        lines.append("")
+    lines += _coverage_table(cases)
+    lines += _messages_table(cases)
     return "\n".join(lines) + "\n"
+
+
+def _messages_table(cases: tuple[Case, ...]) -> list[str]:
+    """The framework messages the cases really produced (recorded outcomes), by case."""
+    rows = []
+    for case in cases:
+        for fw, rec in _RECORDED.get(case.id, {}).items():
+            if rec.get("kind") == "exception" and fw in FRAMEWORK_LABELS:
+                text = plain(rec["broken"]).replace("\n", " ")
+                text = text if len(text) <= 220 else text[:217] + "…"
+                rows.append(
+                    f"| {_cell(_md_text(text))} | {FRAMEWORK_LABELS[fw]} | "
+                    f"[{_cell(case.title)}]({case.id}.md) |"
+                )
+    return [
+        "## By framework message { #messages }",
+        "",
+        f"The {len(rows)} error messages the cases' broken code really raised (recorded in "
+        "`catalogue/outcomes.json`), each with its case. To match a message of your own, "
+        "paste it into [`refattn diagnose`](../diagnose.md).",
+        "",
+        f'??? abstract "{len(rows)} messages and their cases"',
+        "",
+        "    | Message (as raised) | Framework | Case |",
+        "    | --- | --- | --- |",
+        *[f"    {row}" for row in rows],
+        "",
+    ]
 
 
 def coverage(cases: tuple[Case, ...]) -> dict[str, Any]:
@@ -308,6 +689,7 @@ def coverage(cases: tuple[Case, ...]) -> dict[str, Any]:
 
 def _coverage_table(cases: tuple[Case, ...]) -> list[str]:
     table = coverage(cases)
+    titles = {c.id: c.title for c in cases}
     shares = ", ".join(
         f"{FRAMEWORK_LABELS[fw]} {n} ({n / max(len(cases), 1):.0%})"
         for fw, n in table["totals"].items()
@@ -316,22 +698,27 @@ def _coverage_table(cases: tuple[Case, ...]) -> list[str]:
     lines = [
         "## Coverage by framework { #coverage }",
         "",
-        f"Cases with a variant in each framework: {shares}. Each cell is the kind of that "
-        "framework's variant (`exception`, `nan`, `silent`), `absent` where the framework "
-        "cannot make the mistake, `—` where the case does not show it yet. The same table "
-        "as JSON: [coverage.json](coverage.json).",
+        f"Cases with a variant in each framework: {shares}. In the table each cell is the "
+        "kind of that framework's variant (`exception`, `nan`, `silent`), `absent` where "
+        "the framework cannot make the mistake, `—` where the case does not show it yet. "
+        "The same table as JSON: [coverage.json](coverage.json).",
         "",
-        "| case | " + " | ".join(labels) + " |",
-        "| --- |" + " --- |" * len(labels),
+        f'??? abstract "Coverage table ({len(cases)} cases × {len(labels)} frameworks)"',
+        "",
+        "    | Case | " + " | ".join(labels) + " |",
+        "    | --- |" + " --- |" * len(labels),
     ]
     for row in table["cases"]:
         cells = [
             row["variants"].get(fw) or ("absent" if fw in row["absent"] else "—")
             for fw in FRAMEWORKS
         ]
-        lines.append(f"| [{row['id']}]({row['id']}.md) | " + " | ".join(cells) + " |")
+        link = f"[{_cell(titles[row['id']])}]({row['id']}.md)"
+        lines.append(f"    | {link} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
+
+# ---- The diagnose page ----------------------------------------------------------------
 
 _DIAGNOSE_EXAMPLES = (
     "ValueError: matmul: Input operand 1 has a mismatch in its core dimension 0, with "
@@ -350,9 +737,9 @@ def _diagnose_page() -> str:
         "Paste an error message, a whole traceback, or a symptom in words:",
         "",
         "```sh",
-        'python -m catalogue diagnose "RuntimeError: The size of tensor a (10) must match ..."',
-        "python -m catalogue diagnose < traceback.txt      # a whole traceback on stdin",
-        'python -m catalogue diagnose --json --top 5 "loss becomes nan with fp16"',
+        'refattn diagnose "RuntimeError: The size of tensor a (10) must match ..."',
+        "refattn diagnose < traceback.txt      # a whole traceback on stdin",
+        'refattn diagnose --json --top 5 "loss becomes nan with fp16"',
         "```",
         "",
         "It ranks catalogue cases by three kinds of evidence, strongest first: the exact "
@@ -369,18 +756,50 @@ def _diagnose_page() -> str:
         "",
         "## Examples (run when this page was built)",
         "",
+        "Each example is the command, then the three best cases `diagnose` answered, with "
+        "its score and its reason.",
+        "",
     ]
     for message in _DIAGNOSE_EXAMPLES:
-        lines += ["```text", f"$ python -m catalogue diagnose {message!r}"]
+        quoted = message.replace('"', '\\"')
+        lines += ["```sh", f'refattn diagnose "{quoted}"', "```", ""]
         for rank, match in enumerate(diagnose(message, top=3), 1):
-            lines.append(f"{rank}. {match.case.title} [{match.case.id}] score {match.score}")
             lines.append(
-                textwrap.fill(
-                    f"why: {match.why}", 88, initial_indent="   ", subsequent_indent="   "
-                )
+                f"{rank}. [{_cell(match.case.title)}](catalogue/{match.case.id}.md) "
+                f"(score {match.score:.3g}): {xref(_md_text(match.why), 'catalogue/')}"
             )
-        lines += ["```", ""]
+        lines.append("")
     return "\n".join(lines)
+
+
+# ---- MkDocs events --------------------------------------------------------------------
+
+
+def _nav_sections(cases: tuple[Case, ...]) -> list[Any]:
+    """The Catalogue section of the nav: the index, then one section per family."""
+    return [
+        "catalogue/index.md",
+        *[
+            {FAMILY_LABELS[fam]: [{plain(c.title): f"catalogue/{c.id}.md"} for c in found]}
+            for fam, found in _families(cases).items()
+        ],
+    ]
+
+
+def on_config(config: MkDocsConfig, **kwargs: Any) -> MkDocsConfig:
+    """MkDocs event: case pages in the nav, collapsible blocks.
+
+    The case pages join the nav under Catalogue, grouped by family (so they are
+    highlighted there and get previous/next links); ``pymdownx.details`` gives the
+    collapsible blocks of the setup code and the index's long tables.
+    """
+    cases = all_cases()
+    for i, item in enumerate(config.nav or []):
+        if isinstance(item, dict) and item.get("Catalogue") == "catalogue/index.md":
+            config.nav[i] = {"Catalogue": _nav_sections(cases)}  # type: ignore[index]
+    if "pymdownx.details" not in config.markdown_extensions:
+        config.markdown_extensions.append("pymdownx.details")
+    return config
 
 
 def on_files(files: Files, config: MkDocsConfig, **kwargs: Any) -> Files:
