@@ -452,8 +452,13 @@ def _first_sentence(case: Case, section: str) -> str:
     if not found:
         return ""
     text = _plain(found.group(1))
-    sentence = re.match(r"(.+?[.;:])(?:\s|$)", text)
-    return (sentence.group(1) if sentence else text).rstrip(".;:") + "."
+    depth = 0
+    for at, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        abbreviation = text[max(at - 3, 0) : at + 1] in {"e.g.", "i.e."}
+        if char == "." and depth == 0 and not abbreviation and text[at + 1 : at + 2] in {" ", ""}:
+            return text[: at + 1]
+    return text.rstrip(".;:") + "."
 
 
 @cache

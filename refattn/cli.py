@@ -446,7 +446,8 @@ def run_diagnose(message: str | None, top: int, as_json: bool) -> int:
     text = message if message is not None else sys.stdin.read()
     if not text.strip():
         raise CliError("diagnose: give a message as an argument or on standard input")
-    matches = _submodule("diagnose").diagnose(text, top=top)
+    diagnose_module = _submodule("diagnose")
+    matches = diagnose_module.diagnose(text, top=top)
     if as_json:
         rows = [
             {
@@ -455,6 +456,7 @@ def run_diagnose(message: str | None, top: int, as_json: bool) -> int:
                 "tags": list(m.case.tags),
                 "score": m.score,
                 "why": m.why,
+                "fix": m.fix,
                 "page": f"catalogue/{m.case.id}/",
             }
             for m in matches
@@ -462,12 +464,14 @@ def run_diagnose(message: str | None, top: int, as_json: bool) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not matches:
-        print("no catalogue case explains this message; try the symptom in words")
+        family = diagnose_module.nearest_family(text)
+        near = f"; the nearest family is '{family}' (refattn cases list)" if family else ""
+        print(f"no catalogue case explains this message{near}")
         return 1
     for rank, m in enumerate(matches, 1):
         print(f"{rank}. {plain(m.case.title)}  [{m.case.id}; {', '.join(m.case.tags)}]")
         print(f"   why: {m.why}")
-        print(f"   fix: {_fix_of(m.case.module.__doc__ or '')}")
+        print(f"   fix: {m.fix or _fix_of(m.case.module.__doc__ or '')}")
         print(f"   more: refattn cases show {m.case.id}; {SITE}/catalogue/{m.case.id}/\n")
     return 0
 

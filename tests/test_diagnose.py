@@ -18,6 +18,10 @@ from refattn import attention
 from tests.diagnose_accuracy import HELDOUT, TUNING, accuracy, table
 
 OUTSIDE = Path(__file__).parent / "data" / "diagnose_outside.json"
+GQA_MESSAGE = (
+    "RuntimeError: The size of tensor a (8) must match the size of tensor b (2) at "
+    "non-singleton dimension 1"
+)
 
 
 def _hit(message: str, tags: set[str], k: int) -> bool:
@@ -308,3 +312,23 @@ def test_heldout_accuracy_is_measured_on_threads_the_rules_never_saw() -> None:
     # the rules frozen before the set existed: a floor against regressions, not a target.
     assert top3 >= 0.65
     assert top1 >= 0.55
+
+
+def test_cli_says_when_no_case_explains_a_message() -> None:
+    outside = subprocess.run(
+        [sys.executable, "-m", "refattn", "diagnose", "KeyError: 'input_ids'"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert outside.returncode == 1
+    assert "no catalogue case explains this message" in outside.stdout
+    answered = subprocess.run(
+        [sys.executable, "-m", "refattn", "diagnose", "--json", "--top", "2", GQA_MESSAGE],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(answered.stdout)
+    assert rows[0]["fix"].startswith("Tell the kernel (enable_gqa=True")
+    assert rows[0]["fix"] != rows[1]["fix"]
