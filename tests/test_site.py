@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import refattn
+from tests.site_browser import ARTIFACTS, DESKTOP
+from tests.site_browser import open_page as _open
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
@@ -33,37 +33,6 @@ def pages(built: Path) -> list[str]:
         folder = html.parent.relative_to(built).as_posix()
         found.append("/" if folder == "." else f"/{folder}/")
     return sorted(found)
-
-
-def _open(
-    browser: Any, url: str, shot: str | None, viewport: dict[str, int] = DESKTOP
-) -> tuple[Any, list[str]]:
-    """Open ``url``; return the page and every problem seen: console errors, failed or
-    off-machine requests, broken images."""
-    page = browser.new_page(viewport=viewport)
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
-    page.on(
-        "request",
-        lambda r: (
-            problems.append(f"off-machine request: {r.url}")
-            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-            else None
-        ),
-    )
-    page.goto(url, wait_until="networkidle")
-    broken = page.evaluate(
-        "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
-    )
-    problems += [f"broken image: {src}" for src in broken]
-    if shot is not None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
-    return page, problems
 
 
 def test_home_page_renders_offline(site: str, browser: Any) -> None:

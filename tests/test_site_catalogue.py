@@ -21,42 +21,13 @@ import pytest
 
 from catalogue import Case, all_cases
 from catalogue.taxonomy import TAGS
+from tests.site_browser import ARTIFACTS, DESKTOP
+from tests.site_browser import open_page as _open
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-DESKTOP = {"width": 1280, "height": 900}
 SVG = "{http://www.w3.org/2000/svg}"
 CASES = {c.id: c for c in all_cases()}
 RAW_MARKUP = re.compile(r":(?:func|class|mod|data|attr|meth|exc|obj):|``")
-
-
-def _open(browser: Any, url: str, shot: str | None = None) -> tuple[Any, list[str]]:
-    """Open ``url``; return the page and every problem seen (console errors, failed or
-    off-machine requests, broken images)."""
-    page = browser.new_page(viewport=DESKTOP)
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
-    page.on(
-        "request",
-        lambda r: (
-            problems.append(f"off-machine request: {r.url}")
-            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-            else None
-        ),
-    )
-    page.goto(url, wait_until="networkidle")
-    broken = page.evaluate(
-        "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
-    )
-    problems += [f"broken image: {src}" for src in broken]
-    if shot is not None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
-    return page, problems
 
 
 # ---- Heatmaps -------------------------------------------------------------------------
