@@ -363,3 +363,10 @@ def test_benchmarks_page_shows_its_plot(site: str, browser: Any) -> None:
     assert problems == []
     assert page.locator("article img").count() >= 1
     assert page.locator("article table").count() >= 3  # forward, fwd+bwd, long sequences
+
+
+def test_porting_snippets_sit_in_framework_tabs(built: Path) -> None:
+    html = (built / "porting" / "index.html").read_text()
+    labels = re.findall(r"<label[^>]*>(PyTorch|JAX|TensorFlow)</label>", html)
+    assert labels == ["PyTorch", "JAX", "TensorFlow"]
+    assert "--8&lt;--" not in html  # every snippet was included, none left as a marker
