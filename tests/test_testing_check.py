@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from typing import Any
 
@@ -26,7 +27,7 @@ def test_refattn_itself_and_a_naive_numpy_attention_pass_the_battery() -> None:
 
 
 def test_torch_sdpa_passes_the_battery() -> None:
-    torch = pytest.importorskip("torch")
+    torch = importlib.import_module("torch")
     report = check(torch.nn.functional.scaled_dot_product_attention, "torch_sdpa")
     assert report.passed, str(report)
     assert report.configs == len(configs("torch_sdpa"))
@@ -34,21 +35,21 @@ def test_torch_sdpa_passes_the_battery() -> None:
 
 
 def test_jax_dot_product_attention_passes_the_battery() -> None:
-    jax = pytest.importorskip("jax")
+    jax = importlib.import_module("jax")
     report = check(jax.nn.dot_product_attention, "jax")
     assert report.passed, str(report)
     assert report.configs == len(configs("jax"))
 
 
 def test_flash_convention_passes_a_correct_implementation() -> None:
-    pytest.importorskip("torch")
+    importlib.import_module("torch")
     report = check(impls.flash_attn_func, "flash")
     assert report.passed, str(report)
 
 
 def test_flash_convention_passes_refattns_flash_attn_adapter() -> None:
-    torch = pytest.importorskip("torch")
-    compat = pytest.importorskip("refattn.compat.flash_attn")
+    torch = importlib.import_module("torch")
+    compat = importlib.import_module("refattn.compat.flash_attn")
 
     def flash(q: Any, k: Any, v: Any, **kwargs: Any) -> Any:
         # the adapter takes NumPy arrays (bfloat16 as float32 values)
@@ -89,7 +90,7 @@ def test_battery_covers_what_the_issue_asks() -> None:
 @pytest.mark.parametrize("convention", ["refattn", "torch_sdpa", "jax", "flash"])
 def test_configs_are_expressible_in_their_conventions(convention: str) -> None:
     if convention != "refattn":
-        pytest.importorskip("torch" if convention != "jax" else "jax")
+        importlib.import_module("torch" if convention != "jax" else "jax")
     for c in configs(convention, quick=True):
         call, args, _kwargs = prepare(c, convention)
         assert len(args) == 3
@@ -141,7 +142,7 @@ def test_hypothesis_strategy_draws_battery_configs(config: Config) -> None:
 
 
 def test_jax_configs_compiled_together_give_what_each_compiled_alone_gives() -> None:
-    jax = pytest.importorskip("jax")
+    jax = importlib.import_module("jax")
     from refattn.testing import harness
 
     fn = jax.nn.dot_product_attention
@@ -156,7 +157,7 @@ def test_jax_configs_compiled_together_give_what_each_compiled_alone_gives() -> 
 
 
 def test_jax_group_with_one_failing_config_runs_its_configs_one_by_one() -> None:
-    pytest.importorskip("jax")
+    importlib.import_module("jax")
     from refattn.testing import harness
 
     def decode_unsupported(query: Any, key: Any, value: Any, **kwargs: Any) -> Any:
