@@ -66,23 +66,7 @@ JUNK: list[Any] = [
     np.ma.masked_array([1.0, 2.0], [True, False]),
 ]
 
-OPTIONS = [
-    "attend_mask",
-    "bias",
-    "causal",
-    "window",
-    "window_alignment",
-    "key_lengths",
-    "query_lengths",
-    "alibi_slopes",
-    "softcap",
-    "scale",
-    "fully_masked",
-    "dropout_p",
-    "rng",
-    "dropout_keep",
-    "memory_budget",
-]
+OPTIONS = list(refattn.AttentionOptions.__annotations__)  # every option, new ones too
 
 
 def _positional(fn: Callable[..., object], args: list[Any], pos: int) -> Callable[[Any], object]:
