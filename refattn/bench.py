@@ -1,13 +1,16 @@
-"""Benchmark: ``python -m refattn.bench [--repeat N] [--quick]``.
+"""Benchmark: ``python -m refattn.bench [--repeat N] [--quick] [--only T] [--shapes S]``.
 
-Prints three tables measured in one run:
+Prints four tables measured in one run (``--only forward,tiny`` picks some of them,
+``--shapes`` some of the five forward shapes):
 
 1. forward: refattn's default path against torch SDPA (its fused CPU kernel, when torch is
    installed), plain ``np.einsum``, the seed articles' naive NumPy, and the two-GEMM floor
    (``Q·Kᵀ`` and ``P·V`` as two whole matmuls, no softmax);
 2. forward + backward against torch SDPA with autograd;
 3. long sequences: time and peak RSS of the full (query-blocked) and the chunked (online
-   softmax) path, each call in a fresh process so its peak memory is its own.
+   softmax) path, each call in a fresh process so its peak memory is its own;
+4. tiny calls: microseconds per call at ``(1, 1, 4, 8)`` and ``(2, 4, 16, 32)`` against
+   naive NumPy and torch SDPA, where per-call overhead is all there is.
 
 Times are medians over interleaved repeats, with a short pause between peers so that one
 peer's spinning BLAS/OpenMP threads do not slow the next; ratios are to peers measured in
@@ -118,7 +121,7 @@ def measure(
 
 def forward_table(
     repeat: int,
-    quick: bool,
+    shapes: list[tuple[int, int, int, int]],
     rates: Rates,
     ratios: dict[str, dict[str, float]] | None = None,
 ) -> list[str]:
@@ -131,7 +134,6 @@ def forward_table(
     if torch_peer is not None:
         peers["torch SDPA"] = torch_peer
     peers |= {"two GEMMs": _two_gemms, "naive NumPy": _naive, "np.einsum": _plain_einsum}
-    shapes = SHAPES[:1] if quick else SHAPES
     base = "torch SDPA" if torch_peer is not None else "refattn"
     lines = [
         f"float32 forward, median of {repeat}, ms (ratio to {base}, same run); roofline floor "
@@ -155,6 +157,51 @@ def forward_table(
             lines.append(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
             if ratios is not None:
                 ratios[label] = {n: med[n] / med[base] for n in med}
+    return lines
+
+
+TINY_SHAPES = [(1, 1, 4, 8), (2, 4, 16, 32)]
+TINY_CALLS = 400  # calls per timed sample: a tiny call is too short to time alone
+
+
+def measure_calls(
+    peers: dict[str, Peer], shape: tuple[int, int, int, int], causal: bool, repeat: int
+) -> dict[str, float]:
+    """Median seconds per call per peer, each sample :data:`TINY_CALLS` calls in a loop."""
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal(shape, dtype=np.float32) for _ in range(3))
+    times: dict[str, list[float]] = {name: [] for name in peers}
+    for fn in peers.values():  # warm-up
+        for _ in range(TINY_CALLS // 4):
+            fn(q, k, v, causal)
+    for _ in range(repeat):
+        for name, fn in peers.items():
+            time.sleep(PAUSE_SECONDS)
+            start = time.perf_counter()
+            for _ in range(TINY_CALLS):
+                fn(q, k, v, causal)
+            times[name].append((time.perf_counter() - start) / TINY_CALLS)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def tiny_table(repeat: int) -> list[str]:
+    """Per-call time at tiny shapes, where overhead (checks, planning) is all there is."""
+    peers: dict[str, Peer] = {"refattn": _refattn, "naive NumPy": _naive}
+    torch_peer = _torch_peer()
+    if torch_peer is not None:
+        peers["torch SDPA"] = torch_peer
+    lines = [
+        f"float32 tiny calls, median of {repeat} samples of {TINY_CALLS} calls, µs per call "
+        "(ratio to naive NumPy, same run)",
+        "",
+        "| (B, H, L, D) | causal | " + " | ".join(peers) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in peers) + " |",
+    ]
+    for shape in TINY_SHAPES:
+        for causal in (False, True):
+            med = measure_calls(peers, shape, causal, repeat)
+            cells = [f"{med[n] * 1e6:.1f} ({med[n] / med['naive NumPy']:.2f}×)" for n in peers]
+            lines.append(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -253,7 +300,7 @@ def _torch_train_step() -> Peer | None:
     return run
 
 
-def backward_table(repeat: int, quick: bool) -> list[str]:
+def backward_table(repeat: int, shapes: list[tuple[int, int, int, int]]) -> list[str]:
     """Forward + backward of refattn against torch SDPA's forward + autograd backward."""
     torch_step = _torch_train_step()
     if torch_step is None:
@@ -264,7 +311,7 @@ def backward_table(repeat: int, quick: bool) -> list[str]:
         "| (B, H, L, D) | causal | refattn | torch SDPA + autograd | ratio |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for shape in SHAPES[:1] if quick else SHAPES:
+    for shape in shapes:
         for causal in (False, True):
             peers = {"refattn": _refattn_train_step, "torch": torch_step}
             med = measure(peers, shape, causal, repeat)
@@ -275,16 +322,91 @@ def backward_table(repeat: int, quick: bool) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the benchmark tables."""
+SECTIONS = ("forward", "backward", "long", "tiny")
+LONG_LENGTHS = [4096, 8192, 16384, 32768]
+
+
+def _shape_name(shape: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """``--x a,b --x c`` as ``[a, b, c]`` (empty items dropped)."""
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The benchmark's command line.
+
+    Besides the parser's own attributes, the namespace carries ``sections`` (the tables to
+    run, in :data:`SECTIONS` order) and ``shapes`` (the forward and forward + backward
+    shapes, a subset of :data:`SHAPES` in its order).
+    """
+    shape_names = ", ".join(f"{i} = {_shape_name(s)}" for i, s in enumerate(SHAPES, 1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="only (2, 8, 1024, 64)")
     parser.add_argument(
-        "--write-docs", action="store_true", help="also write docs/benchmarks.md and its plot"
+        "--quick",
+        action="store_true",
+        help="only (2, 8, 1024, 64), and no long-sequence table unless --only names it",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TABLE",
+        help=f"run only these tables ({', '.join(SECTIONS)}; repeatable or comma-separated)",
+    )
+    parser.add_argument(
+        "--shapes",
+        action="append",
+        metavar="SHAPE",
+        help=f"forward and forward + backward at these shapes only, by number or BxHxLxD "
+        f"({shape_names}; repeatable or comma-separated)",
+    )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="also write docs/benchmarks.md and its plot (a full run: no --only or --shapes)",
     )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    only = _split(args.only)
+    unknown = [name for name in only if name not in SECTIONS]
+    if unknown:
+        parser.error(
+            f"--only: unknown table {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(SECTIONS)}"
+        )
+    if args.only is not None and not only:
+        parser.error(f"--only needs at least one of {', '.join(SECTIONS)}")
+    if only:
+        args.sections = [name for name in SECTIONS if name in only]
+    else:
+        args.sections = [name for name in SECTIONS if not (args.quick and name == "long")]
+    by_name = {_shape_name(s): s for s in SHAPES} | {str(i): s for i, s in enumerate(SHAPES, 1)}
+    picked = _split(args.shapes)
+    unknown = [name for name in picked if name not in by_name]
+    if unknown:
+        parser.error(
+            f"--shapes: unknown shape {', '.join(map(repr, unknown))}; choose from {shape_names}"
+        )
+    if args.shapes is not None and not picked:
+        parser.error(f"--shapes needs at least one of {shape_names}")
+    if picked:
+        chosen = {by_name[name] for name in picked}
+        args.shapes = [s for s in SHAPES if s in chosen]
+    else:
+        args.shapes = SHAPES[:1] if args.quick else list(SHAPES)
+    if args.write_docs and (only or picked):
+        parser.error("--write-docs writes the whole page from one run: drop --only and --shapes")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the benchmark tables."""
+    args = parse_args(argv)
     if args.child:
         path, length, causal = args.child
         _child(path, int(length), causal == "causal")
@@ -305,13 +427,16 @@ def main(argv: list[str] | None = None) -> None:
         "peers; medians; ratios only between peers of the same run",
     ]
     ratios: dict[str, dict[str, float]] = {}
-    sections = [
-        machine,
-        forward_table(args.repeat, args.quick, rates, ratios),
-        backward_table(args.repeat, args.quick),
-    ]
-    if not args.quick:
-        sections.append(long_table([4096, 8192, 16384, 32768]))
+    sections = [machine]
+    for name in args.sections:
+        if name == "forward":
+            sections.append(forward_table(args.repeat, args.shapes, rates, ratios))
+        elif name == "backward":
+            sections.append(backward_table(args.repeat, args.shapes))
+        elif name == "long":
+            sections.append(long_table(LONG_LENGTHS[:1] if args.quick else LONG_LENGTHS))
+        else:
+            sections.append(tiny_table(args.repeat))
     text = "\n\n".join("\n".join(lines) for lines in sections)
     print(text)
     if args.write_docs:

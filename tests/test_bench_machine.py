@@ -1,4 +1,4 @@
-"""The benchmark's environment handling and roofline arithmetic (no timing is asserted)."""
+"""The benchmark's options, environment handling and roofline arithmetic (no timing is asserted)."""
 
 import pytest
 
@@ -9,6 +9,7 @@ from refattn._machine import (
     describe,
     roofline_seconds,
 )
+from refattn.bench import SHAPES, parse_args
 
 
 def test_benchmark_env_drops_only_the_slow_blas_variables() -> None:
@@ -45,3 +46,73 @@ def test_describe_names_the_blas_kernel_and_the_environment() -> None:
     assert "kernel in use:" in text
     assert "environment:" in text
     assert "NumPy" in text
+
+
+def test_bench_runs_every_table_at_every_shape_by_default() -> None:
+    args = parse_args([])
+    assert args.sections == ["forward", "backward", "long", "tiny"]
+    assert args.shapes == SHAPES
+    assert args.repeat == 7
+    assert not args.write_docs
+
+
+def test_bench_quick_keeps_one_shape_and_drops_the_long_table_unless_asked() -> None:
+    quick = parse_args(["--quick", "--repeat", "3"])
+    assert quick.sections == ["forward", "backward", "tiny"]
+    assert quick.shapes == [(2, 8, 1024, 64)]
+    assert quick.repeat == 3
+    assert parse_args(["--quick", "--only", "long"]).sections == ["long"]
+
+
+@pytest.mark.parametrize(
+    ("only", "sections"),
+    [
+        (["--only", "tiny"], ["tiny"]),
+        (["--only", "tiny,forward"], ["forward", "tiny"]),
+        (["--only", "backward", "--only", "forward"], ["forward", "backward"]),
+        (["--only", "long, tiny", "--only", "tiny"], ["long", "tiny"]),
+    ],
+)
+def test_bench_only_picks_tables_in_their_usual_order(only: list[str], sections: list[str]) -> None:
+    assert parse_args(only).sections == sections
+
+
+@pytest.mark.parametrize(
+    ("shapes", "expected"),
+    [
+        (["--shapes", "1x32x512x64"], [(1, 32, 512, 64)]),
+        (["--shapes", "5,1"], [(2, 8, 1024, 64), (1, 32, 512, 64)]),
+        (["--shapes", "3", "--shapes", "4x8x256x64"], [(4, 8, 256, 64), (1, 8, 1024, 128)]),
+        (["--quick", "--shapes", "4"], [(1, 16, 2048, 64)]),
+    ],
+)
+def test_bench_shapes_picks_a_subset_of_the_five(
+    shapes: list[str], expected: list[tuple[int, int, int, int]]
+) -> None:
+    assert parse_args(shapes).shapes == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--only", "fwd"], "unknown table 'fwd'"),
+        (["--only", ","], "--only needs at least one of"),
+        (["--shapes", "6"], "unknown shape '6'"),
+        (["--shapes", "1x1x4x8"], "unknown shape '1x1x4x8'"),
+        (["--repeat", "0"], "--repeat must be at least 1"),
+        (["--write-docs", "--only", "tiny"], "drop --only and --shapes"),
+        (["--write-docs", "--shapes", "1"], "drop --only and --shapes"),
+    ],
+)
+def test_bench_refuses_bad_options_with_one_line(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_bench_write_docs_still_allowed_for_a_full_or_quick_run() -> None:
+    assert parse_args(["--write-docs"]).write_docs
+    assert parse_args(["--write-docs", "--quick"]).shapes == [(2, 8, 1024, 64)]
