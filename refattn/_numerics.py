@@ -22,6 +22,7 @@ same inputs:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -55,11 +56,6 @@ class Poison:
     values: BoolArray | None
 
 
-def _largest(a: npt.NDArray[np.floating]) -> float:
-    """``a.max()`` as a Python float (0 for an empty array); NaN if any entry is NaN."""
-    return float(a.max()) if a.size else 0.0
-
-
 def _max_abs(a: npt.NDArray[np.floating]) -> float:
     """``max |a|`` as a Python float (0 for an empty array), without a temporary."""
     if not a.size:
@@ -84,20 +80,42 @@ def _clean(
     return cleaned, (bad.any(axis=bad_axes) if bad_axes else bad)
 
 
-def _key_norms(key: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-    """``(N, Hkv)``: the largest ``|key_j|`` of each head; inf or NaN past the dtype."""
+def _key_squares(key: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
+    """``(N, Hkv, S)``: ``|key_j|**2`` in the key's dtype, or None without keys or features.
+
+    Under prepare's errstate: squares past the dtype are inf or NaN.
+    """
     if not key.shape[2] or not key.shape[3]:
-        return np.zeros(key.shape[:2])
-    squares = np.einsum("nhsd,nhsd->nhs", key, key).max(axis=-1)  # under prepare's errstate
-    return _safe_sqrt(squares, key.shape[3])
+        return None
+    squares: npt.NDArray[np.floating] = np.einsum("nhsd,nhsd->nhs", key, key)
+    return squares
 
 
-def _query_norms(query: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-    """``(N, Hkv, G, L)``: ``|query_i|`` of each row; inf or NaN past the dtype."""
+def _query_squares(query: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | None:
+    """``(N, Hkv, G, L)``: ``|query_i|**2`` in the query's dtype, or None without features."""
     if not query.shape[4]:
-        return np.zeros(query.shape[:4])
-    squares = np.einsum("nhgld,nhgld->nhgl", query, query)  # under prepare's errstate
-    return _safe_sqrt(squares, query.shape[4])
+        return None
+    squares: npt.NDArray[np.floating] = np.einsum("nhgld,nhgld->nhgl", query, query)
+    return squares
+
+
+def _tiny(dtype: np.dtype[np.floating]) -> float:
+    return _TINY[dtype] if dtype in _TINY else float(np.finfo(dtype).tiny)
+
+
+def _largest_norm(squares: npt.NDArray[np.floating] | None, dim: int) -> float:
+    """The largest norm :func:`_safe_sqrt` gives for ``squares``: one reduction, then math.
+
+    ``float`` and ``math.sqrt`` round as NumPy's float64 cast and ``np.sqrt`` do, and both
+    steps are monotone, so this is exactly ``_safe_sqrt(squares, dim).max()``; NaN or inf
+    when an entry is.
+    """
+    if squares is None or not squares.size:
+        return 0.0
+    top = float(squares.max())
+    if math.isnan(top):
+        return top
+    return math.sqrt(top + dim * _tiny(squares.dtype))
 
 
 def _safe_sqrt(squares: npt.NDArray[np.floating], dim: int) -> npt.NDArray[np.float64]:
@@ -106,7 +124,7 @@ def _safe_sqrt(squares: npt.NDArray[np.floating], dim: int) -> npt.NDArray[np.fl
     A square below the dtype's ``tiny`` may have flushed towards 0; adding ``dim * tiny``
     before the root puts back at least what was lost.
     """
-    lost = dim * float(np.finfo(squares.dtype).tiny)
+    lost = dim * _tiny(squares.dtype)
     norms: npt.NDArray[np.float64] = np.sqrt(squares.astype(np.float64) + lost)
     return norms
 
@@ -121,23 +139,60 @@ def _value_max(value: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     return top
 
 
+_TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in (np.float16, np.float32, np.float64)}
+_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
+
+
+def _dtype_max(dtype: np.dtype[np.floating]) -> float:
+    return _MAX[dtype] if dtype in _MAX else float(np.finfo(dtype).max)
+
+
 @dataclass(frozen=True)
 class Prepared:
     """What :func:`prepare` found, for the kernel.
 
+    The per-row and per-head norms are computed when first read: a call that fits in one
+    block (:mod:`refattn._small`) needs only their maxima, which :func:`prepare` reads from
+    one reduction each.
+
     Attributes:
         plan: finite inputs in a dtype that cannot overflow.
         poison: where the inputs were not finite, or None.
-        query_norm: ``(N, Hkv, G, L)`` ``|query_i|`` (float64; inf if the squares overflow).
-        key_norm: ``(N, Hkv)`` largest ``|key_j|`` (float64; inf if the squares overflow).
-        value_max: ``(N, Hkv)`` largest ``|value|`` entry (float64).
+        query_norm_max: the largest of :attr:`query_norm` (float64; inf or NaN as it is).
+        key_norm_max: the largest of :attr:`key_norm`.
+        value_abs_max: the largest of :attr:`value_max`.
     """
 
     plan: Plan
     poison: Poison | None
-    query_norm: npt.NDArray[np.float64]
-    key_norm: npt.NDArray[np.float64]
-    value_max: npt.NDArray[np.float64]
+    query_norm_max: float
+    key_norm_max: float
+    value_abs_max: float
+    # the squares the norms are computed from; None when the input has no entries
+    query_squares: npt.NDArray[np.floating] | None = dataclasses.field(repr=False, default=None)
+    key_squares: npt.NDArray[np.floating] | None = dataclasses.field(repr=False, default=None)
+
+    @functools.cached_property
+    def query_norm(self) -> npt.NDArray[np.float64]:
+        """``(N, Hkv, G, L)`` ``|query_i|`` (float64; inf if the squares overflow)."""
+        query = self.plan.query
+        if self.query_squares is None:
+            return np.zeros(query.shape[:4])
+        return _safe_sqrt(self.query_squares, query.shape[4])
+
+    @functools.cached_property
+    def key_norm(self) -> npt.NDArray[np.float64]:
+        """``(N, Hkv)`` largest ``|key_j|`` (float64; inf if the squares overflow)."""
+        key = self.plan.key
+        if self.key_squares is None:
+            return np.zeros(key.shape[:2])
+        with np.errstate(invalid="ignore"):  # NaN squares stay NaN
+            return _safe_sqrt(self.key_squares.max(axis=-1), key.shape[3])
+
+    @functools.cached_property
+    def value_max(self) -> npt.NDArray[np.float64]:
+        """``(N, Hkv)`` largest ``|value|`` entry (float64)."""
+        return _value_max(self.plan.value)
 
 
 def _logit_bound(plan: Plan, query_bound: float, key_bound: float) -> tuple[float, float, float]:
@@ -210,49 +265,53 @@ def _fits(
 def prepare(plan: Plan) -> Prepared:
     """The plan the kernel runs (finite inputs, a dtype that cannot overflow), and more.
 
-    For finite input this costs a few reductions, which NaN and inf reach: the query and
-    key norms the kernel needs anyway, max and min of the value.
+    For finite input this costs a few reductions, which NaN and inf reach: the squared
+    query and key norms (the kernel needs the norms anyway), max and min of the value.
 
     Raises:
         AttentionValueError: float64 inputs whose logits could exceed the float64 range.
     """
     query, key, value = plan.query, plan.key, plan.value
+    dim = query.shape[4]
     rows = keys = values = None
     # each check reads one reduction: a max is NaN or inf exactly when an entry is
     with np.errstate(over="ignore", invalid="ignore"):  # squares past the dtype: inf or NaN
-        query_norm = _query_norms(query)
-        query_bound = _largest(query_norm)
+        query_squares = _query_squares(query)
+        query_bound = _largest_norm(query_squares, dim)
         if not math.isfinite(query_bound):
             query, rows = _clean(query, (4,))
-            query_norm = _query_norms(query)
-            query_bound = _largest(query_norm)
-        key_norm = _key_norms(key)
-        key_bound = _largest(key_norm)
+            query_squares = _query_squares(query)
+            query_bound = _largest_norm(query_squares, dim)
+        key_squares = _key_squares(key)
+        key_bound = _largest_norm(key_squares, dim)
         if not math.isfinite(key_bound):
             key, keys = _clean(key, (3,))
-            key_norm = _key_norms(key)
-            key_bound = _largest(key_norm)
-    value_max = _value_max(value)
-    max_v = _largest(value_max)
+            key_squares = _key_squares(key)
+            key_bound = _largest_norm(key_squares, dim)
+    max_v = _max_abs(value)
     if not math.isfinite(max_v):
         value, values = _clean(value, ())
-        value_max = _value_max(value)
-        max_v = _largest(value_max)
+        max_v = _max_abs(value)
+    norm_bounds = (query_bound, key_bound)  # the largest norms, as the squares give them
     if not math.isfinite(key_bound):  # the squares overflowed: bound from the entries
         key_bound = _max_abs(key) * math.sqrt(key.shape[3])
     if not math.isfinite(query_bound):
-        query_bound = _max_abs(query) * math.sqrt(query.shape[4])
+        query_bound = _max_abs(query) * math.sqrt(dim)
     magnitudes = (query_bound, key_bound, max_v)
     poison = None
     if rows is not None or keys is not None or values is not None:
         poison = Poison(rows, keys, values)
         plan = dataclasses.replace(plan, query=query, key=key, value=value)
+
+    def prepared(plan: Plan) -> Prepared:
+        return Prepared(plan, poison, *norm_bounds, max_v, query_squares, key_squares)
+
     dtype = plan.query.dtype
     bounds = _logit_bound(plan, query_bound, key_bound)
     if _fits(plan, dtype, magnitudes, bounds) and (
         dtype == np.float64 or bounds[1] <= _ACCURATE_BOUND
     ):
-        return Prepared(plan, poison, query_norm, key_norm, value_max)
+        return prepared(plan)
     wide = np.dtype(np.float64)
     if plan.query.dtype != wide:
         plan = dataclasses.replace(
@@ -264,7 +323,7 @@ def prepare(plan: Plan) -> Prepared:
             sinks=None if plan.sinks is None else plan.sinks.astype(wide),
         )
         if _fits(plan, wide, magnitudes):
-            return Prepared(plan, poison, query_norm, key_norm, value_max)
+            return prepared(plan)
     logit, raw, _ = _logit_bound(plan, query_bound, key_bound)
     raise AttentionValueError(
         f"the logits of this call may reach {max(logit, raw):.3g} in magnitude (bound from "

@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple, TypedDict, Unpack, overload
 import numpy as np
 import numpy.typing as npt
 
-from refattn import _kernel
+from refattn import _kernel, _numerics, _small
 from refattn.validation import Alignment, Policy, check_returns, validate
 
 FloatArray = npt.NDArray[np.floating]
@@ -281,10 +281,21 @@ def attention(
         sinks=sinks,
     )
     check_returns(plan, return_weights, return_lse)
-    res = _kernel.run(plan, need_weights=return_weights)
     batch, hq = plan.batch_shape, plan.num_q_heads
     length_q, length_k = plan.query.shape[3], plan.key.shape[2]
     dim_v = plan.value.shape[3]
+    prepared = _numerics.prepare(plan)
+    small = None if return_weights else _small.run(prepared, need_lse=bool(return_lse))
+    if small is not None:  # one block per batch entry: the kernel's result, bit for bit
+        out, small_lse = small
+        output = out.reshape(*batch, hq, length_q, dim_v).astype(plan.out_dtype, copy=False)
+        if not return_lse:
+            return output
+        assert small_lse is not None
+        with np.errstate(over="ignore"):  # as below
+            small_lse = small_lse.reshape(*batch, hq, length_q)
+            return AttentionResult(output, None, small_lse.astype(plan.query.dtype, copy=False))
+    res = _kernel.run(plan, need_weights=return_weights, prepared=prepared)
     output = res.out.reshape(*batch, hq, length_q, dim_v).astype(plan.out_dtype, copy=False)
     if not (return_weights or return_lse):
         return output

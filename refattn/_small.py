@@ -1,0 +1,190 @@
+"""Calls that fit in one block: the kernel's arithmetic, without its tiling and threads.
+
+When every batch entry of a call is a single block of :mod:`refattn._kernel` (all heads,
+all query rows, keys up to what the rows can see) and the call runs serially (too little
+work for threads) and without key chunks, the kernel's work is a loop over batch entries
+of the same few NumPy operations on arrays of the same shapes. :func:`run` does each of
+those operations once, over the stacked batch: the same BLAS calls on the same matrices,
+the same element-wise steps, so the result is the kernel's, bit for bit
+(``tests/test_small_calls.py`` compares them over many options). It saves the per-block
+bookkeeping (tasks, their key ranges, one loop turn per batch entry), which is most of a
+tiny call's time.
+
+It takes only calls whose masking needs nothing per batch entry: ``causal``, ``window``,
+``attend_mask``, ``softcap`` and ``scale``; finite inputs (:class:`Prepared` without
+poison); no bias, ALiBi, sinks, dropout, lengths, segments or returned weights. Anything
+else, and any rare branch of the kernel (rows that may attend nothing, unshifted sums near
+underflow, batch entries that would take different branches), is left to the kernel:
+:func:`run` then returns None, having changed nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn import _kernel
+from refattn._numerics import Prepared
+
+FloatArray = npt.NDArray[np.floating]
+
+_LOG2E = _kernel.LOG2E
+_INFO = {np.dtype(t): np.finfo(t) for t in (np.float32, np.float64)}
+
+
+def _one_block(prepared: Prepared) -> bool:
+    """Whether the kernel would run ``prepared`` as one serial block per batch entry."""
+    plan = prepared.plan
+    if (
+        prepared.poison is not None
+        or plan.bias is not None
+        or plan.alibi_slopes is not None
+        or plan.sinks is not None
+        or plan.segments is not None
+        or plan.dropout_keep is not None
+        or plan.key_lengths is not None
+        or plan.query_lengths is not None
+        or not (plan.attend_mask is None or isinstance(plan.attend_mask, np.ndarray))
+    ):
+        return False
+    n_batch, hkv, groups, length_q, _ = plan.query.shape
+    length_k, itemsize = plan.key.shape[2], plan.key.itemsize
+    scores = n_batch * hkv * groups * length_q * length_k
+    return bool(
+        length_q <= _kernel._MIN_ROWS  # every row block holds at least _MIN_ROWS rows
+        and hkv * groups * length_q * max(length_k, 1) * itemsize <= _kernel._BLOCK_BYTES
+        and scores < _kernel._PARALLEL_MIN_WORK  # serial: no cutting for threads
+        and scores * itemsize <= plan.memory_budget  # no key chunks
+    )
+
+
+def _scaled(prepared: Prepared) -> tuple[FloatArray, FloatArray, bool]:
+    """:func:`refattn._kernel.scaled_inputs`, and whether the key is the plan's own.
+
+    The kernel folds the whole scale into the query when ``|scale| * max |query|`` is far
+    from overflow; the largest query norm bounds ``max |query|`` (to a rounding, hence the
+    margin), so only calls near the limit read the query's extremes as the kernel does.
+    """
+    plan = prepared.plan
+    query, key, scale = plan.query, plan.key, plan.scale
+    dtype = query.dtype
+    root = math.sqrt(abs(scale))
+    if root == 1.0:
+        return (query if scale > 0 else np.negative(query)), key, True
+    _, _, groups, length_q, dim = query.shape
+    if groups * length_q < dim and query.size:
+        info = _INFO[dtype]
+        limit = float(info.max) / 16
+        if float(info.tiny) <= abs(scale):
+            largest = prepared.query_norm_max * (1 + 2**-20)
+            if not abs(scale) * largest <= limit:
+                largest = max(float(query.max()), -float(query.min()))
+            if abs(scale) * largest <= limit:
+                return np.multiply(query, dtype.type(scale)), key, True
+    factor = dtype.type(root)
+    scaled_q: FloatArray = np.multiply(query, factor if scale > 0 else -factor)
+    scaled_k: FloatArray = np.multiply(key, factor)
+    return scaled_q, scaled_k, False
+
+
+def _unshifted(prepared: Prepared, key_is_plain: bool) -> bool | None:
+    """:func:`refattn._kernel._unshifted_rows` for whole batch entries.
+
+    True when every row may skip the max shift, False when none may, None when batch
+    entries differ (the kernel then treats them differently: not a case for this path).
+    """
+    plan = prepared.plan
+    length_k = plan.key.shape[2]
+    if length_k == 0:
+        return False
+    info = _INFO[plan.query.dtype]
+    headroom = float(info.max) * 1e-6 / max(length_k, 1)
+    bound_limit = _kernel._UNSHIFTED_BOUND
+    root = math.sqrt(abs(plan.scale))
+    factor = abs(plan.scale) * 1.0 if key_is_plain else root * root  # the kernel's factors
+    small_cap = plan.softcap is not None and plan.softcap <= bound_limit
+    # the largest bound and value over the call: all rows pass when these do (monotone)
+    top = 0.0 if small_cap else prepared.query_norm_max * (prepared.key_norm_max * factor)
+    if top <= bound_limit and prepared.value_abs_max * math.exp(bound_limit) <= headroom:
+        return True
+    with np.errstate(invalid="ignore", over="ignore"):
+        if small_cap:
+            bound = np.zeros(plan.query.shape[:2])
+        else:
+            rows = prepared.query_norm.max(axis=(2, 3))  # (N, Hkv)
+            bound = rows * (prepared.key_norm * factor)
+        ok = (bound <= bound_limit) & (prepared.value_max * math.exp(bound_limit) <= headroom)
+    per_entry = ok.all(axis=1)
+    if per_entry.all():
+        return True
+    return False if not per_entry.any() else None
+
+
+def run(prepared: Prepared, need_lse: bool) -> tuple[FloatArray, FloatArray | None] | None:
+    """Attention for a call that fits in one block per batch entry, or None.
+
+    Args:
+        prepared: what :func:`refattn._numerics.prepare` returned for the call.
+        need_lse: also return the log-sum-exp.
+
+    Returns:
+        ``out (N, Hkv, G, L, Dv)`` and ``lse (N, Hkv, G, L)`` (None unless asked for) in
+        the prepared plan's dtype, exactly what :func:`refattn._kernel.run` returns; or
+        None when the call is not one this path takes (see the module docstring).
+    """
+    if not _one_block(prepared):
+        return None
+    plan = prepared.plan
+    n_batch, hkv, groups, length_q, _ = plan.query.shape
+    length_k, dim_v = plan.key.shape[2], plan.value.shape[3]
+    query, key, key_is_plain = _scaled(prepared)
+    unshifted = _unshifted(prepared, key_is_plain)
+    if unshifted is None:
+        return None
+    lo, hi = _kernel._key_range(plan, 0, 0, length_q, length_k)  # alike for every entry
+    width = hi - lo
+
+    # _kernel.logits, every batch entry at once
+    q = query.reshape(n_batch, hkv, groups * length_q, query.shape[4])
+    flat = np.matmul(q, key[:, :, lo:hi].transpose(0, 1, 3, 2))  # einsums.SCORES
+    s = flat.reshape(n_batch, hkv, groups, length_q, width)
+    if plan.softcap is not None:
+        cap = s.dtype.type(plan.softcap)
+        with np.errstate(over="ignore"):  # past the range, tanh(±inf) = ±1 is exact
+            s /= cap
+        np.tanh(s, out=s)
+        s *= cap
+    band = _kernel._structural_band(plan, 0, 0, length_q, lo, hi)  # no query lengths
+    if band is not None:
+        c0, removed = band
+        np.copyto(s[..., c0 - lo : c0 - lo + removed.shape[1]], -np.inf, where=removed)
+    if plan.attend_mask is not None:
+        np.copyto(s, -np.inf, where=~plan.attend_mask[..., lo:hi])
+
+    # _kernel._block
+    shift = None
+    if not unshifted and width:
+        shift = np.max(flat, axis=-1, keepdims=True)
+        shift[np.isneginf(shift)] = 0
+        flat -= shift
+    _kernel._exp(flat, unshifted)
+    total = np.matmul(flat, np.ones(width, dtype=flat.dtype))  # (N, Hkv, G * L)
+    out = np.matmul(flat, plan.value[:, :, lo:hi])  # einsums.MIX
+    if unshifted:  # _kernel._underflowed: its rare cases go to the kernel
+        limit = 16 * max(width, 1) * float(_INFO[out.dtype].tiny)
+        if (np.abs(out) < limit).any():
+            return None
+
+    # _kernel._finish
+    if np.count_nonzero(total) < total.size:  # a row that may attend nothing
+        return None
+    out /= total[..., None]
+    lse = None
+    if need_lse:
+        lse = np.log(total)
+        if shift is not None:
+            lse += shift[..., 0]
+        lse = lse.reshape(n_batch, hkv, groups, length_q)
+    return out.reshape(n_batch, hkv, groups, length_q, dim_v), lse
