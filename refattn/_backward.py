@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from refattn import _kernel, _numerics
+from refattn import _backward_fused, _kernel, _numerics
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
@@ -57,10 +57,17 @@ class Gradients:
 def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradients:
     """Gradients of ``sum(attention(plan) * grad_out)``; ``grad_out (N, Hkv, G, L, Dv)``."""
     prepared = _numerics.prepare(plan)
+    dtype = prepared.plan.query.dtype
+    grad_out = grad_out.astype(dtype, copy=False)
+    if prepared.poison is None and plan.fully_masked != "raise":
+        tasks = _kernel.make_tasks(prepared.plan)
+        if _backward_fused.fits(prepared.plan, tasks):
+            fused = _backward_fused.run_backward(
+                prepared.plan, grad_out, tasks, need_bias=need_bias
+            )
+            return Gradients(*fused)
     forward = _kernel.run(plan, need_weights=False, prepared=prepared)
     plan = prepared.plan
-    dtype = plan.query.dtype
-    grad_out = grad_out.astype(dtype, copy=False)
     length_k = plan.key.shape[2]
     scaled = _kernel.scaled_inputs(plan)
     poisoned = forward.poisoned  # rows given NaN: recomputed as dead rows, NaN put back after

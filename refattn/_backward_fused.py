@@ -1,0 +1,180 @@
+"""The backward in one pass per block of query rows, without running the forward.
+
+When every key a block of query rows can see fits in one cache-sized ``(rows, width)``
+buffer, the backward needs neither the forward's output nor its log-sum-exp: the block's
+logits are recomputed once, whole, and with ``e = exp(s - max)`` and ``t = rowsum(e)``
+(the sink's ``exp(z - max)`` included, so ``P = e / t``)::
+
+    dO'   = dO / t                            (a row scale, O(rows * Dv) work)
+    dP'   = (dO' V^T) * M                     = dP / t
+    delta = rowsum(e * dP')                   = rowsum(P * dP) = rowsum(dO * O)
+    dX    = e * (dP' - delta / t)             = P * (dP - delta)
+    dV    = (e * M)^T dO'                     = (P * M)^T dO
+
+(``M`` the scaled dropout keep-mask, as in :mod:`refattn._backward`). No pass over the
+block normalises ``P``: the ``1 / t`` rides on ``dO``'s rows. That is five matmuls per
+block (logits, dP, dV, dQ, dK) where the forward followed by the chunked backward runs
+seven. When no bias gradient is asked and ``1e-3 <= |scale| <= 1``, ``dO'`` is also
+multiplied by ``scale`` for dP (so ``dX`` comes out times ``scale``, what dQ and dK
+need), again O(rows) work instead of O(rows * width).
+
+A row whose upstream gradient holds NaN or inf gets NaN gradients for its query and for
+every key, value and bias entry it may attend (:mod:`refattn._backward`'s rule): its
+``dO`` is taken as 0, so it adds nothing, and the NaN are put back at the end. Calls with
+a non-finite input, ``fully_masked="raise"``, and blocks wider than the cache budget go
+through :func:`refattn._backward.run_backward`'s forward + chunked backward.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import numpy.typing as npt
+
+from refattn import _kernel
+from refattn.validation import Plan
+
+FloatArray = npt.NDArray[np.floating]
+_BUFFERS = 4  # a block's (rows, width) buffers may take this many of the kernel's blocks
+
+
+def fits(plan: Plan, tasks: list[_kernel.Task]) -> bool:
+    """Whether the widest task's ``(rows, width)`` block fits the fused path's budget."""
+    groups = plan.query.shape[2]
+    widest = max(((t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks), default=0)
+    return widest * plan.query.itemsize <= _BUFFERS * _kernel._BLOCK_BYTES
+
+
+def run_backward(
+    plan: Plan, grad_out: FloatArray, tasks: list[_kernel.Task], *, need_bias: bool
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
+    """Gradients of ``sum(attention(plan) * grad_out)`` for a prepared, finite ``plan``.
+
+    Args:
+        plan: the prepared plan (:func:`refattn._numerics.prepare`), with no poison.
+        grad_out: ``(N, Hkv, G, L, Dv)`` in the plan's dtype.
+        tasks: :func:`refattn._kernel.make_tasks` of ``plan``, each within :func:`fits`.
+        need_bias: also return the gradient of the final logits (= of the bias).
+
+    Returns:
+        query ``(N, Hkv, G, L, D)``, key ``(N, Hkv, S, D)``, value ``(N, Hkv, S, Dv)``,
+        bias ``(N, Hkv, G, L, S)`` or None, sinks ``(N, Hkv, G)`` or None.
+    """
+    dtype = plan.query.dtype
+    groups = plan.query.shape[2]
+    length_k, dim_v = plan.value.shape[2], plan.value.shape[3]
+    rows_shape = plan.query.shape[:4]  # (N, Hkv, G, L)
+    scaled = _kernel.scaled_inputs(plan)
+    # dX comes out times scale when dO is scaled; the bias gradient needs dX itself
+    fold = not need_bias and 1e-3 <= abs(plan.scale) <= 1.0
+    scale = dtype.type(plan.scale)
+    keep_scale = 1.0 / (1.0 - plan.dropout_p)
+    ones = np.ones(length_k, dtype)
+    grad_query = np.zeros_like(plan.query)
+    grad_bias = np.zeros((*rows_shape, length_k), dtype) if need_bias else None
+    delta = np.zeros(rows_shape, dtype)  # rowsum(dO * O), times scale when fold
+    p_sink = np.zeros(rows_shape, dtype) if plan.sinks is not None else None
+    dead = np.zeros(rows_shape, bool) if plan.fully_masked == "uniform" else None
+    upstream = grad_out  # as given, for the "uniform" rows that read every value
+    bad: npt.NDArray[np.bool_] = np.asarray(~np.isfinite(grad_out).all(axis=-1))
+    poisoned = bad if bad.any() else None  # (N, Hkv, G, L)
+    nan_keys = None if poisoned is None else np.zeros(plan.key.shape[:3], bool)
+    if poisoned is not None:
+        grad_out = np.where(poisoned[..., None], 0, grad_out)
+    partials: list[tuple[FloatArray, FloatArray]] = []  # per-thread dK, dV
+    local = threading.local()
+    lock = threading.Lock()
+
+    def body(task: _kernel.Task, buffer: FloatArray) -> None:
+        if not hasattr(local, "grads"):
+            local.grads = (np.zeros_like(plan.key), np.zeros_like(plan.value))
+            local.second = np.empty_like(buffer)
+            with lock:
+                partials.append(local.grads)
+        grad_key, grad_value = local.grads
+        n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
+        heads, rows, width = h1 - h0, groups * (r1 - r0), hi - lo
+        where = (n, slice(h0, h1), slice(None), slice(r0, r1))
+        block4 = (heads, groups, r1 - r0)
+        sink = _kernel.sink_rows(plan, task)  # (h, rows, 1)
+        if width == 0:  # no key: the rows are dead, or hold only their sink
+            empty = np.ones((heads, rows), bool) if sink is None else np.isneginf(sink[..., 0])
+            if dead is not None:
+                dead[where] = empty.reshape(block4)
+            if p_sink is not None:
+                p_sink[where] = np.where(empty, 0, 1).reshape(block4)
+            return
+        flat, tanh = _kernel.logits(plan, scaled, task, buffer, keep_tanh=True)
+        reads = None  # allowed pairs of poisoned rows, (h, rows, width)
+        if poisoned is not None and nan_keys is not None:
+            bad_rows = poisoned[where].reshape(heads, rows, 1)
+            if bad_rows.any():
+                reads = (flat > -np.inf) & bad_rows
+                with lock:
+                    nan_keys[n, h0:h1, lo:hi] |= reads.any(axis=1)
+        # A row with no allowed key has max -inf; shifting it by 0 keeps its e at 0.
+        shift = np.max(flat, axis=-1, keepdims=True)
+        if sink is not None:
+            np.maximum(shift, sink, out=shift)
+        shift[np.isneginf(shift)] = 0
+        flat -= shift
+        flat *= flat.dtype.type(_kernel.LOG2E)
+        e = np.exp2(flat, out=flat)  # (h, rows, width)
+        total = np.matmul(e, ones[:width])  # (h, rows)
+        if sink is not None:
+            sink_share = np.exp(sink - shift)[..., 0]  # 0 for a -inf sink
+            total += sink_share
+        empty = total == 0
+        inv = 1 / np.where(empty, 1, total) if empty.any() else 1 / total
+        d_value = grad_out[where].reshape(heads, rows, dim_v) * inv[..., None]  # dO / t
+        d_scaled = d_value * scale if fold else d_value
+        keep = _kernel.keep_block(plan, task)
+        kept = e if keep is None else e * (keep.reshape(e.shape) * keep_scale)
+        grad_value[n, h0:h1, lo:hi] += kept.transpose(0, 2, 1) @ d_value
+        d_probs = local.second[: e.size].reshape(e.shape)
+        value = plan.value[n, h0:h1, lo:hi]
+        np.matmul(d_scaled, value.transpose(0, 2, 1), out=d_probs)  # dP' (times scale)
+        if keep is not None:
+            d_probs *= keep.reshape(e.shape) * keep_scale
+        row_delta = np.einsum("hrw,hrw->hr", e, d_probs)
+        d_probs -= (row_delta * inv)[..., None]
+        d_logits = np.multiply(d_probs, e, out=d_probs)  # dX (times scale when fold)
+        if grad_bias is not None:
+            grad_bias[n, h0:h1, :, r0:r1, lo:hi] = d_logits.reshape(*block4, width)
+            if reads is not None:
+                block = grad_bias[n, h0:h1, :, r0:r1, lo:hi]
+                block[reads.reshape(block.shape)] = np.nan
+        if tanh is not None:
+            d_logits *= (1 - tanh * tanh).reshape(d_logits.shape)
+        if not fold:
+            d_logits *= scale
+        grad_query[where] = (d_logits @ plan.key[n, h0:h1, lo:hi]).reshape(*block4, -1)
+        q = plan.query[where].reshape(heads, rows, -1)
+        grad_key[n, h0:h1, lo:hi] += d_logits.transpose(0, 2, 1) @ q
+        delta[where] = row_delta.reshape(block4)
+        if dead is not None:
+            dead[where] = empty.reshape(block4)
+        if p_sink is not None and sink is not None:
+            p_sink[where] = (sink_share * inv).reshape(block4)
+
+    _kernel.for_each_task(plan, tasks, body)
+    grad_key = sum((p[0] for p in partials), np.zeros_like(plan.key))
+    grad_value = sum((p[1] for p in partials), np.zeros_like(plan.value))
+    if dead is not None and length_k:
+        # a fully masked row returns mean(V): each value gets 1/S of the row's dO
+        grad_value += (np.where(dead[..., None], upstream, 0).sum(axis=(2, 3)) / length_k)[
+            :, :, None, :
+        ]
+    grad_sinks = None
+    if p_sink is not None:
+        grad_sinks = -np.einsum("nhgl,nhgl->nhg", p_sink, delta)
+        if fold:
+            grad_sinks /= scale
+        if poisoned is not None and plan.sinks is not None:  # every row reads its sink
+            grad_sinks[poisoned.any(axis=-1) & np.isfinite(plan.sinks)] = np.nan
+    if poisoned is not None and nan_keys is not None:
+        grad_query[poisoned] = np.nan
+        grad_key[nan_keys] = np.nan
+        grad_value[nan_keys] = np.nan
+    return grad_query, grad_key, grad_value, grad_bias, grad_sinks

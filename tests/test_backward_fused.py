@@ -1,0 +1,113 @@
+"""The one-pass backward (:mod:`refattn._backward_fused`) against the forward + chunked one.
+
+The one-pass path recomputes each block's softmax whole instead of reading the forward's
+log-sum-exp, and takes ``rowsum(dO * O)`` from ``rowsum(P * dP)``; these tests check it
+against the chunked path on every option, against torch autograd on blocks shared among
+threads, and that calls which should take it do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from refattn import _backward_fused, attention_backward
+from tests.test_reference import configs
+
+
+def _chunked(grad: np.ndarray, *arrays: np.ndarray, **options: Any) -> Any:
+    """attention_backward through the forward + chunked path."""
+    with mock.patch.object(_backward_fused, "fits", return_value=False):
+        return attention_backward(grad, *arrays, **options)
+
+
+def _fused(grad: np.ndarray, *arrays: np.ndarray, **options: Any) -> Any:
+    """attention_backward, asserting it took the one-pass path."""
+    with mock.patch.object(
+        _backward_fused, "run_backward", wraps=_backward_fused.run_backward
+    ) as spy:
+        got = attention_backward(grad, *arrays, **options)
+    assert spy.call_count == 1
+    return got
+
+
+def _assert_same(got: Any, want: Any) -> None:
+    for name in ("query", "key", "value", "bias", "sinks"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.dtype == b.dtype, name
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@settings(max_examples=150, deadline=None)
+@given(configs(), st.integers(0, 2**32 - 1), st.booleans(), st.booleans(), st.booleans())
+def test_one_pass_equals_chunked_on_every_option(
+    cfg: dict[str, Any], seed: int, sinks: bool, dropout: bool, bad_grad: bool
+) -> None:
+    cfg = dict(cfg)
+    if cfg["fully_masked"] == "nan":
+        cfg["fully_masked"] = "zero"
+    q, k, v = cfg.pop("q"), cfg.pop("k"), cfg.pop("v")
+    rng = np.random.default_rng(seed)
+    hq, length_q, length_k = q.shape[-3], q.shape[-2], k.shape[-2]
+    if sinks:
+        cfg["sinks"] = rng.standard_normal(hq) * 2
+    batch = np.broadcast_shapes(q.shape[:-3], k.shape[:-3])
+    if dropout:
+        keep = rng.random((*batch, hq, length_q, length_k)) < 0.75
+        cfg.update(dropout_p=0.25, dropout_keep=keep)
+    out_shape = (*batch, hq, length_q, v.shape[-1])
+    grad = rng.standard_normal(out_shape)
+    if bad_grad:
+        grad[(0,) * (grad.ndim - 2) + (length_q - 1, 0)] = np.inf
+    _assert_same(_fused(grad, q, k, v, **cfg), _chunked(grad, q, k, v, **cfg))
+    if "bias" in cfg:  # without the bias gradient, the scale folds into dO
+        no_bias = _fused(grad, q, k, v, bias_gradient=False, **cfg)
+        _assert_same(no_bias, _chunked(grad, q, k, v, bias_gradient=False, **cfg))
+
+
+@pytest.mark.parametrize("causal", [None, "top_left"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pass_matches_torch_autograd_across_blocks_and_threads(
+    causal: str | None, dtype: type
+) -> None:
+    """(2, 4, 300, 32) GQA: many row blocks, shared among the worker threads."""
+    rng = np.random.default_rng(3)
+    q: np.ndarray = rng.standard_normal((2, 4, 300, 32)).astype(dtype)
+    k: np.ndarray = rng.standard_normal((2, 2, 300, 32)).astype(dtype)
+    v: np.ndarray = rng.standard_normal((2, 2, 300, 32)).astype(dtype)
+    grad: np.ndarray = rng.standard_normal(q.shape).astype(dtype)
+    tq, tk, tv = (torch.tensor(x.astype(np.float64), requires_grad=True) for x in (q, k, v))
+    out: Any = torch.nn.functional.scaled_dot_product_attention(
+        tq, tk, tv, is_causal=causal is not None, enable_gqa=True
+    )
+    out.backward(torch.tensor(grad.astype(np.float64)))
+    got = _fused(grad, q, k, v, causal=causal)
+    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (0.0, 2e-5)
+    for mine, leaf in zip(got[:3], (tq, tk, tv), strict=True):
+        assert mine.dtype == dtype
+        assert leaf.grad is not None
+        np.testing.assert_allclose(mine, leaf.grad.numpy(), rtol=rtol, atol=atol)
+
+
+def test_long_rows_take_the_chunked_path() -> None:
+    """A block of 64 rows by 65536 keys is past the one-pass budget: chunked, same answer."""
+    rng = np.random.default_rng(4)
+    q = rng.standard_normal((1, 1, 64, 4)).astype(np.float32)
+    k, v = (rng.standard_normal((1, 1, 1 << 16, 4)).astype(np.float32) for _ in range(2))
+    grad = rng.standard_normal(q.shape).astype(np.float32)
+    with mock.patch.object(_backward_fused, "run_backward") as spy:
+        got = attention_backward(grad, q, k, v)
+    assert spy.call_count == 0
+    with mock.patch.object(_backward_fused, "_BUFFERS", 1 << 10):
+        whole = _fused(grad, q, k, v)
+    for a, b in zip(got[:3], whole[:3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
