@@ -297,7 +297,8 @@ def _remapped(text: str) -> list[tuple[int, ...]]:
 
 
 _VOCAB_MIN = 5000
-"""An embedding table at least this long is read as a vocabulary, shorter as positions."""
+"""An embedding table this long, not a power of two (or one plus two), reads as a vocabulary;
+position tables are 512, 514, 1024, 4098... rows."""
 
 
 def index_reading(text: str) -> Reading | None:
@@ -330,7 +331,11 @@ def index_reading(text: str) -> Reading | None:
             },
             f"index {value} into a table of {table} rows",
         )
-    says_position = value == column or (table < _VOCAB_MIN and value >= table)
+    pow2 = any(n > 0 and n & (n - 1) == 0 for n in (table, table - 2))  # 512, 514, 4098
+    says_position = value == column or (pow2 and table < _VOCAB_MIN)
+    says_token = not pow2 and (table >= _VOCAB_MIN or value == table)
+    if not (says_position or says_token):
+        return None
     position = (
         f"index {value} into a table of {table} rows: a sequence longer than the "
         f"{table} positions the table was built for"
@@ -340,7 +345,7 @@ def index_reading(text: str) -> Reading | None:
         "(a tokenizer with added tokens, or a model built for a smaller vocabulary)"
     )
     tags = ("position-out-of-range", "token-out-of-range")
-    if not says_position or table >= _VOCAB_MIN:
+    if not says_position:
         tags = ("token-out-of-range", "position-out-of-range")
     return Reading(
         tags,
@@ -403,6 +408,184 @@ def qkv_reading(text: str) -> Reading | None:
     return None
 
 
+_LABEL_ROLES = {
+    "b": ("batch-mismatch", "the batch axis"),
+    "n": ("batch-mismatch", "the batch axis"),
+    "h": ("gqa-heads", "the head axis"),
+    "g": ("gqa-heads", "the head-group axis"),
+    "d": ("qk-dim-mismatch", "the feature axis"),
+    "e": ("qk-dim-mismatch", "the feature axis"),
+    "c": ("qk-dim-mismatch", "the feature axis"),
+    "k": ("kv-length-mismatch", "the key axis"),
+    "s": ("kv-length-mismatch", "the key axis"),
+    "j": ("kv-length-mismatch", "the key axis"),
+    "t": ("kv-length-mismatch", "the sequence axis"),
+    "l": ("kv-length-mismatch", "the query axis"),
+    "i": ("kv-length-mismatch", "the query axis"),
+    "q": ("kv-length-mismatch", "the query axis"),
+}
+_ROLE_TAGS = {
+    "batch-mismatch": ("batch-mismatch", "kv-length-mismatch"),
+    "gqa-heads": ("gqa-heads", "batch-mismatch"),
+    "qk-dim-mismatch": ("qk-dim-mismatch", "projection-width", "kv-length-mismatch"),
+    "kv-length-mismatch": ("kv-length-mismatch", "position-out-of-range", "batch-mismatch"),
+}
+
+
+def einsum_reading(text: str) -> Reading | None:
+    """An einsum label whose sizes disagree, read by its letter (``h`` heads, ``d`` features...).
+
+    PyTorch: ``subscript h has size 2 for operand 1 which does not broadcast with
+    previously seen size 8``; JAX: ``Size of label 'h' for operand 1 (8) does not match
+    previous terms (2)``.
+    """
+    torch_label = re.search(
+        r"subscript (\w) has size (\d+) for operand \d+ which does not broadcast with "
+        r"previously seen size (\d+)",
+        text,
+    )
+    jax_label = re.search(
+        r"Size of label '(\w)' for operand \d+ \((\d+)\) does not match previous terms "
+        r"\((\d+)\)",
+        text,
+    )
+    found = torch_label or jax_label
+    if not found:
+        return None
+    label, a, b = found.group(1), int(found.group(2)), int(found.group(3))
+    family, axis = _LABEL_ROLES.get(label.lower(), ("", f"the axis labelled {label}"))
+    if not family:
+        return None
+    big, small = max(a, b), min(a, b)
+    say = {
+        "batch-mismatch": f"{a} against {b} on {axis} ('{label}'): two batches of different "
+        "sizes (a context or cache not repeated for the batch, or beams)",
+        "gqa-heads": f"{big} query heads against {small} key/value heads on '{label}'"
+        + (f": each key/value head serves {big // small}" if small and big % small == 0 else ""),
+        "qk-dim-mismatch": f"{a} against {b} features on '{label}': query and key (or the "
+        "projection) differ in width",
+        "projection-width": f"{a} against {b} on the contracted feature axis '{label}': an "
+        "input wider or narrower than the projection",
+        "kv-length-mismatch": f"{a} against {b} on {axis} ('{label}'): two sequences of "
+        "different lengths (keys and values, or a table built for another length)",
+        "position-out-of-range": f"{a} against {b} positions on '{label}': a position table "
+        "or relative bias built for another length",
+    }
+    return Reading(_ROLE_TAGS[family], say, f"{a} against {b} on {axis} ('{label}')")
+
+
+def _ints(group: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", group))
+
+
+def matmul_reading(text: str) -> Reading | None:
+    """A batched matmul whose operands disagree, read from the shapes it quotes.
+
+    The batch axes (all but the last two) name batch or heads; the contracted axes say
+    whether the second operand is a key not transposed (it ends like the first), a weight
+    (2-D) or another tensor.
+    """
+    batch = re.search(
+        r"must have compatible batch dimensions: \[([\d,]+)\] vs\. \[([\d,]+)\]|"
+        r"Incompatible types for matmul arguments: \w+\[([\d,]+)\] and \w+\[([\d,]+)\]|"
+        r"remapped shapes \[original->remapped\]: \(([\d,]+)\)->\(([\d,]*)[\w,]*\) "
+        r"\(([\d,]+)\)->\(([\d,]*)[\w,]*\)",
+        text,
+    )
+    if batch:
+        groups = [g for g in batch.groups() if g is not None]
+        first, second = _ints(groups[0]), _ints(groups[1])
+        if len(groups) == 4:  # NumPy: the remapped prefix holds the batch axes
+            if len(first) != len(second):
+                return Reading(
+                    ("batched-matmul", "batch-mismatch"),
+                    {
+                        "batched-matmul": f"a {len(first)}-D operand against a "
+                        f"{len(second)}-D one in a matmul: their batch axes "
+                        f"{_ints(groups[1])} and {_ints(groups[3])} do not line up"
+                    },
+                    f"({groups[0]}) against ({groups[2]})",
+                )
+            first, second = _ints(groups[1]), _ints(groups[3])
+        else:
+            first, second = first[:-2], second[:-2]
+        if len(first) != len(second) or not first:
+            return None
+        bad = [
+            i for i in range(len(first)) if first[i] != second[i] and 1 not in (first[i], second[i])
+        ]
+        if len(bad) != 1:
+            return None
+        a, b = first[bad[0]], second[bad[0]]
+        if len(first) >= 2 and bad[0] == len(first) - 1:
+            return _axis_reading(a, b, 1, 4)  # (B, H) batch axes: the heads
+        return _axis_reading(a, b, 0, 4)
+    sizes = re.search(
+        r"Matrix size-incompatible: In\[0\]: \[([\d,]+)\], In\[1\]: \[([\d,]+)\]", text
+    )
+    if not sizes:
+        return None
+    left, right = _ints(sizes.group(1)), _ints(sizes.group(2))
+    if len(left) < 2 or len(right) < 2:
+        return None
+    m, k, k2, n = left[-2], left[-1], right[-2], right[-1]
+    if len(right) == 2 and len(left) >= 3:
+        return Reading(
+            ("projection-width", "qk-dim-mismatch"),
+            {
+                "projection-width": f"a ({k2}, {n}) weight applied to {k} features: the "
+                f"projection was built for {k2} inputs",
+            },
+            f"[..., {m}, {k}] times a ({k2}, {n}) weight",
+        )
+    if right == left or (n == k and k2 != k):
+        return Reading(
+            ("missing-transpose", "qk-dim-mismatch"),
+            {
+                "missing-transpose": f"the second operand [..., {k2}, {n}] ends with {n} "
+                f"features like the first: the keys were not transposed (Q @ K with K "
+                f"(..., S, D); use K transposed to (..., D, S))",
+            },
+            f"[..., {m}, {k}] times [..., {k2}, {n}]",
+        )
+    return Reading(
+        ("qk-dim-mismatch", "kv-length-mismatch", "projection-width"),
+        {
+            "qk-dim-mismatch": f"{k} against {k2} on the contracted axis: query and key "
+            "feature sizes differ",
+            "kv-length-mismatch": f"[..., {m}, {k}] weights times [..., {k2}, {n}] values: "
+            f"{k} keys against {k2} values",
+        },
+        f"[..., {m}, {k}] times [..., {k2}, {n}]: {k} against {k2}",
+    )
+
+
+def tf_einsum_reading(text: str) -> Reading | None:
+    """``Expected dimension 6 at axis 0 of the input shaped [2,7,2,4] but got dimension 2``."""
+    found = re.search(
+        r"Expected dimension (\d+) at axis (\d+) of the input shaped \[([\d,]+)\] but got "
+        r"dimension (\d+)",
+        text,
+    )
+    if not found:
+        return None
+    want, axis, shape, got = (
+        int(found.group(1)),
+        int(found.group(2)),
+        _ints(found.group(3)),
+        int(found.group(4)),
+    )
+    if axis == 0:
+        return _axis_reading(want, got, 0, 3)
+    if axis == len(shape) - 1:
+        return Reading(
+            ("qk-dim-mismatch", "projection-width", "kv-length-mismatch"),
+            {"qk-dim-mismatch": f"{want} against {got} on the last (feature) axis"},
+            f"{want} against {got} on the last axis",
+        )
+    return None
+
+
 def mha_mask_reading(text: str) -> Reading | None:
     """``The shape of the 2D attn_mask is torch.Size([a, a]), but should be (b, b)``.
 
@@ -410,6 +593,27 @@ def mha_mask_reading(text: str) -> Reading | None:
     ``b`` from the query's first axis: a batch-first input given to a sequence-first layer
     (``b`` is then the batch size), or a mask built for another length.
     """
+    three = re.search(
+        r"shape of the 3D attn_mask is torch\.Size\(\[(\d+), (\d+), (\d+)\]\), but should "
+        r"be \((\d+), (\d+), (\d+)\)",
+        text,
+    )
+    if three:
+        got_n, got_l, got_s, want_n, want_l, want_s = (int(g) for g in three.groups())
+        if (got_l, got_s) == (want_l, want_s) and got_n and want_n % got_n == 0:
+            heads = want_n // got_n
+            return Reading(
+                ("mask-shape", "mask-broadcast-axis"),
+                {
+                    "mask-shape": f"a ({got_n}, {got_l}, {got_s}) mask where MultiheadAttention "
+                    f"wants (N·num_heads, L, S) = ({want_n}, {got_l}, {got_s}): one mask per "
+                    f"example must be repeated for each of the {heads} heads",
+                    "mask-broadcast-axis": f"a per-example mask of {got_n} where the layer "
+                    f"counts {want_n} = batch × heads: repeat_interleave it over the heads, "
+                    "in batch-major order",
+                },
+                f"a ({got_n}, {got_l}, {got_s}) mask against ({want_n}, {want_l}, {want_s})",
+            )
     found = re.search(
         r"shape of the 2D attn_mask is torch\.Size\(\[(\d+), (\d+)\]\), but should be "
         r"\((\d+), (\d+)\)",
@@ -743,6 +947,7 @@ RULES: tuple[Rule, ...] = (
         "an einsum operand disagrees with the others on a shared subscript: a batch (or "
         "context) not repeated for the other operand, a table built for another length, or "
         "keys and values of different lengths",
+        read=True,
     ),
     Rule(
         rf"mismatch in its core dimension 0.*\(size {_N} is different from {_N}\)",
@@ -899,7 +1104,8 @@ RULES: tuple[Rule, ...] = (
         "the softmax axis: attention weights are normalised over the keys, the last axis",
     ),
     Rule(
-        r"\bsqrt\b|scal(?:e|ing) factor|\btemperature\b|\bscaled?\b.{0,30}\b(?:d_?k|head_?dim)",
+        r"\bsqrt\b|square root|scal(?:e|ing) factor|\btemperature\b|rsqrt|1 ?/ ?√|"
+        r"\bscaled?\b.{0,30}\b(?:d_?k|head_?dim)|divid\w* .{0,40}\b(?:d_?k|head_?dim|dimension)",
         ("missing-scale",),
         "the 1/sqrt(d) scale, with d the head size: without it the softmax saturates",
     ),
@@ -943,14 +1149,22 @@ RULES: tuple[Rule, ...] = (
         "a MultiheadAttention mask of the wrong shape: attn_mask (L, S) or (N*H, L, S), "
         "key_padding_mask (N, S); a batch-first input read as sequence-first gives the "
         "same message",
+        read=True,
     ),
     Rule(
-        r"is_causal|causal.mask|\btril\b|bottom.right|top.left|kv.cache|past_key_values|"
-        r"\b(?:key|value|attention|decoder|layer|autoregressive)s?[ _-]?cache|cache_position|"
-        r"init_cache|\bdecode=True|autoregressive|\bdecoding\b|"
-        r"\bgenerat(?:e|ion|ing)\b.{0,40}\bcache",
-        ("causal-alignment", "kv-cache"),
-        "causal masking with L != S (decoding with a cache) needs bottom-right alignment",
+        r"kv.?cach|past_key_values|\b(?:key|value|attention|decoder|layer|autoregressive|"
+        r"static|sliding|rolling|sink)s?[ _-]?cach|key.value cach|cache_position|init_cache|"
+        r"\bdecode=True|\bdecoded=True|\bgenerat(?:e|ion|ing)\b.{0,40}\bcach",
+        ("kv-cache", "causal-alignment", "positions"),
+        "decoding with a key/value cache: the cache, its positions and its mask must grow "
+        "together, and causal masking with L != S needs bottom-right alignment",
+    ),
+    Rule(
+        r"is_causal|causal.mask|\btril\b|\btriu\b|bottom.right|top.left|autoregressive|"
+        r"\bdecoding\b|look.?ahead.mask|subsequent.mask",
+        ("causal-alignment", "mask-missing", "kv-cache", "fully-masked-row"),
+        "the causal mask: its diagonal, its alignment when L != S (bottom-right for decoding), "
+        "and whether it is applied at all",
     ),
     Rule(
         r"mat1 and mat2 shapes|size mismatch, m1:|"
@@ -1091,6 +1305,55 @@ RULES: tuple[Rule, ...] = (
 """Framework wordings and the tags they mean, likeliest first."""
 
 CONCEPTS: tuple[Rule, ...] = (
+    Rule(
+        r"(?:mixed.precision|float16|\bfp16\b|\bhalf\b|\bamp\b|autocast)[^.]{0,200}(?:mask|"
+        r"-1e\d|large.negative|min(?:imum)? value|finfo|_large_compatible_negative)|"
+        r"(?:mask|-1e\d|large.negative|finfo)[^.]{0,200}(?:mixed.precision|float16|\bfp16\b|"
+        r"\bhalf\b)",
+        ("fp16-overflow", "inf-arithmetic", "mask-dtype"),
+        "a mask constant (-1e9, finfo(float32).min) that float16 cannot hold: it overflows to "
+        "-inf, and -inf - -inf or inf * 0 is NaN",
+    ),
+    Rule(
+        r"mask\w*[^.]{0,40}\b(?:cast\w*|dtype|float32|float64|int64|long|to bool)\b|"
+        r"\b(?:cast\w*|dtype)\b[^.]{0,40}mask",
+        ("mask-dtype", "fp16-overflow"),
+        "the mask's dtype: a bool mask, or an additive float mask of the scores' dtype",
+    ),
+    Rule(
+        r"(?:per|each|every) row|whole (?:array|matrix|tensor|batch)|all rows|"
+        r"np\.sum\(np\.exp\([a-z_]+\)\)|\.sum\(\)|over the (?:wrong|first|batch|query) "
+        r"(?:axis|dim)",
+        ("softmax-axis", "axis-out-of-range"),
+        "a softmax normalised over the wrong axis (the whole array, the batch, the queries) "
+        "instead of each row's keys",
+        weight=0.8,
+    ),
+    Rule(
+        r"attention_axes|channel dim\w*|channels?.(?:last|first)|(?:missing|no|without|"
+        r"add\w*) (?:a |the )?(?:feature|channel|batch|head) (?:axis|dim\w*)|"
+        r"(?:unbatched|single example|batch of one)",
+        ("layout-confusion", "axis-out-of-range"),
+        "the input's axes are not the ones the layer expects: (batch, sequence, features)",
+    ),
+    Rule(
+        r"nan (?:values? )?in (?:the |my )?(?:input|values|keys|padd\w*|masked)|"
+        r"(?:input|values|keys|embeddings?)[^.]{0,30}(?:has|have|contains?|with) nans?\b|"
+        r"masked.out (?:positions?|entries|elements)[^.]{0,60}\bnan|\bnan\b[^.]{0,60}"
+        r"masked.out",
+        ("nan-in-padding", "fully-masked-row"),
+        "NaN in a position the mask removes still reaches the output: 0 × NaN is NaN in the "
+        "weights-times-values product; replace it before attention",
+    ),
+    Rule(
+        r"(?:length|tokens?|words|sequence|input|text|positions?)[^.]{0,30}exceed\w*|"
+        r"exceed\w* (?:the |about |\d+ )?(?:max\w*|positions?|length|\d+ tokens?)|"
+        r"too long|longer (?:input|text|sequence|document)|long (?:input|text|"
+        r"document|sequence)|positional|position (?:embedding|encoding)|max_seq_len\w*",
+        ("position-out-of-range", "positions"),
+        "a sequence longer than the position table the model was built with",
+        weight=0.9,
+    ),
     Rule(
         r"future (?:tokens?|positions?|words?|information|steps?)|look.?ahead|\bpeek\w*|"
         r"\bcheat\w*|subsequent (?:positions?|tokens?)|(?:sees?|see|attends? to) (?:the )?"
@@ -1296,7 +1559,7 @@ def words(text: str) -> frozenset[str]:
     for pattern, word in _synonyms():
         text = pattern.sub(word, text)
     return frozenset(
-        _stem(w) for w in re.findall(r"[a-z][a-z0-9]+", text) if w not in _STOP and len(w) > 1
+        _stem(w) for w in re.findall(r"[a-z][a-z0-9_]*[a-z0-9]", text) if w not in _STOP
     )
 
 
@@ -1320,7 +1583,15 @@ def _rule_hits(text: str) -> list[_Hit]:
     """The evidence of the wording: the size reading, then the rules, then the concepts."""
     lowered = text.lower()
     hits = []
-    for read in (mha_mask_reading, qkv_reading, index_reading, shape_reading):
+    for read in (
+        mha_mask_reading,
+        qkv_reading,
+        einsum_reading,
+        matmul_reading,
+        tf_einsum_reading,
+        index_reading,
+        shape_reading,
+    ):
         reading = read(text)
         if reading is not None:
             hits.append(_Hit(reading.tags, reading.default, reading, 1.1))
@@ -1350,7 +1621,8 @@ def _symptom_score(text_words: frozenset[str], card: CaseCard) -> tuple[float, s
     for phrase in card.symptoms:
         wanted = _phrase_words(phrase)
         shared = wanted & text_words
-        if len(shared) >= 2 and len(shared) / len(wanted) >= SYMPTOM_MIN_SHARE:
+        enough = 2 if len(wanted) <= 3 else 3
+        if len(shared) >= enough and len(shared) / len(wanted) >= SYMPTOM_MIN_SHARE:
             share = len(shared) / len(wanted) + 0.05 * len(shared)
             if share > best:
                 best, phrase_best = share, phrase
@@ -1425,6 +1697,7 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
     :func:`nearest_family`).
     """
     hits = _rule_hits(text)
+    read = bool(hits and hits[0].reading)  # the sizes say more than a case's wording
     text_words = words(text)
     in_domain = bool(hits) or bool(ATTENTION_WORDS.search(text))
     every = cards()
@@ -1439,7 +1712,7 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         message_score = 0.0
         if found:
             longest = max(min(len(p), 80) for p in found) / 40
-            message_score = 1.5 + 2.5 / sharing + longest
+            message_score = (1.5 + 2.5 / sharing + longest) * (0.6 if read else 1.0)
         symptom_score, phrase = _symptom_score(text_words, card)
         if "missing-transpose" in card.tags and TRANSPOSED.search(text):
             rule_score = max(rule_score - 3.0, 0.0)  # the quoted code does transpose
