@@ -60,6 +60,9 @@ _MIN_CHUNK = 16  # key columns per chunk of the online path, at the least
 _UNSHIFTED_BOUND = 60.0  # natural-log units; e**60 leaves float32 ~1e12 of headroom
 _CAUSAL_BLOCKS = 8  # at least this many row blocks per head when masks can skip keys
 _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than they give
+_FORWARD_COLUMNS = 512  # key columns a forward block is sized for (it walks keys in chunks)
+_TRANSPOSE_KEYS = True
+_TRANSPOSE_MIN_ROWS = 64  # query rows per kv head from which a transposed key copy pays
 
 
 @dataclass
@@ -177,6 +180,7 @@ def logits(
     buffer: FloatArray,
     *,
     keep_tanh: bool = False,
+    key_t: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray | None]:
     """Logits of one task (natural units), every step before the softmax applied.
 
@@ -187,6 +191,8 @@ def logits(
         task: which heads, rows and key columns.
         buffer: scratch space of at least ``h * G * rows * width`` elements.
         keep_tanh: also return the softcap's ``tanh`` values.
+        key_t: the scaled key transposed, ``(N, Hkv, D, S)`` C-contiguous, or None. The
+            same numbers as ``scaled[1]``; BLAS reads contiguous rows of it faster.
 
     Returns:
         ``s (h, G * rows, width)``, a view of ``buffer``, and ``tanh (h, G, rows, width)``
@@ -197,7 +203,8 @@ def logits(
     heads, groups, rows, width = h1 - h0, query.shape[2], r1 - r0, hi - lo
     q = query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
     flat = buffer[: heads * groups * rows * width].reshape(heads, groups * rows, width)
-    np.matmul(q, key[n, h0:h1, lo:hi].transpose(0, 2, 1), out=flat)  # einsums.SCORES
+    keys = key[n, h0:h1, lo:hi].transpose(0, 2, 1) if key_t is None else key_t[n, h0:h1, :, lo:hi]
+    np.matmul(q, keys, out=flat)  # einsums.SCORES
     s = flat.reshape(heads, groups, rows, width)  # (h, G, rows, width)
 
     tanh = None
@@ -248,11 +255,12 @@ def _block(
     buffer: FloatArray,
     ones: FloatArray,
     poison: Poison | None,
+    key_t: FloatArray | None = None,
 ) -> None:
-    """Attention for one task; ``scaled`` as in :func:`logits`."""
+    """Attention for one task; ``scaled`` and ``key_t`` as in :func:`logits`."""
     n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
     heads, groups, rows, width = h1 - h0, plan.query.shape[2], r1 - r0, hi - lo
-    flat, _ = logits(plan, scaled, task, buffer)
+    flat, _ = logits(plan, scaled, task, buffer, key_t=key_t)
     s = flat.reshape(heads, groups, rows, width)
     hits = _Hits() if poison is None else _Hits().read(poison, task, flat)
 
@@ -280,7 +288,8 @@ def _block(
     _drop(plan, task, s)
     out = np.matmul(flat, plan.value[n, h0:h1, lo:hi])  # einsums.MIX on this block
     if task.unshifted and _underflowed(plan, task, out, total):
-        _block(plan, res, scaled, dataclasses.replace(task, unshifted=False), buffer, ones, poison)
+        shifted = dataclasses.replace(task, unshifted=False)
+        _block(plan, res, scaled, shifted, buffer, ones, poison, key_t)
         return
     _finish(plan, res, task, out, total, shift, poison, hits)
 
@@ -327,6 +336,7 @@ def _block_online(
     ones: FloatArray,
     chunk: int,
     poison: Poison | None,
+    key_t: FloatArray | None = None,
 ) -> None:
     """The same as :func:`_block`, over key chunks with an online (running) softmax.
 
@@ -334,12 +344,15 @@ def _block_online(
     maximum ``m``; when a chunk raises it, what was accumulated is rescaled by
     ``exp(m_old - m_new)`` (flash attention's recurrence). ``m`` stays ``-inf`` until a
     row meets an allowed key: such a row shifts by 0 (its sums are exactly 0, so nothing
-    is lost) and is never rescaled into NaN.
+    is lost) and is never rescaled into NaN. Unshifted rows need no running maximum: each
+    chunk's weights and sums simply add up.
     """
     n, h0, h1 = task.n, task.h0, task.h1
     heads, groups, rows = h1 - h0, plan.query.shape[2], task.r1 - task.r0
     dtype = plan.query.dtype
-    acc = np.zeros((heads, groups * rows, plan.value.shape[3]), dtype=dtype)
+    dim_v = plan.value.shape[3]
+    acc = np.zeros((heads, groups * rows, dim_v), dtype=dtype)
+    part = np.empty_like(acc)  # one chunk's weights times value
     total = np.zeros((heads, groups * rows), dtype=dtype)
     running = None if task.unshifted else np.full((heads, groups * rows, 1), -np.inf, dtype)
     sink = sink_rows(plan, task)
@@ -348,8 +361,8 @@ def _block_online(
         total += np.where(np.isneginf(sink), 0, 1)[..., 0]  # exp(sink - running)
     hits = _Hits()
     for start in range(task.lo, task.hi, chunk):
-        sub = dataclasses.replace(task, lo=start, hi=min(task.hi, start + chunk))
-        flat, _ = logits(plan, scaled, sub, buffer)
+        sub = Task(n, h0, h1, task.r0, task.r1, start, min(task.hi, start + chunk), task.unshifted)
+        flat, _ = logits(plan, scaled, sub, buffer, key_t=key_t)
         if poison is not None:
             hits.read(poison, sub, flat)
         if running is not None:
@@ -363,10 +376,10 @@ def _block_online(
         _exp(flat, running is None)
         total += np.matmul(flat, ones[: sub.hi - sub.lo])
         _drop(plan, sub, flat.reshape(heads, groups, rows, -1))
-        acc += np.matmul(flat, plan.value[n, h0:h1, sub.lo : sub.hi])
+        acc += np.matmul(flat, plan.value[n, h0:h1, sub.lo : sub.hi], out=part)
     if running is None and _underflowed(plan, task, acc, total):
         unshifted = dataclasses.replace(task, unshifted=False)
-        _block_online(plan, res, scaled, unshifted, buffer, ones, chunk, poison)
+        _block_online(plan, res, scaled, unshifted, buffer, ones, chunk, poison, key_t)
         return
     final = None if running is None else np.where(np.isneginf(running), 0, running)
     _finish(plan, res, task, acc, total, final, poison, hits)
@@ -544,10 +557,14 @@ def _unshifted_rows(
     return result
 
 
-def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[Task]:
+def _tasks(
+    plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int, columns: int | None
+) -> list[Task]:
+    """Tasks whose ``rows x min(S, columns)`` score block fits ``_BLOCK_BYTES``."""
     n_batch, hkv, groups, length_q, _ = plan.query.shape
     length_k = plan.key.shape[2]
-    row_bytes = max(length_k, 1) * plan.key.itemsize * groups
+    width = length_k if columns is None else min(length_k, columns)
+    row_bytes = max(width, 1) * plan.key.itemsize * groups
     rows = _MAX_ROWS
     while rows > _MIN_ROWS and rows * row_bytes > _BLOCK_BYTES:
         rows //= 2
@@ -578,6 +595,23 @@ def _tasks(plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int) -> list[T
     return tasks
 
 
+def _factors(plan: Plan) -> tuple[float | None, float | None]:
+    """What :func:`scaled_inputs` multiplies query and key by (None: taken as they are)."""
+    root = math.sqrt(abs(plan.scale))
+    if root == 1.0:
+        return (None if plan.scale > 0 else -1.0), None
+    _, _, groups, length_q, dim = plan.query.shape
+    if groups * length_q < dim and plan.query.size:
+        info = np.finfo(plan.query.dtype)
+        largest = max(float(plan.query.max()), -float(plan.query.min()))
+        if (
+            float(info.tiny) <= abs(plan.scale)
+            and abs(plan.scale) * largest <= float(info.max) / 16
+        ):
+            return plan.scale, None
+    return (root if plan.scale > 0 else -root), root
+
+
 def scaled_inputs(plan: Plan) -> tuple[FloatArray, FloatArray]:
     """Query and key each times ``sqrt(|scale|)`` (the query also by its sign).
 
@@ -585,33 +619,57 @@ def scaled_inputs(plan: Plan) -> tuple[FloatArray, FloatArray]:
     When each kv head has fewer query rows than features (decoding), a scaled copy of the
     keys would cost as much as the call: the whole scale goes into the query instead.
     """
+    q_factor, k_factor = _factors(plan)
     dtype = plan.query.dtype
-    root = math.sqrt(abs(plan.scale))
-    if root == 1.0:
-        query = plan.query if plan.scale > 0 else np.negative(plan.query)
-        return query, plan.key
-    _, _, groups, length_q, dim = plan.query.shape
-    if groups * length_q < dim and plan.query.size:
-        info = np.finfo(dtype)
-        largest = max(float(plan.query.max()), -float(plan.query.min()))
-        if (
-            float(info.tiny) <= abs(plan.scale)
-            and abs(plan.scale) * largest <= float(info.max) / 16
-        ):
-            folded: FloatArray = np.multiply(plan.query, dtype.type(plan.scale))
-            return folded, plan.key
-    factor = dtype.type(root)
-    scaled_q: FloatArray = np.multiply(plan.query, factor if plan.scale > 0 else -factor)
-    scaled_k: FloatArray = np.multiply(plan.key, factor)
-    return scaled_q, scaled_k
+    query: FloatArray = plan.query
+    if q_factor == -1.0 and k_factor is None:
+        query = np.negative(plan.query)
+    elif q_factor is not None:
+        query = np.multiply(plan.query, dtype.type(q_factor))
+    key: FloatArray = plan.key if k_factor is None else np.multiply(plan.key, dtype.type(k_factor))
+    return query, key
+
+
+def _forward_inputs(plan: Plan) -> tuple[tuple[FloatArray, FloatArray], FloatArray | None]:
+    """:func:`scaled_inputs`, with the scaled key as a transposed copy when that pays.
+
+    Returns ``(query, key)`` as :func:`logits` takes them and ``key_t (N, Hkv, D, S)``,
+    C-contiguous: BLAS multiplies by contiguous rows of keys faster than by a transposed
+    view. The copy is one pass over the keys (the scaling pass, when the key is scaled),
+    worth it when enough query rows read each key; the returned ``key`` is then a view of
+    ``key_t`` (or the plan's own key, when it is not scaled).
+    """
+    groups, length_q = plan.query.shape[2:4]
+    if not _TRANSPOSE_KEYS or groups * length_q < _TRANSPOSE_MIN_ROWS:
+        return scaled_inputs(plan), None
+    q_factor, k_factor = _factors(plan)
+    dtype = plan.query.dtype
+    query: FloatArray = plan.query
+    if q_factor == -1.0 and k_factor is None:
+        query = np.negative(plan.query)
+    elif q_factor is not None:
+        query = np.multiply(plan.query, dtype.type(q_factor))
+    key = plan.key
+    key_t = np.empty((*key.shape[:2], key.shape[3], key.shape[2]), dtype=dtype)
+    if k_factor is None:
+        np.copyto(key_t, key.transpose(0, 1, 3, 2))
+        return (query, key), key_t
+    np.multiply(key.transpose(0, 1, 3, 2), dtype.type(k_factor), out=key_t)
+    return (query, key_t.transpose(0, 1, 3, 2)), key_t
 
 
 def make_tasks(
     plan: Plan,
     scaled: tuple[FloatArray, FloatArray] | None = None,
     prepared: Prepared | None = None,
+    *,
+    columns: int | None = None,
 ) -> list[Task]:
-    """Cut ``plan`` into cache-sized tasks; ``scaled`` inputs enable the unshifted path."""
+    """Cut ``plan`` into cache-sized tasks; ``scaled`` inputs enable the unshifted path.
+
+    ``columns``: the key columns a task's body holds at once when it walks keys in chunks
+    (None: all of them), so rows are sized for ``rows x columns`` blocks.
+    """
     if scaled is None or prepared is None:
         unshifted = np.zeros(plan.query.shape[:4], dtype=bool)
     else:
@@ -621,7 +679,7 @@ def make_tasks(
         workers = 1  # for_each_task runs such calls serially: no point cutting for threads
     else:
         workers = _threads.worker_count()
-    return _tasks(plan, unshifted, workers)
+    return _tasks(plan, unshifted, workers, columns)
 
 
 def for_each_task(
@@ -673,20 +731,6 @@ def for_each_task(
             _threads.run_workers(worker, workers)
 
 
-def _online_chunk(plan: Plan, tasks: list[Task]) -> int | None:
-    """Key columns per chunk when the score tensor would exceed the memory budget, else None.
-
-    The score tensor is ``(..., Hq, L, S)``: what an unblocked implementation would hold.
-    Past ``plan.memory_budget`` bytes of it, each task walks its keys in cache-sized chunks
-    with an online softmax, so what is held at once no longer grows with ``S``.
-    """
-    n_batch, hkv, groups, length_q, _ = plan.query.shape
-    length_k, itemsize = plan.key.shape[2], plan.query.itemsize
-    if not tasks or n_batch * hkv * groups * length_q * length_k * itemsize <= plan.memory_budget:
-        return None
-    return cache_chunk(plan, tasks)
-
-
 def cache_chunk(plan: Plan, tasks: list[Task]) -> int:
     """Key columns per chunk such that the widest task's ``rows x chunk`` block fits in cache."""
     rows = max(((t.h1 - t.h0) * plan.query.shape[2] * (t.r1 - t.r0) for t in tasks), default=1)
@@ -717,16 +761,20 @@ def run(
         else None,
         poisoned=None if poison is None else np.zeros((n_batch, hkv, groups, length_q), bool),
     )
-    scaled = scaled_inputs(plan)
+    scaled, key_t = _forward_inputs(plan)
     ones = np.ones(length_k, dtype=dtype)
-    tasks = make_tasks(plan, scaled, prepared)
-    chunk = None if need_weights else _online_chunk(plan, tasks)
+    if need_weights:  # every block whole: the weights are normalised by the whole row
+        tasks = make_tasks(plan, scaled, prepared)
+        chunk = None
+    else:  # keys in cache-sized chunks (an online softmax), whatever the memory budget
+        tasks = make_tasks(plan, scaled, prepared, columns=_FORWARD_COLUMNS)
+        chunk = cache_chunk(plan, tasks) if tasks else None
 
     def body(task: Task, buffer: FloatArray) -> None:
         if chunk is not None and task.hi - task.lo > chunk:
-            _block_online(plan, res, scaled, task, buffer, ones, chunk, poison)
+            _block_online(plan, res, scaled, task, buffer, ones, chunk, poison, key_t)
         else:
-            _block(plan, res, scaled, task, buffer, ones, poison)
+            _block(plan, res, scaled, task, buffer, ones, poison, key_t)
 
     for_each_task(plan, tasks, body, chunk=chunk)
     if plan.fully_masked == "raise":
