@@ -1281,6 +1281,13 @@ RULES: tuple[Rule, ...] = (
         "memory: an (L, S) mask or bias materialised at the maximum length",
     ),
     Rule(
+        r"must have the same number of dimensions|rank promotion|different ranks?\b|"
+        r"Shapes? must be equal rank|must have (?:the )?same rank",
+        ("mask-shape", "mask-broadcast-axis", "batched-matmul"),
+        "arrays of different ranks where they must match (JAX with strict rank promotion, "
+        "TensorFlow ops): a 2-D padding mask against 4-D scores needs mask[:, None, None, :]",
+    ),
+    Rule(
         r"mask",
         ("mask-shape", "mask-missing", "mask-polarity", "mask-broadcast-axis"),
         "a mask: its shape against the scores (B, H, L, S), whether it is applied at all, "
