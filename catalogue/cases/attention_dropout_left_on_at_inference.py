@@ -60,6 +60,9 @@ SYMPTOMS = (
     "model outputs change between calls in eval mode",
     "sdpa_kernel flash attention raises no available kernel",
     "scaled_dot_product_attention dropout in eval",
+    "outputs are not deterministic at inference",
+    "different results every forward pass in eval mode",
+    "dropout still active during evaluation",
 )
 DROPOUT = 0.1
 

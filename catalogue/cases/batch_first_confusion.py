@@ -42,6 +42,9 @@ SYMPTOMS = (
     "examples in a batch influence each other",
     "results change with batch size",
     "batch_first confusion in MultiheadAttention",
+    "batch_first missing in nn.MultiheadAttention",
+    "attention mixes examples across the batch",
+    "sequence and batch axes swapped",
 )
 
 

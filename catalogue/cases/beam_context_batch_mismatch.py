@@ -62,6 +62,8 @@ MESSAGES = (
 SYMPTOMS = (
     "beam search fails but greedy decoding works",
     "num_beams > 1 raises a size mismatch at dimension 0",
+    "encoder outputs not expanded for num_beams",
+    "context batch size differs from query batch size in cross attention",
 )
 
 BEAMS = 3

@@ -42,6 +42,8 @@ SYMPTOMS = (
     "causal mask shape error for shorter sequences",
     "works at full length but fails on a shorter batch",
     "generation fails after the first step with a size mismatch",
+    "mask built for the maximum length does not match the input length",
+    "causal mask buffer not sliced to the sequence length",
 )
 
 MAX_LEN = 16

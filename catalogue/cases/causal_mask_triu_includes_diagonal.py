@@ -42,6 +42,8 @@ SYMPTOMS = (
     "first row of attention is nan with a causal mask",
     "loss is nan from the first step with causal masking",
     "token cannot attend to itself",
+    "first token is nan with a causal mask",
+    "diagonal masked in the causal mask",
 )
 
 

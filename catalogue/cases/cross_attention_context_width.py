@@ -43,7 +43,11 @@ MESSAGES = (
     r"dot_general requires contracting dimensions to have the same shape, got \(\d+,\) and",
     r"expected axis -1 of input shape to have value \d+, but received input with shape",
 )
-SYMPTOMS = ("cross attention with encoder outputs of a different hidden size",)
+SYMPTOMS = (
+    "cross attention with encoder outputs of a different hidden size",
+    "encoder hidden size differs from decoder hidden size",
+    "kdim and vdim needed for cross attention",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -38,7 +38,10 @@ MESSAGES = (
     r"Einstein sum subscript .* does not contain the correct number of indices",
     r"Expected input \d+ to have rank \d+ but got: \d+ \[Op:Einsum\]",
 )
-SYMPTOMS = ("einsum fails after adding a batch dimension",)
+SYMPTOMS = (
+    "einsum fails after adding a batch dimension",
+    "einsum subscripts do not match the number of dimensions",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -34,6 +34,8 @@ MESSAGES = (r"overflow encountered in exp", r"invalid value encountered in (?:tr
 SYMPTOMS = (
     "softmax returns nan for large inputs",
     "attention weights become nan when logits are large",
+    "exp overflows in a hand written softmax",
+    "softmax gives inf for large scores",
 )
 
 

@@ -37,7 +37,11 @@ EXPECTED = CheckFailure
 MATCH = r"weights has \d+ NaN"
 TAGS = ("fp16-overflow", "inf-arithmetic", "fully-masked-row")
 MESSAGES = (r"overflow encountered in cast", r"finfo\(.*\)\.min")
-SYMPTOMS = ("nan in padded rows with float16 and finfo min mask",)
+SYMPTOMS = (
+    "nan in padded rows with float16 and finfo min mask",
+    "adding two finfo min masks gives -inf",
+    "combined causal and padding masks overflow",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray]:

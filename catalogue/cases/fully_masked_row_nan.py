@@ -39,6 +39,9 @@ SYMPTOMS = (
     "loss becomes nan after adding a padding mask",
     "nan in attention output for padded positions",
     "softmax of all -inf gives nan",
+    "nan when a sequence is entirely padding",
+    "row with every key masked returns nan",
+    "empty sequence in the batch gives nan",
 )
 
 

@@ -29,6 +29,9 @@ TAGS = ("mask-missing",)
 SYMPTOMS = (
     "training loss is suspiciously low but generation is garbage",
     "decoder attends to future tokens",
+    "model sees the next token during training",
+    "no causal mask in the decoder",
+    "validation loss near zero but generation is bad",
 )
 
 

@@ -51,6 +51,7 @@ MESSAGES = (
 SYMPTOMS = (
     "grouped query attention shape mismatch in scaled_dot_product_attention",
     "num_key_value_heads smaller than num_attention_heads fails",
+    "number of key value heads differs from number of query heads",
 )
 
 

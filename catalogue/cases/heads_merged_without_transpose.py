@@ -36,7 +36,12 @@ EXPECTED = CheckFailure
 MATCH = r"output differs from the reference at \d+ of \d+ entries"
 TAGS = ("head-axis-order",)
 MESSAGES = (r"view size is not compatible with input tensor's size and stride",)
-SYMPTOMS = ("multi-head attention output is scrambled", "model trains worse with more heads")
+SYMPTOMS = (
+    "multi-head attention output is scrambled",
+    "model trains worse with more heads",
+    "reshape without transpose when merging heads",
+    "view instead of transpose before concatenating heads",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -46,6 +46,8 @@ SYMPTOMS = (
     "attention output wrong after switching from flash_attn_func to scaled_dot_product_attention",
     "jax dot_product_attention gives different results than my attention",
     "forgot transpose(1, 2) before sdpa",
+    "flash attention expects batch seqlen nheads headdim",
+    "sequence and head axes swapped for the attention kernel",
 )
 
 

@@ -31,6 +31,7 @@ TAGS = ("mask-broadcast-axis",)
 SYMPTOMS = (
     "padding mask works only for some batch sizes",
     "model attends to padding despite the mask",
+    "padding mask applied to the query rows instead of the keys",
 )
 
 

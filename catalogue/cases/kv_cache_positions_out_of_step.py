@@ -34,6 +34,7 @@ MESSAGES = ()
 SYMPTOMS = (
     "generation with kv cache differs from generation without cache",
     "model repeats itself when using past_key_values",
+    "rotary positions wrong during cached decoding",
 )
 
 

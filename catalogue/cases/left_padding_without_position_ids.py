@@ -45,6 +45,7 @@ SYMPTOMS = (
     "batched generation gives different output than generating one prompt at a time",
     "left padding changes the model output",
     "shorter prompts in the batch generate garbage",
+    "batched generation worse than generating each prompt alone",
 )
 
 

@@ -31,6 +31,8 @@ TAGS = ("mask-after-softmax",)
 SYMPTOMS = (
     "attention weights do not sum to one",
     "output magnitude depends on padding length",
+    "mask applied after the softmax",
+    "attention weights zeroed after softmax",
 )
 
 

@@ -30,7 +30,11 @@ EXPECTED = CheckFailure
 MATCH = r"weights has \d+ NaN"
 TAGS = ("inf-arithmetic",)
 MESSAGES = (r"invalid value encountered in multiply",)
-SYMPTOMS = ("all attention weights are nan with an additive -inf mask",)
+SYMPTOMS = (
+    "all attention weights are nan with an additive -inf mask",
+    "multiplying the mask by -inf gives nan",
+    "zero times inf gives nan in the mask",
+)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray]:

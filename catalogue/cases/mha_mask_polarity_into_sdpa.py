@@ -37,6 +37,7 @@ TAGS = ("mask-polarity",)
 SYMPTOMS = (
     "model attends only to padding tokens",
     "key_padding_mask inverted when switching to scaled_dot_product_attention",
+    "True means ignore in key_padding_mask but attend in sdpa",
 )
 
 

@@ -35,6 +35,9 @@ SYMPTOMS = (
     "attention weights are one-hot",
     "attention does not learn, gradients vanish",
     "softmax saturates with large head dimension",
+    "scores not divided by the square root of the head dimension",
+    "attention is too sharp",
+    "attention entropy collapses",
 )
 
 

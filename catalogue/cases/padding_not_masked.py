@@ -40,6 +40,8 @@ SYMPTOMS = (
     "results change with the amount of padding in the batch",
     "model attends to padding tokens",
     "output differs between batched and unbatched inference",
+    "no attention mask passed for a padded batch",
+    "padding tokens change the result",
 )
 
 

@@ -51,6 +51,8 @@ MESSAGES = (
 SYMPTOMS = (
     "index error with longer sequences",
     "crash when input is longer than max_position_embeddings",
+    "sequence longer than 512 tokens crashes",
+    "input exceeds the maximum sequence length",
 )
 
 

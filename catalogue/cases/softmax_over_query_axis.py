@@ -29,7 +29,12 @@ KIND = "silent"
 EXPECTED = CheckFailure
 MATCH = r"the columns sum to one instead: softmax was taken over the query axis"
 TAGS = ("softmax-axis",)
-SYMPTOMS = ("attention weights do not sum to one over keys", "softmax over the wrong dim")
+SYMPTOMS = (
+    "attention weights do not sum to one over keys",
+    "softmax over the wrong dim",
+    "softmax over dim 1 instead of the last dim",
+    "columns of the attention matrix sum to one instead of rows",
+)
 
 
 def _inputs() -> np.ndarray:

@@ -38,6 +38,8 @@ MESSAGES = (
 SYMPTOMS = (
     "index error after adding special tokens to the tokenizer",
     "cuda device-side assert triggered in embedding",
+    "token id larger than the vocabulary size",
+    "embedding not resized after adding tokens to the tokenizer",
 )
 
 VOCAB, WIDTH = 1000, 8

@@ -36,6 +36,8 @@ TAGS = ("causal-alignment", "kv-cache")
 SYMPTOMS = (
     "generation with kv cache ignores the context",
     "is_causal with different query and key lengths",
+    "causal mask wrong when the query is shorter than the keys",
+    "decoding one token with is_causal attends only to the first key",
 )
 
 

@@ -36,6 +36,8 @@ TAGS = ("mask-dtype",)
 SYMPTOMS = (
     "attention mask has no effect",
     "float attention mask of ones and zeros is ignored",
+    "0/1 attention mask added to the scores instead of -inf",
+    "mask of ones and zeros added to the logits does nothing",
 )
 
 
