@@ -624,13 +624,15 @@ def mha_mask_reading(text: str) -> Reading | None:
     got_l, got_s, want_l, want_s = (int(g) for g in found.groups())
     if got_l == got_s and want_l == want_s and got_l != want_l:
         return Reading(
-            ("layout-confusion", "mask-shape", "causal-alignment"),
+            ("layout-confusion", "causal-alignment", "mask-shape"),
             {
                 "layout-confusion": f"a ({got_l}, {got_l}) mask where the layer reads length "
                 f"{want_l} from the query's first axis: is {want_l} your batch size? then the "
                 "input is batch-first for a sequence-first layer (batch_first)",
                 "mask-shape": f"a ({got_l}, {got_l}) mask where the layer wants ({want_l}, "
                 f"{want_l})",
+                "causal-alignment": f"a causal mask built for {got_l} positions where the query "
+                f"has {want_l}: built once for another length and not cut to this one",
             },
             f"a ({got_l}, {got_l}) mask against ({want_l}, {want_l})",
         )
@@ -1658,7 +1660,8 @@ def _tag_score(hits: Sequence[_Hit], card: CaseCard) -> tuple[float, _Hit | None
     for order, hit in enumerate(hits):
         for rank, tag in enumerate(hit.tags):
             if tag in card.tags:
-                score = (6.0 - 1.1 * rank + 0.5 * (card.tags[0] == tag)) * hit.weight
+                step = 1.8 if hit.reading else 1.1  # a reading orders its families firmly
+                score = (6.0 - step * rank + 0.5 * (card.tags[0] == tag)) * hit.weight
                 per_hit.append((score - 0.15 * order, hit, tag))
                 break
     if not per_hit:
@@ -1719,7 +1722,7 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         message_score = 0.0
         if found:
             longest = max(min(len(p), 80) for p in found) / 40
-            message_score = (1.5 + 2.5 / sharing + longest) * (0.6 if read else 1.0)
+            message_score = (1.5 + 2.5 / sharing + longest) * (0.4 if read else 1.0)
         symptom_score, phrase = _symptom_score(text_words, card)
         if "missing-transpose" in card.tags and TRANSPOSED.search(text):
             rule_score = max(rule_score - 3.0, 0.0)  # the quoted code does transpose

@@ -346,3 +346,91 @@ def test_the_index_holds_what_the_case_modules_say() -> None:
         assert card.tags == case.tags
         assert card.messages == tuple(getattr(case.module, "MESSAGES", ()))
         assert card.module is case.module
+
+
+ISSUE_EXAMPLES = [
+    "ValueError: Incompatible shapes for broadcasting: ((3, 12, 7, 7), (1, 1, 3, 7))",
+    "InvalidArgumentError: condition [2,6], then [2,4,5,6], and else [] must be broadcastable "
+    "[Op:SelectV2]",
+    "TypeError: add: arrays must have the same number of dimensions, got {2, 4}",
+    "attention weights are all the same",
+    "attention softmax results are all 1.0",
+    "loss goes to ~0 after a few steps with the tutorial's look-ahead mask",
+    "generation with left padding gives garbage for short prompts",
+]
+
+
+def _sentences(why: str) -> list[str]:
+    return [s.strip(" .") for s in re.split(r"(?<=\.)\s+", why) if s.strip(" .")]
+
+
+def test_no_two_answers_share_a_sentence() -> None:
+    messages = [e["message"] for e in json.loads(TUNING.read_text())]
+    messages += [e["message"] for e in json.loads(HELDOUT.read_text())]
+    for message in [*messages, *ISSUE_EXAMPLES, GQA_MESSAGE]:
+        seen: dict[str, str] = {}
+        for answer in diagnose(message, top=5):
+            for sentence in _sentences(answer.why):
+                assert sentence not in seen, (message[:80], sentence, seen[sentence])
+                seen[sentence] = answer.case.id
+
+
+@pytest.mark.parametrize(
+    ("message", "family"),
+    [
+        (ISSUE_EXAMPLES[0], "mask"),
+        (ISSUE_EXAMPLES[1], "mask"),
+        (ISSUE_EXAMPLES[2], "mask"),
+        (ISSUE_EXAMPLES[3], "numerics"),
+        (ISSUE_EXAMPLES[4], "numerics"),
+        (ISSUE_EXAMPLES[5], "mask"),
+        (ISSUE_EXAMPLES[6], "positions"),
+    ],
+)
+def test_the_issue_examples_get_their_family_first(message: str, family: str) -> None:
+    best = diagnose(message)[0]
+    assert family in {TAGS[tag][0] for tag in best.case.tags} | set(best.case.tags), best.case.id
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ModuleNotFoundError: No module named 'xformers'",
+        "OSError: [Errno 28] No space left on device",
+        "RuntimeError: CUDA error: an illegal memory access was encountered",
+        "ValueError: Tokenizer class LlamaTokenizerFast does not exist or is not currently "
+        "imported.",
+        "ImportError: cannot import name 'scaled_dot_product_attention' from 'torch.nn.functional'",
+    ],
+)
+def test_other_errors_from_outside_attention_get_no_case(message: str) -> None:
+    assert diagnose(message) == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "my attention mask seems wrong",
+        "the shapes of my attention inputs do not match",
+        "RuntimeError: mask has the wrong shape",
+        "ValueError: could not broadcast input array from shape (4,5) into shape (4,)",
+    ],
+)
+def test_a_message_naming_a_shape_or_mask_problem_is_answered(message: str) -> None:
+    assert diagnose(message)
+
+
+@pytest.mark.parametrize(
+    ("got", "want", "tag"),
+    [((77, 77), (4, 4), "layout-confusion"), ((10, 10), (32, 32), "layout-confusion")],
+)
+def test_mha_mask_for_another_length_reads_as_batch_first(
+    got: tuple[int, int], want: tuple[int, int], tag: str
+) -> None:
+    message = (
+        f"RuntimeError: The shape of the 2D attn_mask is torch.Size([{got[0]}, {got[1]}]), "
+        f"but should be ({want[0]}, {want[1]})."
+    )
+    best = diagnose(message)[0]
+    assert tag in best.case.tags
+    assert f"is {want[0]} your batch size" in best.why

@@ -1,0 +1,144 @@
+"""diagnose on messages the frameworks really raise, at sizes chosen here, not copied.
+
+Each test makes one mistake in NumPy, PyTorch, JAX and TensorFlow with several sizes,
+catches the real message, and checks that ``diagnose`` names the mistake's family first
+(or in its top three where the wording alone cannot tell families apart) and reads the
+sizes of this message, not the ones of a catalogue example, into its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+from catalogue.diagnose import diagnose
+
+# (B, H, L, S): sizes where batch, heads, query and key lengths all differ, so a message
+# that names two of them says which axes met.
+SIZES = [(2, 4, 3, 5), (3, 8, 6, 7), (5, 6, 9, 11)]
+
+
+def _message(call: Callable[[], object]) -> str:
+    try:
+        call()
+    except Exception as error:  # any framework's error class
+        return f"{type(error).__name__}: {error}"
+    raise AssertionError("the mistake did not raise")
+
+
+def _padding_mask_added(framework: str, b: int, h: int, lq: int, s: int) -> Callable[[], object]:
+    """A (B, S) padding mask added to (B, H, L, S) scores without [:, None, None, :]."""
+    scores, mask = np.zeros((b, h, lq, s), np.float32), np.zeros((b, s), np.float32)
+    if framework == "numpy":
+        return lambda: scores + mask
+    if framework == "torch":
+        return lambda: torch.from_numpy(scores) + torch.from_numpy(mask)
+    if framework == "jax":
+        return lambda: jnp.asarray(scores) + jnp.asarray(mask)
+    return lambda: tf.constant(scores) + tf.constant(mask)
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax", "tf"])
+@pytest.mark.parametrize("sizes", SIZES)
+def test_a_padding_mask_against_the_scores_is_a_mask_problem_with_its_sizes(
+    framework: str, sizes: tuple[int, int, int, int]
+) -> None:
+    b, h, lq, s = sizes
+    message = _message(_padding_mask_added(framework, b, h, lq, s))
+    answers = diagnose(message, top=3)
+    assert answers, message
+    assert {"mask-shape", "mask-broadcast-axis"} & set(answers[0].case.tags), message
+    # PyTorch names two sizes and an axis; the others quote both shapes
+    assert str(s) in answers[0].why or str(b) in answers[0].why, (message, answers[0].why)
+
+
+@pytest.mark.parametrize(("hq", "hkv"), [(8, 2), (12, 4), (6, 3)])
+def test_sdpa_without_enable_gqa_reads_query_and_key_value_heads(hq: int, hkv: int) -> None:
+    q = torch.zeros(2, hq, 5, 16)
+    kv = torch.zeros(2, hkv, 5, 16)
+    message = _message(lambda: torch.nn.functional.scaled_dot_product_attention(q, kv, kv))
+    best = diagnose(message)[0]
+    assert "gqa-heads" in best.case.tags, message
+    assert f"{hq} query heads against {hkv} key/value heads" in best.why
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax", "tf"])
+@pytest.mark.parametrize(("length", "features"), [(5, 16), (7, 32), (12, 64)])
+def test_keys_not_transposed_is_a_contraction_problem(
+    framework: str, length: int, features: int
+) -> None:
+    q = np.zeros((2, 4, length, features), np.float32)
+    calls = {
+        "numpy": lambda: q @ q,
+        "torch": lambda: torch.from_numpy(q) @ torch.from_numpy(q),
+        "jax": lambda: jnp.asarray(q) @ jnp.asarray(q),
+        "tf": lambda: tf.matmul(tf.constant(q), tf.constant(q)),
+    }
+    message = _message(calls[framework])
+    tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
+    assert {"missing-transpose", "qk-dim-mismatch"} <= tags, message
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax", "tf"])
+@pytest.mark.parametrize(("width", "heads"), [(60, 8), (100, 12), (90, 4)])
+def test_a_width_the_heads_do_not_divide_is_a_head_split(
+    framework: str, width: int, heads: int
+) -> None:
+    x = np.zeros((2, 5, width), np.float32)
+    shape = (2, 5, heads, -1)
+    calls = {
+        "numpy": lambda: x.reshape(shape),
+        "torch": lambda: torch.from_numpy(x).view(*shape),
+        "jax": lambda: jnp.asarray(x).reshape(shape),
+        "tf": lambda: tf.reshape(tf.constant(x), shape),
+    }
+    message = _message(calls[framework])
+    assert "head-split" in diagnose(message)[0].case.tags, message
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf"])
+@pytest.mark.parametrize("vocab", [30522, 50257, 32003])
+def test_a_token_id_past_a_vocabulary_reads_as_a_token(framework: str, vocab: int) -> None:
+    ids = np.array([[1, 2, vocab + 5]])
+    if framework == "torch":
+        table = torch.nn.Embedding(vocab, 4)
+        message = _message(lambda: table(torch.from_numpy(ids)))
+    else:
+        message = _message(lambda: tf.gather(tf.zeros((vocab, 4)), tf.constant(ids)))
+    tags = [set(m.case.tags) for m in diagnose(message, top=3)]
+    assert any("token-out-of-range" in t for t in tags), message
+    if framework == "tf":  # TensorFlow quotes the table: a vocabulary, read as such
+        assert "token-out-of-range" in tags[0]
+
+
+@pytest.mark.parametrize("positions", [128, 512, 1024])
+def test_a_position_past_the_position_table_reads_as_a_position(positions: int) -> None:
+    ids = tf.constant([list(range(positions + 1))])  # positions 0..positions: one too many
+    message = _message(lambda: tf.gather(tf.zeros((positions, 4)), ids))
+    best = diagnose(message)[0]
+    assert "position-out-of-range" in best.case.tags, message
+    assert str(positions) in best.why
+
+
+@pytest.mark.parametrize(("hq", "hkv"), [(8, 2), (6, 3)])
+def test_einsum_labels_name_their_axis(hq: int, hkv: int) -> None:
+    q, k = np.zeros((2, hq, 5, 8), np.float32), np.zeros((2, hkv, 5, 8), np.float32)
+    spec = "bhld,bhsd->bhls"
+    for message in (
+        _message(lambda: torch.einsum(spec, torch.from_numpy(q), torch.from_numpy(k))),
+        _message(lambda: jnp.einsum(spec, jnp.asarray(q), jnp.asarray(k))),
+    ):
+        best = diagnose(message)[0]
+        assert "gqa-heads" in best.case.tags, message
+        assert f"{hq} query heads against {hkv} key/value heads" in best.why
+
+
+def test_jax_runs_here() -> None:
+    # the JAX messages above come from the CPU backend this machine has
+    assert jax.devices()[0].platform == "cpu"
