@@ -434,3 +434,22 @@ def test_mha_mask_for_another_length_reads_as_batch_first(
     best = diagnose(message)[0]
     assert tag in best.case.tags
     assert f"is {want[0]} your batch size" in best.why
+
+
+def test_min_score_lies_between_outside_and_labelled_messages() -> None:
+    # MIN_SCORE's calibration (see its docstring), re-measured: without the threshold, no
+    # outside message reaches it and every labelled tuning message's first answer does
+    import catalogue.diagnose as module
+
+    labelled = json.loads(TUNING.read_text()) + json.loads(HELDOUT.read_text())
+    outside = json.loads(OUTSIDE.read_text())
+    threshold = module.MIN_SCORE
+    try:
+        module.MIN_SCORE = 0.0
+        inside_best = [diagnose(e["message"], top=1) for e in labelled]
+        outside_best = [diagnose(m, top=1) for m in outside]
+    finally:
+        module.MIN_SCORE = threshold
+    assert min(found[0].score for found in inside_best if found) > threshold
+    assert all(found for found in inside_best)
+    assert max((found[0].score for found in outside_best if found), default=0.0) < threshold
