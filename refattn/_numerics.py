@@ -87,7 +87,7 @@ def _key_squares(key: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] | No
     """
     if not key.shape[2] or not key.shape[3]:
         return None
-    squares: npt.NDArray[np.floating] = np.einsum("nhsd,nhsd->nhs", key, key)
+    squares: npt.NDArray[np.floating] = np.vecdot(key, key)
     return squares
 
 
@@ -95,7 +95,7 @@ def _query_squares(query: npt.NDArray[np.floating]) -> npt.NDArray[np.floating] 
     """``(N, Hkv, G, L)``: ``|query_i|**2`` in the query's dtype, or None without features."""
     if not query.shape[4]:
         return None
-    squares: npt.NDArray[np.floating] = np.einsum("nhgld,nhgld->nhgl", query, query)
+    squares: npt.NDArray[np.floating] = np.vecdot(query, query)
     return squares
 
 
@@ -147,7 +147,7 @@ def _dtype_max(dtype: np.dtype[np.floating]) -> float:
     return _MAX[dtype] if dtype in _MAX else float(np.finfo(dtype).max)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: see Plan
 class Prepared:
     """What :func:`prepare` found, for the kernel.
 
@@ -243,23 +243,23 @@ def _fits(
     ``magnitudes``: bounds on ``|query_i|`` and ``|key_j|``, max ``|value|`` entry;
     ``bounds``: :func:`_logit_bound` of them, when already computed.
     """
-    info = np.finfo(dtype)
-    limit = float(info.max) * _HEADROOM
+    limit = _dtype_max(dtype) * _HEADROOM
     if bounds is None:
         bounds = _logit_bound(plan, magnitudes[0], magnitudes[1])
     logit, raw, scaled = bounds
     values = magnitudes[2] * max(plan.key.shape[2], 1) / (1.0 - plan.dropout_p)
     root = math.sqrt(abs(plan.scale))
-    checks = [
-        logit * LOG2E <= limit,
-        raw <= limit,  # the matmul itself, before a softcap bounds it
-        scaled <= limit,
-        values <= limit,
-        root == 0 or root >= float(info.tiny),  # sqrt(scale) must not be subnormal
-    ]
-    if plan.softcap is not None:  # nor may softcap round to 0 (0 / 0 in tanh's argument)
-        checks.append(plan.softcap <= limit and float(dtype.type(plan.softcap)) > 0)
-    return all(checks)
+    return (
+        logit * LOG2E <= limit
+        and raw <= limit  # the matmul itself, before a softcap bounds it
+        and scaled <= limit
+        and values <= limit
+        and (root == 0 or root >= _tiny(dtype))  # sqrt(scale) must not be subnormal
+        # nor may softcap round to 0 (0 / 0 in tanh's argument)
+        and (
+            plan.softcap is None or (plan.softcap <= limit and float(dtype.type(plan.softcap)) > 0)
+        )
+    )
 
 
 def prepare(plan: Plan) -> Prepared:
@@ -277,21 +277,23 @@ def prepare(plan: Plan) -> Prepared:
     # each check reads one reduction: a max is NaN or inf exactly when an entry is
     with np.errstate(over="ignore", invalid="ignore"):  # squares past the dtype: inf or NaN
         query_squares = _query_squares(query)
-        query_bound = _largest_norm(query_squares, dim)
-        if not math.isfinite(query_bound):
-            query, rows = _clean(query, (4,))
-            query_squares = _query_squares(query)
-            query_bound = _largest_norm(query_squares, dim)
         key_squares = _key_squares(key)
-        key_bound = _largest_norm(key_squares, dim)
-        if not math.isfinite(key_bound):
-            key, keys = _clean(key, (3,))
-            key_squares = _key_squares(key)
-            key_bound = _largest_norm(key_squares, dim)
+    query_bound = _largest_norm(query_squares, dim)
+    key_bound = _largest_norm(key_squares, dim)
     max_v = _max_abs(value)
-    if not math.isfinite(max_v):
-        value, values = _clean(value, ())
-        max_v = _max_abs(value)
+    if not (math.isfinite(query_bound) and math.isfinite(key_bound) and math.isfinite(max_v)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not math.isfinite(query_bound):
+                query, rows = _clean(query, (4,))
+                query_squares = _query_squares(query)
+                query_bound = _largest_norm(query_squares, dim)
+            if not math.isfinite(key_bound):
+                key, keys = _clean(key, (3,))
+                key_squares = _key_squares(key)
+                key_bound = _largest_norm(key_squares, dim)
+        if not math.isfinite(max_v):
+            value, values = _clean(value, ())
+            max_v = _max_abs(value)
     norm_bounds = (query_bound, key_bound)  # the largest norms, as the squares give them
     if not math.isfinite(key_bound):  # the squares overflowed: bound from the entries
         key_bound = _max_abs(key) * math.sqrt(key.shape[3])

@@ -32,6 +32,7 @@ FloatArray = npt.NDArray[np.floating]
 
 _LOG2E = _kernel.LOG2E
 _INFO = {np.dtype(t): np.finfo(t) for t in (np.float32, np.float64)}
+_TINY = {dtype: float(info.tiny) for dtype, info in _INFO.items()}
 
 
 def _one_block(prepared: Prepared) -> bool:
@@ -122,6 +123,21 @@ def _unshifted(prepared: Prepared, key_is_plain: bool) -> bool | None:
     return False if not per_entry.any() else None
 
 
+def _ones(width: int, dtype: np.dtype[np.floating]) -> FloatArray:
+    """A read-only ``(width, 1)`` column of ones: the row sums as a matrix-vector product."""
+    key = (width, dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = np.ones((width, 1), dtype)
+        ones.flags.writeable = False
+        if width <= 4096:
+            _ONES[key] = ones
+    return ones
+
+
+_ONES: dict[tuple[int, np.dtype[np.floating]], FloatArray] = {}
+
+
 def run(prepared: Prepared, need_lse: bool) -> tuple[FloatArray, FloatArray | None] | None:
     """Attention for a call that fits in one block per batch entry, or None.
 
@@ -130,38 +146,47 @@ def run(prepared: Prepared, need_lse: bool) -> tuple[FloatArray, FloatArray | No
         need_lse: also return the log-sum-exp.
 
     Returns:
-        ``out (N, Hkv, G, L, Dv)`` and ``lse (N, Hkv, G, L)`` (None unless asked for) in
-        the prepared plan's dtype, exactly what :func:`refattn._kernel.run` returns; or
-        None when the call is not one this path takes (see the module docstring).
+        ``out (N, Hkv, G * L, Dv)`` and ``lse (N, Hkv, G * L, 1)`` (None unless asked for)
+        in the prepared plan's dtype, exactly what :func:`refattn._kernel.run` returns (in
+        its shapes once reshaped); or None when the call is not one this path takes (see
+        the module docstring).
     """
     if not _one_block(prepared):
         return None
     plan = prepared.plan
-    n_batch, hkv, groups, length_q, _ = plan.query.shape
-    length_k, dim_v = plan.key.shape[2], plan.value.shape[3]
+    n_batch, hkv, groups, length_q, dim = plan.query.shape
+    length_k = plan.key.shape[2]
     query, key, key_is_plain = _scaled(prepared)
     unshifted = _unshifted(prepared, key_is_plain)
     if unshifted is None:
         return None
-    lo, hi = _kernel._key_range(plan, 0, 0, length_q, length_k)  # alike for every entry
+    structural = plan.causal_offset is not None or plan.window is not None
+    lo, hi = 0, length_k
+    if structural:  # the same for every entry: no key lengths, no segments
+        lo, hi = _kernel._key_range(plan, 0, 0, length_q, length_k)
     width = hi - lo
+    value = plan.value
+    if width != length_k:
+        key, value = key[:, :, lo:hi], value[:, :, lo:hi]
 
     # _kernel.logits, every batch entry at once
-    q = query.reshape(n_batch, hkv, groups * length_q, query.shape[4])
-    flat = np.matmul(q, key[:, :, lo:hi].transpose(0, 1, 3, 2))  # einsums.SCORES
-    s = flat.reshape(n_batch, hkv, groups, length_q, width)
-    if plan.softcap is not None:
-        cap = s.dtype.type(plan.softcap)
-        with np.errstate(over="ignore"):  # past the range, tanh(±inf) = ±1 is exact
-            s /= cap
-        np.tanh(s, out=s)
-        s *= cap
-    band = _kernel._structural_band(plan, 0, 0, length_q, lo, hi)  # no query lengths
-    if band is not None:
-        c0, removed = band
-        np.copyto(s[..., c0 - lo : c0 - lo + removed.shape[1]], -np.inf, where=removed)
-    if plan.attend_mask is not None:
-        np.copyto(s, -np.inf, where=~plan.attend_mask[..., lo:hi])
+    flat = np.matmul(  # einsums.SCORES, (N, Hkv, G * L, width)
+        query.reshape(n_batch, hkv, groups * length_q, dim), key.transpose(0, 1, 3, 2)
+    )
+    band = _kernel._structural_band(plan, 0, 0, length_q, lo, hi) if structural else None
+    if plan.softcap is not None or band is not None or plan.attend_mask is not None:
+        s = flat.reshape(n_batch, hkv, groups, length_q, width)
+        if plan.softcap is not None:
+            cap = s.dtype.type(plan.softcap)
+            with np.errstate(over="ignore"):  # past the range, tanh(±inf) = ±1 is exact
+                s /= cap
+            np.tanh(s, out=s)
+            s *= cap
+        if band is not None:
+            c0, removed = band
+            np.copyto(s[..., c0 - lo : c0 - lo + removed.shape[1]], -np.inf, where=removed)
+        if plan.attend_mask is not None:
+            np.copyto(s, -np.inf, where=~plan.attend_mask[..., lo:hi])
 
     # _kernel._block
     shift = None
@@ -170,21 +195,20 @@ def run(prepared: Prepared, need_lse: bool) -> tuple[FloatArray, FloatArray | No
         shift[np.isneginf(shift)] = 0
         flat -= shift
     _kernel._exp(flat, unshifted)
-    total = np.matmul(flat, np.ones(width, dtype=flat.dtype))  # (N, Hkv, G * L)
-    out = np.matmul(flat, plan.value[:, :, lo:hi])  # einsums.MIX
-    if unshifted:  # _kernel._underflowed: its rare cases go to the kernel
-        limit = 16 * max(width, 1) * float(_INFO[out.dtype].tiny)
-        if (np.abs(out) < limit).any():
+    total = np.matmul(flat, _ones(width, flat.dtype))  # (N, Hkv, G * L, 1)
+    out = np.matmul(flat, value)  # einsums.MIX
+    if unshifted and out.size:  # _kernel._underflowed: its rare cases go to the kernel
+        limit = 16 * max(width, 1) * _TINY[out.dtype]
+        if float(np.abs(out).min()) < limit:
             return None
 
     # _kernel._finish
     if np.count_nonzero(total) < total.size:  # a row that may attend nothing
         return None
-    out /= total[..., None]
+    out /= total
     lse = None
     if need_lse:
         lse = np.log(total)
         if shift is not None:
-            lse += shift[..., 0]
-        lse = lse.reshape(n_batch, hkv, groups, length_q)
-    return out.reshape(n_batch, hkv, groups, length_q, dim_v), lse
+            lse += shift
+    return out, lse

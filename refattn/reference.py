@@ -293,7 +293,7 @@ def attention(
             return output
         assert small_lse is not None
         with np.errstate(over="ignore"):  # as below
-            small_lse = small_lse.reshape(*batch, hq, length_q)
+            small_lse = small_lse.reshape(*batch, hq, length_q)  # (N, Hkv, G * L, 1) before
             return AttentionResult(output, None, small_lse.astype(plan.query.dtype, copy=False))
     res = _kernel.run(plan, need_weights=return_weights, prepared=prepared)
     output = res.out.reshape(*batch, hq, length_q, dim_v).astype(plan.out_dtype, copy=False)

@@ -41,11 +41,13 @@ POLICIES: tuple[str, ...] = ("zero", "uniform", "nan", "raise")
 DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of (..., Hq, L, S) scores before the online path
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Plan:
-    """Validated inputs in the kernel's layout.
+    """Validated inputs in the kernel's layout; never modified (``dataclasses.replace``).
 
-    Shapes: ``N`` is the product of the broadcast batch shape, ``G = Hq // Hkv``.
+    Shapes: ``N`` is the product of the broadcast batch shape, ``G = Hq // Hkv``. Not a
+    frozen dataclass only because building a frozen one costs ~2 µs, a tenth of a tiny
+    call.
     """
 
     batch_shape: tuple[int, ...]
@@ -127,7 +129,7 @@ def check_allocation(name: str, what: str, shape: tuple[int, ...], itemsize: int
         itemsize: bytes per entry.
         fix: what to do instead, a sentence.
     """
-    nbytes = math.prod(int(n) for n in shape) * int(itemsize)
+    nbytes = math.prod(map(int, shape)) * int(itemsize)
     if nbytes < CHECK_FROM:
         return  # not worth reading the memory state for
     limit = memory_limit()
@@ -194,6 +196,12 @@ def _big_ints(arr: npt.NDArray[Any]) -> list[int]:
     return [e for e in entries if not -(2**63) <= e < 2**63]
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_PLAIN_FLOATS = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.float64))
+_BOOLS = (bool, np.bool_)
+_INTS = (int, np.integer)
+
+
 def _kind(dtype: np.dtype[Any]) -> str:
     if dtype.kind == "V" and "float" in dtype.name:  # ml_dtypes' bfloat16, float8_*
         return "an ml_dtypes floating"
@@ -212,6 +220,8 @@ def float_array(name: str, x: object) -> npt.NDArray[np.floating]:
     ``np.longdouble`` is refused everywhere: refattn computes in float32 or float64, and
     returning float128 would claim a precision the result does not have.
     """
+    if type(x) is np.ndarray and x.dtype in _PLAIN_FLOATS:  # passes every check below
+        return x
     arr = as_array(name, x)
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
         raise AttentionDTypeError(
@@ -255,6 +265,9 @@ def _broadcast_batch(
     key: npt.NDArray[np.floating],
     value: npt.NDArray[np.floating],
 ) -> tuple[int, ...]:
+    batch = query.shape[:-3]
+    if batch == key.shape[:-3] == value.shape[:-3]:  # what np.broadcast_shapes returns
+        return batch
     try:
         return np.broadcast_shapes(query.shape[:-3], key.shape[:-3], value.shape[:-3])
     except ValueError:
@@ -268,12 +281,17 @@ def _broadcast_batch(
         ) from None
 
 
-def _broadcast(arr: npt.NDArray[np.floating], shape: tuple[int, ...]) -> npt.NDArray[np.floating]:
-    """``np.broadcast_to(arr, shape)``: a read-only view (cheaper when no axis grows)."""
+def _broadcast(
+    arr: npt.NDArray[np.floating], shape: tuple[int, ...], flat: tuple[int, ...]
+) -> npt.NDArray[np.floating]:
+    """``np.broadcast_to(arr, shape).reshape(flat)``: read-only, a view where reshape allows.
+
+    Cheaper when no axis grows: then ``arr.reshape`` alone, itself a new view.
+    """
     if arr.shape != shape:
-        return np.broadcast_to(arr, shape)
-    view = arr.view()
-    view.flags.writeable = False  # the kernel must never write into the caller's arrays
+        return np.broadcast_to(arr, shape).reshape(flat)
+    view = arr.reshape(flat)
+    view.setflags(write=False)  # the kernel must never write into the caller's arrays
     return view
 
 
@@ -384,7 +402,7 @@ def window_side(name: str, value: object) -> int | None:
 
 def flag(name: str, value: object) -> bool:
     """A bool (Python or NumPy); anything else, truthy or not, is refused."""
-    if not isinstance(value, bool | np.bool_):
+    if not isinstance(value, _BOOLS):
         raise AttentionValueError(
             f"{name} should be a bool: but got {value!r} of type {type(value).__name__}. "
             f"Pass {name}=True or {name}=False."
@@ -614,9 +632,9 @@ def validate(
             f"and {v.dtype}. Cast them to one, e.g. key.astype(query.dtype); mixed "
             f"precision hides which precision the result has."
         )
-    *_, hq, length_q, dim = q.shape
-    *_, hkv, length_k, dim_k = k.shape
-    *_, hkv_v, length_v, dim_v = v.shape
+    hq, length_q, dim = q.shape[-3:]
+    hkv, length_k, dim_k = k.shape[-3:]
+    hkv_v, length_v, dim_v = v.shape[-3:]
     if dim_k != dim:
         raise AttentionShapeError(
             f"key feature size should equal query's D={dim}: but got key shape "
@@ -653,7 +671,7 @@ def validate(
     n = math.prod(batch)
     groups = hq // hkv
 
-    compute = np.dtype(np.float64) if q.dtype == np.float64 else np.dtype(np.float32)
+    compute = _F64 if q.dtype == _F64 else _F32
     if scale is None:
         scale_value = 1.0 / math.sqrt(dim) if dim else 1.0
     else:
@@ -674,12 +692,15 @@ def validate(
         "Split the batch or the queries into several calls.",
     )
 
-    q5 = _broadcast(q, (*batch, hq, length_q, dim)).reshape(n, hkv, groups, length_q, dim)
-    q5 = q5.astype(compute, copy=False)
-    k4 = _broadcast(k, (*batch, hkv, length_k, dim)).reshape(n, hkv, length_k, dim)
-    v4 = _broadcast(v, (*batch, hkv, length_k, dim_v)).reshape(n, hkv, length_k, dim_v)
-    k4 = np.ascontiguousarray(k4, dtype=compute)
-    v4 = np.ascontiguousarray(v4, dtype=compute)
+    q5 = _broadcast(q, (*batch, hq, length_q, dim), (n, hkv, groups, length_q, dim))
+    k4 = _broadcast(k, (*batch, hkv, length_k, dim), (n, hkv, length_k, dim))
+    v4 = _broadcast(v, (*batch, hkv, length_k, dim_v), (n, hkv, length_k, dim_v))
+    if q.dtype != compute:  # float16: computed in float32
+        q5 = q5.astype(compute)
+    if not (k4.flags.c_contiguous and k4.dtype == compute):
+        k4 = np.ascontiguousarray(k4, dtype=compute)
+    if not (v4.flags.c_contiguous and v4.dtype == compute):
+        v4 = np.ascontiguousarray(v4, dtype=compute)
 
     def score_view(name: str, arr: npt.NDArray[np.generic]) -> npt.NDArray[Any] | BatchIndexed:
         return _to_score_view(name, arr, batch, hq, hkv, length_q, length_k)
@@ -809,18 +830,18 @@ def validate(
         )
 
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
-    if (
-        isinstance(budget, bool | np.bool_)
-        or not isinstance(budget, int | np.integer)
-        or budget < 0
-    ):
+    if isinstance(budget, _BOOLS) or not isinstance(budget, _INTS) or budget < 0:
         raise AttentionValueError(
             f"memory_budget should be an int number of bytes >= 0, or None: but got "
             f"{memory_budget!r} of type {type(memory_budget).__name__}. Pass an int such "
             f"as 256 << 20 (256 MiB, the default when None); 0 walks keys in chunks always."
         )
 
-    keep5, p = _dropout(dropout_p, rng, dropout_keep, score_view, (*batch, hq, length_q, length_k))
+    keep5: npt.NDArray[np.bool_] | BatchIndexed | DrawnKeep | None = None
+    p = 0.0
+    if not (type(dropout_p) is float and dropout_p == 0.0 and rng is None and dropout_keep is None):
+        score_shape = (*batch, hq, length_q, length_k)
+        keep5, p = _dropout(dropout_p, rng, dropout_keep, score_view, score_shape)
     sink_logits = None if sinks is None else _sinks(sinks, batch, hq, hkv, compute)
 
     return Plan(
