@@ -61,8 +61,6 @@ _UNSHIFTED_BOUND = 60.0  # natural-log units; e**60 leaves float32 ~1e12 of head
 _CAUSAL_BLOCKS = 8  # at least this many row blocks per head when masks can skip keys
 _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than they give
 _FORWARD_COLUMNS = 512  # key columns a forward block is sized for (it walks keys in chunks)
-_TRANSPOSE_KEYS = True
-_TRANSPOSE_MIN_ROWS = 64  # query rows per kv head from which a transposed key copy pays
 
 
 @dataclass
@@ -180,7 +178,7 @@ def logits(
     buffer: FloatArray,
     *,
     keep_tanh: bool = False,
-    key_t: FloatArray | None = None,
+    operands: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray | None]:
     """Logits of one task (natural units), every step before the softmax applied.
 
@@ -191,8 +189,9 @@ def logits(
         task: which heads, rows and key columns.
         buffer: scratch space of at least ``h * G * rows * width`` elements.
         keep_tanh: also return the softcap's ``tanh`` values.
-        key_t: the scaled key transposed, ``(N, Hkv, D, S)`` C-contiguous, or None. The
-            same numbers as ``scaled[1]``; BLAS reads contiguous rows of it faster.
+        operands: the task's scaled query rows ``(h, G * rows, D)`` and its scaled keys,
+            transposed, ``(h, D, width)`` (see :class:`_TaskInputs`), to use instead of
+            slices of ``scaled``; or None.
 
     Returns:
         ``s (h, G * rows, width)``, a view of ``buffer``, and ``tanh (h, G, rows, width)``
@@ -201,10 +200,12 @@ def logits(
     n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
     query, key = scaled
     heads, groups, rows, width = h1 - h0, query.shape[2], r1 - r0, hi - lo
-    q = query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
     flat = buffer[: heads * groups * rows * width].reshape(heads, groups * rows, width)
-    keys = key[n, h0:h1, lo:hi].transpose(0, 2, 1) if key_t is None else key_t[n, h0:h1, :, lo:hi]
-    np.matmul(q, keys, out=flat)  # einsums.SCORES
+    if operands is None:
+        q = query[n, h0:h1, :, r0:r1].reshape(heads, groups * rows, -1)
+        np.matmul(q, key[n, h0:h1, lo:hi].transpose(0, 2, 1), out=flat)  # einsums.SCORES
+    else:
+        np.matmul(operands[0], operands[1], out=flat)
     s = flat.reshape(heads, groups, rows, width)  # (h, G, rows, width)
 
     tanh = None
@@ -255,12 +256,13 @@ def _block(
     buffer: FloatArray,
     ones: FloatArray,
     poison: Poison | None,
-    key_t: FloatArray | None = None,
+    inputs: _TaskInputs | None = None,
 ) -> None:
-    """Attention for one task; ``scaled`` and ``key_t`` as in :func:`logits`."""
+    """Attention for one task; ``scaled`` as in :func:`logits`, unless ``inputs`` are given."""
     n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
     heads, groups, rows, width = h1 - h0, plan.query.shape[2], r1 - r0, hi - lo
-    flat, _ = logits(plan, scaled, task, buffer, key_t=key_t)
+    operands = None if inputs is None else inputs.operands(task)
+    flat, _ = logits(plan, scaled, task, buffer, operands=operands)
     s = flat.reshape(heads, groups, rows, width)
     hits = _Hits() if poison is None else _Hits().read(poison, task, flat)
 
@@ -289,7 +291,7 @@ def _block(
     out = np.matmul(flat, plan.value[n, h0:h1, lo:hi])  # einsums.MIX on this block
     if task.unshifted and _underflowed(plan, task, out, total):
         shifted = dataclasses.replace(task, unshifted=False)
-        _block(plan, res, scaled, shifted, buffer, ones, poison, key_t)
+        _block(plan, res, scaled, shifted, buffer, ones, poison, inputs)
         return
     _finish(plan, res, task, out, total, shift, poison, hits)
 
@@ -336,7 +338,7 @@ def _block_online(
     ones: FloatArray,
     chunk: int,
     poison: Poison | None,
-    key_t: FloatArray | None = None,
+    inputs: _TaskInputs | None = None,
 ) -> None:
     """The same as :func:`_block`, over key chunks with an online (running) softmax.
 
@@ -362,7 +364,8 @@ def _block_online(
     hits = _Hits()
     for start in range(task.lo, task.hi, chunk):
         sub = Task(n, h0, h1, task.r0, task.r1, start, min(task.hi, start + chunk), task.unshifted)
-        flat, _ = logits(plan, scaled, sub, buffer, key_t=key_t)
+        operands = None if inputs is None else inputs.operands(sub)
+        flat, _ = logits(plan, scaled, sub, buffer, operands=operands)
         if poison is not None:
             hits.read(poison, sub, flat)
         if running is not None:
@@ -379,7 +382,7 @@ def _block_online(
         acc += np.matmul(flat, plan.value[n, h0:h1, sub.lo : sub.hi], out=part)
     if running is None and _underflowed(plan, task, acc, total):
         unshifted = dataclasses.replace(task, unshifted=False)
-        _block_online(plan, res, scaled, unshifted, buffer, ones, chunk, poison, key_t)
+        _block_online(plan, res, scaled, unshifted, buffer, ones, chunk, poison, inputs)
         return
     final = None if running is None else np.where(np.isneginf(running), 0, running)
     _finish(plan, res, task, acc, total, final, poison, hits)
@@ -526,11 +529,12 @@ def _fill_dead_rows(
             weights[dead] = 1.0 / length_k if length_k else np.nan
 
 
-def _unshifted_rows(
-    plan: Plan, scaled: tuple[FloatArray, FloatArray], prepared: Prepared
-) -> npt.NDArray[np.bool_]:
-    """Rows ``(N, Hkv, G, L)`` whose logits are provably too small to need the max shift."""
-    query, key = scaled
+def _unshifted_rows(plan: Plan, key_scaled: bool, prepared: Prepared) -> npt.NDArray[np.bool_]:
+    """Rows ``(N, Hkv, G, L)`` whose logits are provably too small to need the max shift.
+
+    ``key_scaled``: whether the key carries a share of the scale (see :func:`_factors`).
+    """
+    query = plan.query
     shape = query.shape[:4]
     if (
         plan.bias is not None
@@ -549,7 +553,7 @@ def _unshifted_rows(
         else:
             # the scaled query carries all of |scale| when the key is unscaled, else its root
             root = math.sqrt(abs(plan.scale))
-            q_factor, k_factor = (abs(plan.scale), 1.0) if key is plan.key else (root, root)
+            q_factor, k_factor = (root, root) if key_scaled else (abs(plan.scale), 1.0)
             k_norm = prepared.key_norm * (q_factor * k_factor)  # (N, Hkv): the smaller side
             bound = prepared.query_norm * k_norm[:, :, None, None]
         ok_values = v_max * math.exp(_UNSHIFTED_BOUND) <= headroom  # (N, Hkv)
@@ -630,32 +634,38 @@ def scaled_inputs(plan: Plan) -> tuple[FloatArray, FloatArray]:
     return query, key
 
 
-def _forward_inputs(plan: Plan) -> tuple[tuple[FloatArray, FloatArray], FloatArray | None]:
-    """:func:`scaled_inputs`, with the scaled key as a transposed copy when that pays.
+class _TaskInputs:
+    """One task's scaled query rows, and its keys scaled chunk by chunk, for the forward.
 
-    Returns ``(query, key)`` as :func:`logits` takes them and ``key_t (N, Hkv, D, S)``,
-    C-contiguous: BLAS multiplies by contiguous rows of keys faster than by a transposed
-    view. The copy is one pass over the keys (the scaling pass, when the key is scaled),
-    worth it when enough query rows read each key; the returned ``key`` is then a view of
-    ``key_t`` (or the plan's own key, when it is not scaled).
+    The numbers :func:`scaled_inputs` gives, made per task on the worker threads into
+    small buffers that stay in cache, instead of whole scaled copies of query and key made
+    before the threads start (each a serial pass that also faults in fresh memory).
     """
-    groups, length_q = plan.query.shape[2:4]
-    if not _TRANSPOSE_KEYS or groups * length_q < _TRANSPOSE_MIN_ROWS:
-        return scaled_inputs(plan), None
-    q_factor, k_factor = _factors(plan)
-    dtype = plan.query.dtype
-    query: FloatArray = plan.query
-    if q_factor == -1.0 and k_factor is None:
-        query = np.negative(plan.query)
-    elif q_factor is not None:
-        query = np.multiply(plan.query, dtype.type(q_factor))
-    key = plan.key
-    key_t = np.empty((*key.shape[:2], key.shape[3], key.shape[2]), dtype=dtype)
-    if k_factor is None:
-        np.copyto(key_t, key.transpose(0, 1, 3, 2))
-        return (query, key), key_t
-    np.multiply(key.transpose(0, 1, 3, 2), dtype.type(k_factor), out=key_t)
-    return (query, key_t.transpose(0, 1, 3, 2)), key_t
+
+    def __init__(
+        self, plan: Plan, factors: tuple[float | None, float | None], task: Task, chunk: int
+    ) -> None:
+        self.plan, self.factor = plan, factors[1]
+        dtype = plan.query.dtype
+        q = plan.query[task.n, task.h0 : task.h1, :, task.r0 : task.r1]  # (h, G, rows, D)
+        heads, groups, rows, dim = q.shape
+        self.query = np.empty((heads, groups * rows, dim), dtype)
+        scaled = self.query.reshape(q.shape)
+        if factors[0] is None:
+            np.copyto(scaled, q)
+        else:
+            np.multiply(q, dtype.type(factors[0]), out=scaled)
+        width = min(task.hi - task.lo, chunk)
+        self.keys = np.empty(0 if self.factor is None else heads * width * dim, dtype)
+
+    def operands(self, task: Task) -> tuple[FloatArray, FloatArray]:
+        """Scaled query rows ``(h, G * rows, D)`` and keys, transposed, ``(h, D, width)``."""
+        key = self.plan.key[task.n, task.h0 : task.h1, task.lo : task.hi]  # (h, width, D)
+        if self.factor is None:
+            return self.query, key.transpose(0, 2, 1)
+        scaled = self.keys[: key.size].reshape(key.shape)
+        np.multiply(key, key.dtype.type(self.factor), out=scaled)
+        return self.query, scaled.transpose(0, 2, 1)
 
 
 def make_tasks(
@@ -673,7 +683,12 @@ def make_tasks(
     if scaled is None or prepared is None:
         unshifted = np.zeros(plan.query.shape[:4], dtype=bool)
     else:
-        unshifted = _unshifted_rows(plan, scaled, prepared)
+        unshifted = _unshifted_rows(plan, scaled[1] is not plan.key, prepared)
+    return _cut(plan, unshifted, columns)
+
+
+def _cut(plan: Plan, unshifted: npt.NDArray[np.bool_], columns: int | None) -> list[Task]:
+    """:func:`make_tasks` once the unshifted rows are known."""
     n_batch, hkv, groups, length_q, _ = plan.query.shape
     if n_batch * hkv * groups * length_q * plan.key.shape[2] < _PARALLEL_MIN_WORK:
         workers = 1  # for_each_task runs such calls serially: no point cutting for threads
@@ -761,20 +776,23 @@ def run(
         else None,
         poisoned=None if poison is None else np.zeros((n_batch, hkv, groups, length_q), bool),
     )
-    scaled, key_t = _forward_inputs(plan)
+    factors = _factors(plan)  # each task scales its own rows and keys: see _TaskInputs
+    unshifted = _unshifted_rows(plan, factors[1] is not None, prepared)
     ones = np.ones(length_k, dtype=dtype)
     if need_weights:  # every block whole: the weights are normalised by the whole row
-        tasks = make_tasks(plan, scaled, prepared)
+        tasks = _cut(plan, unshifted, None)
         chunk = None
     else:  # keys in cache-sized chunks (an online softmax), whatever the memory budget
-        tasks = make_tasks(plan, scaled, prepared, columns=_FORWARD_COLUMNS)
+        tasks = _cut(plan, unshifted, _FORWARD_COLUMNS)
         chunk = cache_chunk(plan, tasks) if tasks else None
+    unscaled = (plan.query, plan.key)  # logits reads the task's own inputs instead
 
     def body(task: Task, buffer: FloatArray) -> None:
+        inputs = _TaskInputs(plan, factors, task, chunk or max(task.hi - task.lo, 1))
         if chunk is not None and task.hi - task.lo > chunk:
-            _block_online(plan, res, scaled, task, buffer, ones, chunk, poison, key_t)
+            _block_online(plan, res, unscaled, task, buffer, ones, chunk, poison, inputs)
         else:
-            _block(plan, res, scaled, task, buffer, ones, poison, key_t)
+            _block(plan, res, unscaled, task, buffer, ones, poison, inputs)
 
     for_each_task(plan, tasks, body, chunk=chunk)
     if plan.fully_masked == "raise":
