@@ -496,13 +496,14 @@ def matmul_reading(text: str) -> Reading | None:
         groups = [g for g in batch.groups() if g is not None]
         first, second = _ints(groups[0]), _ints(groups[1])
         if len(groups) == 4:  # NumPy: the remapped prefix holds the batch axes
-            if len(first) != len(second):
+            left, right = _ints(groups[0]), _ints(groups[2])
+            if len(left) != len(right):
                 return Reading(
                     ("batched-matmul", "batch-mismatch"),
                     {
-                        "batched-matmul": f"a {len(first)}-D operand against a "
-                        f"{len(second)}-D one in a matmul: their batch axes "
-                        f"{_ints(groups[1])} and {_ints(groups[3])} do not line up"
+                        "batched-matmul": f"a {len(left)}-D operand against a {len(right)}-D "
+                        f"one in a matmul: their batch axes {_ints(groups[1])} and "
+                        f"{_ints(groups[3])} do not line up",
                     },
                     f"({groups[0]}) against ({groups[2]})",
                 )
@@ -558,6 +559,54 @@ def matmul_reading(text: str) -> Reading | None:
         },
         f"[..., {m}, {k}] times [..., {k2}, {n}]: {k} against {k2}",
     )
+
+
+def _head_dim_like(n: int) -> bool:
+    return 8 <= n <= 1024 and n & (n - 1) == 0
+
+
+def contraction_reading(text: str) -> Reading | None:
+    """Two sizes that met on a matmul's contracted axis, read as features or lengths.
+
+    NumPy (``size 7 is different from 8``), JAX (``got (8,) and (7,)``) and PyTorch's bmm
+    (``to be: [B, 8] but got: [B, 7]``) name only the two sizes. Model widths (both 256 or
+    more) point to a projection; a head size (a power of two from 8 to 256) against a
+    size that is not one points to a sequence length meeting the features: keys not
+    transposed (toy sizes: a sequence shorter than the head size); other sizes, to query
+    and key widths that differ.
+    """
+    found = (
+        re.search(r"mismatch in its core dimension 0.*\(size (\d+) is different from (\d+)\)", text)
+        or re.search(
+            r"contracting dimensions to have the same shape, got \(?\[?(\d+),?\)?\]? "
+            r"and \(?\[?(\d+)",
+            text,
+        )
+        or re.search(r"batch2 tensor to be: \[\d+, (\d+)\] but got: \[\d+, (\d+)\]", text)
+    )
+    if not found:
+        return None
+    a, b = int(found.group(1)), int(found.group(2))
+    sentence = {
+        "projection-width": f"{a} against {b} on the contracted axis: model widths, so an input "
+        "or context of one width meets a projection built for the other",
+        "missing-transpose": f"{a} against {b} on the contracted axis: a head size meets a "
+        "sequence length, as when K (..., S, D) is used where Kᵀ (..., D, S) is meant",
+        "qk-dim-mismatch": f"{a} against {b} on the contracted axis: query and key feature "
+        "sizes differ (projections built with different output sizes)",
+        "kv-length-mismatch": f"{a} against {b} on the contracted axis: weights over {a} keys "
+        f"meet {b} values (keys and values of different lengths)",
+    }
+    small, big = min(a, b), max(a, b)
+    if small >= 256:
+        tags: tuple[str, ...] = ("projection-width", "qk-dim-mismatch", "missing-transpose")
+    elif _head_dim_like(big) and small & (small - 1) != 0:
+        tags = ("missing-transpose", "qk-dim-mismatch", "kv-length-mismatch", "projection-width")
+    elif big >= 128:
+        tags = ("projection-width", "qk-dim-mismatch", "missing-transpose", "kv-length-mismatch")
+    else:
+        tags = ("qk-dim-mismatch", "missing-transpose", "projection-width", "kv-length-mismatch")
+    return Reading(tags, sentence, f"{a} against {b} on a matmul's contracted axis")
 
 
 def tf_einsum_reading(text: str) -> Reading | None:
@@ -699,7 +748,12 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
                 f"per-example mask (batch {small}?) lined up with the heads"
             )
         elif small > 1:
-            tags = ("gqa-heads", "mask-shape", "batch-mismatch")
+            tags = ("kv-length-mismatch", "gqa-heads", "mask-shape", "batch-mismatch")
+            say["kv-length-mismatch"] = (
+                f"{a} against {b} on dimension 1: read as (B, L, E) hidden states, two "
+                "sequence lengths meet (a layer that shortened or lengthened the sequence, "
+                "then a residual add)"
+            )
             say["gqa-heads"] = (
                 f"{big} query heads against {small} key/value heads: {big} is not a multiple "
                 f"of {small}, so no grouping can pair them"
@@ -1008,8 +1062,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         r"self must be a matrix|batch1 must be a 3D tensor|Expected 3-dimensional tensor|"
         r"einstein sum subscripts string contains too many subscripts|"
-        r"operand has more dimensions than subscripts|number of subscripts in the equation|"
-        r"\[Op:Einsum\]",
+        r"operand has more dimensions than subscripts|number of subscripts in the equation",
         ("batched-matmul",),
         "a 2-D operation (mm, a 2-D einsum) got batched input; use matmul/bmm or '...'",
     ),
@@ -1604,6 +1657,7 @@ def _rule_hits(text: str) -> list[_Hit]:
         qkv_reading,
         einsum_reading,
         matmul_reading,
+        contraction_reading,
         tf_einsum_reading,
         index_reading,
         shape_reading,
