@@ -742,13 +742,49 @@ def _diagnose_page() -> str:
         'refattn diagnose --json --top 5 "loss becomes nan with fp16"',
         "```",
         "",
-        "It ranks catalogue cases by three kinds of evidence, strongest first: the exact "
-        "framework wordings a case registers (`MESSAGES`), the wording families of NumPy, "
-        "PyTorch, JAX and TensorFlow with the failure families they usually mean in "
-        "attention code (`catalogue.diagnose.RULES`), and the words of a symptom against "
-        "each case's symptoms, title and tags. It reads the numbers in the message and "
-        "uses them in its answer. `--json` prints a list, best first, of objects with "
-        "`id`, `title`, `tags`, `score`, `why` and `page`.",
+        "It adds up, per catalogue case, four kinds of evidence:",
+        "",
+        "1. **The numbers, read as attention's axes.** Every shape in the message is "
+        "parsed; two shapes that failed to broadcast are aligned from the right and the "
+        "axis that disagrees is named (batch B, heads H, query length L, key length S; "
+        "PyTorch's `non-singleton dimension d` is that axis of the scores (B, H, L, S)). "
+        "Einsum labels (`h`, `d`, `s`), matmul batch and contracted axes, query/key/value "
+        "shapes, MultiheadAttention mask sizes and embedding-table sizes (a vocabulary or "
+        "a position table) are read the same way. Each failure family then says what the "
+        "numbers mean in its own terms: on the head axis, 8 against 2 is *8 query heads "
+        "against 2 key/value heads* for grouped-query attention and *a mask with 2 on the "
+        "head axis* for a mask.",
+        "2. **Framework wordings** (`catalogue.diagnose.RULES`): how NumPy, PyTorch, JAX "
+        "and TensorFlow/Keras word each failure family (broadcasting, contraction, "
+        "reshape, gather, concatenation, dtype, fused-kernel refusals), with the taxonomy "
+        "tags it most often means in attention code, likeliest first.",
+        "3. **Symptoms in words** (`catalogue.diagnose.CONCEPTS`): concepts with their "
+        "synonyms (future tokens leak or the loss is suspiciously low, weights all equal "
+        "or all 1.0, NaN only in padded rows, NaN after some steps in float16, garbage "
+        "for short left-padded prompts...), each pointing at the tags that produce it.",
+        "4. **The case's own** `MESSAGES` (exact wordings it raises; a wording many cases "
+        "share counts less) and `SYMPTOMS` (a phrase most of whose words, synonyms "
+        "folded, are in the text).",
+        "",
+        "Evidence that agrees adds up (the strongest in full, a second 40 %, a third "
+        "20 %); words shared with a case's title only break ties. A case scoring below "
+        "`MIN_SCORE` (3.0) is no answer. The threshold was calibrated on the tuning "
+        "data: with no threshold, the best case for a message from outside attention "
+        "(a missing module, a file not found, a driver or tokenizer error) scores at "
+        "most 1.5, and the first answer to each labelled message at least 4.1; "
+        "`tests/test_diagnose.py` re-measures both sides. Below it the answer is *no "
+        "catalogue case explains this message* and the nearest family; a message that "
+        "names a shape or mask problem always gets its nearest cases. No sentence "
+        "appears in two answers of one list: each answer gives the reading in its own "
+        "family's terms (when another answer has not said it already), then its case's "
+        "own *Why*.",
+        "",
+        "`--json` prints a list, best first, of objects with `id`, `title`, `tags`, "
+        "`score`, `why`, `fix` and `page`. Answering does not import the 73 case modules: "
+        "their searchable fields are read from `catalogue/diagnose_index.json`, used only "
+        "while it matches the modules' sources (`python -m catalogue.diagnose "
+        "--write-index` rewrites it), and a pattern is compiled only when a string it "
+        "needs is in the message.",
         "",
         "`tests/data/diagnose_messages.json` holds real messages and symptoms from public "
         "threads, each with its source and the tags of its real cause; "
