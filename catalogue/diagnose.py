@@ -635,6 +635,76 @@ def tf_einsum_reading(text: str) -> Reading | None:
     return None
 
 
+_BATCH_LIKE = 128
+"""Up to this, a size may be a batch size (or a batch × heads factor)."""
+
+
+def reshape_reading(text: str) -> Reading | None:
+    """A reshape or view that cannot hold the tensor, with the element counts compared.
+
+    With ``-1`` in the shape (or TensorFlow's "requires a multiple of"), the named axes do
+    not divide the size: a width that is not a multiple of the head count. Without it, a
+    size that is a whole multiple of what the shape holds means an axis taken from the
+    wrong tensor (a batch or length of another tensor, batch-first read as sequence-first).
+    """
+    found = re.search(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)", text)
+    numpy = re.search(
+        r"cannot reshape array of (?:shape \([\d, ]*\) \()?size (\d+)\)? into shape "
+        r"\(([-\d, ]+)\)",
+        text,
+    )
+    multiple = re.search(
+        r"Input to reshape is a tensor with (\d+) values, but the requested shape "
+        r"(requires a multiple of|has) (\d+)",
+        text,
+    )
+    if found:
+        shape, size = _signed(found.group(1)), int(found.group(2))
+    elif numpy:
+        shape, size = _signed(numpy.group(2)), int(numpy.group(1))
+    elif multiple:
+        size, held = int(multiple.group(1)), int(multiple.group(3))
+        shape = (-1, held) if multiple.group(2).startswith("requires") else (held,)
+    else:
+        return None
+    held = 1
+    for n in shape:
+        held *= n if n > 0 else 1
+    shown = ", ".join(map(str, shape))
+    split = (
+        f"{size} elements do not split into [{shown}]: the named axes hold {held}, which does "
+        f"not divide {size}; the width is not a multiple of the head count"
+    )
+    if 0 in shape:
+        zero = (
+            f"[{shown}] has an axis of size 0: an integer division that rounded down to zero "
+            "(query heads // key/value heads with more key/value heads than query heads, or "
+            "a width // heads)"
+        )
+        return Reading(("gqa-heads", "head-split"), {"gqa-heads": zero, "head-split": zero}, zero)
+    if -1 in shape or not held:
+        return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
+    ratio = size / held
+    whole = ratio if ratio >= 1 else 1 / ratio
+    if 2 <= whole <= _BATCH_LIKE and abs(whole - round(whole)) < 1e-9:
+        layout = (
+            f"{size} elements against the {held} that [{shown}] holds, exactly {round(whole)} "
+            f"times {'more' if ratio > 1 else 'fewer'}: an axis of the view (batch, length, "
+            "heads) was taken from another tensor or another axis (batch-first read as "
+            "sequence-first)"
+        )
+        return Reading(
+            ("layout-confusion", "batch-mismatch", "head-split"),
+            {"layout-confusion": layout, "batch-mismatch": layout.replace("an axis", "a size")},
+            layout,
+        )
+    return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
+
+
+def _signed(group: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"-?\d+", group))
+
+
 def mha_mask_reading(text: str) -> Reading | None:
     """``The shape of the 2D attn_mask is torch.Size([a, a]), but should be (b, b)``.
 
@@ -672,8 +742,11 @@ def mha_mask_reading(text: str) -> Reading | None:
         return None
     got_l, got_s, want_l, want_s = (int(g) for g in found.groups())
     if got_l == got_s and want_l == want_s and got_l != want_l:
+        order: tuple[str, ...] = ("layout-confusion", "causal-alignment", "mask-shape")
+        if want_l > _BATCH_LIKE:
+            order = ("causal-alignment", "mask-shape", "layout-confusion")
         return Reading(
-            ("layout-confusion", "causal-alignment", "mask-shape"),
+            order,
             {
                 "layout-confusion": f"a ({got_l}, {got_l}) mask where the layer reads length "
                 f"{want_l} from the query's first axis: is {want_l} your batch size? then the "
@@ -1067,13 +1140,18 @@ RULES: tuple[Rule, ...] = (
         "a 2-D operation (mm, a 2-D einsum) got batched input; use matmul/bmm or '...'",
     ),
     Rule(
-        rf"shape '\[([-\d, ]+)\]' is invalid for input of size {_N}|"
-        rf"cannot reshape array of (?:size|shape)|Input to reshape is a tensor with|"
+        r"shape '\[[-\d, ]+\]' is invalid for input of size|"
+        r"cannot reshape array of (?:size|shape)|Input to reshape is a tensor with",
+        ("head-split", "head-axis-order", "layout-confusion"),
+        "a reshape that cannot hold the tensor: splitting into heads needs a width that is "
+        "a multiple of num_heads, and sizes that are this tensor's own",
+        read=True,
+    ),
+    Rule(
         r"divisible by num_heads|must be divisible by|% ?self\.num_heads|"
         r"integer modulo by zero",
-        ("head-split", "head-axis-order", "layout-confusion"),
-        "splitting into heads does not divide the width: embed_dim must be a multiple of "
-        "num_heads (and the sizes must be the ones this tensor really has)",
+        ("head-split", "gqa-heads"),
+        "splitting into heads does not divide the width: embed_dim must be a multiple of num_heads",
     ),
     Rule(
         r"view size is not compatible with input tensor's size and stride",
@@ -1125,7 +1203,7 @@ RULES: tuple[Rule, ...] = (
         "a constant like -1e9 or a large logit overflows float16 (its largest value is 65504)",
     ),
     Rule(
-        r"\boverflow\w*|\bto -?inf\b",
+        r"\boverflow\w*|\bto -?inf\b|上溢|溢出",
         ("softmax-overflow", "fp16-overflow", "inf-arithmetic"),
         "a value past the dtype's range: exp passes float32's range at 88.7 unless the row "
         "maximum is subtracted; float16 ends at 65504",
@@ -1368,6 +1446,23 @@ RULES: tuple[Rule, ...] = (
 
 CONCEPTS: tuple[Rule, ...] = (
     Rule(
+        r"\(1, ?S\)|\b[LT] ?= ?1\b|single (?:query|token)|one (?:new )?token at a time|"
+        r"query length (?:of |is )?1\b|q_len ?== ?1|"
+        r"seq(?:uence)?_?len(?:gth)? ?(?:==|=|of|is) ?1\b|"
+        r"(?:query|queries) (?:is |are )?shorter than (?:the )?keys",
+        ("causal-alignment", "kv-cache"),
+        "a query of one (or a few) new tokens against a longer key cache: a causal mask "
+        "aligned top-left hides the cache; decoding needs bottom-right alignment",
+    ),
+    Rule(
+        r"(?:masked.out|where=|where mask|masked (?:entries|values|logits))[^.]{0,120}"
+        r"(?:grad|gradient|backward)|(?:grad|gradient|backward)\w*[^.]{0,120}(?:where=|"
+        r"masked.out|masked (?:entries|values|logits))",
+        ("inf-arithmetic", "softmax-overflow", "fully-masked-row"),
+        "NaN in the backward pass through masked entries: masked logits still exponentiated "
+        "(exp overflow) or -inf times 0 in the gradient",
+    ),
+    Rule(
         r"(?:mixed.precision|float16|\bfp16\b|\bhalf\b|\bamp\b|autocast)[^.]{0,200}(?:mask|"
         r"-1e\d|large.negative|min(?:imum)? value|finfo|_large_compatible_negative)|"
         r"(?:mask|-1e\d|large.negative|finfo)[^.]{0,200}(?:mixed.precision|float16|\bfp16\b|"
@@ -1505,9 +1600,14 @@ CONCEPTS: tuple[Rule, ...] = (
         r"(?:true|1)\s*(?:=|means|is)\s*(?:ignore|masked|pad|attend|keep|not attend)|"
         r"(?:0|false)\s*(?:=|means|is)\s*(?:ignore|masked|pad|attend|keep)|"
         r"\b(?:inverted|reversed|opposite|flipped)\b[^.]{0,30}mask|mask[^.]{0,30}\b(?:inverted|"
-        r"reversed|opposite|flipped)\b|(?:NOT|not) pay attention|to (?:NOT|not) attend",
+        r"reversed|opposite|flipped)\b|(?:NOT|not) pay attention|to (?:NOT|not) attend|"
+        r"which (?:tokens?|positions?|keys?) to (?:not )?(?:attend|ignore|mask|keep)|"
+        r"(?:true|1)\b[^.]{0,60}(?:filled with -?inf|are masked|is masked|ignored)|"
+        r"(?:true|1|0|false) (?:for|at|on) (?:the )?(?:padding|pad|masked|real|valid) "
+        r"(?:tokens?|positions?)|(?:opposite|different|other) (?:convention|polarity|meaning)",
         ("mask-polarity",),
         "the mask's polarity: which value means 'attend' differs between APIs",
+        weight=1.15,
     ),
     Rule(
         r"(?:cache|cached|past_key_values)[^.]{0,80}(?:differ|different|wrong|garbage|repeat|"
@@ -1658,6 +1758,7 @@ def _rule_hits(text: str) -> list[_Hit]:
         einsum_reading,
         matmul_reading,
         contraction_reading,
+        reshape_reading,
         tf_einsum_reading,
         index_reading,
         shape_reading,
