@@ -71,34 +71,35 @@ def run_backward(
     scale = dtype.type(plan.scale)
     keep_scale = 1.0 / (1.0 - plan.dropout_p)
     ones = np.ones(length_k, dtype)
-    grad_query = np.zeros_like(plan.query)
+    grad_query = np.empty_like(plan.query)  # every row block writes its rows
+    grad_key = np.zeros(plan.key.shape, dtype)
+    grad_value = np.zeros(plan.value.shape, dtype)
     grad_bias = np.zeros((*rows_shape, length_k), dtype) if need_bias else None
     delta = np.zeros(rows_shape, dtype)  # rowsum(dO * O), times scale when fold
     p_sink = np.zeros(rows_shape, dtype) if plan.sinks is not None else None
     dead = np.zeros(rows_shape, bool) if plan.fully_masked == "uniform" else None
     upstream = grad_out  # as given, for the "uniform" rows that read every value
-    bad: npt.NDArray[np.bool_] = np.asarray(~np.isfinite(grad_out).all(axis=-1))
-    poisoned = bad if bad.any() else None  # (N, Hkv, G, L)
+    poisoned = None  # (N, Hkv, G, L): rows whose upstream gradient is not finite
+    if grad_out.size and not (np.isfinite(grad_out.max()) and np.isfinite(grad_out.min())):
+        poisoned = np.asarray(~np.isfinite(grad_out).all(axis=-1))  # NaN reaches max and min
     nan_keys = None if poisoned is None else np.zeros(plan.key.shape[:3], bool)
     if poisoned is not None:
         grad_out = np.where(poisoned[..., None], 0, grad_out)
-    partials: list[tuple[FloatArray, FloatArray]] = []  # per-thread dK, dV
     local = threading.local()
     lock = threading.Lock()
+    # row blocks of one kv head add into the same dK and dV rows: a lock per head (mod 16)
+    head_locks = [threading.Lock() for _ in range(16)]
 
     def body(task: _kernel.Task, buffer: FloatArray) -> None:
-        if not hasattr(local, "grads"):
-            local.grads = (np.zeros_like(plan.key), np.zeros_like(plan.value))
+        if not hasattr(local, "second"):
             local.second = np.empty_like(buffer)
-            with lock:
-                partials.append(local.grads)
-        grad_key, grad_value = local.grads
         n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
         heads, rows, width = h1 - h0, groups * (r1 - r0), hi - lo
         where = (n, slice(h0, h1), slice(None), slice(r0, r1))
         block4 = (heads, groups, r1 - r0)
         sink = _kernel.sink_rows(plan, task)  # (h, rows, 1)
         if width == 0:  # no key: the rows are dead, or hold only their sink
+            grad_query[where] = 0
             empty = np.ones((heads, rows), bool) if sink is None else np.isneginf(sink[..., 0])
             if dead is not None:
                 dead[where] = empty.reshape(block4)
@@ -131,7 +132,7 @@ def run_backward(
         d_scaled = d_value * scale if fold else d_value
         keep = _kernel.keep_block(plan, task)
         kept = e if keep is None else e * (keep.reshape(e.shape) * keep_scale)
-        grad_value[n, h0:h1, lo:hi] += kept.transpose(0, 2, 1) @ d_value
+        d_v = kept.transpose(0, 2, 1) @ d_value
         d_probs = local.second[: e.size].reshape(e.shape)
         value = plan.value[n, h0:h1, lo:hi]
         np.matmul(d_scaled, value.transpose(0, 2, 1), out=d_probs)  # dP' (times scale)
@@ -151,7 +152,10 @@ def run_backward(
             d_logits *= scale
         grad_query[where] = (d_logits @ plan.key[n, h0:h1, lo:hi]).reshape(*block4, -1)
         q = plan.query[where].reshape(heads, rows, -1)
-        grad_key[n, h0:h1, lo:hi] += d_logits.transpose(0, 2, 1) @ q
+        d_k = d_logits.transpose(0, 2, 1) @ q
+        with head_locks[(n * plan.key.shape[1] + h0) % len(head_locks)]:
+            grad_key[n, h0:h1, lo:hi] += d_k
+            grad_value[n, h0:h1, lo:hi] += d_v
         delta[where] = row_delta.reshape(block4)
         if dead is not None:
             dead[where] = empty.reshape(block4)
@@ -159,8 +163,6 @@ def run_backward(
             p_sink[where] = (sink_share * inv).reshape(block4)
 
     _kernel.for_each_task(plan, tasks, body)
-    grad_key = sum((p[0] for p in partials), np.zeros_like(plan.key))
-    grad_value = sum((p[1] for p in partials), np.zeros_like(plan.value))
     if dead is not None and length_k:
         # a fully masked row returns mean(V): each value gets 1/S of the row's dO
         grad_value += (np.where(dead[..., None], upstream, 0).sum(axis=(2, 3)) / length_k)[
