@@ -545,15 +545,25 @@ def _unshifted_rows(plan: Plan, key_scaled: bool, prepared: Prepared) -> npt.NDA
         return np.zeros(shape, dtype=bool)
     # exp(bound) times the value sum must stay far from overflow as well (the other end,
     # underflow, is checked on each block's sums: see _underflowed)
-    v_max = prepared.value_max
     headroom = float(np.finfo(query.dtype).max) * 1e-6 / max(plan.key.shape[2], 1)
+    small_cap = plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND
+    # the scaled query carries all of |scale| when the key is unscaled, else its root
+    root = math.sqrt(abs(plan.scale))
+    q_factor, k_factor = (root, root) if key_scaled else (abs(plan.scale), 1.0)
+    # the bounds below, from the largest norms: every row passes when these do (products
+    # of non-negative floats round monotonically), without the per-row norms
+    top = (
+        0.0
+        if small_cap
+        else prepared.query_norm_max * (prepared.key_norm_max * (q_factor * k_factor))
+    )
+    if top <= _UNSHIFTED_BOUND and prepared.value_abs_max * math.exp(_UNSHIFTED_BOUND) <= headroom:
+        return np.ones(shape, dtype=bool)
+    v_max = prepared.value_max
     with np.errstate(invalid="ignore", over="ignore"):
-        if plan.softcap is not None and plan.softcap <= _UNSHIFTED_BOUND:
+        if small_cap:
             bound = np.zeros(shape)
         else:
-            # the scaled query carries all of |scale| when the key is unscaled, else its root
-            root = math.sqrt(abs(plan.scale))
-            q_factor, k_factor = (root, root) if key_scaled else (abs(plan.scale), 1.0)
             k_norm = prepared.key_norm * (q_factor * k_factor)  # (N, Hkv): the smaller side
             bound = prepared.query_norm * k_norm[:, :, None, None]
         ok_values = v_max * math.exp(_UNSHIFTED_BOUND) <= headroom  # (N, Hkv)
