@@ -609,6 +609,33 @@ def contraction_reading(text: str) -> Reading | None:
     return Reading(tags, sentence, f"{a} against {b} on a matmul's contracted axis")
 
 
+def tf_graph_reading(text: str) -> Reading | None:
+    """TensorFlow's graph-mode message, read with the shapes it quotes.
+
+    ``Dimensions must be equal, but are A and B for '{{node X}} = Op[...]' with input
+    shapes: [..], [..]``: the op says whether two shapes met in a matmul or elementwise.
+    """
+    found = re.search(
+        r"Dimensions must be equal, but are (\d+) and (\d+) for .{0,200}?= ?(\w+)\[.{0,400}?"
+        r"with input shapes: \[([\d,?]*)\], \[([\d,?]*)\]",
+        text,
+        re.DOTALL,
+    )
+    old = re.search(
+        r"In\[0\] mismatch In\[1\] shape: (\d+) vs\. (\d+): \[([\d,]+)\] \[([\d,]+)\]", text
+    )
+    if old:
+        shown = f"Matrix size-incompatible: In[0]: [{old.group(3)}], In[1]: [{old.group(4)}]"
+        return matmul_reading(shown)
+    if not found:
+        return None
+    op = found.group(3)
+    left, right = found.group(4).replace("?", "0"), found.group(5).replace("?", "0")
+    if "MatMul" in op:
+        return matmul_reading(f"Matrix size-incompatible: In[0]: [{left}], In[1]: [{right}]")
+    return shape_reading(f"Incompatible shapes: [{left}] vs. [{right}]")
+
+
 def tf_einsum_reading(text: str) -> Reading | None:
     """``Expected dimension 6 at axis 0 of the input shaped [2,7,2,4] but got dimension 2``."""
     found = re.search(
@@ -916,6 +943,10 @@ def shape_reading(text: str) -> Reading | None:
         r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)"
         r"(?: at non-singleton dimension (\d+))?",
         text,
+    ) or re.search(
+        r"expanded size of the tensor \((\d+)\) must match the existing size \((\d+)\) at "
+        r"non-singleton dimension (\d+)",
+        text,
     )
     if torch_sizes:
         a, b = int(torch_sizes.group(1)), int(torch_sizes.group(2))
@@ -1011,7 +1042,8 @@ _BACKEND = (
 _REFUSES = (
     r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
     r"not implemented|NotImplementedError|must be (?:a )?multiple|should be a multiple|"
-    r"divisible by|Invalid configuration|No available kernel|requires? .{0,30}(?:head_?dim|"
+    r"divisible by|Invalid configuration|No available kernel|No operator found|"
+    r"requires? .{0,30}(?:head_?dim|"
     r"dtype|fp16|bf16|sm\d|multiple))"
 )
 RULES: tuple[Rule, ...] = (
@@ -1270,6 +1302,51 @@ RULES: tuple[Rule, ...] = (
         "the wrong axis, or head outputs of different batch sizes",
     ),
     Rule(
+        rf"Expected key_padded_mask\.shape\[0\] to be {_N}, but got {_N}",
+        ("mask-shape", "layout-confusion", "batch-mismatch"),
+        "key_padding_mask must be (N, S) with N = {0}, the batch the layer read from the "
+        "query; a mask with {1} rows is transposed (S, N), or the input is batch-first for a "
+        "sequence-first layer",
+    ),
+    Rule(
+        rf"Expected key_padded_mask\.shape\[1\] to be {_N}, but got {_N}",
+        ("mask-shape", "kv-cache", "kv-length-mismatch"),
+        "key_padding_mask covers {1} keys where there are {0}: a mask built for another "
+        "length (keys grown by a cache, or padded to another length)",
+    ),
+    Rule(
+        r"expected `attn_mask` to be `None`, 2-D or 3-D|attn_mask's dimension \d+ is not "
+        r"supported|Expected `attn_mask` shape to be|expected `key_padding_mask` to be `None`",
+        ("mask-shape", "mask-broadcast-axis"),
+        "nn.MultiheadAttention takes attn_mask (L, S) or (N·num_heads, L, S) and "
+        "key_padding_mask (N, S), never a 4-D (N, H, L, S) mask",
+    ),
+    Rule(
+        r"query should be unbatched 2D or batched 3D tensor|expected `key` and `value` to be "
+        r"[23]-D|(?:query|key|value) ndim should be \d+, but got \d+",
+        ("layout-confusion", "kernel-layout", "batched-matmul"),
+        "the inputs have another rank than the layer takes: MultiheadAttention wants "
+        "(L, N, E) or (N, L, E), jax.nn.dot_product_attention (B, T, N, H) with the heads "
+        "split",
+    ),
+    Rule(
+        r"(?:mask|bias) ndim should be \d+, but got \d+",
+        ("mask-shape", "mask-broadcast-axis"),
+        "jax.nn.dot_product_attention wants a 4-D mask or bias (B, N, T, S): a (B, S) "
+        "padding mask needs mask[:, None, None, :]",
+    ),
+    Rule(
+        r"mask dtype should be bool|bias dtype should be",
+        ("mask-dtype",),
+        "jax.nn.dot_product_attention wants a boolean mask (True = attend)",
+    ),
+    Rule(
+        r"(?:query|key|value) shape should be \[[-\d, ]+\]: but got",
+        ("batch-mismatch", "kv-length-mismatch", "qk-dim-mismatch", "gqa-heads"),
+        "jax.nn.dot_product_attention needs query, key and value to agree on batch and head "
+        "size, and key and value on length and heads",
+    ),
+    Rule(
         r"was expecting embedding dimension of|embed_dim_to_check|"
         r"len1 == embed_dim|expected axis -?\d+ of input shape to have value",
         ("projection-width", "layout-confusion"),
@@ -1445,6 +1522,25 @@ RULES: tuple[Rule, ...] = (
 """Framework wordings and the tags they mean, likeliest first."""
 
 CONCEPTS: tuple[Rule, ...] = (
+    Rule(
+        r"padding_side|right.padding was detected|right-padding|padded on the right",
+        ("positions", "backend-constraint", "mask-missing"),
+        "the side of the padding: decoder-only generation wants left padding with position "
+        "ids counted from the first real token; some fused kernels assume one side",
+    ),
+    Rule(
+        r"attention mask (?:and the pad token id )?(?:was|were|is|are) not (?:set|passed|"
+        r"provided|given)|without (?:an |the )?attention_mask|no attention_mask",
+        ("mask-missing", "positions"),
+        "no attention mask was passed: padded positions are attended as if they were text",
+    ),
+    Rule(
+        r"device-side assert(?:ion)? triggered",
+        ("token-out-of-range", "position-out-of-range"),
+        "a CUDA device-side assert in attention code is most often an embedding index out of "
+        "range (a token id >= vocab size, a position >= the table); rerun on CPU to see it",
+        weight=0.8,
+    ),
     Rule(
         r"\(1, ?S\)|\b[LT] ?= ?1\b|single (?:query|token)|one (?:new )?token at a time|"
         r"query length (?:of |is )?1\b|q_len ?== ?1|"
@@ -1759,6 +1855,7 @@ def _rule_hits(text: str) -> list[_Hit]:
         matmul_reading,
         contraction_reading,
         reshape_reading,
+        tf_graph_reading,
         tf_einsum_reading,
         index_reading,
         shape_reading,

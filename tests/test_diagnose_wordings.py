@@ -142,3 +142,45 @@ def test_einsum_labels_name_their_axis(hq: int, hkv: int) -> None:
 def test_jax_runs_here() -> None:
     # the JAX messages above come from the CPU backend this machine has
     assert jax.devices()[0].platform == "cpu"
+
+
+@pytest.mark.parametrize(("batch", "length"), [(2, 5), (3, 7)])
+def test_multihead_attention_mask_wordings(batch: int, length: int) -> None:
+    mha = torch.nn.MultiheadAttention(16, 2)
+    x = torch.zeros(length, batch, 16)  # (L, N, E): sequence-first
+    transposed = torch.zeros(length, batch, dtype=torch.bool)  # (S, N) instead of (N, S)
+    four_d = torch.zeros(batch, 2, length, length, dtype=torch.bool)
+    for message in (
+        _message(lambda: mha(x, x, x, key_padding_mask=transposed)),
+        _message(lambda: mha(x, x, x, attn_mask=four_d)),
+    ):
+        assert "mask-shape" in diagnose(message)[0].case.tags, message
+
+
+@pytest.mark.parametrize(("keys", "mask_keys"), [(5, 7), (9, 4)])
+def test_a_mask_expanded_to_other_keys_reads_the_key_axis(keys: int, mask_keys: int) -> None:
+    mask = torch.zeros(2, 1, 5, mask_keys)
+    message = _message(lambda: mask.expand(2, 8, 5, keys))
+    best = diagnose(message)[0]
+    assert {"mask-shape", "kv-cache", "causal-alignment"} & set(best.case.tags), message
+    assert "key length" in best.why
+
+
+@pytest.mark.parametrize(("dq", "dk"), [(64, 32), (48, 16)])
+def test_tensorflow_graph_mode_contraction_reads_the_operands(dq: int, dk: int) -> None:
+    def scores(q: tf.Tensor, k_transposed: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(q, k_transposed)
+
+    signature = [tf.TensorSpec([2, 4, 5, dq]), tf.TensorSpec([2, 4, dk, 5])]
+    graph = tf.function(scores, input_signature=signature)
+    message = _message(lambda: graph.get_concrete_function())
+    best = diagnose(message)[0]
+    assert "qk-dim-mismatch" in best.case.tags, message
+    assert f"{dq} against {dk}" in best.why
+
+
+def test_jax_attention_with_a_two_dimensional_mask() -> None:
+    q = jnp.zeros((2, 5, 4, 8))
+    mask = jnp.ones((2, 5), bool)
+    message = _message(lambda: jax.nn.dot_product_attention(q, q, q, mask=mask))
+    assert "mask-shape" in diagnose(message)[0].case.tags, message
