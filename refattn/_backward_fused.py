@@ -27,6 +27,7 @@ through :func:`refattn._backward.run_backward`'s forward + chunked backward.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -65,7 +66,11 @@ def run_backward(
     groups = plan.query.shape[2]
     length_k, dim_v = plan.value.shape[2], plan.value.shape[3]
     rows_shape = plan.query.shape[:4]  # (N, Hkv, G, L)
-    scaled = _kernel.scaled_inputs(plan)
+    # logits as scale * (q . k) from the task's own query rows: no scaled copies of q and k
+    q_only = 1e-3 <= abs(plan.scale) <= 1.0
+    root = math.sqrt(abs(plan.scale))
+    q_factor = dtype.type(plan.scale if q_only else math.copysign(root, plan.scale))
+    k_factor = dtype.type(root)
     # dX comes out times scale when dO is scaled; the bias gradient needs dX itself
     fold = not need_bias and 1e-3 <= abs(plan.scale) <= 1.0
     scale = dtype.type(plan.scale)
@@ -106,7 +111,12 @@ def run_backward(
             if p_sink is not None:
                 p_sink[where] = np.where(empty, 0, 1).reshape(block4)
             return
-        flat, tanh = _kernel.logits(plan, scaled, task, buffer, keep_tanh=True)
+        q = plan.query[where].reshape(heads, rows, -1)
+        key = plan.key[n, h0:h1, lo:hi]
+        operands = (q * q_factor, (key if q_only else key * k_factor).transpose(0, 2, 1))
+        flat, tanh = _kernel.logits(
+            plan, (plan.query, plan.key), task, buffer, keep_tanh=True, operands=operands
+        )
         reads = None  # allowed pairs of poisoned rows, (h, rows, width)
         if poisoned is not None and nan_keys is not None:
             bad_rows = poisoned[where].reshape(heads, rows, 1)
@@ -150,8 +160,7 @@ def run_backward(
             d_logits *= (1 - tanh * tanh).reshape(d_logits.shape)
         if not fold:
             d_logits *= scale
-        grad_query[where] = (d_logits @ plan.key[n, h0:h1, lo:hi]).reshape(*block4, -1)
-        q = plan.query[where].reshape(heads, rows, -1)
+        grad_query[where] = (d_logits @ key).reshape(*block4, -1)
         d_k = d_logits.transpose(0, 2, 1) @ q
         with head_locks[(n * plan.key.shape[1] + h0) % len(head_locks)]:
             grad_key[n, h0:h1, lo:hi] += d_k
