@@ -1227,8 +1227,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"value cannot be converted to type (?:at|c10)::Half without overflow|"
-        r"(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision).*\bnan|"
-        r"\bnan.*(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision)|"
+        r"(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision).*\b(?:nan|inf)\b|"
+        r"\b(?:nan|inf)\b.*(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision)|"
         r"(?:1e[49]|1e1\d|1e20|65504|finfo).{0,80}(?:float16|fp16|\bhalf\b)|"
         r"(?:float16|fp16|\bhalf\b).{0,80}(?:1e[49]|1e1\d|65504|finfo)",
         ("fp16-overflow", "inf-arithmetic"),
@@ -1368,6 +1368,7 @@ RULES: tuple[Rule, ...] = (
         ("kv-cache", "causal-alignment", "positions"),
         "decoding with a key/value cache: the cache, its positions and its mask must grow "
         "together, and causal masking with L != S needs bottom-right alignment",
+        weight=0.85,
     ),
     Rule(
         r"is_causal|causal.mask|\btril\b|\btriu\b|bottom.right|top.left|autoregressive|"
@@ -1375,6 +1376,7 @@ RULES: tuple[Rule, ...] = (
         ("causal-alignment", "mask-missing", "kv-cache", "fully-masked-row"),
         "the causal mask: its diagonal, its alignment when L != S (bottom-right for decoding), "
         "and whether it is applied at all",
+        weight=0.85,
     ),
     Rule(
         r"mat1 and mat2 shapes|size mismatch, m1:|"
@@ -1506,7 +1508,8 @@ RULES: tuple[Rule, ...] = (
         weight=0.6,
     ),
     Rule(
-        r"shape|\bdimensions?\b|size mismatch|\bsizes? (?:of|do not|don't)|broadcast",
+        r"shape|dimensions? mismatch|size mismatch|\bsizes? (?:of|do not|don't)|broadcast|"
+        r"dimensions? (?:do not|don't) match",
         ("mask-shape", "layout-confusion", "batch-mismatch", "head-split"),
         "a shape problem: sizes that do not line up with (B, H, L, S) and (B, L, E)",
         fallback=True,
@@ -1636,6 +1639,8 @@ CONCEPTS: tuple[Rule, ...] = (
         "inverted, broadcast along the wrong axis, or added as 0/1",
     ),
     Rule(
+        r"batched (?:together )?with (?:longer|other|different|shorter) (?:prompts?|"
+        r"sequences?|inputs?)|"
         r"left.?pad\w*|(?:short(?:er)?|padded) (?:prompts?|sequences?|inputs?)[^.]{0,60}"
         r"(?:garbage|wrong|different|worse|nonsense|gibberish|incorrect|repeat)",
         ("positions", "backend-constraint", "kv-cache"),
@@ -1652,14 +1657,18 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"(?:weights?|probabilit\w+|softmax|attention|scores?|outputs?)[^.]{0,40}"
         r"(?:all (?:the )?same|uniform|identical|equal|constant|the same for (?:every|all|each))|"
-        r"(?:same|identical) (?:output|result|vector|prediction)s? for (?:every|all|each)",
+        r"(?:same|identical) (?:output|result|vector|prediction)s? for (?:every|all|each)|"
+        r"(?:weights?|probabilit\w+|softmax|attention)[^.]{0,30}\ball (?:exactly )?"
+        r"(?:0?\.\d+|1/\w+)",
         ("softmax-axis", "missing-scale", "mask-polarity", "fully-masked-row"),
         "uniform or identical attention: softmax over the wrong axis, every key masked (a "
         "large constant everywhere), or an inverted mask",
     ),
     Rule(
         r"one.hot|saturat\w*|peaked|spiky|(?:gradients?|grads?)[^.]{0,30}vanish|"
-        r"does(?:n't| not) learn|not learning|stops? learning",
+        r"does(?:n't| not) learn|not learning|stops? learning|"
+        r"loss[^.]{0,30}(?:doesn't|does not|won't|not|never) (?:decrease|go down|improve|"
+        r"converge)",
         ("missing-scale", "softmax-axis", "mask-after-softmax"),
         "a saturated softmax: scores not divided by sqrt(d) become one-hot and its gradients "
         "vanish",
@@ -1675,7 +1684,11 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"\bnan\b[^.]{0,60}(?:only )?(?:in|for|at) (?:the )?(?:padded|padding|masked|pad)|"
         r"(?:padded|padding|masked) (?:rows?|positions?|tokens?|entries)[^.]{0,40}\bnan\b|"
-        r"(?:every|all) (?:keys?|positions?) (?:are )?masked|fully.masked|empty (?:row|sequence)",
+        r"(?:every|all) (?:keys?|positions?) (?:are )?masked|fully.masked|empty (?:row|sequence)|"
+        r"all (?:the )?(?:inputs|scores|logits|values|entries)? ?(?:are |is )?-inf|"
+        r"(?:every|each) (?:score|logit) is -inf|(?:row|query) (?:with|has) no (?:valid )?keys?|"
+        r"(?:attend\w*|see|look) (?:to |at )?(?:itself|themselves)|diagonal (?:is )?masked|"
+        r"masks? (?:out )?the diagonal",
         ("fully-masked-row", "nan-in-padding", "ragged-lengths"),
         "a query row whose keys are all masked: softmax over all -inf is 0/0 = NaN",
     ),
@@ -1698,6 +1711,7 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\b(?:inverted|reversed|opposite|flipped)\b[^.]{0,30}mask|mask[^.]{0,30}\b(?:inverted|"
         r"reversed|opposite|flipped)\b|(?:NOT|not) pay attention|to (?:NOT|not) attend|"
         r"which (?:tokens?|positions?|keys?) to (?:not )?(?:attend|ignore|mask|keep)|"
+        r"only (?:attends?|looks?|attending) (?:to |at )?(?:the )?pad|"
         r"(?:true|1)\b[^.]{0,60}(?:filled with -?inf|are masked|is masked|ignored)|"
         r"(?:true|1|0|false) (?:for|at|on) (?:the )?(?:padding|pad|masked|real|valid) "
         r"(?:tokens?|positions?)|(?:opposite|different|other) (?:convention|polarity|meaning)",
@@ -1715,7 +1729,10 @@ CONCEPTS: tuple[Rule, ...] = (
     ),
     Rule(
         r"(?:results?|outputs?|examples?)[^.]{0,40}(?:depend|influence)\w*[^.]{0,30}"
-        r"(?:other|each other|the batch)|batch size (?:changes|affects)",
+        r"(?:other|each other|the batch)|batch size (?:changes|affects)|"
+        r"changes? when I change (?:the |another |a different )?(?:\w+ )?(?:example|sample|"
+        r"item|sequence)|(?:another|other|second|different) (?:example|sample)s? (?:in the "
+        r"batch )?(?:changes|affects)",
         ("softmax-axis", "mask-broadcast-axis", "layout-confusion"),
         "examples that influence each other: a softmax or mask along the batch axis, or "
         "batch-first input read as sequence-first",

@@ -453,3 +453,106 @@ def test_min_score_lies_between_outside_and_labelled_messages() -> None:
     assert min(found[0].score for found in inside_best if found) > threshold
     assert all(found for found in inside_best)
     assert max((found[0].score for found in outside_best if found), default=0.0) < threshold
+
+
+SYMPTOM_WORDINGS = [
+    (
+        "After switching to bf16 the model's long-context perplexity got much worse",
+        {"reduced-precision", "rotary-embedding"},
+    ),
+    (
+        "NaN loss appears only when a batch contains a very short sequence",
+        {"fully-masked-row", "ragged-lengths"},
+    ),
+    (
+        "Model output changes depending on how much padding is in the batch",
+        {"mask-missing", "mask-broadcast-axis", "mask-polarity"},
+    ),
+    (
+        "decoder generates the same token repeatedly with the kv cache but is fine without cache",
+        {"kv-cache", "causal-alignment"},
+    ),
+    (
+        "Perplexity is suspiciously good on validation; the model cheats by looking at "
+        "future tokens",
+        {"mask-missing", "causal-alignment", "mask-polarity"},
+    ),
+    (
+        "Attention probabilities are all 0.25 for 4 tokens",
+        {"softmax-axis", "fully-masked-row", "mask-polarity", "missing-scale"},
+    ),
+    ("Training loss doesn't decrease when using a large head dimension of 256", {"missing-scale"}),
+    (
+        "Results differ between flash_attention_2 and eager implementation",
+        {"backend-constraint", "window-size", "kernel-layout"},
+    ),
+    (
+        "fp16 inference produces inf in attention scores for long sequences",
+        {"fp16-overflow", "softmax-overflow"},
+    ),
+    ("After converting Llama weights the GQA model outputs garbage", {"gqa-heads"}),
+    (
+        "The output for the first example in the batch changes when I change the second example",
+        {"mask-broadcast-axis", "softmax-axis", "layout-confusion"},
+    ),
+    (
+        "Sliding window attention attends one token too many compared to the reference",
+        {"window-size"},
+    ),
+    ("Packed training gives a higher loss than unpacked training", {"packed-sequences"}),
+    (
+        "nn.MultiheadAttention with batch_first=False but my input is (batch, seq, dim)",
+        {"layout-confusion"},
+    ),
+    (
+        "attention_mask from the tokenizer (1 for tokens, 0 for padding) passed as attn_mask "
+        "to F.scaled_dot_product_attention",
+        {"mask-dtype", "mask-polarity"},
+    ),
+    ("OOM when creating the causal mask for a 32k context", {"memory-blowup"}),
+    (
+        "the rotary cos/sin cache is computed in float16 and long sequences degrade",
+        {"reduced-precision", "rotary-embedding"},
+    ),
+    ("softmax returns nan when all inputs are -inf", {"fully-masked-row"}),
+    ("my masked_fill with -1e9 overflows in half precision", {"fp16-overflow"}),
+    (
+        "model.generate gives different outputs for the same prompt when batched with "
+        "longer prompts",
+        {"positions", "mask-missing"},
+    ),
+    ("eval mode outputs differ between runs with sdpa", {"backend-constraint"}),
+    ("Attention weights sum to more than one", {"mask-after-softmax", "softmax-axis"}),
+    (
+        "The attention pattern is the same for every query position",
+        {"softmax-axis", "missing-scale"},
+    ),
+    ("position ids restart from 0 at each decoding step with the cache", {"kv-cache", "positions"}),
+    (
+        "the decoder attends to padding tokens in the encoder output",
+        {"mask-missing", "mask-broadcast-axis"},
+    ),
+    (
+        "the causal mask blocks each token from attending to itself",
+        {"fully-masked-row", "causal-alignment"},
+    ),
+    ("scores explode and softmax gives nan without subtracting the max", {"softmax-overflow"}),
+    ("heads are concatenated in the wrong order after attention", {"head-axis-order"}),
+    ("gradient is nan when a row of the attention mask is all False", {"fully-masked-row"}),
+    ("token embeddings index error after adding new special tokens", {"token-out-of-range"}),
+    (
+        "the model only attends to padding tokens after switching from "
+        "nn.MultiheadAttention to sdpa",
+        {"mask-polarity"},
+    ),
+    (
+        "my hand-written attention gives different results from F.scaled_dot_product_attention",
+        {"missing-scale", "kernel-layout", "mask-polarity", "softmax-axis", "backend-constraint"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), SYMPTOM_WORDINGS)
+def test_symptoms_in_other_words_find_their_family(message: str, tags: set[str]) -> None:
+    # written for this test, not taken from the labelled sets: families by hand
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
