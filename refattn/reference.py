@@ -280,15 +280,18 @@ def attention(
         key_segment_ids=key_segment_ids,
         sinks=sinks,
     )
-    check_returns(plan, return_weights, return_lse)
+    if return_weights is not False or return_lse is not False:  # both False pass its checks
+        check_returns(plan, return_weights, return_lse)
     batch, hq = plan.batch_shape, plan.num_q_heads
     length_q, length_k = plan.query.shape[3], plan.key.shape[2]
     dim_v = plan.value.shape[3]
     prepared = _numerics.prepare(plan)
-    small = None if return_weights else _small.run(prepared, need_lse=bool(return_lse))
+    small = None if return_weights else _small.run(prepared, bool(return_lse))
     if small is not None:  # one block per batch entry: the kernel's result, bit for bit
         out, small_lse = small
-        output = out.reshape(*batch, hq, length_q, dim_v).astype(plan.out_dtype, copy=False)
+        output = out.reshape(*batch, hq, length_q, dim_v)
+        if output.dtype != plan.out_dtype:
+            output = output.astype(plan.out_dtype)
         if not return_lse:
             return output
         assert small_lse is not None

@@ -623,9 +623,10 @@ def validate(
     q = float_array("query", query)
     k = float_array("key", key)
     v = float_array("value", value)
-    _check_rank("query", q, "Hq, L, D")
-    _check_rank("key", k, "Hkv, S, D")
-    _check_rank("value", v, "Hkv, S, Dv")
+    if q.ndim < 3 or k.ndim < 3 or v.ndim < 3:
+        _check_rank("query", q, "Hq, L, D")
+        _check_rank("key", k, "Hkv, S, D")
+        _check_rank("value", v, "Hkv, S, Dv")
     if not q.dtype == k.dtype == v.dtype:
         raise AttentionDTypeError(
             f"query, key and value should share one dtype: but got {q.dtype}, {k.dtype} "
@@ -684,13 +685,15 @@ def validate(
             f"1 / sqrt(D) = {1.0 / math.sqrt(dim) if dim else 1.0:.6g}, or check how the "
             f"scale was computed (e.g. 1 / sqrt(0))." + see("missing_scale_saturates")
         )
-    check_allocation(
-        "attention",
-        "the output (..., Hq, L, Dv)",
-        (*batch, hq, length_q, dim_v),
-        max(compute.itemsize, q.dtype.itemsize),
-        "Split the batch or the queries into several calls.",
-    )
+    itemsize = max(compute.itemsize, q.dtype.itemsize)
+    if n * hq * length_q * dim_v * itemsize >= CHECK_FROM:  # else check_allocation returns
+        check_allocation(
+            "attention",
+            "the output (..., Hq, L, Dv)",
+            (*batch, hq, length_q, dim_v),
+            itemsize,
+            "Split the batch or the queries into several calls.",
+        )
 
     q5 = _broadcast(q, (*batch, hq, length_q, dim), (n, hkv, groups, length_q, dim))
     k4 = _broadcast(k, (*batch, hkv, length_k, dim), (n, hkv, length_k, dim))

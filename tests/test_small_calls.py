@@ -57,7 +57,7 @@ def test_small_calls_still_refuse_bad_input() -> None:
 
 # --- the one-block path (refattn._small) against the kernel, bit for bit --------------------
 
-SHAPES = [  # (q shape, k/v shape)
+SHAPES: list[tuple[tuple[int, ...], ...]] = [  # (q shape, k/v shape[, v shape])
     ((1, 1, 4, 8), (1, 1, 4, 8)),
     ((2, 4, 16, 32), (2, 4, 16, 32)),
     ((3, 2, 1, 4), (3, 2, 1, 4)),  # one query row
@@ -65,6 +65,13 @@ SHAPES = [  # (q shape, k/v shape)
     ((1, 6, 9, 16), (1, 3, 6, 16)),  # GQA, L > S
     ((2, 3, 4, 8, 4), (1, 3, 4, 6, 4)),  # broadcast batch
     ((1, 2, 40, 8), (1, 2, 40, 8)),  # G * L > D: scaled query and key, no fold
+    ((1, 4, 5, 8), (1, 1, 7, 8)),  # one kv head (2-D products), GQA
+    ((1, 1, 1, 8), (1, 1, 6, 8)),  # one row: a vector times a matrix
+    ((1, 1, 5, 8), (1, 1, 1, 8)),  # one key
+    ((1, 1, 6, 1), (1, 1, 6, 1)),  # D = 1
+    ((1, 1, 3, 16), (1, 1, 9, 16)),
+    ((1, 1, 4, 8), (1, 1, 6, 8), (1, 1, 6, 3)),  # Dv != D
+    ((2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 5)),
     ((0, 2, 3, 4), (0, 2, 3, 4)),  # empty batch
     ((1, 2, 0, 4), (1, 2, 5, 4)),  # no query rows
 ]
@@ -101,13 +108,13 @@ def _general(
 
 
 def _inputs(
-    shapes: tuple[tuple[int, ...], tuple[int, ...]], dtype: type, seed: int, magnitude: float
+    shapes: tuple[tuple[int, ...], ...], dtype: type, seed: int, magnitude: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    q_shape, kv_shape = shapes
+    q_shape, kv_shape, *v_shape = shapes
     q: np.ndarray = (magnitude * rng.standard_normal(q_shape)).astype(dtype)
     k: np.ndarray = (magnitude * rng.standard_normal(kv_shape)).astype(dtype)
-    v: np.ndarray = rng.standard_normal(kv_shape).astype(dtype)
+    v: np.ndarray = rng.standard_normal(v_shape[0] if v_shape else kv_shape).astype(dtype)
     return q, k, v
 
 
@@ -121,7 +128,7 @@ def _taken(q: np.ndarray, k: np.ndarray, v: np.ndarray, **options: object) -> bo
 @pytest.mark.parametrize("magnitude", [1.0, 6.0, 12.0])
 @pytest.mark.parametrize("shapes", SHAPES, ids=str)
 def test_one_block_path_is_the_kernel_bit_for_bit(
-    shapes: tuple[tuple[int, ...], tuple[int, ...]], magnitude: float, dtype: type
+    shapes: tuple[tuple[int, ...], ...], magnitude: float, dtype: type
 ) -> None:
     q, k, v = _inputs(shapes, dtype, 1, magnitude)
     taken = 0
@@ -165,7 +172,7 @@ def test_one_block_path_with_a_boolean_mask_is_the_kernel_bit_for_bit() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shapes", SHAPES, ids=str)
 def test_one_block_path_agrees_with_the_float64_loop(
-    shapes: tuple[tuple[int, ...], tuple[int, ...]], dtype: type
+    shapes: tuple[tuple[int, ...], ...], dtype: type
 ) -> None:
     q, k, v = _inputs(shapes, dtype, 4, 1.0)
     tol = 2e-5 if dtype == np.float32 else 1e-12
