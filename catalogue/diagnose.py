@@ -1227,8 +1227,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"value cannot be converted to type (?:at|c10)::Half without overflow|"
-        r"(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision).*\b(?:nan|inf)\b|"
-        r"\b(?:nan|inf)\b.*(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision)|"
+        r"(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision).*\b(?:nans?|inf)\b|"
+        r"\b(?:nans?|inf)\b.*(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision)|"
         r"(?:1e[49]|1e1\d|1e20|65504|finfo).{0,80}(?:float16|fp16|\bhalf\b)|"
         r"(?:float16|fp16|\bhalf\b).{0,80}(?:1e[49]|1e1\d|65504|finfo)",
         ("fp16-overflow", "inf-arithmetic"),
@@ -1241,13 +1241,13 @@ RULES: tuple[Rule, ...] = (
         "maximum is subtracted; float16 ends at 65504",
     ),
     Rule(
-        r"\bnan\b.*(?:mask|padding|padded|\bpad\b)|(?:mask|padding|padded).*\bnan\b",
+        r"\bnans?\b.*(?:mask|padding|padded|\bpad\b)|(?:mask|padding|padded).*\bnans?\b",
         ("fully-masked-row", "nan-in-padding", "inf-arithmetic"),
         "NaN with masking: a row where every key is masked has softmax 0/0, and NaN in a "
         "masked position still flows through the matmuls",
     ),
     Rule(
-        r"\bnan\b|(?<![-\w'\"])inf\b",
+        r"\bnans?\b|(?<![-\w'\"])inf\b",
         ("softmax-overflow", "fully-masked-row", "fp16-overflow"),
         "NaN or inf in attention: exp overflow without subtracting the row max, a fully "
         "masked row, or float16 overflow",
@@ -1595,7 +1595,7 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"nan (?:values? )?in (?:the |my )?(?:input|values|keys|padd\w*|masked)|"
         r"(?:input|values|keys|embeddings?)[^.]{0,30}(?:has|have|contains?|with) nans?\b|"
-        r"masked.out (?:positions?|entries|elements)[^.]{0,60}\bnan|\bnan\b[^.]{0,60}"
+        r"masked.out (?:positions?|entries|elements)[^.]{0,60}\bnan|\bnans?\b[^.]{0,60}"
         r"masked.out",
         ("nan-in-padding", "fully-masked-row"),
         "NaN in a position the mask removes still reaches the output: 0 × NaN is NaN in the "
@@ -1682,8 +1682,8 @@ CONCEPTS: tuple[Rule, ...] = (
         "renormalising, or a softmax over the wrong axis",
     ),
     Rule(
-        r"\bnan\b[^.]{0,60}(?:only )?(?:in|for|at) (?:the )?(?:padded|padding|masked|pad)|"
-        r"(?:padded|padding|masked) (?:rows?|positions?|tokens?|entries)[^.]{0,40}\bnan\b|"
+        r"\bnans?\b[^.]{0,60}(?:only )?(?:in|for|at) (?:the )?(?:padded|padding|masked|pad)|"
+        r"(?:padded|padding|masked) (?:rows?|positions?|tokens?|entries)[^.]{0,40}\bnans?\b|"
         r"(?:every|all) (?:keys?|positions?) (?:are )?masked|fully.masked|empty (?:row|sequence)|"
         r"all (?:the )?(?:inputs|scores|logits|values|entries)? ?(?:are |is )?-inf|"
         r"(?:every|each) (?:score|logit) is -inf|(?:row|query) (?:with|has) no (?:valid )?keys?|"
@@ -1693,9 +1693,9 @@ CONCEPTS: tuple[Rule, ...] = (
         "a query row whose keys are all masked: softmax over all -inf is 0/0 = NaN",
     ),
     Rule(
-        r"\bnan\b[^.]{0,80}(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"
+        r"\bnans?\b[^.]{0,80}(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"
         r"epochs|updates)|(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"
-        r"epochs)[^.]{0,80}\bnan\b",
+        r"epochs)[^.]{0,80}\bnans?\b",
         ("fp16-overflow", "softmax-overflow", "inf-arithmetic"),
         "NaN after some steps of training: logits grow until exp or a float16 value overflows",
     ),
@@ -1801,7 +1801,7 @@ message at least 4.1; 3.0 lies between, and is above what shared words alone can
 (about 2.2), so a symptom phrase needs about 80 % of its words to count on its own.
 """
 
-SYMPTOM_MIN_SHARE = 0.6
+SYMPTOM_MIN_SHARE = 0.65
 """A symptom phrase counts when this share of its words (and at least two) are in the text."""
 
 
