@@ -270,10 +270,16 @@ class Reading:
     tags: tuple[str, ...]
     say: dict[str, str] = field(default_factory=dict)
     default: str = ""
+    more: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per tag, other sentences on the same numbers, for a second case of that family."""
 
     def sentence(self, tag: str) -> str:
         """The sentence for ``tag``."""
         return self.say.get(tag, self.default)
+
+    def sentences(self, tag: str) -> tuple[str, ...]:
+        """The sentence for ``tag``, then its alternatives."""
+        return (self.sentence(tag), *self.more.get(tag, ()))
 
 
 _SHAPE = re.compile(r"[\[(]\s*(\d+(?:\s*,\s*\d+)*)\s*,?\s*[\])]")
@@ -351,6 +357,16 @@ def index_reading(text: str) -> Reading | None:
         tags,
         {"position-out-of-range": position, "token-out-of-range": token},
         f"index {value} into a table of {table} rows",
+        {
+            "position-out-of-range": (
+                f"positions 0..{value} need a table of {value + 1} rows or more; this one "
+                f"has {table}: truncate the input or extend the table",
+            ),
+            "token-out-of-range": (
+                f"ids must stay below {table}: id {value} is past the last row of the "
+                "embedding (resize the embedding to the tokenizer)",
+            ),
+        },
     )
 
 
@@ -823,6 +839,7 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
             },
             default,
         )
+    more: dict[str, tuple[str, ...]] = {}
     letter, role = _SCORE_LETTERS[dim], _SCORE_AXES[dim]
     where = f"the {role} axis {letter} (dimension {dim} of scores (B, H, L, S))"
     default = f"{a} against {b} on {where}"
@@ -847,6 +864,14 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
                 f"a mask with {small} on {where}, where the scores have {big} heads: a "
                 f"per-example mask (batch {small}?) lined up with the heads"
             )
+            group = big // small
+            more["gqa-heads"] = (
+                f"G = {big} / {small} = {group}: each of the {small} key/value heads must be "
+                f"copied {group} times in place (kv0 ×{group}, then kv1 ×{group}, ...), so "
+                f"query head h reads key/value head h // {group}",
+                f"{big} query heads over {small} key/value heads: a grouping exists because "
+                f"{small} divides {big}; a head count that does not divide has none",
+            )
         elif small > 1:
             tags = ("kv-length-mismatch", "gqa-heads", "mask-shape", "batch-mismatch")
             say["kv-length-mismatch"] = (
@@ -858,7 +883,7 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
                 f"{big} query heads against {small} key/value heads: {big} is not a multiple "
                 f"of {small}, so no grouping can pair them"
             )
-        return Reading(tags, say, default)
+        return Reading(tags, say, default, more)
     if dim == 2:
         say["causal-alignment"] = (
             f"a mask built for {b} query positions against {a} on {where}: a causal mask "
@@ -892,10 +917,23 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
     say["position-out-of-range"] = (
         f"{a} against {b} on the last axis: a position table or bias built for another length"
     )
+    more["kv-cache"] = (
+        f"{big} keys against {small}: during decoding the keys grow by one per step, and the "
+        "mask (and the positions) must grow with them",
+    )
+    more["mask-shape"] = (
+        f"{a} against {b} on the last axis of the scores: the mask's key axis must have "
+        "exactly the keys' length (or 1)",
+    )
+    more["causal-alignment"] = (
+        f"{big} keys against a causal mask of {small}: a mask built once for one length and "
+        "not cut to (or rebuilt for) this one",
+    )
     return Reading(
         ("mask-shape", "kv-cache", "kv-length-mismatch", "causal-alignment", "rotary-embedding"),
         say,
         default,
+        more,
     )
 
 
@@ -911,6 +949,14 @@ def _padding_mask_reading(mask: tuple[int, ...], scores: tuple[int, ...]) -> Rea
             "broadcast along the wrong axes of the scores",
         },
         f"a ({mask[0]}, {mask[1]}) mask against ({shown}) scores",
+        {
+            "mask-shape": (
+                f"a (B, S) = ({mask[0]}, {mask[1]}) mask needs the query and head axes: "
+                f"({mask[0]}, 1, 1, {mask[1]}) broadcasts against ({shown})",
+                f"({mask[0]}, {mask[1]}) meets the last two axes ({scores[-2]}, "
+                f"{scores[-1]}) of the scores, so the batch lines up with the queries",
+            ),
+        },
     )
 
 
@@ -1857,8 +1903,8 @@ class _Hit:
     reading: Reading | None = None
     weight: float = 1.0
 
-    def sentence(self, tag: str) -> str:
-        return self.reading.sentence(tag) if self.reading else self.why
+    def sentences(self, tag: str) -> tuple[str, ...]:
+        return self.reading.sentences(tag) if self.reading else (self.why,)
 
 
 def _rule_hits(text: str) -> list[_Hit]:
@@ -1947,6 +1993,20 @@ def _tag_score(hits: Sequence[_Hit], card: CaseCard) -> tuple[float, _Hit | None
     return total, per_hit[0][1], per_hit[0][2]
 
 
+def _without_example(sentence: str) -> str:
+    """``sentence`` cut before the case page's own example sizes (``8 and 2``, ``(2, 6)``).
+
+    When the message has sizes of its own, the page's example numbers would contradict
+    them; the clause before them still says why.
+    """
+    found = re.search(r"\(\d+(?:, ?\d+)+\)|\b\d+ (?:and|against) \d+\b", sentence)
+    if not found:
+        return sentence
+    head = sentence[: found.start()]
+    cut = max(head.rfind(":"), head.rfind(", and"), head.rfind(";"))
+    return head[:cut].rstrip(" ,;:") + "." if cut > 0 else ""
+
+
 def _compose(
     card: CaseCard,
     hits: Sequence[_Hit],
@@ -1958,14 +2018,15 @@ def _compose(
     """This case's why: a reading in its own terms not said before, then its own Why."""
     candidates = [lead] if lead else []
     if first is not None:
-        candidates.append(first.sentence(tag))
+        candidates += first.sentences(tag)
     for hit in hits:
         for own in card.tags:
             if own in hit.tags:
-                candidates.append(hit.sentence(own))
+                candidates += hit.sentences(own)
     lead = next((c for c in candidates if c and c not in used), "")
     parts = [lead] if lead else []
-    parts.append(card.why)
+    read = any(hit.reading for hit in hits)
+    parts.append(_without_example(card.why) if read else card.why)
     why = ". ".join(p.rstrip(".") for p in parts if p) + "."
     used.update(parts)
     return why

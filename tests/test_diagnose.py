@@ -556,3 +556,18 @@ SYMPTOM_WORDINGS = [
 def test_symptoms_in_other_words_find_their_family(message: str, tags: set[str]) -> None:
     # written for this test, not taken from the labelled sets: families by hand
     assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+@pytest.mark.parametrize(("hq", "hkv"), [(32, 8), (12, 3), (16, 2)])
+def test_each_answer_reads_the_message_numbers_in_its_own_terms(hq: int, hkv: int) -> None:
+    message = (
+        f"RuntimeError: The size of tensor a ({hq}) must match the size of tensor b ({hkv}) at "
+        "non-singleton dimension 1"
+    )
+    answers = diagnose(message, top=3)
+    assert all("gqa-heads" in a.case.tags for a in answers)
+    for answer in answers:
+        assert str(hq) in answer.why and str(hkv) in answer.why, answer.why
+        assert "8 and 2" not in answer.why  # the case page's own example sizes
+    firsts = [_sentences(a.why)[0] for a in answers]
+    assert len(set(firsts)) == 3
