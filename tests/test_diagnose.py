@@ -567,7 +567,8 @@ def test_each_answer_reads_the_message_numbers_in_its_own_terms(hq: int, hkv: in
     answers = diagnose(message, top=3)
     assert all("gqa-heads" in a.case.tags for a in answers)
     for answer in answers:
-        assert str(hq) in answer.why and str(hkv) in answer.why, answer.why
+        assert str(hq) in answer.why, answer.why
+        assert str(hkv) in answer.why, answer.why
         assert "8 and 2" not in answer.why  # the case page's own example sizes
     firsts = [_sentences(a.why)[0] for a in answers]
     assert len(set(firsts)) == 3
