@@ -315,6 +315,16 @@ def _to_score_view(
             f"(1, H, L, S). (torch SDPA silently reads a 3-D mask as (H, L, S).)"
             + see("three_d_mask_read_as_heads")
         )
+    lead = len(target) - arr.ndim
+    if (
+        lead >= 0
+        and arr.shape == target[lead:]
+        and math.prod(target[:lead]) == 1
+        and arr.flags.c_contiguous
+    ):  # no axis grows: broadcast_to would only prepend unit axes, and this is a view
+        view = arr.reshape(math.prod(batch), hkv, hq // hkv, length_q, length_k)
+        view.setflags(write=False)
+        return view
     try:
         full = np.broadcast_to(arr, target)
     except ValueError:
