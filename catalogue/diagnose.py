@@ -977,6 +977,70 @@ def _broadcast_pair(text: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None
     return first, second
 
 
+def _product(shape: tuple[int, ...]) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
+
+
+def _mask_signature(
+    scores: tuple[int, ...], mask: tuple[int, ...], core: tuple[int, ...]
+) -> Reading | None:
+    """Shapes that say which mask went wrong: square, decode step, heads folded in."""
+    shown = ", ".join(map(str, scores))
+    if len(core) == 2 and core[0] == core[1] and len(scores) >= 2:
+        n, (lq, lk) = core[0], scores[-2:]
+        if lq == lk and n != lq:
+            causal = (
+                f"a ({n}, {n}) square mask against ({shown}): a causal mask built for {n} "
+                f"positions used on a sequence of {lq}, built once for one length and not cut "
+                "to this one"
+            )
+            return Reading(
+                ("causal-alignment", "mask-shape", "kv-cache"),
+                {"causal-alignment": causal, "mask-shape": causal.replace("causal ", "")},
+                causal,
+            )
+        if lq != lk and n in (lq, lk):
+            cached = (
+                f"a ({n}, {n}) square mask against {lq} queries and {lk} keys: a mask for "
+                "the prompt alone used after the key/value cache grew"
+            )
+            return Reading(
+                ("kv-cache", "causal-alignment", "mask-shape"), {"kv-cache": cached}, cached
+            )
+    decoding = len(scores) == len(mask) == 4 and scores[2] == 1 and mask[3] not in (1, scores[3])
+    if decoding:
+        decode = (
+            f"one query position against {scores[3]} keys, and a mask over {mask[3]}: "
+            "while decoding, the mask must cover the whole key/value cache, not only the "
+            "new tokens"
+        )
+        return Reading(
+            ("kv-cache", "mask-shape", "causal-alignment"),
+            {"kv-cache": decode, "mask-shape": decode},
+            decode,
+        )
+    if len(scores) == len(mask) >= 3 and scores[-2:] == mask[-2:] and mask[0] != scores[0]:
+        folded = mask[0] > scores[0] and len(scores) == 4 and mask[0] == scores[0] * scores[1]
+        per_example = len(scores) == 3 and scores[0] % mask[0] == 0 and mask[0] < scores[0]
+        if folded or per_example:
+            big, small = max(mask[0], scores[0]), min(mask[0], scores[0])
+            heads = big // small
+            heads_say = (
+                f"{small} against {big} = {small} × {heads} on the first axis: a mask with one "
+                f"entry per example where the layer counts (batch × heads) = {big}; repeat it "
+                f"for each of the {heads} heads (repeat_interleave, batch-major)"
+            )
+            return Reading(
+                ("mask-shape", "mask-broadcast-axis", "batch-mismatch"),
+                {"mask-shape": heads_say},
+                heads_say,
+            )
+    return None
+
+
 def shape_reading(text: str) -> Reading | None:
     """What the sizes that disagree in ``text`` mean, read as attention's axes.
 
@@ -1028,10 +1092,15 @@ def shape_reading(text: str) -> Reading | None:
     if pair is None:
         return None
     first, second = pair
+    if len(first) == len(second) and _product(second) > _product(first):
+        first, second = second, first  # the scores first, the mask (fewer elements) second
     rank = len(first)
     core = second
     while len(core) > 2 and core[0] == 1:
         core = core[1:]
+    signature = _mask_signature(first, second, core)
+    if signature is not None:
+        return signature
     if rank == 4 and len(core) == 2 and core[0] == first[0] and core != first[2:]:
         return _padding_mask_reading(core, first)
     padded = (1,) * (rank - len(second)) + second
@@ -2007,6 +2076,11 @@ def _without_example(sentence: str) -> str:
     return head[:cut].rstrip(" ,;:") + "." if cut > 0 else ""
 
 
+_SIGNATURE = re.compile(r"\\[1-9]|[(\[,]1[,)\]]|\[1,1,|\(1, 1,")
+"""A case's message pattern that encodes a shape signature: a size repeated (``\\1``) or
+an axis of 1 where the mistake leaves one."""
+
+
 def _compose(
     card: CaseCard,
     hits: Sequence[_Hit],
@@ -2060,7 +2134,12 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         if found:
             longest = max(min(len(p), 80) for p in found) / 40
             message_score = (1.5 + 2.5 / sharing + longest) * (0.4 if read else 1.0)
+            if any(_SIGNATURE.search(p) for p in found):
+                message_score += 1.5  # a shape signature only this mistake produces
         symptom_score, phrase = _symptom_score(text_words, card)
+        if hit is not None and hit.reading is not None:  # the reading describes this case
+            said = words(hit.reading.sentence(tag))
+            rule_score += 1.5 * len(said & _card_words(card)) / max(len(said), 1)
         if "missing-transpose" in card.tags and TRANSPOSED.search(text):
             rule_score = max(rule_score - 3.0, 0.0)  # the quoted code does transpose
         named = 20.0 if card.id in named_ids else 0.0

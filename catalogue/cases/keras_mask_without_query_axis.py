@@ -42,6 +42,7 @@ TAGS = ("mask-shape",)
 MESSAGES = (
     r"Incompatible shapes: \[\d+,\d+,\d+,\d+\] vs\. \[1,1,\d+,\d+\] \[Op:LogicalAnd\]",
     r"and got incompatible shapes for broadcasting: \([\d, ]+\), \(1, 1, \d+, \d+\)",
+    r"operands could not be broadcast together with shapes \((\d+),\d+,\d+,(\d+)\) \(1,\1,\2\)",
 )
 SYMPTOMS = (
     "keras MultiHeadAttention attention_mask shape error with a padding mask",

@@ -48,6 +48,8 @@ MESSAGES = (
     r"size of tensor a \(\d+\) must match the size of tensor b \(\d+\) "
     r"at non-singleton dimension 3",
     r"operands could not be broadcast together with shapes \(1,1,1,\d+\) \([\d,]+\)",
+    r"Incompatible shapes for broadcasting: shapes=\[\(1, 1, 1, \d+\), \(1, \d+, 1, \d+\)",
+    r"condition \[1,1,1,\d+\], then \[1,\d+,1,\d+\], and else",
 )
 SYMPTOMS = (
     "attention mask shape error on the second generation step",

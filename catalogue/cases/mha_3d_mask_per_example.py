@@ -38,6 +38,8 @@ TAGS = ("mask-shape",)
 MESSAGES = (
     r"The shape of the 3D attn_mask is torch\.Size\(\[[\d, ]+\]\), but should be \(\d+, \d+, \d+\)",
     r"Incompatible shapes: \[\d+,\d+,(\d+),(\d+)\] vs\. \[\d+,1,\1,\2\] \[Op:LogicalAnd\]",
+    r"operands could not be broadcast together with shapes "
+    r"\(\d+,(\d+),(\d+)\) (?:\(\) )?\(\d+,\1,\2\)",
 )
 SYMPTOMS = (
     "3D attention mask for MultiheadAttention has the wrong shape",
