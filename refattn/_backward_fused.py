@@ -95,6 +95,43 @@ def run_backward(
     # row blocks of one kv head add into the same dK and dV rows: a lock per head (mod 16)
     head_locks = [threading.Lock() for _ in range(16)]
 
+    # masks, bias, ALiBi or a softcap: the kernel's logits, transposed into place
+    options = (plan.softcap, plan.bias, plan.alibi_slopes, plan.segments, plan.attend_mask)
+    rich = any(option is not None for option in options)
+
+    def _logits(
+        task: _kernel.Task, q: FloatArray, key: FloatArray, flat: FloatArray, spare: FloatArray
+    ) -> FloatArray | None:
+        """Logits of ``task`` into ``flat (h, width, rows)``; the softcap's tanh likewise.
+
+        ``q (h, rows, D)`` and ``key (h, width, D)`` unscaled; ``spare`` scratch as large.
+        """
+        n, r0, r1, lo, hi = task.n, task.r0, task.r1, task.lo, task.hi
+        scaled_q = q * q_factor
+        scaled_k = key if q_only else key * k_factor
+        if rich:
+            by_rows, tanh = _kernel.logits(
+                plan,
+                (plan.query, plan.key),
+                task,
+                spare,
+                keep_tanh=True,
+                operands=(scaled_q, scaled_k.transpose(0, 2, 1)),
+            )
+            np.copyto(flat, by_rows.transpose(0, 2, 1))
+            return None if tanh is None else tanh.reshape(by_rows.shape).transpose(0, 2, 1)
+        np.matmul(scaled_k, scaled_q.transpose(0, 2, 1), out=flat)  # einsums.SCORES
+        band = _kernel._structural_band(plan, n, r0, r1, lo, hi)  # causal, window, lengths
+        if band is not None:
+            c0, removed = band  # (r1 - r0, columns c0 ..)
+            by_group = flat.reshape(flat.shape[0], hi - lo, -1, r1 - r0)
+            np.copyto(
+                by_group[:, c0 - lo : c0 - lo + removed.shape[1]],
+                -np.inf,
+                where=removed.T[:, None, :],
+            )
+        return None
+
     def body(task: _kernel.Task, buffer: FloatArray) -> None:
         if not hasattr(local, "second"):
             local.second = np.empty_like(buffer)
@@ -113,55 +150,58 @@ def run_backward(
             return
         q = plan.query[where].reshape(heads, rows, -1)
         key = plan.key[n, h0:h1, lo:hi]
-        operands = (q * q_factor, (key if q_only else key * k_factor).transpose(0, 2, 1))
-        flat, tanh = _kernel.logits(
-            plan, (plan.query, plan.key), task, buffer, keep_tanh=True, operands=operands
-        )
-        reads = None  # allowed pairs of poisoned rows, (h, rows, width)
+        # the block is held transposed, (h, width, rows): BLAS runs these shapes faster
+        flat = buffer[: heads * rows * width].reshape(heads, width, rows)
+        tanh = _logits(task, q, key, flat, local.second)
+        reads = None  # allowed pairs of poisoned rows, (h, width, rows)
         if poisoned is not None and nan_keys is not None:
-            bad_rows = poisoned[where].reshape(heads, rows, 1)
+            bad_rows = poisoned[where].reshape(heads, 1, rows)
             if bad_rows.any():
                 reads = (flat > -np.inf) & bad_rows
                 with lock:
-                    nan_keys[n, h0:h1, lo:hi] |= reads.any(axis=1)
+                    nan_keys[n, h0:h1, lo:hi] |= reads.any(axis=2)
         # A row with no allowed key has max -inf; shifting it by 0 keeps its e at 0.
-        shift = np.max(flat, axis=-1, keepdims=True)
-        if sink is not None:
-            np.maximum(shift, sink, out=shift)
+        shift = np.max(flat, axis=1, keepdims=True)  # (h, 1, rows)
+        sink_t = None if sink is None else sink[..., 0][:, None, :]
+        if sink_t is not None:
+            np.maximum(shift, sink_t, out=shift)
         shift[np.isneginf(shift)] = 0
         flat -= shift
         flat *= flat.dtype.type(_kernel.LOG2E)
-        e = np.exp2(flat, out=flat)  # (h, rows, width)
-        total = np.matmul(e, ones[:width])  # (h, rows)
-        if sink is not None:
-            sink_share = np.exp(sink - shift)[..., 0]  # 0 for a -inf sink
+        e = np.exp2(flat, out=flat)  # (h, width, rows)
+        total = np.matmul(ones[:width], e)  # (h, rows)
+        if sink_t is not None:
+            sink_share = np.exp(sink_t - shift)[:, 0]  # 0 for a -inf sink
             total += sink_share
         empty = total == 0
         inv = 1 / np.where(empty, 1, total) if empty.any() else 1 / total
         d_value = grad_out[where].reshape(heads, rows, dim_v) * inv[..., None]  # dO / t
         d_scaled = d_value * scale if fold else d_value
         keep = _kernel.keep_block(plan, task)
-        kept = e if keep is None else e * (keep.reshape(e.shape) * keep_scale)
-        d_v = kept.transpose(0, 2, 1) @ d_value
+        if keep is not None:
+            keep_t = keep.reshape(heads, rows, width).transpose(0, 2, 1) * keep_scale
+        kept = e if keep is None else e * keep_t
+        d_v = kept @ d_value
         d_probs = local.second[: e.size].reshape(e.shape)
         value = plan.value[n, h0:h1, lo:hi]
-        np.matmul(d_scaled, value.transpose(0, 2, 1), out=d_probs)  # dP' (times scale)
+        np.matmul(value, d_scaled.transpose(0, 2, 1), out=d_probs)  # dP' (times scale)
         if keep is not None:
-            d_probs *= keep.reshape(e.shape) * keep_scale
-        row_delta = np.einsum("hrw,hrw->hr", e, d_probs)
-        d_probs -= (row_delta * inv)[..., None]
+            d_probs *= keep_t
+        row_delta = np.einsum("hwr,hwr->hr", e, d_probs)
+        d_probs -= (row_delta * inv)[:, None, :]
         d_logits = np.multiply(d_probs, e, out=d_probs)  # dX (times scale when fold)
         if grad_bias is not None:
-            grad_bias[n, h0:h1, :, r0:r1, lo:hi] = d_logits.reshape(*block4, width)
+            by_rows = d_logits.transpose(0, 2, 1).reshape(*block4, width)
+            grad_bias[n, h0:h1, :, r0:r1, lo:hi] = by_rows
             if reads is not None:
                 block = grad_bias[n, h0:h1, :, r0:r1, lo:hi]
-                block[reads.reshape(block.shape)] = np.nan
+                block[reads.transpose(0, 2, 1).reshape(block.shape)] = np.nan
         if tanh is not None:
-            d_logits *= (1 - tanh * tanh).reshape(d_logits.shape)
+            d_logits *= 1 - tanh * tanh
         if not fold:
             d_logits *= scale
-        grad_query[where] = (d_logits @ key).reshape(*block4, -1)
-        d_k = d_logits.transpose(0, 2, 1) @ q
+        grad_query[where] = (d_logits.transpose(0, 2, 1) @ key).reshape(*block4, -1)
+        d_k = d_logits @ q
         with head_locks[(n * plan.key.shape[1] + h0) % len(head_locks)]:
             grad_key[n, h0:h1, lo:hi] += d_k
             grad_value[n, h0:h1, lo:hi] += d_v
