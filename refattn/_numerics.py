@@ -340,7 +340,7 @@ def prepare(plan: Plan) -> Prepared:
     dtype = plan.query.dtype
     bounds = _logit_bound(plan, query_bound, key_bound)
     if _fits(plan, dtype, magnitudes, bounds) and (
-        dtype == np.float64 or bounds[1] <= _ACCURATE_BOUND
+        dtype.itemsize == 8 or bounds[1] <= _ACCURATE_BOUND  # float64, or logits that small
     ):
         return prepared(plan)
     wide = np.dtype(np.float64)
