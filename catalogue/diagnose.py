@@ -602,7 +602,11 @@ def contraction_reading(text: str) -> Reading | None:
     )
     if not found:
         return None
-    a, b = int(found.group(1)), int(found.group(2))
+    return _contraction(int(found.group(1)), int(found.group(2)))
+
+
+def _contraction(a: int, b: int) -> Reading:
+    """Sizes ``a`` and ``b`` met on a contracted axis (see :func:`contraction_reading`)."""
     sentence = {
         "projection-width": f"{a} against {b} on the contracted axis: model widths, so an input "
         "or context of one width meets a projection built for the other",
@@ -649,6 +653,8 @@ def tf_graph_reading(text: str) -> Reading | None:
     left, right = found.group(4).replace("?", "0"), found.group(5).replace("?", "0")
     if "MatMul" in op:
         return matmul_reading(f"Matrix size-incompatible: In[0]: [{left}], In[1]: [{right}]")
+    if "Einsum" in op or "Dense" in op:  # a Keras projection's einsum: a width meets a weight
+        return _contraction(int(found.group(1)), int(found.group(2)))
     return shape_reading(f"Incompatible shapes: [{left}] vs. [{right}]")
 
 
@@ -729,6 +735,19 @@ def reshape_reading(text: str) -> Reading | None:
         return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
     ratio = size / held
     whole = ratio if ratio >= 1 else 1 / ratio
+    if ratio < 1 and len(shape) == 4 and abs(whole - round(whole)) < 1e-9 and whole >= 2:
+        heads = shape[2]
+        fewer = (
+            f"[{shown}] needs {round(whole)} times the {size} elements there are: with a "
+            f"(B, L, H, D) view, {heads} heads where the tensor holds {heads / whole:g}: the "
+            "key/value projection of a grouped-query model has num_key_value_heads, not "
+            "num_heads (or an axis of the view comes from another tensor)"
+        )
+        return Reading(
+            ("gqa-heads", "layout-confusion", "head-split"),
+            {"gqa-heads": fewer, "layout-confusion": fewer},
+            fewer,
+        )
     if 2 <= whole <= _BATCH_LIKE and abs(whole - round(whole)) < 1e-9:
         layout = (
             f"{size} elements against the {held} that [{shown}] holds, exactly {round(whole)} "
@@ -1049,6 +1068,14 @@ def shape_reading(text: str) -> Reading | None:
     TensorFlow, Keras) is aligned from the right, and a ``(B, S)`` mask against
     ``(B, H, L, S)`` scores (also as Keras's ``[1, 1, B, S]``) is named as such.
     """
+    quoted = re.search(
+        r"Target sizes: \[([\d, ]+)\]\.\s+Tensor sizes: \[([\d, ]+)\]|"
+        r"should be of (?:size|shape) \(([\d, ]+)\),? but is (?:torch\.Size\(\[)?([\d, ]+)",
+        text,
+    )
+    if quoted:  # both shapes quoted in full: read them as a pair
+        groups = [g for g in quoted.groups() if g is not None]
+        return _pair_reading(_ints(groups[0]), _ints(groups[1]), text)
     torch_sizes = re.search(
         r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)"
         r"(?: at non-singleton dimension (\d+))?",
@@ -1091,7 +1118,13 @@ def shape_reading(text: str) -> Reading | None:
         pair = _broadcast_pair(text)
     if pair is None:
         return None
-    first, second = pair
+    return _pair_reading(*pair, text)
+
+
+def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) -> Reading | None:
+    """Two shapes that failed to broadcast, the scores' and (usually) a mask's."""
+    if len(second) > len(first):
+        first, second = second, first
     if len(first) == len(second) and _product(second) > _product(first):
         first, second = second, first  # the scores first, the mask (fewer elements) second
     rank = len(first)

@@ -184,3 +184,34 @@ def test_jax_attention_with_a_two_dimensional_mask() -> None:
     mask = jnp.ones((2, 5), bool)
     message = _message(lambda: jax.nn.dot_product_attention(q, q, q, mask=mask))
     assert "mask-shape" in diagnose(message)[0].case.tags, message
+
+
+@pytest.mark.parametrize(("heads", "kv_heads"), [(32, 8), (16, 4)])
+def test_a_view_with_the_query_head_count_on_key_value_heads_reads_as_gqa(
+    heads: int, kv_heads: int
+) -> None:
+    k = torch.zeros(1, 9, kv_heads * 16)  # the key projection has num_key_value_heads
+    message = _message(lambda: k.view(1, 9, heads, 16))
+    best = diagnose(message)[0]
+    assert "gqa-heads" in best.case.tags, message
+    assert f"{heads} heads where the tensor holds {kv_heads}" in best.why
+
+
+@pytest.mark.parametrize(("built", "used"), [(512, 1024), (128, 200)])
+def test_a_causal_buffer_expanded_to_a_longer_sequence(built: int, used: int) -> None:
+    buffer = torch.ones(1, 1, built, built).tril()  # registered once for `built` positions
+    message = _message(lambda: buffer.expand(1, 4, used, used))
+    best = diagnose(message)[0]
+    assert "causal-alignment" in best.case.tags, message
+    assert f"built for {built} positions" in best.why
+
+
+@pytest.mark.parametrize(("prompt", "cached"), [(5, 9), (12, 20)])
+def test_a_mask_of_the_prompt_against_a_grown_cache(prompt: int, cached: int) -> None:
+    # transformers' wording for an attention_mask kept at the prompt's length
+    message = (
+        f"ValueError: Attention mask should be of size (2, 1, 1, {cached}), but is "
+        f"torch.Size([2, 1, 1, {prompt}])"
+    )
+    best = diagnose(message)[0]
+    assert "kv-cache" in best.case.tags, message
