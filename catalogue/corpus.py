@@ -135,6 +135,8 @@ is left alone (the third of a module function such as ``np.repeat(k, 4, 1)``, th
 of a method such as ``k.repeat_interleave(4, 1)``). ``torch``'s ``x.repeat(1, 4, 1)``
 takes sizes only and is a method with more than two arguments: all of them are sizes."""
 
+UNCHANGED = "attempt raised the original message (no number changed)"
+
 _MODULE_NAMES = frozenset({"np", "numpy", "torch", "jnp", "jax", "tf", "F", "nn", "lax"})
 
 
@@ -167,7 +169,7 @@ def _call_name(call: ast.Call) -> tuple[str, bool]:
     return "", False
 
 
-def _frozen_nodes(tree: ast.AST) -> set[int]:
+def _frozen_nodes(tree: ast.Module) -> set[int]:
     """``id`` of every integer-literal node that must keep its value."""
     frozen: set[int] = set()
 
@@ -206,26 +208,51 @@ def _frozen_nodes(tree: ast.AST) -> set[int]:
     return frozen
 
 
-def _unpacked_counts(tree: ast.AST) -> set[int]:
+def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of ``body`` and of its blocks (``with``, ``if``, ``for``).
+
+    Not those of its nested functions (they are scopes of their own).
+    """
+    found = []
+    for statement in body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        found.append(statement)
+        for name in ("body", "orelse", "finalbody"):
+            found += _statements(getattr(statement, name, []))
+    return found
+
+
+def _unpacked_counts(tree: ast.Module) -> set[int]:
     """``id`` of the leading literals that say how many arrays an assignment unpacks.
 
     In ``q, k, v = rng.standard_normal((3, 2, 5, 8))`` the ``3`` is the number of names,
-    not a size; so is the ``3`` of ``w = rng.standard_normal((3, 768, 64))`` when the same
-    scope unpacks ``w_q, w_k, w_v = w[:, :512]``.
+    not a size; so is the ``3`` of ``w = rng.standard_normal((3, 768, 64))`` when
+    ``w_q, w_k, w_v = w[:, :512]`` unpacks it (``w`` assigned in the same function, or,
+    when the function assigns no ``w`` by itself, anywhere in the module).
     """
     frozen: set[int] = set()
-    scopes = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))]
-    for scope in scopes:
-        assigns = [n for n in ast.walk(scope) if isinstance(n, ast.Assign)]
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    bodies = [tree.body, *(f.body for f in functions)]
+
+    def named(assigns: list[ast.Assign]) -> dict[str, list[ast.expr]]:
         values: dict[str, list[ast.expr]] = {}
         for node in assigns:
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     values.setdefault(target.id, []).append(node.value)
+        return values
+
+    anywhere = named([n for body in bodies for n in _statements(body) if isinstance(n, ast.Assign)])
+    for body in bodies:
+        assigns = [n for n in _statements(body) if isinstance(n, ast.Assign)]
+        values = {**anywhere, **named(assigns)}
         for node in assigns:
             for target in node.targets:
-                if not isinstance(target, ast.Tuple | ast.List):
-                    continue
+                if not isinstance(target, ast.Tuple | ast.List) or isinstance(
+                    node.value, ast.Tuple | ast.List
+                ):
+                    continue  # not unpacking, or a tuple assigned item by item
                 count = len(target.elts)
                 names = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
                 sources = [node.value, *(v for name in names for v in values.get(name, []))]
@@ -238,7 +265,7 @@ def _unpacked_counts(tree: ast.AST) -> set[int]:
     return frozen
 
 
-def _size_literals(tree: ast.AST) -> list[ast.Constant]:
+def _size_literals(tree: ast.Module) -> list[ast.Constant]:
     """The integer literals of ``tree`` that a size map rewrites."""
     frozen = _frozen_nodes(tree) | _unpacked_counts(tree)
     return [
@@ -396,9 +423,14 @@ def generate_case(case: Case, report: Report) -> None:
             report.skipped[f"{case.id} [{fw}]"] = "no size literal to rewrite"
         return
     seen: set[tuple[str, str]] = set()
-    unchanged: Counter[str] = Counter()  # attempts of map 0 that raised the original message
+    reasons: dict[str, Counter[str]] = {fw: Counter() for fw in originals}
+    found: Counter[str] = Counter()
     for k in range(MAPS):
-        missing = {fw: o for fw, o in originals.items() if unchanged[fw] < ATTEMPTS}
+        missing = {
+            fw: o
+            for fw, o in originals.items()
+            if k == 0 or found[fw] or set(reasons[fw]) != {UNCHANGED}
+        }
         for attempt in range(ATTEMPTS):
             if not missing:
                 break
@@ -414,22 +446,21 @@ def generate_case(case: Case, report: Report) -> None:
             for fw, (cls, original, shape) in list(missing.items()):
                 prefix = "" if fw == "numpy" else f"{fw}_"
                 error = _run(getattr(module, f"{prefix}broken"))
+                text = "" if error is None else describe(error)
                 if error is None:
-                    report.dropped["attempt raised nothing"] += 1
-                    continue
-                text = describe(error)
-                if type(error) is not cls:
-                    report.dropped["attempt raised another class"] += 1
+                    reason = "attempt raised nothing"
+                elif type(error) is not cls:
+                    reason = "attempt raised another class"
                 elif template(text) != shape:
-                    report.dropped["attempt raised another message template"] += 1
+                    reason = "attempt raised another message template"
                 elif text == original:
-                    report.dropped["attempt raised the original message (no number changed)"] += 1
-                    unchanged[fw] += k == 0
+                    reason = UNCHANGED
                 elif (fw, text) in seen:
-                    report.dropped["attempt raised the message of an earlier map"] += 1
+                    reason = "attempt raised the message of an earlier map"
                 else:
                     del missing[fw]
                     seen.add((fw, text))
+                    found[fw] += 1
                     report.entries.append(
                         {
                             "message": text,
@@ -442,14 +473,15 @@ def generate_case(case: Case, report: Report) -> None:
                             "split": "tuning" if k in TUNING_MAPS else "heldout",
                         }
                     )
-        for fw in missing:
-            if unchanged[fw] == ATTEMPTS:
-                report.skipped[f"{case.id} [{fw}]"] = (
-                    "every attempt raised the original message: its numbers are not sizes "
-                    "the rewrite changes"
-                )
-            else:
-                report.dropped["variant and map with no attempt reproducing"] += 1
+                    continue
+                report.dropped[reason] += 1
+                reasons[fw][reason] += 1
+        for _ in missing:
+            report.dropped["variant and map with no attempt reproducing"] += 1
+    for fw in originals:
+        if not found[fw]:
+            why = ", ".join(f"{reason} ({n})" for reason, n in reasons[fw].most_common())
+            report.skipped[f"{case.id} [{fw}]"] = f"no entry: {why}"
 
 
 def versions() -> dict[str, str]:
