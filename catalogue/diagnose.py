@@ -735,13 +735,15 @@ def reshape_reading(text: str) -> Reading | None:
         return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
     ratio = size / held
     whole = ratio if ratio >= 1 else 1 / ratio
-    if ratio < 1 and len(shape) == 4 and abs(whole - round(whole)) < 1e-9 and whole >= 2:
+    if len(shape) == 4 and abs(whole - round(whole)) < 1e-9 and whole >= 2:
         heads = shape[2]
+        holds = heads * ratio
         fewer = (
-            f"[{shown}] needs {round(whole)} times the {size} elements there are: with a "
-            f"(B, L, H, D) view, {heads} heads where the tensor holds {heads / whole:g}: the "
-            "key/value projection of a grouped-query model has num_key_value_heads, not "
-            "num_heads (or an axis of the view comes from another tensor)"
+            f"[{shown}] {'needs' if ratio < 1 else 'holds'} {round(whole)} times "
+            f"{'more' if ratio < 1 else 'fewer'} elements than the {size} there are: with a "
+            f"(B, L, H, D) view, {heads} heads where the tensor holds {holds:g}: in a "
+            "grouped-query model the key/value projection has num_key_value_heads and the "
+            "query num_heads (or an axis of the view comes from another tensor)"
         )
         return Reading(
             ("gqa-heads", "layout-confusion", "head-split"),
