@@ -161,46 +161,59 @@ def forward_table(
 
 
 TINY_SHAPES = [(1, 1, 4, 8), (2, 4, 16, 32)]
-TINY_CALLS = 400  # calls per timed sample: a tiny call is too short to time alone
+TINY_CALLS = 100  # calls per timed sample: a tiny call is too short to time alone
+TINY_ROUNDS = 3  # rounds = this times --repeat: short samples, many of them, so a burst of
+# other work on the machine moves few of them
 
 
 def measure_calls(
     peers: dict[str, Peer], shape: tuple[int, int, int, int], causal: bool, repeat: int
-) -> dict[str, float]:
-    """Median seconds per call per peer, each sample :data:`TINY_CALLS` calls in a loop."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per call per peer, and ratios to the last peer, over interleaved rounds.
+
+    Each round times :data:`TINY_CALLS` calls of every peer in turn. Returns the median
+    time per peer and, per peer, the median over rounds of its time over the last peer's
+    in the same round (robust to load that slows a whole round).
+    """
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal(shape, dtype=np.float32) for _ in range(3))
     times: dict[str, list[float]] = {name: [] for name in peers}
     for fn in peers.values():  # warm-up
-        for _ in range(TINY_CALLS // 4):
+        for _ in range(TINY_CALLS):
             fn(q, k, v, causal)
-    for _ in range(repeat):
+    for _ in range(TINY_ROUNDS * repeat):
         for name, fn in peers.items():
             time.sleep(PAUSE_SECONDS)
             start = time.perf_counter()
             for _ in range(TINY_CALLS):
                 fn(q, k, v, causal)
             times[name].append((time.perf_counter() - start) / TINY_CALLS)
-    return {name: statistics.median(t) for name, t in times.items()}
+    base = times[list(peers)[-1]]
+    ratios = {
+        n: statistics.median(a / b for a, b in zip(t, base, strict=True)) for n, t in times.items()
+    }
+    return {name: statistics.median(t) for name, t in times.items()}, ratios
 
 
 def tiny_table(repeat: int) -> list[str]:
     """Per-call time at tiny shapes, where overhead (checks, planning) is all there is."""
-    peers: dict[str, Peer] = {"refattn": _refattn, "naive NumPy": _naive}
+    peers: dict[str, Peer] = {"refattn": _refattn}
     torch_peer = _torch_peer()
     if torch_peer is not None:
         peers["torch SDPA"] = torch_peer
+    peers["naive NumPy"] = _naive  # last: the base of the ratios
     lines = [
-        f"float32 tiny calls, median of {repeat} samples of {TINY_CALLS} calls, µs per call "
-        "(ratio to naive NumPy, same run)",
+        f"float32 tiny calls, µs per call: median of {TINY_ROUNDS * repeat} rounds, each "
+        f"timing {TINY_CALLS} calls of every peer in turn (ratio to naive NumPy: median over "
+        "rounds of the two times in the same round)",
         "",
         "| (B, H, L, D) | causal | " + " | ".join(peers) + " |",
         "| --- | --- | " + " | ".join("---" for _ in peers) + " |",
     ]
     for shape in TINY_SHAPES:
         for causal in (False, True):
-            med = measure_calls(peers, shape, causal, repeat)
-            cells = [f"{med[n] * 1e6:.1f} ({med[n] / med['naive NumPy']:.2f}×)" for n in peers]
+            med, ratio = measure_calls(peers, shape, causal, repeat)
+            cells = [f"{med[n] * 1e6:.1f} ({ratio[n]:.2f}×)" for n in peers]
             lines.append(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
     return lines
 
