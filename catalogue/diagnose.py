@@ -1045,7 +1045,7 @@ def _mask_signature(
         )
     if len(scores) == len(mask) >= 3 and scores[-2:] == mask[-2:] and mask[0] != scores[0]:
         folded = mask[0] > scores[0] and len(scores) == 4 and mask[0] == scores[0] * scores[1]
-        per_example = len(scores) == 3 and scores[0] % mask[0] == 0 and mask[0] < scores[0]
+        per_example = len(scores) == 3 and 1 < mask[0] < scores[0] and scores[0] % mask[0] == 0
         if folded or per_example:
             big, small = max(mask[0], scores[0]), min(mask[0], scores[0])
             heads = big // small
@@ -1187,7 +1187,7 @@ _N = r"(-?\d+)"
 _BACKEND = (
     r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers|cudnn|splash|pallas|"
     r"mem(?:ory)?[_ -]efficient|fused (?:attention|kernel|sdpa)|sdpa_kernel|triton|"
-    r"\bkernel\b|\bsm_?[89]\d\b|tpu)"
+    r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b)"
 )
 _REFUSES = (
     r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
