@@ -1676,6 +1676,15 @@ RULES: tuple[Rule, ...] = (
 
 CONCEPTS: tuple[Rule, ...] = (
     Rule(
+        r"block.?sizes?\b|block_[qkmn]\b|tile.?size|multiples? of (?:the )?block|"
+        r"(?:only|not) close to (?:the )?reference|(?:differ\w*|deviat\w*|mismatch\w*) "
+        r"(?:from|to|with) (?:the )?(?:reference|eager|math|naive|native)",
+        ("backend-constraint", "kernel-layout"),
+        "a kernel's own constraints (block sizes, sequence lengths that are multiples of a "
+        "tile, a layout): its output departs from the reference math outside them",
+        weight=0.9,
+    ),
+    Rule(
         r"padding_side|right.padding was detected|right-padding|padded on the right",
         ("positions", "backend-constraint", "mask-missing"),
         "the side of the padding: decoder-only generation wants left padding with position "
