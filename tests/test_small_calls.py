@@ -214,3 +214,26 @@ def test_what_the_one_block_path_leaves_to_the_kernel() -> None:
     np.testing.assert_array_equal(attention(nan_q, k, v), _general(nan_q, k, v)[0])
     with pytest.raises(FullyMaskedRowError, match="query row 0 of head 0"):
         attention(q, k[..., :2, :], v[..., :2, :], causal="bottom_right", fully_masked="raise")
+
+
+@pytest.mark.parametrize(
+    ("mask_shape", "batch", "hq", "hkv"),
+    [((4, 6), (1,), 1, 1), ((1, 1, 4, 6), (1,), 1, 1), ((2, 3, 4, 6), (2,), 3, 1),
+     ((3, 4, 6), (), 3, 3), ((2, 1, 1, 4, 6), (2, 1), 1, 1), ((4, 6), (2,), 1, 1)],
+)  # fmt: skip
+def test_score_views_without_broadcast_to_are_the_broadcast_views(
+    mask_shape: tuple[int, ...], batch: tuple[int, ...], hq: int, hkv: int
+) -> None:
+    """A mask that needs no axis to grow is reshaped, not broadcast: the same view."""
+    from refattn._layout import score_layout
+    from refattn.validation import _to_score_view
+
+    mask = np.random.default_rng(0).random(mask_shape) < 0.5
+    view = _to_score_view("attend_mask", mask, batch, hq, hkv, 4, 6)
+    want = score_layout(np.broadcast_to(mask, (*batch, hq, 4, 6)), batch, hkv, hq // hkv)
+    assert isinstance(view, np.ndarray)
+    assert isinstance(want, np.ndarray)
+    np.testing.assert_array_equal(view, want)
+    assert view.shape == want.shape
+    assert np.shares_memory(view, mask)  # no copy
+    assert not view.flags.writeable  # the kernel cannot write into the caller's mask
