@@ -1497,6 +1497,40 @@ RULES: tuple[Rule, ...] = (
         "size, and key and value on length and heads",
     ),
     Rule(
+        r"(?:q, k|q, k, v) num_heads must match",
+        ("gqa-heads", "head-split"),
+        "Flax's dot_product_attention wants as many key/value heads as query heads: repeat "
+        "the key/value heads (grouped-query attention) or use jax.nn.dot_product_attention",
+    ),
+    Rule(
+        r"(?:q, k|q, k, v) batch dims must match",
+        ("batch-mismatch", "layout-confusion"),
+        "Flax's attention wants the same batch axes on query, key and value",
+    ),
+    Rule(
+        r"q, k depths must match",
+        ("qk-dim-mismatch", "projection-width"),
+        "Flax's attention contracts query and key features: their head sizes differ",
+    ),
+    Rule(
+        r"k, v lengths must match",
+        ("kv-length-mismatch",),
+        "Flax's attention wants keys and values of the same length",
+    ),
+    Rule(
+        r"(?:q, k|q, k, v) must have same rank",
+        ("layout-confusion", "batched-matmul", "kernel-layout"),
+        "Flax's attention wants query, key and value of the same rank, "
+        "[batch..., length, heads, head_dim]",
+    ),
+    Rule(
+        r"Autoregressive cache shape error|cache (?:not|is not) initiali[sz]ed|init_cache",
+        ("kv-cache", "causal-alignment"),
+        "Flax's decode cache takes one new position per step, with the cache built "
+        "(init_cache) for the query's shape: a prompt of several tokens or a cache of "
+        "another shape fails",
+    ),
+    Rule(
         r"was expecting embedding dimension of|embed_dim_to_check|"
         r"len1 == embed_dim|expected axis -?\d+ of input shape to have value",
         ("projection-width", "layout-confusion"),
