@@ -40,6 +40,66 @@ FloatArray = npt.NDArray[np.floating]
 _BUFFERS = 4  # a block's (rows, width) buffers may take this many of the kernel's blocks
 
 
+class _Bounds:
+    """Shifts each row by a bound on its logits, inside the logits' matmul, when it is safe.
+
+    By Cauchy-Schwarz ``|logit| <= b = |scale| |q_i| max_j |k_j|``. Shifting a row by ``b``
+    instead of its maximum keeps every ``e = exp(logit - b)`` at most 1 and at least
+    ``exp(-2b)``, and the matmul computes ``log2(e) * (logit - b)`` itself through one more
+    column, ``[k_j, 1] . [log2(e) scale q_i, -log2(e) b]``: no pass over the block finds the
+    maximum, subtracts it or converts to base 2. Only rows with ``b <= 30`` take it (so
+    every ``e`` of an allowed pair is a normal number), and only while ``1 / rowsum(e) <=
+    exp(2b)`` times dO and V cannot overflow in dP; other tasks shift by the maximum.
+    """
+
+    _LIMIT = 30.0  # natural-log units
+
+    def __init__(self, plan: Plan, grad_out: FloatArray, tasks: list[_kernel.Task]) -> None:
+        self.plan = plan
+        dtype = plan.query.dtype
+        with np.errstate(over="ignore", invalid="ignore"):  # squares past the range: inf
+            self.query_norm = np.sqrt(
+                np.einsum("nhgld,nhgld->nhgl", plan.query, plan.query).astype(np.float64)
+            )
+            self.key_sq = np.einsum("nhsd,nhsd->nhs", plan.key, plan.key).astype(np.float64)
+        big = float(np.finfo(dtype).max) / 16
+        d_out = max(abs(float(grad_out.max())), abs(float(grad_out.min())), 1.0)
+        value = max(abs(float(plan.value.max())), abs(float(plan.value.min())), 1.0)
+        # |dP'| <= |dO| exp(2b) |V| Dv must stay below big
+        room = big / (d_out * value * max(plan.value.shape[3], 1))
+        self.limit = min(self._LIMIT, 0.5 * math.log(room)) if room > 1 else 0.0
+        groups, dim = plan.query.shape[2], plan.query.shape[4]
+        widest = max(((t.h1 - t.h0) * (t.hi - t.lo) for t in tasks), default=0)
+        tallest = max(((t.h1 - t.h0) * groups * (t.r1 - t.r0) for t in tasks), default=0)
+        self.sizes = (widest * (dim + 1), tallest * (dim + 1))
+        self.local = threading.local()
+
+    def shifted_logits(
+        self, task: _kernel.Task, q: FloatArray, key: FloatArray, flat: FloatArray
+    ) -> bool:
+        """Fill ``flat (h, width, rows)`` with ``log2(e) * (logit - b)``, if the task may."""
+        n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
+        heads, rows, dim = q.shape
+        key_norm = np.sqrt(self.key_sq[n, h0:h1, lo:hi].max(axis=1))  # (h,)
+        bound = self.query_norm[n, h0:h1, :, r0:r1].reshape(heads, rows) * key_norm[:, None]
+        bound *= abs(self.plan.scale)
+        if not float(bound.max()) <= self.limit:  # NaN or inf from overflowed squares too
+            return False
+        if not hasattr(self.local, "keys"):
+            dtype = q.dtype
+            self.local.keys = np.empty(self.sizes[0], dtype)
+            self.local.rows = np.empty(self.sizes[1], dtype)
+        width = hi - lo
+        keys = self.local.keys[: heads * width * (dim + 1)].reshape(heads, width, dim + 1)
+        keys[..., :dim] = key
+        keys[..., dim] = 1
+        queries = self.local.rows[: heads * rows * (dim + 1)].reshape(heads, rows, dim + 1)
+        np.multiply(q, q.dtype.type(self.plan.scale * _kernel.LOG2E), out=queries[..., :dim])
+        queries[..., dim] = bound * -_kernel.LOG2E
+        np.matmul(keys, queries.transpose(0, 2, 1), out=flat)  # einsums.SCORES, shifted
+        return True
+
+
 def fits(plan: Plan, tasks: list[_kernel.Task]) -> bool:
     """Whether the widest task's ``(rows, width)`` block fits the fused path's budget."""
     groups = plan.query.shape[2]
@@ -98,15 +158,22 @@ def run_backward(
     # masks, bias, ALiBi or a softcap: the kernel's logits, transposed into place
     options = (plan.softcap, plan.bias, plan.alibi_slopes, plan.segments, plan.attend_mask)
     rich = any(option is not None for option in options)
+    dim = plan.query.shape[4]
+    bounds = None
+    if not rich and plan.sinks is None and q_only and dim:
+        bounds = _Bounds(plan, grad_out, tasks)
 
     def _logits(
         task: _kernel.Task, q: FloatArray, key: FloatArray, flat: FloatArray, spare: FloatArray
-    ) -> FloatArray | None:
+    ) -> tuple[FloatArray | None, bool]:
         """Logits of ``task`` into ``flat (h, width, rows)``; the softcap's tanh likewise.
 
         ``q (h, rows, D)`` and ``key (h, width, D)`` unscaled; ``spare`` scratch as large.
+        The flag says ``flat`` holds ``log2(e) * (logit - bound)`` instead, ready for exp2.
         """
-        n, r0, r1, lo, hi = task.n, task.r0, task.r1, task.lo, task.hi
+        if bounds is not None and bounds.shifted_logits(task, q, key, flat):
+            _mask_band(task, flat)
+            return None, True
         scaled_q = q * q_factor
         scaled_k = key if q_only else key * k_factor
         if rich:
@@ -119,9 +186,16 @@ def run_backward(
                 operands=(scaled_q, scaled_k.transpose(0, 2, 1)),
             )
             np.copyto(flat, by_rows.transpose(0, 2, 1))
-            return None if tanh is None else tanh.reshape(by_rows.shape).transpose(0, 2, 1)
+            tanh_t = None if tanh is None else tanh.reshape(by_rows.shape).transpose(0, 2, 1)
+            return tanh_t, False
         np.matmul(scaled_k, scaled_q.transpose(0, 2, 1), out=flat)  # einsums.SCORES
-        band = _kernel._structural_band(plan, n, r0, r1, lo, hi)  # causal, window, lengths
+        _mask_band(task, flat)
+        return None, False
+
+    def _mask_band(task: _kernel.Task, flat: FloatArray) -> None:
+        """-inf where causal alignment, window or query lengths remove a pair of ``flat``."""
+        n, r0, r1, lo, hi = task.n, task.r0, task.r1, task.lo, task.hi
+        band = _kernel._structural_band(plan, n, r0, r1, lo, hi)
         if band is not None:
             c0, removed = band  # (r1 - r0, columns c0 ..)
             by_group = flat.reshape(flat.shape[0], hi - lo, -1, r1 - r0)
@@ -130,7 +204,6 @@ def run_backward(
                 -np.inf,
                 where=removed.T[:, None, :],
             )
-        return None
 
     def body(task: _kernel.Task, buffer: FloatArray) -> None:
         if not hasattr(local, "second"):
@@ -152,7 +225,7 @@ def run_backward(
         key = plan.key[n, h0:h1, lo:hi]
         # the block is held transposed, (h, width, rows): BLAS runs these shapes faster
         flat = buffer[: heads * rows * width].reshape(heads, width, rows)
-        tanh = _logits(task, q, key, flat, local.second)
+        tanh, ready = _logits(task, q, key, flat, local.second)
         reads = None  # allowed pairs of poisoned rows, (h, width, rows)
         if poisoned is not None and nan_keys is not None:
             bad_rows = poisoned[where].reshape(heads, 1, rows)
@@ -160,14 +233,15 @@ def run_backward(
                 reads = (flat > -np.inf) & bad_rows
                 with lock:
                     nan_keys[n, h0:h1, lo:hi] |= reads.any(axis=2)
-        # A row with no allowed key has max -inf; shifting it by 0 keeps its e at 0.
-        shift = np.max(flat, axis=1, keepdims=True)  # (h, 1, rows)
         sink_t = None if sink is None else sink[..., 0][:, None, :]
-        if sink_t is not None:
-            np.maximum(shift, sink_t, out=shift)
-        shift[np.isneginf(shift)] = 0
-        flat -= shift
-        flat *= flat.dtype.type(_kernel.LOG2E)
+        if not ready:
+            # A row with no allowed key has max -inf; shifting it by 0 keeps its e at 0.
+            shift = np.max(flat, axis=1, keepdims=True)  # (h, 1, rows)
+            if sink_t is not None:
+                np.maximum(shift, sink_t, out=shift)
+            shift[np.isneginf(shift)] = 0
+            flat -= shift
+            flat *= flat.dtype.type(_kernel.LOG2E)
         e = np.exp2(flat, out=flat)  # (h, width, rows)
         total = np.matmul(ones[:width], e)  # (h, rows)
         if sink_t is not None:

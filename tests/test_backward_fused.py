@@ -117,3 +117,46 @@ def test_long_rows_take_the_chunked_path() -> None:
         whole = _fused(grad, q, k, v)
     for a, b in zip(got[:3], whole[:3], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _relative_errors(got: Any, want: Any) -> list[float]:
+    return [float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(got, want, strict=True)]
+
+
+@pytest.mark.parametrize("magnitude", [1.0, 1e30])
+def test_rows_shifted_by_their_bound_are_as_accurate_as_by_their_max(magnitude: float) -> None:
+    """float32 against float64; bounds |scale| |q| max |k| ~15 and ~60 in two batch entries.
+
+    Rows whose bound is at most 30 skip the row maximum (``_Bounds``); an upstream
+    gradient of 1e30 leaves no room for ``exp(2b)`` and sends every row to the maximum.
+    """
+    rng = np.random.default_rng(5)
+    spread = np.array([1.0, 2.5])[:, None, None, None]
+    q, k = (rng.standard_normal((2, 4, 200, 64)) * spread for _ in range(2))
+    v = rng.standard_normal((2, 4, 200, 64))
+    grad = rng.standard_normal((2, 4, 200, 64)) * magnitude
+    want = attention_backward(grad, q, k, v, causal="top_left")
+    f32 = [x.astype(np.float32) for x in (grad, q, k, v)]
+    taken: list[bool] = []
+    original = _backward_fused._Bounds.shifted_logits
+
+    def spy(self: Any, *args: Any) -> bool:
+        taken.append(original(self, *args))
+        return taken[-1]
+
+    with mock.patch.object(_backward_fused._Bounds, "shifted_logits", spy):
+        got = _fused(*f32, causal="top_left")
+    if magnitude == 1.0:  # batch entry 0 (bound <= 30) by its bound, 1 by the max
+        assert any(taken)
+        assert not all(taken)
+    else:
+        assert taken
+        assert not any(taken)
+    with mock.patch.object(_backward_fused._Bounds, "_LIMIT", -1.0):  # every row by its max
+        by_max = _fused(*f32, causal="top_left")
+    for a in (*got[:3], *by_max[:3]):
+        assert np.isfinite(a).all()
+    for mine, theirs in zip(
+        _relative_errors(got[:3], want[:3]), _relative_errors(by_max[:3], want[:3]), strict=True
+    ):
+        assert mine <= max(2 * theirs, 2e-6), (mine, theirs)
