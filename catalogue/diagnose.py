@@ -1497,6 +1497,20 @@ RULES: tuple[Rule, ...] = (
         "size, and key and value on length and heads",
     ),
     Rule(
+        r"All dimensions of .value. and .key., except the last one, must be equal",
+        ("kv-length-mismatch", "batch-mismatch"),
+        "Keras MultiHeadAttention wants key and value of the same batch and length",
+    ),
+    Rule(
+        r"(?:query|q|attention)_?heads?.{0,60}(?:divisible|multiple).{0,40}"
+        r"(?:key_value|kv|key/value)_?heads|(?:key_value|kv|key/value)_?heads.{0,60}"
+        r"(?:divide|divisible|multiple)",
+        ("gqa-heads", "head-split"),
+        "grouped-query attention: the query head count must be a multiple of the key/value "
+        "head count",
+        weight=1.1,
+    ),
+    Rule(
         r"(?:q, k|q, k, v) num_heads must match",
         ("gqa-heads", "head-split"),
         "Flax's dot_product_attention wants as many key/value heads as query heads: repeat "
