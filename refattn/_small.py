@@ -33,6 +33,9 @@ FloatArray = npt.NDArray[np.floating]
 _LOG2E = _kernel.LOG2E
 _INFO = {np.dtype(t): np.finfo(t) for t in (np.float32, np.float64)}
 _TINY = {dtype: float(info.tiny) for dtype, info in _INFO.items()}
+_FOLD_LIMIT = {dtype: float(info.max) / 16 for dtype, info in _INFO.items()}  # the kernel's
+_HEADROOM = {dtype: float(info.max) * 1e-6 for dtype, info in _INFO.items()}  # the kernel's
+_EXP_BOUND = math.exp(_kernel._UNSHIFTED_BOUND)
 
 
 def _one_block(prepared: Prepared) -> bool:
@@ -76,9 +79,8 @@ def _scaled(prepared: Prepared) -> tuple[FloatArray, FloatArray, bool]:
         return (query if scale > 0 else np.negative(query)), key, True
     _, _, groups, length_q, dim = query.shape
     if groups * length_q < dim and query.size:
-        info = _INFO[dtype]
-        limit = float(info.max) / 16
-        if float(info.tiny) <= abs(scale):
+        limit = _FOLD_LIMIT[dtype]
+        if _TINY[dtype] <= abs(scale):
             largest = prepared.query_norm_max * (1 + 2**-20)
             if not abs(scale) * largest <= limit:
                 largest = max(float(query.max()), -float(query.min()))
@@ -100,15 +102,14 @@ def _unshifted(prepared: Prepared, key_is_plain: bool) -> bool | None:
     length_k = plan.key.shape[2]
     if length_k == 0:
         return False
-    info = _INFO[plan.query.dtype]
-    headroom = float(info.max) * 1e-6 / max(length_k, 1)
+    headroom = _HEADROOM[plan.query.dtype] / max(length_k, 1)
     bound_limit = _kernel._UNSHIFTED_BOUND
     root = math.sqrt(abs(plan.scale))
     factor = abs(plan.scale) * 1.0 if key_is_plain else root * root  # the kernel's factors
     small_cap = plan.softcap is not None and plan.softcap <= bound_limit
     # the largest bound and value over the call: all rows pass when these do (monotone)
     top = 0.0 if small_cap else prepared.query_norm_max * (prepared.key_norm_max * factor)
-    if top <= bound_limit and prepared.value_abs_max * math.exp(bound_limit) <= headroom:
+    if top <= bound_limit and prepared.value_abs_max * _EXP_BOUND <= headroom:
         return True
     with np.errstate(invalid="ignore", over="ignore"):
         if small_cap:
@@ -116,7 +117,7 @@ def _unshifted(prepared: Prepared, key_is_plain: bool) -> bool | None:
         else:
             rows = prepared.query_norm.max(axis=(2, 3))  # (N, Hkv)
             bound = rows * (prepared.key_norm * factor)
-        ok = (bound <= bound_limit) & (prepared.value_max * math.exp(bound_limit) <= headroom)
+        ok = (bound <= bound_limit) & (prepared.value_max * _EXP_BOUND <= headroom)
     per_entry = ok.all(axis=1)
     if per_entry.all():
         return True
