@@ -1778,7 +1778,7 @@ CONCEPTS: tuple[Rule, ...] = (
         "-inf, and -inf - -inf or inf * 0 is NaN",
     ),
     Rule(
-        r"mask\w*[^.]{0,40}\b(?:cast\w*|dtype|float32|float64|int64|long|to bool)\b|"
+        r"mask\w*[^.]{0,40}\b(?:cast\w*|dtype|float32|float64|int\d*|long|integer|to bool)\b|"
         r"\b(?:cast\w*|dtype)\b[^.]{0,40}mask",
         ("mask-dtype", "fp16-overflow"),
         "the mask's dtype: a bool mask, or an additive float mask of the scores' dtype",
@@ -1840,7 +1840,10 @@ CONCEPTS: tuple[Rule, ...] = (
         r"(?:still )?(?:attended|get attention|receive attention)|(?:computed|attention) on "
         r"padding|(?:outputs?|results?|logits|predictions?)[^.]{0,30}(?:change|depend|differ)"
         r"\w*[^.]{0,30}(?:padding|batch size|other examples|batch)|"
-        r"batch(?:ed)? (?:and|vs\.?|versus) (?:un-?batched|single)",
+        r"batch(?:ed)? (?:and|vs\.?|versus) (?:un-?batched|single)|"
+        r"batch\w*[^.]{0,30}(?:and|vs\.?|versus|than)[^.]{0,20}(?:single|un-?batched|one at a "
+        r"time|one by one|individual)|(?:inconsistent|different|differ\w*|chang\w*) "
+        r"(?:results?|outputs?|logits|predictions?)[^.]{0,60}(?:padding|padded)",
         ("mask-missing", "mask-broadcast-axis", "mask-polarity", "mask-dtype"),
         "padded positions still take part in attention: the padding mask is missing, "
         "inverted, broadcast along the wrong axis, or added as 0/1",

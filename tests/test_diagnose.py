@@ -572,3 +572,86 @@ def test_each_answer_reads_the_message_numbers_in_its_own_terms(hq: int, hkv: in
         assert "8 and 2" not in answer.why  # the case page's own example sizes
     firsts = [_sentences(a.why)[0] for a in answers]
     assert len(set(firsts)) == 3
+
+
+TITLE_WORDINGS = [
+    (
+        "Inconsistent results between batch inference and single sample inference with padding",
+        {"mask-missing", "positions", "mask-broadcast-axis", "backend-constraint"},
+    ),
+    (
+        "SDPA returns NaN for rows that are completely masked",
+        {"fully-masked-row", "backend-constraint"},
+    ),
+    (
+        "Model produces NaN after converting to half precision",
+        {"fp16-overflow", "reduced-precision"},
+    ),
+    (
+        "Wrong output when using flash attention with padding mask",
+        {"backend-constraint", "kernel-layout", "mask-missing"},
+    ),
+    (
+        "Causal mask is not applied when using is_causal with an attn_mask",
+        {"backend-constraint", "mask-missing"},
+    ),
+    ("GQA: key/value heads are repeated incorrectly", {"gqa-heads"}),
+    (
+        "Generation quality degrades after 4096 tokens with sliding window",
+        {"window-size", "kv-cache", "positions", "rotary-embedding"},
+    ),
+    ("model attends to future tokens during training", {"mask-missing", "causal-alignment"}),
+    ("attention scores are all -inf leading to NaN", {"fully-masked-row", "inf-arithmetic"}),
+    (
+        "different results with and without past_key_values",
+        {"kv-cache", "causal-alignment", "positions"},
+    ),
+    ("RoPE implementation gives different outputs than HF", {"rotary-embedding"}),
+    (
+        "bf16 training: rotary embedding precision loss for long sequences",
+        {"reduced-precision", "rotary-embedding"},
+    ),
+    (
+        "Padding tokens are not ignored in self-attention",
+        {"mask-missing", "mask-polarity", "mask-dtype"},
+    ),
+    (
+        "The transformer predicts the input shifted by one, too good to be true",
+        {"mask-missing", "causal-alignment"},
+    ),
+    (
+        "multi-head attention output is garbage after reshaping heads",
+        {"head-axis-order", "head-split"},
+    ),
+    ("softmax over wrong dimension in attention", {"softmax-axis"}),
+    (
+        "attention weights don't sum to 1 after applying padding mask",
+        {"mask-after-softmax", "softmax-axis"},
+    ),
+    (
+        "Loss explodes to inf with large sequence length in fp16",
+        {"fp16-overflow", "softmax-overflow"},
+    ),
+    ("mask is inverted: model only sees padding", {"mask-polarity"}),
+    (
+        "attention_mask is ignored in scaled_dot_product_attention because it is an int tensor",
+        {"mask-dtype"},
+    ),
+    (
+        "kv cache index out of bounds when generating beyond max_seq_len",
+        {"kv-cache", "position-out-of-range"},
+    ),
+    ("Cross attention fails when encoder and decoder hidden sizes differ", {"projection-width"}),
+    (
+        "packing multiple documents in one sequence leaks attention across documents",
+        {"packed-sequences"},
+    ),
+    ("position ids are wrong with left padding in batched generation", {"positions"}),
+    ("exp overflow in custom softmax implementation returns nan", {"softmax-overflow"}),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), TITLE_WORDINGS)
+def test_issue_titles_in_other_words_find_their_family(message: str, tags: set[str]) -> None:
+    # a second batch written for this test (families by hand) before running diagnose on it
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
