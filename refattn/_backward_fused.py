@@ -18,6 +18,13 @@ seven. When no bias gradient is asked and ``1e-3 <= |scale| <= 1``, ``dO'`` is a
 multiplied by ``scale`` for dP (so ``dX`` comes out times ``scale``, what dQ and dK
 need), again O(rows) work instead of O(rows * width).
 
+Each block is held transposed, ``(width, rows)``: with ``D = 64`` OpenBLAS computes the
+logits and dP about a third faster into that shape than into ``(rows, width)``, and dV and
+dK then read it as it lies. Without masks, bias, ALiBi or softcap the block applies the
+causal, window and length band itself; with them it transposes the kernel's logits. A
+row whose logits are provably small shifts by their bound, not their maximum
+(:class:`_Bounds`), inside the logits' matmul.
+
 A row whose upstream gradient holds NaN or inf gets NaN gradients for its query and for
 every key, value and bias entry it may attend (:mod:`refattn._backward`'s rule): its
 ``dO`` is taken as 0, so it adds nothing, and the NaN are put back at the end. Calls with

@@ -55,12 +55,15 @@ def attention_backward(
     r"""Gradients of ``attention(query, key, value, **options)`` for an upstream gradient.
 
     Computes the vector-Jacobian product analytically, block by block, recomputing the
-    weights from the log-sum-exp (as flash attention's backward does), so memory stays
-    linear in ``L`` and ``S``: keys are walked in cache-sized chunks, so each worker thread
-    holds ``O(L + S)`` scratch besides the outputs. The bias gradient has the bias's
-    broadcast shape ``(..., Hq, L, S)`` before it is summed back to the bias's own shape;
-    pass ``bias_gradient=False`` when it is not needed, to skip that tensor. Rows under the default
-    ``fully_masked="zero"`` have zero, finite gradients; under ``"uniform"`` each value
+    weights (as flash attention's backward does), so memory stays linear in ``L`` and
+    ``S``: each worker thread holds ``O(L + S)`` scratch besides the outputs. A block of
+    query rows whose visible keys fit a few cache-sized buffers recomputes its softmax
+    whole, in one pass (five matmuls, no forward); longer rows, and inputs holding NaN or
+    inf, run the forward for the log-sum-exp and walk their keys in cache-sized chunks.
+    The bias gradient has the bias's broadcast shape ``(..., Hq, L, S)`` before it is
+    summed back to the bias's own shape; pass ``bias_gradient=False`` when it is not
+    needed, to skip that tensor. Rows under the default ``fully_masked="zero"`` have
+    zero, finite gradients; under ``"uniform"`` each value
     receives ``1/S`` of the row's upstream gradient. Non-finite inputs, and a non-finite
     upstream gradient, follow :func:`refattn.attention`'s rule (masked means absent): NaN
     reaches the row's query gradient and the keys, values and bias entries it may attend.
