@@ -291,6 +291,7 @@ def shapes(text: str) -> list[tuple[int, ...]]:
     ``[original->remapped]`` listings of NumPy and PyTorch count once, by their original.
     """
     text = re.sub(r"->\s*[\[(][^\])]*[\])]", " ", text)
+    text = re.sub(r"\b(?:None|\?)(?=\s*[,)\]])", "1", text)  # an unknown size broadcasts
     return [tuple(int(n) for n in group.split(",")) for group in _SHAPE.findall(text)]
 
 
@@ -984,7 +985,8 @@ def _padding_mask_reading(mask: tuple[int, ...], scores: tuple[int, ...]) -> Rea
 def _broadcast_pair(text: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """The two shapes a broadcasting error quotes, bigger rank first."""
     if not re.search(
-        r"broadcast|Incompatible shapes|must match|doesn't match|incompatible shapes",
+        r"broadcast|Incompatible shapes|must match|doesn't match|incompatible shapes|"
+        r"are (?:not compatible|incompatible)",
         text,
         _FLAGS,
     ):
@@ -1181,6 +1183,8 @@ class Rule:
     read: bool = False
     """A generic broadcasting wording: when the sizes were read (:func:`shape_reading`),
     the reading replaces it."""
+    domain: bool = False
+    """A Python wording of any program: it counts only in a text about attention."""
 
 
 _N = r"(-?\d+)"
@@ -1495,6 +1499,28 @@ RULES: tuple[Rule, ...] = (
         ("batch-mismatch", "kv-length-mismatch", "qk-dim-mismatch", "gqa-heads"),
         "jax.nn.dot_product_attention needs query, key and value to agree on batch and head "
         "size, and key and value on length and heads",
+    ),
+    Rule(
+        r"(?:too many|not enough) values to unpack \(expected (\d+)(?:, got (\d+))?\)",
+        ("layout-confusion", "axis-out-of-range", "batched-matmul"),
+        "unpacking a shape into {0} names (b, h, l, d = q.shape) on a tensor of another "
+        "rank: a missing or extra batch or head axis",
+        domain=True,
+    ),
+    Rule(
+        r"Shapes \([^)]*\) and \([^)]*\) are (?:not compatible|incompatible)",
+        ("mask-shape", "kv-length-mismatch", "batch-mismatch"),
+        "TensorFlow/Keras could not merge two shapes: a mask, a residual or a key/value "
+        "input of other sizes",
+        read=True,
+    ),
+    Rule(
+        r"(?:query|key|value|q|k|v)\w*,? (?:and|,) (?:key|value|k|v)\w*(?:,? and "
+        r"(?:value|v))? (?:must|should) have the same dtype|Expected query, key,? and value "
+        r"to have the same dtype",
+        ("reduced-precision", "backend-constraint", "mask-dtype"),
+        "query, key and value in different dtypes: one of them left out of the autocast or "
+        "the .half()/.to(bfloat16) conversion",
     ),
     Rule(
         r"All dimensions of .value. and .key., except the last one, must be equal",
@@ -2094,6 +2120,9 @@ def _rule_hits(text: str) -> list[_Hit]:
     found_rules = []
     for rule in (*RULES, *CONCEPTS):
         found = _search(rule.pattern, text, lowered)
+        if found and rule.domain:  # the rest of the text must be about attention
+            rest = text[: found.start()] + " " + text[found.end() :]
+            found = found if ATTENTION_WORDS.search(rest) else None
         if found:
             numbers = [g for g in found.groups() if g is not None]
             try:

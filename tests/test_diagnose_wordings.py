@@ -215,3 +215,23 @@ def test_a_mask_of_the_prompt_against_a_grown_cache(prompt: int, cached: int) ->
     )
     best = diagnose(message)[0]
     assert "kv-cache" in best.case.tags, message
+
+
+@pytest.mark.parametrize(("length", "other"), [(10, 12), (7, 5)])
+def test_tensorflow_shapes_that_do_not_merge_read_the_axis(length: int, other: int) -> None:
+    shape = tf.TensorShape([None, length, 64])
+    message = _message(lambda: shape.merge_with([None, other, 64]))
+    best = diagnose(message)[0]
+    assert "kv-length-mismatch" in best.case.tags, message
+    assert f"{max(length, other)} against {min(length, other)}" in best.why
+
+
+def test_unpacking_a_shape_counts_only_in_attention_code() -> None:
+    def unpack(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        b, h, n, d = shape
+        return b, h, n, d
+
+    bare = _message(lambda: unpack((2, 5, 64)))
+    assert diagnose(bare) == []  # Python's wording alone says nothing about attention
+    in_attention = f"{bare} in attention forward: b, h, n, d = q.shape"
+    assert "layout-confusion" in diagnose(in_attention)[0].case.tags
