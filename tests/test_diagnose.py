@@ -655,3 +655,97 @@ TITLE_WORDINGS = [
 def test_issue_titles_in_other_words_find_their_family(message: str, tags: set[str]) -> None:
     # a second batch written for this test (families by hand) before running diagnose on it
     assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+EXCEPTION_WORDINGS = [
+    (
+        "RuntimeError: The size of tensor a (4096) must match the size of tensor b (2048) at "
+        "non-singleton dimension 3",
+        {"mask-shape", "kv-cache", "position-out-of-range", "causal-alignment", "rotary-embedding"},
+    ),
+    (
+        "IndexError: index 4096 is out of bounds for dimension 0 with size 4096",
+        {"position-out-of-range", "kv-cache"},
+    ),
+    (
+        "RuntimeError: CUDA error: device-side assert triggered. Assertion `srcIndex < "
+        "srcSelectDimSize` failed.",
+        {"token-out-of-range", "position-out-of-range"},
+    ),
+    ("RuntimeError: FlashAttention only support fp16 and bf16 data type", {"backend-constraint"}),
+    ("RuntimeError: FlashAttention only supports Ampere GPUs or newer.", {"backend-constraint"}),
+    (
+        "InvalidArgumentError: Incompatible shapes: [32,8,50,50] vs. [32,1,1,49] [Op:AddV2]",
+        {"mask-shape", "kv-cache", "causal-alignment"},
+    ),
+    ("RuntimeError: shape '[32, -1, 8, 64]' is invalid for input of size 262000", {"head-split"}),
+    (
+        "TypeError: scaled_dot_product_attention() got an unexpected keyword argument 'enable_gqa'",
+        {"gqa-heads"},
+    ),
+    (
+        "ValueError: Attention mask should be of size (1, 1, 7, 7), but is torch.Size([1, 1, 7, "
+        "14])",
+        {"kv-cache", "mask-shape", "causal-alignment"},
+    ),
+    (
+        "RuntimeError: Expected attn_mask dtype to be bool or float or to match query dtype, but "
+        "got attn_mask.dtype: long int and  query.dtype: float instead.",
+        {"mask-dtype"},
+    ),
+    (
+        "ValueError: operands could not be broadcast together with shapes (4,8,16,16) (4,16)",
+        {"mask-shape", "mask-broadcast-axis"},
+    ),
+    (
+        "jax TypeError: dot_general requires contracting dimensions to have the same shape, got "
+        "(64,) and (16,).",
+        {"qk-dim-mismatch", "missing-transpose", "projection-width"},
+    ),
+    (
+        "RuntimeError: Sizes of tensors must match except in dimension 2. Expected size 8 but got "
+        "size 32 for tensor number 1 in the list.",
+        {"kv-cache", "gqa-heads", "batch-mismatch"},
+    ),
+    (
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (512x768 and 1024x1024)",
+        {"projection-width"},
+    ),
+    (
+        "AssertionError: was expecting embedding dimension of 256, but got 32",
+        {"projection-width", "layout-confusion"},
+    ),
+    (
+        "RuntimeError: The expanded size of the tensor (77) must match the existing size (64) at "
+        "non-singleton dimension 1.  Target sizes: [2, 77].  Tensor sizes: [1, 64]",
+        {"position-out-of-range", "positions", "mask-shape", "kv-length-mismatch"},
+    ),
+    (
+        "ValueError: Dimensions must be equal, but are 64 and 128 for '{{node attention/MatMul}} "
+        "= BatchMatMulV2[T=DT_FLOAT, adj_x=false, adj_y=true](q, k)' with input shapes: "
+        "[?,8,10,64], [?,8,10,128].",
+        {"qk-dim-mismatch"},
+    ),
+    (
+        "IndexError: Dimension out of range (expected to be in range of [-3, 2], but got 3)",
+        {"axis-out-of-range"},
+    ),
+    (
+        "RuntimeError: view size is not compatible with input tensor's size and stride (at least "
+        "one dimension spans across two contiguous subspaces). Use .reshape(...) instead.",
+        {"head-axis-order"},
+    ),
+    (
+        "RuntimeError: Boolean value of Tensor with more than one value is ambiguous when "
+        "checking the attention mask",
+        {"mask-dtype", "mask-shape"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), EXCEPTION_WORDINGS)
+def test_framework_wordings_at_other_sizes_get_their_family_first(
+    message: str, tags: set[str]
+) -> None:
+    # written for this test (families by hand) before running diagnose on them
+    assert _hit(message, tags, 1), [(m.case.id, m.score) for m in diagnose(message)]
