@@ -334,15 +334,12 @@ def prepare(plan: Plan) -> Prepared:
         poison = Poison(rows, keys, values)
         plan = dataclasses.replace(plan, query=query, key=key, value=value)
 
-    def prepared(plan: Plan) -> Prepared:
-        return Prepared(plan, poison, *norm_bounds, max_v, query_squares, key_squares)
-
     dtype = plan.query.dtype
     bounds = _logit_bound(plan, query_bound, key_bound)
     if _fits(plan, dtype, magnitudes, bounds) and (
         dtype.itemsize == 8 or bounds[1] <= _ACCURATE_BOUND  # float64, or logits that small
     ):
-        return prepared(plan)
+        return Prepared(plan, poison, *norm_bounds, max_v, query_squares, key_squares)
     wide = np.dtype(np.float64)
     if plan.query.dtype != wide:
         plan = dataclasses.replace(
@@ -354,7 +351,7 @@ def prepare(plan: Plan) -> Prepared:
             sinks=None if plan.sinks is None else plan.sinks.astype(wide),
         )
         if _fits(plan, wide, magnitudes):
-            return prepared(plan)
+            return Prepared(plan, poison, *norm_bounds, max_v, query_squares, key_squares)
     logit, raw, _ = _logit_bound(plan, query_bound, key_bound)
     raise AttentionValueError(
         f"the logits of this call may reach {max(logit, raw):.3g} in magnitude (bound from "

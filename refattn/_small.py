@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from refattn import _kernel
 from refattn._numerics import Prepared
+from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -38,9 +39,8 @@ _HEADROOM = {dtype: float(info.max) * 1e-6 for dtype, info in _INFO.items()}  # 
 _EXP_BOUND = math.exp(_kernel._UNSHIFTED_BOUND)
 
 
-def _one_block(prepared: Prepared) -> bool:
-    """Whether the kernel would run ``prepared`` as one serial block per batch entry."""
-    plan = prepared.plan
+def _one_block(prepared: Prepared, plan: Plan) -> bool:
+    """Whether the kernel would run ``plan`` (prepared's) as one serial block per entry."""
     if (
         prepared.poison is not None
         or plan.bias is not None
@@ -152,9 +152,9 @@ def run(prepared: Prepared, need_lse: bool) -> tuple[FloatArray, FloatArray | No
         its shapes once reshaped); or None when the call is not one this path takes (see
         the module docstring).
     """
-    if not _one_block(prepared):
-        return None
     plan = prepared.plan
+    if not _one_block(prepared, plan):
+        return None
     n_batch, hkv, groups, length_q, dim = plan.query.shape
     length_k = plan.key.shape[2]
     query, key, key_is_plain = _scaled(prepared)

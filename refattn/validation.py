@@ -705,9 +705,17 @@ def validate(
             "Split the batch or the queries into several calls.",
         )
 
-    q5 = _broadcast(q, (*batch, hq, length_q, dim), (n, hkv, groups, length_q, dim))
-    k4 = _broadcast(k, (*batch, hkv, length_k, dim), (n, hkv, length_k, dim))
-    v4 = _broadcast(v, (*batch, hkv, length_k, dim_v), (n, hkv, length_k, dim_v))
+    if q.shape[:-3] == k.shape[:-3] == v.shape[:-3]:  # nothing to broadcast: read-only views
+        q5 = q.reshape(n, hkv, groups, length_q, dim)
+        k4 = k.reshape(n, hkv, length_k, dim)
+        v4 = v.reshape(n, hkv, length_k, dim_v)
+        q5.setflags(write=False)  # the kernel must never write into the caller's arrays
+        k4.setflags(write=False)
+        v4.setflags(write=False)
+    else:
+        q5 = _broadcast(q, (*batch, hq, length_q, dim), (n, hkv, groups, length_q, dim))
+        k4 = _broadcast(k, (*batch, hkv, length_k, dim), (n, hkv, length_k, dim))
+        v4 = _broadcast(v, (*batch, hkv, length_k, dim_v), (n, hkv, length_k, dim_v))
     if q.dtype != compute:  # float16: computed in float32
         q5 = q5.astype(compute)
     if not (k4.flags.c_contiguous and k4.dtype == compute):
