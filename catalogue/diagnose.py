@@ -1750,6 +1750,21 @@ RULES: tuple[Rule, ...] = (
 
 CONCEPTS: tuple[Rule, ...] = (
     Rule(
+        r"is_causal(?:=True)?[^.]{0,60}(?:attn_mask|padding mask|key_padding_mask|an? mask)|"
+        r"(?:attn_mask|padding mask|key_padding_mask)[^.]{0,60}is_causal",
+        ("backend-constraint", "mask-missing", "causal-alignment"),
+        "is_causal together with a padding mask: SDPA takes one or the other, and some paths "
+        "keep only the causal mask; combine both into one attn_mask",
+    ),
+    Rule(
+        r"batch.?size (?:of )?\d+ (?:and|vs\.?|versus|or) (?:batch.?size )?(?:of )?\d+|"
+        r"(?:different|inconsistent|other) (?:results?|outputs?|logits|predictions?)[^.]{0,60}"
+        r"batch.?size",
+        ("mask-missing", "positions", "mask-broadcast-axis", "softmax-axis"),
+        "results that depend on the batch size: padding attended (no mask, or a mask on the "
+        "wrong axis), positions shifted by padding, or a softmax across the batch",
+    ),
+    Rule(
         r"block.?sizes?\b|block_[qkmn]\b|tile.?size|multiples? of (?:the )?block|"
         r"(?:only|not) close to (?:the )?reference|(?:differ\w*|deviat\w*|mismatch\w*) "
         r"(?:from|to|with) (?:the )?(?:reference|eager|math|naive|native)",
@@ -1944,7 +1959,7 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"(?:true|1)\s*(?:=|means|is)\s*(?:ignore|masked|pad|attend|keep|not attend)|"
         r"(?:0|false)\s*(?:=|means|is)\s*(?:ignore|masked|pad|attend|keep)|"
-        r"\b(?:inverted|reversed|opposite|flipped)\b[^.]{0,30}mask|mask[^.]{0,30}\b(?:inverted|"
+        r"\b(?:inverted|reversed|opposite|flipped)\b[^.]{0,30}mask|mask[^.]{0,60}\b(?:inverted|"
         r"reversed|opposite|flipped)\b|(?:NOT|not) pay attention|to (?:NOT|not) attend|"
         r"which (?:tokens?|positions?|keys?) to (?:not )?(?:attend|ignore|mask|keep)|"
         r"only (?:attends?|looks?|attending) (?:to |at )?(?:the )?pad|"
@@ -2083,7 +2098,9 @@ def words(text: str) -> frozenset[str]:
 
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, _FLAGS)
+    # in a pattern, [^.] means "within one sentence": a dot inside a name (nn.Module,
+    # F.softmax) does not end one
+    return re.compile(pattern.replace("[^.]", r"(?:[^.]|\.\w)"), _FLAGS)
 
 
 @dataclass(frozen=True)

@@ -749,3 +749,94 @@ def test_framework_wordings_at_other_sizes_get_their_family_first(
 ) -> None:
     # written for this test (families by hand) before running diagnose on them
     assert _hit(message, tags, 1), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+REPORT_WORDINGS = [
+    (
+        "When I use fp16 with amp the attention logits become inf and the loss is NaN after 2000 "
+        "steps.",
+        {"fp16-overflow", "softmax-overflow"},
+    ),
+    (
+        "I get NaN in the output of nn.MultiheadAttention when key_padding_mask masks all keys "
+        "for some sequences",
+        {"fully-masked-row"},
+    ),
+    (
+        "Using a float mask with -inf values and then multiplying by zero gives nan",
+        {"inf-arithmetic"},
+    ),
+    (
+        "My transformer's attention weights are one-hot after a few epochs and training stalls",
+        {"missing-scale"},
+    ),
+    (
+        "The output of my self-attention layer is identical for all tokens in the sequence",
+        {"softmax-axis", "mask-polarity", "fully-masked-row", "missing-scale", "layout-confusion"},
+    ),
+    (
+        "Encoder-decoder model: the decoder cross-attention ignores the source padding mask",
+        {"mask-missing"},
+    ),
+    (
+        "Generated text is repetitive when using the KV cache, but fine with use_cache=False",
+        {"kv-cache", "causal-alignment", "positions"},
+    ),
+    (
+        "Different logits when running the same input with batch size 1 and batch size 8",
+        {
+            "mask-missing",
+            "layout-confusion",
+            "softmax-axis",
+            "mask-broadcast-axis",
+            "backend-constraint",
+            "positions",
+        },
+    ),
+    (
+        "Model accuracy drops when I switch from float32 to bfloat16 for long documents (8k "
+        "tokens)",
+        {"reduced-precision"},
+    ),
+    (
+        "Left-padded batch produces worse outputs than right-padded batch with flash attention",
+        {"positions", "backend-constraint"},
+    ),
+    ("Sliding window of 4096 in Mistral attends 4097 tokens", {"window-size"}),
+    (
+        "NaN gradients in the backward pass of softmax when some rows are fully masked",
+        {"fully-masked-row"},
+    ),
+    ("the mask I pass to nn.TransformerEncoder seems to be inverted", {"mask-polarity"}),
+    (
+        "The loss is much lower when packing sequences because documents see each other",
+        {"packed-sequences"},
+    ),
+    (
+        "tokens attend to padding when using sdpa with is_causal=True and a padding mask",
+        {"backend-constraint", "mask-missing"},
+    ),
+    (
+        "Output is wrong when q and k have different lengths with is_causal=True",
+        {"causal-alignment"},
+    ),
+    ("In eval mode the attention output still changes between runs", {"backend-constraint"}),
+    (
+        "attention output for padded positions is zero and mean pooling gives smaller embeddings",
+        {"mask-missing", "backend-constraint", "mask-after-softmax"},
+    ),
+    (
+        "the model ignores the attention mask from the tokenizer when I pass it to "
+        "F.scaled_dot_product_attention",
+        {"mask-dtype", "mask-polarity"},
+    ),
+    ("key and value heads were repeated with repeat instead of repeat_interleave", {"gqa-heads"}),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), REPORT_WORDINGS)
+def test_symptom_reports_find_their_family(message: str, tags: set[str]) -> None:
+    # a third batch written for this test before running diagnose on it (17 first and 18
+    # in the top three then; the misses led to the batch-size, is_causal + mask and
+    # dotted-name fixes)
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
