@@ -4,8 +4,12 @@ The math is :data:`refattn.einsums.SCORES` then :data:`refattn.einsums.MIX`; her
 contraction runs as a BLAS matmul over one block: some kv heads of one batch entry, all
 ``G`` query heads of each stacked, a range of query rows, and only the key columns those
 rows can see at all (so blocks a causal mask, a window, key lengths or segment ids remove
-entirely are never computed). A block's scores fit in cache, so the softmax passes read
-cache, not memory. Blocks run on a few threads (see :mod:`refattn._threads`).
+entirely are never computed). The forward walks a block's keys in chunks of about 512
+columns (``_FORWARD_COLUMNS``, rows sized so a chunk's scores fit ``_BLOCK_BYTES``), joined
+by an online softmax, so the softmax passes read cache, not memory, and the score GEMM
+writes a cache-sized output; each block scales its own query rows and key chunks into
+small buffers. Only ``return_weights`` takes whole rows at once. Blocks run on a few
+threads (see :mod:`refattn._threads`).
 
 Two exact rewrites make the passes cheaper:
 

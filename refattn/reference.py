@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn import _kernel, _numerics, _small
-from refattn.validation import Alignment, Policy, check_returns, validate
+from refattn.validation import Alignment, Policy, check_returns, validate_positional
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -229,11 +229,12 @@ def attention(
             to less than 1 and ``weights`` leaves the sink's share out. Not scaled,
             capped or masked; ``-inf`` means no sink for that head; NaN and ``+inf`` are
             refused.
-        memory_budget: bytes the score tensor ``(..., Hq, L, S)`` may take before the
-            kernel walks keys in cache-sized chunks with an online softmax (flash
-            attention's recurrence), holding ``O(L + S)`` memory per thread. Default
-            256 MiB. The result is the same up to float rounding. Ignored with
-            ``return_weights``, which needs the full tensor anyway.
+        memory_budget: bytes the score tensor ``(..., Hq, L, S)`` may take. The kernel
+            walks keys in cache-sized chunks with an online softmax (flash attention's
+            recurrence) at any size, holding ``O(L + S)`` memory per thread, so every
+            budget is met. Default 256 MiB. The result is the same up to float
+            rounding. Ignored with ``return_weights``, which needs the full tensor
+            anyway.
         return_weights: also return the weights ``(..., Hq, L, S)``.
         return_lse: also return the log-sum-exp ``(..., Hq, L)``.
 
@@ -257,29 +258,11 @@ def attention(
         >>> attention(q, kv, kv, causal="bottom_right").shape
         (2, 8, 5, 16)
     """
-    plan = validate(
-        query,
-        key,
-        value,
-        attend_mask=attend_mask,
-        bias=bias,
-        causal=causal,
-        window=window,
-        window_alignment=window_alignment,
-        key_lengths=key_lengths,
-        query_lengths=query_lengths,
-        alibi_slopes=alibi_slopes,
-        softcap=softcap,
-        scale=scale,
-        fully_masked=fully_masked,
-        dropout_p=dropout_p,
-        rng=rng,
-        dropout_keep=dropout_keep,
-        memory_budget=memory_budget,
-        segment_ids=segment_ids,
-        key_segment_ids=key_segment_ids,
-        sinks=sinks,
-    )
+    plan = validate_positional(  # validate(), options by position: keywords cost more
+        query, key, value, attend_mask, bias, causal, window, window_alignment, key_lengths,
+        query_lengths, alibi_slopes, softcap, scale, fully_masked, dropout_p, rng,
+        dropout_keep, memory_budget, segment_ids, key_segment_ids, sinks,
+    )  # fmt: skip
     if return_weights is not False or return_lse is not False:  # both False pass its checks
         check_returns(plan, return_weights, return_lse)
     batch, hq = plan.batch_shape, plan.num_q_heads
