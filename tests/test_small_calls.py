@@ -237,3 +237,26 @@ def test_score_views_without_broadcast_to_are_the_broadcast_views(
     assert view.shape == want.shape
     assert np.shares_memory(view, mask)  # no copy
     assert not view.flags.writeable  # the kernel cannot write into the caller's mask
+
+
+def test_positional_plan_and_validation_follow_the_field_and_option_order() -> None:
+    """validate builds Plan and attention calls validate_positional by position: pin both orders."""
+    import dataclasses
+    import inspect
+
+    from refattn.reference import AttentionOptions
+    from refattn.validation import Plan, validate_positional
+
+    assert [f.name for f in dataclasses.fields(Plan)] == [
+        "batch_shape", "num_q_heads", "out_dtype", "query", "scale", "key", "value",
+        "attend_mask", "bias", "alibi_slopes", "causal_offset", "window", "key_lengths",
+        "query_lengths", "softcap", "fully_masked", "dropout_keep", "dropout_p",
+        "memory_budget", "segments", "sinks",
+    ]  # fmt: skip
+    options = list(inspect.signature(validate_positional).parameters)[3:]
+    assert options == list(AttentionOptions.__annotations__)  # attention's options, in order
+    q = np.ones((2, 4, 3, 8), np.float32)
+    plan = validate(q, q, q, scale=0.5, causal="bottom_right", memory_budget=123)
+    assert (plan.scale, plan.causal_offset, plan.memory_budget) == (0.5, 0, 123)
+    assert (plan.num_q_heads, plan.batch_shape) == (4, (2,))
+    assert plan.out_dtype == np.dtype(np.float32)
