@@ -60,8 +60,7 @@ def _one_block(prepared: Prepared, plan: Plan) -> bool:
         length_q <= _kernel._MIN_ROWS  # every row block holds at least _MIN_ROWS rows
         and hkv * groups * length_q * max(length_k, 1) * itemsize <= _kernel._BLOCK_BYTES
         and scores < _kernel._PARALLEL_MIN_WORK  # serial: no cutting for threads
-        and scores * itemsize <= plan.memory_budget  # no key chunks
-    )
+    )  # keys: a block this small is narrower than the kernel's cache-sized key chunks
 
 
 def _scaled(prepared: Prepared) -> tuple[FloatArray, FloatArray, bool]:
