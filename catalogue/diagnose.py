@@ -1436,7 +1436,7 @@ RULES: tuple[Rule, ...] = (
         "transposed next to the features first",
     ),
     Rule(
-        r"(?=.*\bmask)(?=.*\b(?:True|False)\b)(?=.*\b(?:pad\w*|ignor\w*|attend\w*|keep)\b)|"
+        r"\A(?=.*\bmask)(?=.*\b(?:True|False)\b)(?=.*\b(?:pad\w*|ignor\w*|attend\w*|keep)\b)|"
         r"polarity|invert\w* (?:the )?mask",
         ("mask-polarity",),
         "which value of a boolean mask means 'attend': True = attend in SDPA, JAX and Keras, "
@@ -2099,8 +2099,10 @@ def words(text: str) -> frozenset[str]:
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     # in a pattern, [^.] means "within one sentence": a dot inside a name (nn.Module,
-    # F.softmax) does not end one
-    return re.compile(pattern.replace("[^.]", r"(?:[^.]|\.\w)"), _FLAGS)
+    # F.softmax) does not end one; and .* means "nearby": at most 400 characters, so a
+    # long log stays quick to search
+    pattern = pattern.replace("[^.]", r"(?:[^.]|\.\w)")
+    return re.compile(re.sub(r"(?<!\\)(?<!\(\?=)\.\*(?!\?)", ".{0,400}", pattern), _FLAGS)
 
 
 @dataclass(frozen=True)

@@ -840,3 +840,16 @@ def test_symptom_reports_find_their_family(message: str, tags: set[str]) -> None
     # in the top three then; the misses led to the batch-size, is_causal + mask and
     # dotted-name fixes)
     assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+def test_a_traceback_at_the_end_of_a_long_log_is_read() -> None:
+    log = "INFO step 1234 loss 2.345 lr 0.0001 a line of a training log\n" * 800
+    traceback = (
+        'Traceback (most recent call last):\n  File "model.py", line 661, in forward\n'
+        "    attn_output = torch.nn.functional.scaled_dot_product_attention(q, k, v)\n"
+        "RuntimeError: The size of tensor a (32) must match the size of tensor b (8) at "
+        "non-singleton dimension 1\n"
+    )
+    best = diagnose(log + traceback)[0]
+    assert "gqa-heads" in best.case.tags
+    assert "32 query heads against 8 key/value heads" in best.why
