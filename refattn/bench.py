@@ -357,7 +357,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """
     shape_names = ", ".join(f"{i} = {_shape_name(s)}" for i, s in enumerate(SHAPES, 1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--repeat", type=int, default=7, help="interleaved repeats per row, medians (default 7)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
