@@ -2052,6 +2052,9 @@ message at least 4.1; 3.0 lies between, and is above what shared words alone can
 (about 2.2), so a symptom phrase needs about 80 % of its words to count on its own.
 """
 
+_WEAK_WORDS = frozenset({"fail", "shape", "shap", "attend", "model", "output", "result", "work"})
+"""Words too common in reports to make a symptom phrase match on their own."""
+
 SYMPTOM_MIN_SHARE = 0.65
 """A symptom phrase counts when this share of its words (and at least two) are in the text."""
 
@@ -2165,6 +2168,8 @@ def _symptom_score(text_words: frozenset[str], card: CaseCard) -> tuple[float, s
         wanted = _phrase_words(phrase)
         shared = wanted & text_words
         enough = 2 if len(wanted) <= 3 else 3
+        if not shared - _WEAK_WORDS:
+            continue  # "shape error", "attention fails": no symptom in particular
         if len(shared) >= enough and len(shared) / len(wanted) >= SYMPTOM_MIN_SHARE:
             share = len(shared) / len(wanted) + 0.05 * len(shared)
             if share > best:
