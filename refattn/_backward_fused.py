@@ -1,9 +1,10 @@
 """The backward in one pass per block of query rows, without running the forward.
 
-When every key a block of query rows can see fits in one cache-sized ``(rows, width)``
-buffer, the backward needs neither the forward's output nor its log-sum-exp: the block's
-logits are recomputed once, whole, and with ``e = exp(s - max)`` and ``t = rowsum(e)``
-(the sink's ``exp(z - max)`` included, so ``P = e / t``)::
+When every key a block of query rows can see fits in one ``(rows, width)`` buffer of at
+most 8 MiB (64 rows by 32768 float32 keys), the backward needs neither the forward's
+output nor its log-sum-exp: the block's logits are recomputed once, whole, and with
+``e = exp(s - max)`` and ``t = rowsum(e)`` (the sink's ``exp(z - max)`` included, so
+``P = e / t``)::
 
     dO'   = dO / t                            (a row scale, O(rows * Dv) work)
     dP'   = (dO' V^T) * M                     = dP / t
@@ -28,7 +29,7 @@ row whose logits are provably small shifts by their bound, not their maximum
 A row whose upstream gradient holds NaN or inf gets NaN gradients for its query and for
 every key, value and bias entry it may attend (:mod:`refattn._backward`'s rule): its
 ``dO`` is taken as 0, so it adds nothing, and the NaN are put back at the end. Calls with
-a non-finite input, ``fully_masked="raise"``, and blocks wider than the cache budget go
+a non-finite input, ``fully_masked="raise"``, and blocks wider than that budget go
 through :func:`refattn._backward.run_backward`'s forward + chunked backward.
 """
 
@@ -44,7 +45,7 @@ from refattn import _kernel
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
-_BUFFERS = 4  # a block's (rows, width) buffers may take this many of the kernel's blocks
+_BUFFERS = 8  # a block may be this many of the kernel's blocks (8 MiB: 64 rows by 32768 keys)
 
 
 class _Bounds:

@@ -57,9 +57,9 @@ def attention_backward(
     Computes the vector-Jacobian product analytically, block by block, recomputing the
     weights (as flash attention's backward does), so memory stays linear in ``L`` and
     ``S``: each worker thread holds ``O(L + S)`` scratch besides the outputs. A block of
-    query rows whose visible keys fit a few cache-sized buffers recomputes its softmax
-    whole, in one pass (five matmuls, no forward); longer rows, and inputs holding NaN or
-    inf, run the forward for the log-sum-exp and walk their keys in cache-sized chunks.
+    query rows whose visible keys fit a buffer of 8 MiB recomputes its softmax whole, in
+    one pass (five matmuls, no forward); longer rows, and inputs holding NaN or inf, run
+    the forward for the log-sum-exp and walk their keys in cache-sized chunks.
     The bias gradient has the bias's broadcast shape ``(..., Hq, L, S)`` before it is
     summed back to the bias's own shape; pass ``bias_gradient=False`` when it is not
     needed, to skip that tensor. Rows under the default ``fully_masked="zero"`` have

@@ -8,6 +8,7 @@ threads, and that calls which should take it do.
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 from unittest import mock
 
@@ -17,7 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refattn import _backward_fused, attention_backward
+from refattn import _backward_fused, _threads, attention_backward
 from tests.test_reference import configs
 
 
@@ -160,3 +161,21 @@ def test_rows_shifted_by_their_bound_are_as_accurate_as_by_their_max(magnitude: 
         _relative_errors(got[:3], want[:3]), _relative_errors(by_max[:3], want[:3]), strict=True
     ):
         assert mine <= max(2 * theirs, 2e-6), (mine, theirs)
+
+
+def test_one_pass_memory_is_two_blocks_per_worker() -> None:
+    """64 query rows against 32768 keys: one 8 MiB block, taken whole, twice per worker."""
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((1, 1, 64, 4)).astype(np.float32)
+    k, v = (rng.standard_normal((1, 1, 1 << 15, 4)).astype(np.float32) for _ in range(2))
+    grad = rng.standard_normal(q.shape).astype(np.float32)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        _fused(grad, q, k, v, memory_budget=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    workers = _threads.worker_count() + 1
+    block = 64 * (1 << 15) * 4  # 8 MiB
+    assert peak <= 2 * block * workers + 3 * (k.nbytes + v.nbytes) + (1 << 20), peak / 2**20
