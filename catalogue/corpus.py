@@ -34,16 +34,17 @@ Method:
   are the *tuning* split (diagnose's rules may be written while reading them), the
   others the *held-out* split (never read while writing rules). For map ``k`` a case
   gets up to :data:`ATTEMPTS` candidate tables (:func:`size_table`), drawn from
-  ``random.Random`` seeded with ``"{case}:{k}:{attempt}"``, in this order: tables
-  sending each literal ``n`` to a value in ``[max(2, n // 2), 2 n + 8]`` other than
-  ``n``, keeping the literals' order and which literals divide which (a head count that
-  does not divide the width still does not); multiplicative tables (each prime to a
-  small number, so ``heads * head_dim == width`` still holds; attempts
-  :data:`MULTIPLICATIVE`); tables keeping the order only; last, every literal times
-  ``k + 2`` (keeping sums, for cases whose failure is ``6 + 3 > 8``). Each variant
-  keeps the first attempt that reproduces its failure. A variant whose every attempt of
-  map 0 raises its original message word for word (its numbers are ranks or axes, or it
-  has none) is skipped, and said so.
+  ``random.Random`` seeded with ``"{case}:{k}:{attempt}"``, of the kinds
+  :data:`ATTEMPT_KINDS` in that order: tables sending each literal ``n`` to a value in
+  ``[max(2, n // 2), 2 n + 8]`` other than ``n``, keeping the literals' order and which
+  literals divide which (a head count that does not divide the width still does not);
+  multiplicative tables (each prime to a small number, so ``heads * head_dim == width``
+  still holds, order kept); tables keeping some literals as they are (a batch that is
+  also the length of a written-out list); tables keeping the order only; last, every
+  literal times ``k + 2`` (keeping sums, for cases whose failure is ``6 + 3 > 8``). Each
+  variant keeps the first attempt that reproduces its failure. A variant whose every
+  attempt of map 0 raises its original message word for word (its numbers are ranks or
+  axes, or it has none) is not tried with the other maps, and said so.
 - **Same failure only.** A generated message is kept only when the rewritten variant
   raises the same exception class as the original variant and a message with the same
   *template* (:func:`template`: every run of digits replaced by ``#``, whitespace
@@ -94,11 +95,32 @@ MAPS = 6
 TUNING_MAPS = (0, 1)
 """Map ids whose messages form the tuning split; the others are held out."""
 
-ATTEMPTS = 8
-"""Candidate tables tried per case and map."""
+ATTEMPT_KINDS = (
+    "divisibility",
+    "divisibility",
+    "divisibility",
+    "multiplicative",
+    "multiplicative",
+    "partial",
+    "partial",
+    "partial",
+    "order",
+    "order",
+    "partial order",
+    "scaled",
+)
+"""What the candidate tables tried per case and map keep, in the order they are tried.
 
-MULTIPLICATIVE = (3, 4)
-"""Attempts whose table is multiplicative (see :func:`size_table`)."""
+``divisibility``: the literals' order and which divide which; ``multiplicative``:
+products, divisibility and order; ``partial``: like ``divisibility`` with each literal
+kept as it is with odds 1/2 (for sizes the code also spells as a list's length, such as
+the batch of ``np.array([[5], [3]])``); ``order``: the order only; ``partial order``:
+``order`` with literals kept; ``scaled``: every literal times ``k + 2`` for map ``k``
+(sums too).
+"""
+
+ATTEMPTS = len(ATTEMPT_KINDS)
+"""Candidate tables tried per case and map."""
 
 LARGEST = 4096
 """Integer literals above this are values (``10000``, ``2**24``), never rewritten."""
@@ -298,17 +320,20 @@ def _factors(n: int) -> list[int]:
 
 
 def _multiplicative(old: list[int], rng: random.Random) -> dict[int, int] | None:
-    """A map that sends each prime ``p`` to a small number ``g(p)``, and ``ab`` to ``g(a) g(b)``.
+    """A map that sends each prime ``p`` to a number ``g(p) <= 13``, and ``ab`` to ``g(a) g(b)``.
 
-    It keeps products (``heads * head_dim == width``) and divisibility, not order or sums.
+    It keeps products (``heads * head_dim == width``), divisibility and (drawn again until
+    it does) the order of the literals; not sums.
     """
     primes = sorted({p for n in old for p in _factors(n)})
     for _ in range(400):
-        g = {p: rng.choice([2, 3, 5, 7, 11]) for p in primes}
+        g = {p: rng.randint(2, 13) for p in primes}
         new = [math.prod(g[p] for p in _factors(n)) for n in old]
-        if len(set(new)) < len(new) or all(a == b for a, b in zip(old, new, strict=True)):
-            continue
+        if new != sorted(set(new)) or all(a == b for a, b in zip(old, new, strict=True)):
+            continue  # the order of the sizes kept (values no longer than keys...)
         if any(b > max(4 * a, 64) for a, b in zip(old, new, strict=True)):
+            continue
+        if not _keeps_relations(old, new):  # g(3) = 4 would make 2 divide 3
             continue
         return dict(zip(old, new, strict=True))
     return None
@@ -317,25 +342,30 @@ def _multiplicative(old: list[int], rng: random.Random) -> dict[int, int] | None
 def size_table(values: Iterable[int], key: str, attempt: int) -> dict[int, int] | None:
     """One candidate size map for the literals ``values`` (None when none was found).
 
-    Deterministic in ``key`` (``"{case}:{map}"``) and ``attempt``; see the module doc.
+    Deterministic in ``key`` (``"{case}:{map}"``) and ``attempt``, whose kind
+    (:data:`ATTEMPT_KINDS`) says what the table keeps; see the module doc.
     """
     old = sorted(set(values))
     if not old:
         return None
-    if attempt == ATTEMPTS - 1:
+    kind = ATTEMPT_KINDS[attempt]
+    if kind == "scaled":
         factor = int(key.rsplit(":", 1)[1]) + 2
         return {n: n * factor for n in old}
     rng = random.Random(f"{key}:{attempt}")
-    if attempt in MULTIPLICATIVE:
+    if kind == "multiplicative":
         return _multiplicative(old, rng)
-    strict = attempt < MULTIPLICATIVE[0]
     for _ in range(400):
         new = [rng.randint(max(2, n // 2), 2 * n + 8) for n in old]
-        if any(a == b for a, b in zip(old, new, strict=True)):
+        if kind.startswith("partial"):  # each literal kept with odds 1/2
+            new = [n if rng.random() < 0.5 else m for n, m in zip(old, new, strict=True)]
+            if new == old:
+                continue
+        elif any(a == b for a, b in zip(old, new, strict=True)):
             continue
         if any(a >= b for a, b in itertools.pairwise(new)):
             continue
-        if strict and not _keeps_relations(old, new):
+        if kind in {"divisibility", "partial"} and not _keeps_relations(old, new):
             continue
         return dict(zip(old, new, strict=True))
     return None

@@ -12,10 +12,10 @@ import pytest
 
 from catalogue import FRAMEWORKS, get
 from catalogue.corpus import (
+    ATTEMPT_KINDS,
     ATTEMPTS,
     FRAMEWORK_NAMES,
     MAPS,
-    MULTIPLICATIVE,
     TUNING_MAPS,
     generate,
     main,
@@ -28,8 +28,9 @@ from catalogue.record import load as recorded_outcomes
 from catalogue.taxonomy import TAGS
 from tests.diagnose_accuracy import GENERATED, generated, generated_accuracy
 
-HELDOUT_TOP1_FLOOR = 0.80
-"""diagnose's top-1 on the held-out split when this test was written; raise it, never lower."""
+HELDOUT_TOP1_FLOOR = 0.95
+"""diagnose's top-1 on the held-out split when this test was written (0.958 of 308 messages
+with diagnose.py at commit 80d1095); raise it as diagnose improves, never lower it."""
 
 NO_SIZES = {
     "attention_dropout_left_on_at_inference": "PyTorch only, 'No available kernel': no number",
@@ -121,24 +122,25 @@ def test_templates_hide_numbers_and_piece_counts() -> None:
 
 def test_size_tables_keep_what_they_say() -> None:
     old = [2, 4, 5, 8, 12, 100]
-    for attempt in range(ATTEMPTS):
+    for attempt, kind in enumerate(ATTEMPT_KINDS):
         table = size_table(old, "a_case:3", attempt)
         if table is None:
             continue
         new = [table[n] for n in old]
         assert len(set(new)) == len(new)
         assert table == size_table(old, "a_case:3", attempt)  # deterministic
-        if attempt in MULTIPLICATIVE:  # products and divisibility
+        assert new == sorted(new)  # the order of the sizes kept
+        assert new != old
+        if kind == "multiplicative":  # products
             assert table[4] == table[2] ** 2
             assert table[8] == table[2] * table[4]
             assert table[100] == table[4] * table[5] ** 2
-        else:
-            assert new == sorted(new)
-            assert all(a != b for a, b in zip(old, new, strict=True))
-        if attempt < MULTIPLICATIVE[0]:
+        if kind in {"divisibility", "multiplicative", "partial"}:
             assert all(
                 (b % a == 0) == (table[b] % table[a] == 0) for a in old for b in old if a != b
             )
+        if not kind.startswith("partial") and kind != "multiplicative":
+            assert all(a != b for a, b in zip(old, new, strict=True))
     assert size_table(old, "a_case:3", ATTEMPTS - 1) == {n: 5 * n for n in old}
 
 
