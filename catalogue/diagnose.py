@@ -1802,7 +1802,8 @@ CONCEPTS: tuple[Rule, ...] = (
         "aligned top-left hides the cache; decoding needs bottom-right alignment",
     ),
     Rule(
-        r"(?:masked.out|where=|where mask|masked (?:entries|values|logits))[^.]{0,120}"
+        r"(?:masked.out|where=|where mask|\bwhere\W{0,2} (?:related|argument)|masked "
+        r"(?:entries|values|logits))[^.]{0,120}"
         r"(?:grad|gradient|backward)|(?:grad|gradient|backward)\w*[^.]{0,120}(?:where=|"
         r"masked.out|masked (?:entries|values|logits))",
         ("inf-arithmetic", "softmax-overflow", "fully-masked-row"),
@@ -1899,8 +1900,9 @@ CONCEPTS: tuple[Rule, ...] = (
         "token, and some fused kernels mishandle padded rows",
     ),
     Rule(
-        r"(?:weights?|probabilit\w+|softmax|attention|scores?)[^.]{0,40}(?:all|every\w*)?"
-        r"\s?(?:1\.0|ones?\b|equal to (?:1|one))|(?:all|every) (?:ones|1\.0)",
+        r"(?:weights?|probabilit\w+|softmax|attention|scores?)[^.]{0,40}(?:(?:are |is )?"
+        r"(?:all|every\w*) |are |is |== ?|become )(?:1\.0|ones?\b|equal to (?:1|one))|"
+        r"(?:all|every) (?:ones|1\.0)",
         ("softmax-axis", "missing-scale", "axis-out-of-range"),
         "softmax over an axis of size 1 (or the wrong axis) gives 1.0 everywhere: weights are "
         "normalised over the keys, the last axis",
