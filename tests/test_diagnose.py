@@ -853,3 +853,73 @@ def test_a_traceback_at_the_end_of_a_long_log_is_read() -> None:
     best = diagnose(log + traceback)[0]
     assert "gqa-heads" in best.case.tags
     assert "32 query heads against 8 key/value heads" in best.why
+
+
+NOISY_REPORTS = [
+    (
+        "Hi, I'm training a ViT with timm and after switching to torch.compile + bf16 I get NaN "
+        "loss after 300 steps. The attention uses F.scaled_dot_product_attention with an additive "
+        "mask of -1e9.",
+        {"fp16-overflow", "softmax-overflow", "inf-arithmetic", "reduced-precision"},
+    ),
+    (
+        "Whisper: decoding with beam search (num_beams=4) fails with RuntimeError: The size of "
+        "tensor a (4) must match the size of tensor b (16) at non-singleton dimension 0",
+        {"batch-mismatch"},
+    ),
+    (
+        "Llama 3 8B with GQA: I wrote my own attention and get 'RuntimeError: The size of tensor "
+        "a (32) must match the size of tensor b (8) at non-singleton dimension 1' when computing "
+        "q @ k.transpose(-2, -1)",
+        {"gqa-heads"},
+    ),
+    (
+        "In my BERT fine-tuning the loss doesn't go down and attention probs are almost uniform "
+        "over all tokens including [PAD]",
+        {"mask-missing", "mask-polarity", "mask-dtype", "softmax-axis", "missing-scale"},
+    ),
+    (
+        "Our T5 export to ONNX gives different outputs than PyTorch for sequences with padding",
+        {"backend-constraint", "mask-missing", "mask-dtype", "positions", "kernel-layout"},
+    ),
+    (
+        "keras MultiHeadAttention: passing attention_mask of shape (batch, seq) raises "
+        "InvalidArgumentError: Incompatible shapes: [8,4,20,20] vs. [1,1,8,20] [Op:LogicalAnd]",
+        {"mask-shape"},
+    ),
+    (
+        "After resizing token embeddings, generation crashes with IndexError: index out of range "
+        "in self",
+        {"token-out-of-range"},
+    ),
+    (
+        "When prompt length + max_new_tokens exceeds 2048, the model crashes with an index error "
+        "in the rotary cos/sin cache",
+        {"position-out-of-range", "kv-cache", "rotary-embedding"},
+    ),
+    (
+        "mixtral sliding window: outputs differ between sdpa and flash_attention_2 for sequences "
+        "longer than 4096",
+        {"window-size", "backend-constraint"},
+    ),
+    (
+        "training with packed sequences and flash_attn_varlen_func: loss is lower than expected; "
+        "cu_seqlens are built with torch.cumsum(seqlens)",
+        {"packed-sequences"},
+    ),
+    (
+        "My decoder-only model repeats the prompt when I batch prompts of different lengths with "
+        "right padding",
+        {"positions", "mask-missing"},
+    ),
+    (
+        "Attention weights become NaN only for the padded sequences in the batch",
+        {"fully-masked-row", "nan-in-padding"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), NOISY_REPORTS)
+def test_reports_mixing_prose_and_errors_find_their_family(message: str, tags: set[str]) -> None:
+    # a fourth batch written before running diagnose on it (11 first, 12 in the top three)
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
