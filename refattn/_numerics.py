@@ -59,13 +59,15 @@ class Poison:
 
 
 def _max_abs(a: npt.NDArray[np.floating]) -> float:
-    """``max |a|`` as a Python float (0 for an empty array), without a temporary."""
+    """``max |a|`` as a Python float (0 for an empty array); NaN if an entry is NaN.
+
+    Small arrays through ``|a|`` (one reduction after a cheap temporary), large ones
+    through max and min (two reductions, no temporary the size of ``a``).
+    """
     if not a.size:
         return 0.0
-    if a.size <= _FEW:
-        entries = a.ravel().tolist()
-        if math.isfinite(sum(entries)):  # else an entry is NaN or inf (or the sum overflows)
-            return max(max(entries), -min(entries))
+    if a.size <= 4096:
+        return float(_MAXIMUM(np.abs(a), axis=None))
     return max(float(_MAXIMUM(a, axis=None)), -float(_MINIMUM(a, axis=None)))
 
 
@@ -180,6 +182,9 @@ def _dtype_max(dtype: np.dtype[np.floating]) -> float:
     return _MAX[dtype] if dtype in _MAX else float(np.finfo(dtype).max)
 
 
+_LIMITS = {dtype: (_MAX[dtype] * _HEADROOM, _TINY[dtype]) for dtype in _MAX}  # for _fits
+
+
 @dataclass(eq=False)  # not frozen: see Plan
 class Prepared:
     """What :func:`prepare` found, for the kernel.
@@ -276,7 +281,9 @@ def _fits(
     ``magnitudes``: bounds on ``|query_i|`` and ``|key_j|``, max ``|value|`` entry;
     ``bounds``: :func:`_logit_bound` of them, when already computed.
     """
-    limit = _dtype_max(dtype) * _HEADROOM
+    limit, tiny = (
+        _LIMITS[dtype] if dtype in _LIMITS else (_dtype_max(dtype) * _HEADROOM, _tiny(dtype))
+    )
     if bounds is None:
         bounds = _logit_bound(plan, magnitudes[0], magnitudes[1])
     logit, raw, scaled = bounds
@@ -287,7 +294,7 @@ def _fits(
         and raw <= limit  # the matmul itself, before a softcap bounds it
         and scaled <= limit
         and values <= limit
-        and (root == 0 or root >= _tiny(dtype))  # sqrt(scale) must not be subnormal
+        and (root == 0 or root >= tiny)  # sqrt(scale) must not be subnormal
         # nor may softcap round to 0 (0 / 0 in tanh's argument)
         and (
             plan.softcap is None or (plan.softcap <= limit and float(dtype.type(plan.softcap)) > 0)

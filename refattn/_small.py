@@ -205,11 +205,7 @@ def run(prepared: Prepared, need_lse: bool) -> tuple[FloatArray, FloatArray | No
     out: FloatArray = np.dot(flat, v) if single else np.matmul(flat, v)  # einsums.MIX
     if unshifted and out.size:  # _kernel._underflowed: its rare cases go to the kernel
         limit = 16 * max(width, 1) * _TINY[out.dtype]
-        if out.size <= 64:  # a few entries: cheaper in Python, as exact
-            smallest = min(map(abs, out.ravel().tolist()))
-        else:
-            smallest = float(np.minimum.reduce(np.abs(out), axis=None))
-        if not smallest >= limit:  # NaN too: the kernel decides
+        if not float(np.abs(out).min()) >= limit:  # NaN too: the kernel decides
             return None
 
     # _kernel._finish
