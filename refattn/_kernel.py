@@ -322,9 +322,10 @@ def _underflowed(plan: Plan, task: Task, out: FloatArray, total: FloatArray) -> 
     the shift. Exact zeros from value columns that are zero over the block are exact.
     """
     limit = 16 * max(task.hi - task.lo, 1) * float(np.finfo(out.dtype).tiny)
-    small = np.abs(out) < limit
-    if not small.any():  # the common case: one reduction decides
+    size = np.abs(out)
+    if not size.size or float(size.min()) >= limit:  # the common case: one reduction decides
         return False
+    small = size < limit
     small &= (total > 0)[..., None]  # a row with no allowed key sums exactly 0
     if not small.any():
         return False
@@ -465,6 +466,17 @@ def _finish(
     where = (task.n, slice(task.h0, task.h1), slice(None), slice(task.r0, task.r1))
     dead = total == 0
     any_dead = bool(dead.any())
+    if not any_dead and poison is None:  # the common case: divide straight into the output
+        lse = np.log(total)
+        if shift is not None:
+            lse += shift[..., 0]
+        res.lse[where] = lse.reshape(heads, groups, rows)
+        np.divide(
+            out.reshape(heads, groups, rows, -1),
+            total.reshape(heads, groups, rows, 1),
+            out=res.out[where],
+        )
+        return
     if any_dead:
         with np.errstate(divide="ignore"):  # a dead row's lse is log(0) = -inf
             lse = np.log(total)
