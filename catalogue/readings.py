@@ -1,0 +1,924 @@
+"""The numbers of an error message, read as attention's axes.
+
+Each reading takes a message and, when it recognises the sizes it quotes, returns a
+:class:`Reading`: the failure families those sizes point to, likeliest first, and per
+family a sentence saying what the numbers mean in that family's terms. Broadcast errors
+are aligned as broadcasting aligns shapes, on the scores ``(B, H, L, S)``; contraction
+errors name the contracted sizes; reshape errors compare element counts; embedding
+lookups compare an index with its table; some shapes name one mistake outright (a square
+mask of another length, one query against more keys than the mask covers, a mask with one
+entry per example where batch × heads are counted). Used by :mod:`.diagnose`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_SCORE_AXES = ("batch", "head", "query length", "key length")
+_SCORE_LETTERS = ("B", "H", "L", "S")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the message's sizes mean, per failure family.
+
+    Attributes:
+        tags: the families these sizes point to, likeliest first.
+        say: per tag, a sentence in that family's terms; ``default`` for the others.
+        default: a neutral sentence naming the numbers and the axis.
+    """
+
+    tags: tuple[str, ...]
+    say: dict[str, str] = field(default_factory=dict)
+    default: str = ""
+    more: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per tag, other sentences on the same numbers, for a second case of that family."""
+
+    def sentence(self, tag: str) -> str:
+        """The sentence for ``tag``."""
+        return self.say.get(tag, self.default)
+
+    def sentences(self, tag: str) -> tuple[str, ...]:
+        """The sentence for ``tag``, then its alternatives."""
+        return (self.sentence(tag), *self.more.get(tag, ()))
+
+
+_SHAPE = re.compile(r"[\[(]\s*(\d+(?:\s*,\s*\d+)*)\s*,?\s*[\])]")
+
+
+def shapes(text: str) -> list[tuple[int, ...]]:
+    """Every shape quoted in ``text``: ``(2, 8, 5, 5)``, ``[2,8,5,5]``, ``torch.Size([2, 8])``.
+
+    ``[original->remapped]`` listings of NumPy and PyTorch count once, by their original.
+    """
+    text = re.sub(r"->\s*[\[(][^\])]*[\])]", " ", text)
+    text = re.sub(r"\b(?:None|\?)(?=\s*[,)\]])", "1", text)  # an unknown size broadcasts
+    return [tuple(int(n) for n in group.split(",")) for group in _SHAPE.findall(text)]
+
+
+def _remapped(text: str) -> list[tuple[int, ...]]:
+    """PyTorch einsum's remapped shapes (``[32, 77, 40]->[32, 1, 77, 40]``): one axis per label."""
+    return [
+        tuple(int(n) for n in group.split(","))
+        for group in re.findall(r"->\s*\[(\d+(?:,\s*\d+)+)\]", text)
+    ]
+
+
+_VOCAB_MIN = 5000
+"""An embedding table this long, not a power of two (or one plus two), reads as a vocabulary;
+position tables are 512, 514, 1024, 4098... rows."""
+
+
+def index_reading(text: str) -> Reading | None:
+    """An embedding lookup past its table, with the numbers read as token id or position.
+
+    TensorFlow's ``indices[i,j] = v is not in [0, n)`` gives the position ``j`` of the
+    offending entry: ``v == j`` means the index is the position itself (a sequence longer
+    than the position table); a table of :data:`_VOCAB_MIN` rows or more is a vocabulary.
+    """
+    found = re.search(r"indices\[(?:\d+,)*(\d+)\] = (-?\d+) is not in \[0, (\d+)\)", text)
+    table = None
+    if found:
+        column, value, table = (int(g) for g in found.groups())
+    else:
+        other = re.search(
+            r"index (-?\d+) is out of bounds for (?:axis|dimension) 0 with size (\d+)|"
+            r"Tried to access index (-?\d+) out of table with (\d+) rows",
+            text,
+        )
+        if not other:
+            return None
+        numbers = [int(g) for g in other.groups() if g is not None]
+        value, table, column = numbers[0], numbers[1], -1
+    if value < 0:
+        return Reading(
+            ("token-out-of-range",),
+            {
+                "token-out-of-range": f"index {value}: a negative id (a -100 or -1 pad id) "
+                f"looked up in a table of {table} rows"
+            },
+            f"index {value} into a table of {table} rows",
+        )
+    pow2 = any(n > 0 and n & (n - 1) == 0 for n in (table, table - 2))  # 512, 514, 4098
+    says_position = value == column or (pow2 and table < _VOCAB_MIN)
+    says_token = not pow2 and (table >= _VOCAB_MIN or value == table)
+    if not (says_position or says_token):
+        return None
+    position = (
+        f"index {value} into a table of {table} rows: a sequence longer than the "
+        f"{table} positions the table was built for"
+    )
+    token = (
+        f"index {value} into a table of {table} rows: a token id past the vocabulary "
+        "(a tokenizer with added tokens, or a model built for a smaller vocabulary)"
+    )
+    tags = ("position-out-of-range", "token-out-of-range")
+    if not says_position:
+        tags = ("token-out-of-range", "position-out-of-range")
+    return Reading(
+        tags,
+        {"position-out-of-range": position, "token-out-of-range": token},
+        f"index {value} into a table of {table} rows",
+        {
+            "position-out-of-range": (
+                f"positions 0..{value} need a table of {value + 1} rows or more; this one "
+                f"has {table}: truncate the input or extend the table",
+            ),
+            "token-out-of-range": (
+                f"ids must stay below {table}: id {value} is past the last row of the "
+                "embedding (resize the embedding to the tokenizer)",
+            ),
+        },
+    )
+
+
+_QKV_SHAPE = re.compile(
+    r"\b(query|key|value|q|k|v)(?:\.shape|[ _]shape|\.size\(\))?\s*[:=]?\s*"
+    r"(?:torch\.Size\()?[\[(]?\s*(\d+(?:\s*[,x×]\s*\d+){2,})",
+    re.IGNORECASE,
+)
+
+
+def qkv_reading(text: str) -> Reading | None:
+    """Query and key/value shapes named in the message, compared axis by axis.
+
+    Query and key may differ in length (``L`` against ``S``); a difference on the first
+    axis is two batches, on a head axis two head counts, on the last two feature sizes.
+    """
+    named: dict[str, tuple[int, ...]] = {}
+    for name, numbers in _QKV_SHAPE.findall(text):
+        key = name.lower()[0]
+        named.setdefault(key, tuple(int(n) for n in re.split(r"\s*[,x×]\s*", numbers)))
+    if "q" not in named or not ({"k", "v"} & set(named)):
+        return None
+    q = named["q"]
+    k = named.get("k", named.get("v", ()))
+    if len(q) != len(k):
+        return None
+    if q[0] != k[0]:
+        return Reading(
+            ("batch-mismatch", "kv-length-mismatch"),
+            {
+                "batch-mismatch": f"the query has batch {q[0]} and the key/value {k[0]}: "
+                "the other input (a context, an encoder output) was not repeated for the batch"
+            },
+            f"query batch {q[0]} against key/value batch {k[0]}",
+        )
+    if len(q) == 4 and q[1] != k[1] and q[2] == k[2]:
+        big, small = max(q[1], k[1]), min(q[1], k[1])
+        return Reading(
+            ("gqa-heads", "kernel-layout"),
+            {"gqa-heads": f"{q[1]} query heads against {k[1]} key/value heads"},
+            f"{big} against {small} on the second axis of query and key",
+        )
+    if q[-1] != k[-1]:
+        return Reading(
+            ("qk-dim-mismatch", "projection-width"),
+            {"qk-dim-mismatch": f"query features {q[-1]} against key features {k[-1]}"},
+            f"query features {q[-1]} against key features {k[-1]}",
+        )
+    if "v" in named and "k" in named and named["k"][:-1] != named["v"][:-1]:
+        return Reading(
+            ("kv-length-mismatch",),
+            {},
+            f"key {named['k']} and value {named['v']} disagree before the feature axis",
+        )
+    return None
+
+
+_LABEL_ROLES = {
+    "b": ("batch-mismatch", "the batch axis"),
+    "n": ("batch-mismatch", "the batch axis"),
+    "h": ("gqa-heads", "the head axis"),
+    "g": ("gqa-heads", "the head-group axis"),
+    "d": ("qk-dim-mismatch", "the feature axis"),
+    "e": ("qk-dim-mismatch", "the feature axis"),
+    "c": ("qk-dim-mismatch", "the feature axis"),
+    "k": ("kv-length-mismatch", "the key axis"),
+    "s": ("kv-length-mismatch", "the key axis"),
+    "j": ("kv-length-mismatch", "the key axis"),
+    "t": ("kv-length-mismatch", "the sequence axis"),
+    "l": ("kv-length-mismatch", "the query axis"),
+    "i": ("kv-length-mismatch", "the query axis"),
+    "q": ("kv-length-mismatch", "the query axis"),
+}
+_ROLE_TAGS = {
+    "batch-mismatch": ("batch-mismatch", "kv-length-mismatch"),
+    "gqa-heads": ("gqa-heads", "batch-mismatch"),
+    "qk-dim-mismatch": ("qk-dim-mismatch", "projection-width", "kv-length-mismatch"),
+    "kv-length-mismatch": ("kv-length-mismatch", "position-out-of-range", "batch-mismatch"),
+}
+
+
+def einsum_reading(text: str) -> Reading | None:
+    """An einsum label whose sizes disagree, read by its letter (``h`` heads, ``d`` features...).
+
+    PyTorch: ``subscript h has size 2 for operand 1 which does not broadcast with
+    previously seen size 8``; JAX: ``Size of label 'h' for operand 1 (8) does not match
+    previous terms (2)``.
+    """
+    torch_label = re.search(
+        r"subscript (\w) has size (\d+) for operand \d+ which does not broadcast with "
+        r"previously seen size (\d+)",
+        text,
+    )
+    jax_label = re.search(
+        r"Size of label '(\w)' for operand \d+ \((\d+)\) does not match previous terms "
+        r"\((\d+)\)",
+        text,
+    )
+    found = torch_label or jax_label
+    if not found:
+        return None
+    label, a, b = found.group(1), int(found.group(2)), int(found.group(3))
+    family, axis = _LABEL_ROLES.get(label.lower(), ("", f"the axis labelled {label}"))
+    if not family:
+        return None
+    big, small = max(a, b), min(a, b)
+    say = {
+        "batch-mismatch": f"{a} against {b} on {axis} ('{label}'): two batches of different "
+        "sizes (a context or cache not repeated for the batch, or beams)",
+        "gqa-heads": f"{big} query heads against {small} key/value heads on '{label}'"
+        + (f": each key/value head serves {big // small}" if small and big % small == 0 else ""),
+        "qk-dim-mismatch": f"{a} against {b} features on '{label}': query and key (or the "
+        "projection) differ in width",
+        "projection-width": f"{a} against {b} on the contracted feature axis '{label}': an "
+        "input wider or narrower than the projection",
+        "kv-length-mismatch": f"{a} against {b} on {axis} ('{label}'): two sequences of "
+        "different lengths (keys and values, or a table built for another length)",
+        "position-out-of-range": f"{a} against {b} positions on '{label}': a position table "
+        "or relative bias built for another length",
+    }
+    return Reading(_ROLE_TAGS[family], say, f"{a} against {b} on {axis} ('{label}')")
+
+
+def _ints(group: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", group))
+
+
+def matmul_reading(text: str) -> Reading | None:
+    """A batched matmul whose operands disagree, read from the shapes it quotes.
+
+    The batch axes (all but the last two) name batch or heads; the contracted axes say
+    whether the second operand is a key not transposed (it ends like the first), a weight
+    (2-D) or another tensor.
+    """
+    batch = re.search(
+        r"must have compatible batch dimensions: \[([\d,]+)\] vs\. \[([\d,]+)\]|"
+        r"Incompatible types for matmul arguments: \w+\[([\d,]+)\] and \w+\[([\d,]+)\]|"
+        r"remapped shapes \[original->remapped\]: \(([\d,]+)\)->\(([\d,]*)[\w,]*\) "
+        r"\(([\d,]+)\)->\(([\d,]*)[\w,]*\)",
+        text,
+    )
+    if batch:
+        groups = [g for g in batch.groups() if g is not None]
+        first, second = _ints(groups[0]), _ints(groups[1])
+        if len(groups) == 4:  # NumPy: the remapped prefix holds the batch axes
+            left, right = _ints(groups[0]), _ints(groups[2])
+            if len(left) != len(right):
+                return Reading(
+                    ("batched-matmul", "batch-mismatch"),
+                    {
+                        "batched-matmul": f"a {len(left)}-D operand against a {len(right)}-D "
+                        f"one in a matmul: their batch axes {_ints(groups[1])} and "
+                        f"{_ints(groups[3])} do not line up",
+                    },
+                    f"({groups[0]}) against ({groups[2]})",
+                )
+            first, second = _ints(groups[1]), _ints(groups[3])
+        else:
+            first, second = first[:-2], second[:-2]
+        if len(first) != len(second) or not first:
+            return None
+        bad = [
+            i for i in range(len(first)) if first[i] != second[i] and 1 not in (first[i], second[i])
+        ]
+        if len(bad) != 1:
+            return None
+        a, b = first[bad[0]], second[bad[0]]
+        if len(first) >= 2 and bad[0] == len(first) - 1:
+            return _axis_reading(a, b, 1, 4)  # (B, H) batch axes: the heads
+        return _axis_reading(a, b, 0, 4)
+    sizes = re.search(
+        r"Matrix size-incompatible: In\[0\]: \[([\d,]+)\], In\[1\]: \[([\d,]+)\]", text
+    )
+    if not sizes:
+        return None
+    left, right = _ints(sizes.group(1)), _ints(sizes.group(2))
+    if len(left) < 2 or len(right) < 2:
+        return None
+    m, k, k2, n = left[-2], left[-1], right[-2], right[-1]
+    if len(right) == 2 and len(left) >= 3:
+        return Reading(
+            ("projection-width", "qk-dim-mismatch"),
+            {
+                "projection-width": f"a ({k2}, {n}) weight applied to {k} features: the "
+                f"projection was built for {k2} inputs",
+            },
+            f"[..., {m}, {k}] times a ({k2}, {n}) weight",
+        )
+    if right == left or (n == k and k2 != k):
+        return Reading(
+            ("missing-transpose", "qk-dim-mismatch"),
+            {
+                "missing-transpose": f"the second operand [..., {k2}, {n}] ends with {n} "
+                f"features like the first: the keys were not transposed (Q @ K with K "
+                f"(..., S, D); use K transposed to (..., D, S))",
+            },
+            f"[..., {m}, {k}] times [..., {k2}, {n}]",
+        )
+    return Reading(
+        ("qk-dim-mismatch", "kv-length-mismatch", "projection-width"),
+        {
+            "qk-dim-mismatch": f"{k} against {k2} on the contracted axis: query and key "
+            "feature sizes differ",
+            "kv-length-mismatch": f"[..., {m}, {k}] weights times [..., {k2}, {n}] values: "
+            f"{k} keys against {k2} values",
+        },
+        f"[..., {m}, {k}] times [..., {k2}, {n}]: {k} against {k2}",
+    )
+
+
+def _head_dim_like(n: int) -> bool:
+    return 8 <= n <= 1024 and n & (n - 1) == 0
+
+
+def contraction_reading(text: str) -> Reading | None:
+    """Two sizes that met on a matmul's contracted axis, read as features or lengths.
+
+    NumPy (``size 7 is different from 8``), JAX (``got (8,) and (7,)``) and PyTorch's bmm
+    (``to be: [B, 8] but got: [B, 7]``) name only the two sizes. Model widths (both 256 or
+    more) point to a projection; a head size (a power of two from 8 to 256) against a
+    size that is not one points to a sequence length meeting the features: keys not
+    transposed (toy sizes: a sequence shorter than the head size); other sizes, to query
+    and key widths that differ.
+    """
+    found = (
+        re.search(r"mismatch in its core dimension 0.*\(size (\d+) is different from (\d+)\)", text)
+        or re.search(
+            r"contracting dimensions to have the same shape, got \(?\[?(\d+),?\)?\]? "
+            r"and \(?\[?(\d+)",
+            text,
+        )
+        or re.search(r"batch2 tensor to be: \[\d+, (\d+)\] but got: \[\d+, (\d+)\]", text)
+    )
+    if not found:
+        return None
+    return _contraction(int(found.group(1)), int(found.group(2)))
+
+
+def _contraction(a: int, b: int) -> Reading:
+    """Sizes ``a`` and ``b`` met on a contracted axis (see :func:`contraction_reading`)."""
+    sentence = {
+        "projection-width": f"{a} against {b} on the contracted axis: model widths, so an input "
+        "or context of one width meets a projection built for the other",
+        "missing-transpose": f"{a} against {b} on the contracted axis: a head size meets a "
+        "sequence length, as when K (..., S, D) is used where Kᵀ (..., D, S) is meant",
+        "qk-dim-mismatch": f"{a} against {b} on the contracted axis: query and key feature "
+        "sizes differ (projections built with different output sizes)",
+        "kv-length-mismatch": f"{a} against {b} on the contracted axis: weights over {a} keys "
+        f"meet {b} values (keys and values of different lengths)",
+    }
+    small, big = min(a, b), max(a, b)
+    if small >= 256:
+        tags: tuple[str, ...] = ("projection-width", "qk-dim-mismatch", "missing-transpose")
+    elif _head_dim_like(big) and small & (small - 1) != 0:
+        tags = ("missing-transpose", "qk-dim-mismatch", "kv-length-mismatch", "projection-width")
+    elif big >= 128:
+        tags = ("projection-width", "qk-dim-mismatch", "missing-transpose", "kv-length-mismatch")
+    else:
+        tags = ("qk-dim-mismatch", "missing-transpose", "projection-width", "kv-length-mismatch")
+    return Reading(tags, sentence, f"{a} against {b} on a matmul's contracted axis")
+
+
+def tf_graph_reading(text: str) -> Reading | None:
+    """TensorFlow's graph-mode message, read with the shapes it quotes.
+
+    ``Dimensions must be equal, but are A and B for '{{node X}} = Op[...]' with input
+    shapes: [..], [..]``: the op says whether two shapes met in a matmul or elementwise.
+    """
+    found = re.search(
+        r"Dimensions must be equal, but are (\d+) and (\d+) for .{0,200}?= ?(\w+)\[.{0,400}?"
+        r"with input shapes: \[([\d,?]*)\], \[([\d,?]*)\]",
+        text,
+        re.DOTALL,
+    )
+    old = re.search(
+        r"In\[0\] mismatch In\[1\] shape: (\d+) vs\. (\d+): \[([\d,]+)\] \[([\d,]+)\]", text
+    )
+    if old:
+        shown = f"Matrix size-incompatible: In[0]: [{old.group(3)}], In[1]: [{old.group(4)}]"
+        return matmul_reading(shown)
+    if not found:
+        return None
+    op = found.group(3)
+    left, right = found.group(4).replace("?", "0"), found.group(5).replace("?", "0")
+    if "MatMul" in op:
+        return matmul_reading(f"Matrix size-incompatible: In[0]: [{left}], In[1]: [{right}]")
+    if "Einsum" in op or "Dense" in op:  # a Keras projection's einsum: a width meets a weight
+        return _contraction(int(found.group(1)), int(found.group(2)))
+    return shape_reading(f"Incompatible shapes: [{left}] vs. [{right}]")
+
+
+def tf_einsum_reading(text: str) -> Reading | None:
+    """``Expected dimension 6 at axis 0 of the input shaped [2,7,2,4] but got dimension 2``."""
+    found = re.search(
+        r"Expected dimension (\d+) at axis (\d+) of the input shaped \[([\d,]+)\] but got "
+        r"dimension (\d+)",
+        text,
+    )
+    if not found:
+        return None
+    want, axis, shape, got = (
+        int(found.group(1)),
+        int(found.group(2)),
+        _ints(found.group(3)),
+        int(found.group(4)),
+    )
+    if axis == 0:
+        return _axis_reading(want, got, 0, 3)
+    if axis == len(shape) - 1:
+        return Reading(
+            ("qk-dim-mismatch", "projection-width", "kv-length-mismatch"),
+            {"qk-dim-mismatch": f"{want} against {got} on the last (feature) axis"},
+            f"{want} against {got} on the last axis",
+        )
+    return None
+
+
+_BATCH_LIKE = 128
+"""Up to this, a size may be a batch size (or a batch × heads factor)."""
+
+
+def reshape_reading(text: str) -> Reading | None:
+    """A reshape or view that cannot hold the tensor, with the element counts compared.
+
+    With ``-1`` in the shape (or TensorFlow's "requires a multiple of"), the named axes do
+    not divide the size: a width that is not a multiple of the head count. Without it, a
+    size that is a whole multiple of what the shape holds means an axis taken from the
+    wrong tensor (a batch or length of another tensor, batch-first read as sequence-first).
+    """
+    found = re.search(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)", text)
+    numpy = re.search(
+        r"cannot reshape array of (?:shape \([\d, ]*\) \()?size (\d+)\)? into shape "
+        r"\(([-\d, ]+)\)",
+        text,
+    )
+    multiple = re.search(
+        r"Input to reshape is a tensor with (\d+) values, but the requested shape "
+        r"(requires a multiple of|has) (\d+)",
+        text,
+    )
+    if found:
+        shape, size = _signed(found.group(1)), int(found.group(2))
+    elif numpy:
+        shape, size = _signed(numpy.group(2)), int(numpy.group(1))
+    elif multiple:
+        size, held = int(multiple.group(1)), int(multiple.group(3))
+        shape = (-1, held) if multiple.group(2).startswith("requires") else (held,)
+    else:
+        return None
+    held = 1
+    for n in shape:
+        held *= n if n > 0 else 1
+    shown = ", ".join(map(str, shape))
+    split = (
+        f"{size} elements do not split into [{shown}]: the named axes hold {held}, which does "
+        f"not divide {size}; the width is not a multiple of the head count"
+    )
+    if 0 in shape:
+        zero = (
+            f"[{shown}] has an axis of size 0: an integer division that rounded down to zero "
+            "(query heads // key/value heads with more key/value heads than query heads, or "
+            "a width // heads)"
+        )
+        return Reading(("gqa-heads", "head-split"), {"gqa-heads": zero, "head-split": zero}, zero)
+    if -1 in shape or not held:
+        return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
+    ratio = size / held
+    whole = ratio if ratio >= 1 else 1 / ratio
+    if len(shape) == 4 and abs(whole - round(whole)) < 1e-9 and whole >= 2:
+        heads = shape[2]
+        holds = heads * ratio
+        fewer = (
+            f"[{shown}] {'needs' if ratio < 1 else 'holds'} {round(whole)} times "
+            f"{'more' if ratio < 1 else 'fewer'} elements than the {size} there are: with a "
+            f"(B, L, H, D) view, {heads} heads where the tensor holds {holds:g}: in a "
+            "grouped-query model the key/value projection has num_key_value_heads and the "
+            "query num_heads (or an axis of the view comes from another tensor)"
+        )
+        return Reading(
+            ("gqa-heads", "layout-confusion", "head-split"),
+            {"gqa-heads": fewer, "layout-confusion": fewer},
+            fewer,
+        )
+    if 2 <= whole <= _BATCH_LIKE and abs(whole - round(whole)) < 1e-9:
+        layout = (
+            f"{size} elements against the {held} that [{shown}] holds, exactly {round(whole)} "
+            f"times {'more' if ratio > 1 else 'fewer'}: an axis of the view (batch, length, "
+            "heads) was taken from another tensor or another axis (batch-first read as "
+            "sequence-first)"
+        )
+        return Reading(
+            ("layout-confusion", "batch-mismatch", "head-split"),
+            {"layout-confusion": layout, "batch-mismatch": layout.replace("an axis", "a size")},
+            layout,
+        )
+    return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
+
+
+def _signed(group: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"-?\d+", group))
+
+
+def mha_mask_reading(text: str) -> Reading | None:
+    """``The shape of the 2D attn_mask is torch.Size([a, a]), but should be (b, b)``.
+
+    A square mask built for the sequence's own length ``a`` while the layer reads length
+    ``b`` from the query's first axis: a batch-first input given to a sequence-first layer
+    (``b`` is then the batch size), or a mask built for another length.
+    """
+    three = re.search(
+        r"shape of the 3D attn_mask is torch\.Size\(\[(\d+), (\d+), (\d+)\]\), but should "
+        r"be \((\d+), (\d+), (\d+)\)",
+        text,
+    )
+    if three:
+        got_n, got_l, got_s, want_n, want_l, want_s = (int(g) for g in three.groups())
+        if (got_l, got_s) == (want_l, want_s) and got_n and want_n % got_n == 0:
+            heads = want_n // got_n
+            return Reading(
+                ("mask-shape", "mask-broadcast-axis"),
+                {
+                    "mask-shape": f"a ({got_n}, {got_l}, {got_s}) mask where MultiheadAttention "
+                    f"wants (N·num_heads, L, S) = ({want_n}, {got_l}, {got_s}): one mask per "
+                    f"example must be repeated for each of the {heads} heads",
+                    "mask-broadcast-axis": f"a per-example mask of {got_n} where the layer "
+                    f"counts {want_n} = batch × heads: repeat_interleave it over the heads, "
+                    "in batch-major order",
+                },
+                f"a ({got_n}, {got_l}, {got_s}) mask against ({want_n}, {want_l}, {want_s})",
+            )
+    found = re.search(
+        r"shape of the 2D attn_mask is torch\.Size\(\[(\d+), (\d+)\]\), but should be "
+        r"\((\d+), (\d+)\)",
+        text,
+    )
+    if not found:
+        return None
+    got_l, got_s, want_l, want_s = (int(g) for g in found.groups())
+    if got_l == got_s and want_l == want_s and got_l != want_l:
+        order: tuple[str, ...] = ("layout-confusion", "causal-alignment", "mask-shape")
+        if want_l > _BATCH_LIKE:
+            order = ("causal-alignment", "mask-shape", "layout-confusion")
+        return Reading(
+            order,
+            {
+                "layout-confusion": f"a ({got_l}, {got_l}) mask where the layer reads length "
+                f"{want_l} from the query's first axis: is {want_l} your batch size? then the "
+                "input is batch-first for a sequence-first layer (batch_first)",
+                "mask-shape": f"a ({got_l}, {got_l}) mask where the layer wants ({want_l}, "
+                f"{want_l})",
+                "causal-alignment": f"a causal mask built for {got_l} positions where the query "
+                f"has {want_l}: built once for another length and not cut to this one",
+            },
+            f"a ({got_l}, {got_l}) mask against ({want_l}, {want_l})",
+        )
+    return None
+
+
+def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
+    """Two sizes ``a`` and ``b`` meeting on axis ``dim`` of rank-``rank`` scores."""
+    big, small = max(a, b), min(a, b)
+    if rank != 4 or dim > 3:
+        batch_axis = dim == 0 and rank >= 3
+        where = f"axis {dim} of a rank-{rank} operation"
+        default = f"{a} against {b} on {where}"
+        if batch_axis:
+            return Reading(
+                ("batch-mismatch", "mask-shape", "kv-length-mismatch"),
+                {
+                    "batch-mismatch": f"{a} against {b} on the first axis of a rank-{rank} "
+                    "operation: two batches (or batch × heads) of different sizes meet",
+                    "mask-shape": f"a mask of {b} where the scores have {a} on the batch (or "
+                    "batch × heads) axis",
+                },
+                default,
+            )
+        if rank == 3 and dim == 1:
+            tags: tuple[str, ...] = ("kv-length-mismatch", "layout-confusion", "mask-shape")
+        else:
+            tags = ("mask-shape", "kv-length-mismatch", "projection-width")
+        return Reading(
+            tags,
+            {
+                "kv-length-mismatch": f"{a} against {b} on {where}: two sequences of "
+                "different lengths meet (a layer that shortened the sequence, or keys and "
+                "values of different lengths)",
+                "layout-confusion": f"{a} against {b} on {where}: the axes are not in the "
+                "order the operation expects (batch-first against sequence-first)",
+                "mask-shape": f"a mask or bias with {b} where the scores have {a} on {where}",
+                "projection-width": f"{a} against {b} features on {where}",
+            },
+            default,
+        )
+    more: dict[str, tuple[str, ...]] = {}
+    letter, role = _SCORE_LETTERS[dim], _SCORE_AXES[dim]
+    where = f"the {role} axis {letter} (dimension {dim} of scores (B, H, L, S))"
+    default = f"{a} against {b} on {where}"
+    say = {
+        "mask-shape": f"a mask or bias with {b} where the scores have {a} on {where}",
+        "mask-broadcast-axis": f"{a} against {b} on {where}: a mask whose axes are lined "
+        "up with the wrong axes of the scores",
+        "batch-mismatch": f"{a} against {b} on {where}: tensors or a mask from batches of "
+        "different sizes",
+    }
+    if dim == 0:
+        return Reading(("batch-mismatch", "mask-shape"), say, default)
+    if dim == 1:
+        tags = ("mask-shape", "mask-broadcast-axis", "batch-mismatch")
+        if small > 1 and big % small == 0:
+            tags = ("gqa-heads", "mask-shape", "mask-broadcast-axis", "batch-mismatch")
+            say["gqa-heads"] = (
+                f"{big} query heads against {small} key/value heads on {where}: each "
+                f"key/value head must serve {big // small} query heads"
+            )
+            say["mask-broadcast-axis"] = (
+                f"a mask with {small} on {where}, where the scores have {big} heads: a "
+                f"per-example mask (batch {small}?) lined up with the heads"
+            )
+            group = big // small
+            more["gqa-heads"] = (
+                f"G = {big} / {small} = {group}: each of the {small} key/value heads must be "
+                f"copied {group} times in place (kv0 ×{group}, then kv1 ×{group}, ...), so "
+                f"query head h reads key/value head h // {group}",
+                f"{big} query heads over {small} key/value heads: a grouping exists because "
+                f"{small} divides {big}; a head count that does not divide has none",
+            )
+        elif small > 1:
+            tags = ("kv-length-mismatch", "gqa-heads", "mask-shape", "batch-mismatch")
+            say["kv-length-mismatch"] = (
+                f"{a} against {b} on dimension 1: read as (B, L, E) hidden states, two "
+                "sequence lengths meet (a layer that shortened or lengthened the sequence, "
+                "then a residual add)"
+            )
+            say["gqa-heads"] = (
+                f"{big} query heads against {small} key/value heads: {big} is not a multiple "
+                f"of {small}, so no grouping can pair them"
+            )
+        return Reading(tags, say, default, more)
+    if dim == 2:
+        say["causal-alignment"] = (
+            f"a mask built for {b} query positions against {a} on {where}: a causal mask "
+            "for the whole sequence while the query holds fewer (decoding) positions"
+        )
+        say["kv-cache"] = (
+            f"{a} against {b} query positions: the mask kept the prompt's length while "
+            "decoding with a cache feeds new tokens only"
+        )
+        say["mask-broadcast-axis"] = (
+            f"{a} against {b} on {where}: a (B, S) padding mask that lands on the query axis"
+        )
+        return Reading(
+            ("mask-shape", "causal-alignment", "mask-broadcast-axis", "kv-cache"), say, default
+        )
+    say["kv-cache"] = (
+        f"{big} against {small} keys on {where}: the key/value cache has grown past the "
+        "mask (or the mask past the cache)"
+    )
+    say["kv-length-mismatch"] = (
+        f"{a} against {b} on the last axis: keys and values (or a table and the keys) of "
+        "different lengths"
+    )
+    say["causal-alignment"] = (
+        f"a causal mask built for {small} positions against {big} keys on {where}"
+    )
+    say["rotary-embedding"] = (
+        f"{a} against {b} on the last axis: a rotary cos/sin table sized for {big} features "
+        f"applied to {small} (partial rotary dims)"
+    )
+    say["position-out-of-range"] = (
+        f"{a} against {b} on the last axis: a position table or bias built for another length"
+    )
+    more["kv-cache"] = (
+        f"{big} keys against {small}: during decoding the keys grow by one per step, and the "
+        "mask (and the positions) must grow with them",
+    )
+    more["mask-shape"] = (
+        f"{a} against {b} on the last axis of the scores: the mask's key axis must have "
+        "exactly the keys' length (or 1)",
+    )
+    more["causal-alignment"] = (
+        f"{big} keys against a causal mask of {small}: a mask built once for one length and "
+        "not cut to (or rebuilt for) this one",
+    )
+    return Reading(
+        ("mask-shape", "kv-cache", "kv-length-mismatch", "causal-alignment", "rotary-embedding"),
+        say,
+        default,
+        more,
+    )
+
+
+def _padding_mask_reading(mask: tuple[int, ...], scores: tuple[int, ...]) -> Reading:
+    shown = ", ".join(map(str, scores))
+    return Reading(
+        ("mask-shape", "mask-broadcast-axis"),
+        {
+            "mask-shape": f"a ({mask[0]}, {mask[1]}) padding mask meets ({shown}) scores: a "
+            "(B, S) mask lines its batch axis up with the query axis of (B, H, L, S); it needs "
+            "mask[:, None, None, :] (Keras: attention_mask (B, L, S))",
+            "mask-broadcast-axis": f"({mask[0]}, {mask[1]}) against ({shown}): a padding mask "
+            "broadcast along the wrong axes of the scores",
+        },
+        f"a ({mask[0]}, {mask[1]}) mask against ({shown}) scores",
+        {
+            "mask-shape": (
+                f"a (B, S) = ({mask[0]}, {mask[1]}) mask needs the query and head axes: "
+                f"({mask[0]}, 1, 1, {mask[1]}) broadcasts against ({shown})",
+                f"({mask[0]}, {mask[1]}) meets the last two axes ({scores[-2]}, "
+                f"{scores[-1]}) of the scores, so the batch lines up with the queries",
+            ),
+        },
+    )
+
+
+def _broadcast_pair(text: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The two shapes a broadcasting error quotes, bigger rank first."""
+    if not re.search(
+        r"broadcast|Incompatible shapes|must match|doesn't match|incompatible shapes|"
+        r"are (?:not compatible|incompatible)",
+        text,
+        re.IGNORECASE | re.DOTALL,
+    ):
+        return None
+    found = [s for s in shapes(text) if len(s) >= 2]
+    if len(found) < 2:
+        return None
+    first, second = found[0], found[1]
+    if len(second) > len(first):
+        first, second = second, first
+    return first, second
+
+
+def _product(shape: tuple[int, ...]) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
+
+
+def _mask_signature(
+    scores: tuple[int, ...], mask: tuple[int, ...], core: tuple[int, ...]
+) -> Reading | None:
+    """Shapes that say which mask went wrong: square, decode step, heads folded in."""
+    shown = ", ".join(map(str, scores))
+    if len(core) == 2 and core[0] == core[1] and len(scores) >= 2:
+        n, (lq, lk) = core[0], scores[-2:]
+        if lq == lk and n != lq:
+            causal = (
+                f"a ({n}, {n}) square mask against ({shown}): a causal mask built for {n} "
+                f"positions used on a sequence of {lq}, built once for one length and not cut "
+                "to this one"
+            )
+            return Reading(
+                ("causal-alignment", "mask-shape", "kv-cache"),
+                {"causal-alignment": causal, "mask-shape": causal.replace("causal ", "")},
+                causal,
+            )
+        if lq != lk and n in (lq, lk):
+            cached = (
+                f"a ({n}, {n}) square mask against {lq} queries and {lk} keys: a mask for "
+                "the prompt alone used after the key/value cache grew"
+            )
+            return Reading(
+                ("kv-cache", "causal-alignment", "mask-shape"), {"kv-cache": cached}, cached
+            )
+    decoding = len(scores) == len(mask) == 4 and scores[2] == 1 and mask[3] not in (1, scores[3])
+    if decoding:
+        decode = (
+            f"one query position against {scores[3]} keys, and a mask over {mask[3]}: "
+            "while decoding, the mask must cover the whole key/value cache, not only the "
+            "new tokens"
+        )
+        return Reading(
+            ("kv-cache", "mask-shape", "causal-alignment"),
+            {"kv-cache": decode, "mask-shape": decode},
+            decode,
+        )
+    if len(scores) == len(mask) >= 3 and scores[-2:] == mask[-2:] and mask[0] != scores[0]:
+        folded = mask[0] > scores[0] and len(scores) == 4 and mask[0] == scores[0] * scores[1]
+        per_example = len(scores) == 3 and 1 < mask[0] < scores[0] and scores[0] % mask[0] == 0
+        if folded or per_example:
+            big, small = max(mask[0], scores[0]), min(mask[0], scores[0])
+            heads = big // small
+            heads_say = (
+                f"{small} against {big} = {small} × {heads} on the first axis: a mask with one "
+                f"entry per example where the layer counts (batch × heads) = {big}; repeat it "
+                f"for each of the {heads} heads (repeat_interleave, batch-major)"
+            )
+            return Reading(
+                ("mask-shape", "mask-broadcast-axis", "batch-mismatch"),
+                {"mask-shape": heads_say},
+                heads_say,
+            )
+    return None
+
+
+def shape_reading(text: str) -> Reading | None:
+    """What the sizes that disagree in ``text`` mean, read as attention's axes.
+
+    PyTorch's ``size of tensor a (X) must match ... at non-singleton dimension d`` is read on
+    the scores ``(B, H, L, S)``; any broadcast error quoting two shapes (NumPy, JAX,
+    TensorFlow, Keras) is aligned from the right, and a ``(B, S)`` mask against
+    ``(B, H, L, S)`` scores (also as Keras's ``[1, 1, B, S]``) is named as such.
+    """
+    quoted = re.search(
+        r"Target sizes: \[([\d, ]+)\]\.\s+Tensor sizes: \[([\d, ]+)\]|"
+        r"should be of (?:size|shape) \(([\d, ]+)\),? but is (?:torch\.Size\(\[)?([\d, ]+)",
+        text,
+    )
+    if quoted:  # both shapes quoted in full: read them as a pair
+        groups = [g for g in quoted.groups() if g is not None]
+        return _pair_reading(_ints(groups[0]), _ints(groups[1]), text)
+    torch_sizes = re.search(
+        r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)"
+        r"(?: at non-singleton dimension (\d+))?",
+        text,
+    ) or re.search(
+        r"expanded size of the tensor \((\d+)\) must match the existing size \((\d+)\) at "
+        r"non-singleton dimension (\d+)",
+        text,
+    )
+    if torch_sizes:
+        a, b = int(torch_sizes.group(1)), int(torch_sizes.group(2))
+        if torch_sizes.group(3) is None:
+            return _axis_reading(a, b, 1, 4) if max(a, b) % max(min(a, b), 1) == 0 else None
+        dim = int(torch_sizes.group(3))
+        rank = max((len(s) for s in shapes(text) if len(s) >= 3), default=4)
+        return _axis_reading(a, b, dim, rank if dim < rank else 4)
+    condition = re.search(r"condition \[([\d,]*)\], then \[([\d,]*)\]", text)
+    pair: tuple[tuple[int, ...], tuple[int, ...]] | None
+    remapped = _remapped(text)
+    if len(remapped) >= 2 and len(remapped[0]) == len(remapped[1]):
+        first, second = remapped[0], remapped[1]
+        bad = [i for i in range(len(first)) if 1 not in (first[i], second[i])]
+        bad = [i for i in bad if first[i] != second[i]]
+        if len(bad) == 1 and bad[0] == 0:
+            return _axis_reading(first[0], second[0], 0, 3)
+        if len(bad) == 1:
+            return Reading(
+                ("position-out-of-range", "kv-length-mismatch", "batch-mismatch"),
+                {
+                    "position-out-of-range": f"{first[bad[0]]} against {second[bad[0]]} on "
+                    "one einsum label: a position table or relative bias built for another "
+                    "length",
+                },
+                f"{first[bad[0]]} against {second[bad[0]]} on one einsum label",
+            )
+    if condition:
+        cond, then = (tuple(int(n) for n in group.split(",") if n) for group in condition.groups())
+        pair = (then, cond) if len(then) >= len(cond) else (cond, then)
+    else:
+        pair = _broadcast_pair(text)
+    if pair is None:
+        return None
+    return _pair_reading(*pair, text)
+
+
+def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) -> Reading | None:
+    """Two shapes that failed to broadcast, the scores' and (usually) a mask's."""
+    if len(second) > len(first):
+        first, second = second, first
+    if len(first) == len(second) and _product(second) > _product(first):
+        first, second = second, first  # the scores first, the mask (fewer elements) second
+    rank = len(first)
+    core = second
+    while len(core) > 2 and core[0] == 1:
+        core = core[1:]
+    signature = _mask_signature(first, second, core)
+    if signature is not None:
+        return signature
+    if rank == 4 and len(core) == 2 and core[0] == first[0] and core != first[2:]:
+        return _padding_mask_reading(core, first)
+    padded = (1,) * (rank - len(second)) + second
+    in_place = re.search(r"doesn't match the broadcast shape", text)  # out= cannot grow
+    bad = [
+        i
+        for i in range(rank)
+        if first[i] != padded[i] and (in_place or 1 not in (first[i], padded[i]))
+    ]
+    if len(bad) == 1:
+        return _axis_reading(first[bad[0]], padded[bad[0]], bad[0], rank)
+    if len(bad) > 1:
+        shown = " and ".join(f"({', '.join(map(str, s))})" for s in (first, second))
+        return Reading(
+            ("mask-shape", "layout-confusion", "mask-broadcast-axis"),
+            {
+                "layout-confusion": f"{shown} disagree on {len(bad)} axes: the axes are "
+                "in another order than the operation expects",
+            },
+            f"{shown} disagree on {len(bad)} axes: a mask or bias built for other sizes",
+        )
+    return None

@@ -1,0 +1,892 @@
+"""How NumPy, PyTorch, JAX and TensorFlow word each failure family, and symptoms in words.
+
+:data:`RULES` are framework wordings, :data:`CONCEPTS` symptoms in words with their
+synonyms; each names the taxonomy tags it most often means in attention code, likeliest
+first. :data:`SYNONYMS` fold words that say the same thing before symptom phrases are
+matched. Used by :mod:`.diagnose`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A family of framework messages (or a symptom) and what it usually means.
+
+    ``tags`` are the likeliest first; in ``why``, ``{0}``, ``{1}``, ... are the numbers
+    the pattern captured. A ``fallback`` rule (a bare "nan") counts only when no other
+    rule matched; ``weight`` scales its evidence (a concept in words is weaker than an
+    exact framework wording).
+    """
+
+    pattern: str
+    tags: tuple[str, ...]
+    why: str
+    fallback: bool = False
+    weight: float = 1.0
+    read: bool = False
+    """A generic broadcasting wording: when the sizes were read (:func:`shape_reading`),
+    the reading replaces it."""
+    domain: bool = False
+    """A Python wording of any program: it counts only in a text about attention."""
+
+
+_N = r"(-?\d+)"
+_BACKEND = (
+    r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers|cudnn|splash|pallas|"
+    r"mem(?:ory)?[_ -]efficient|fused (?:attention|kernel|sdpa)|sdpa_kernel|triton|"
+    r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b)"
+)
+_REFUSES = (
+    r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
+    r"not implemented|NotImplementedError|must be (?:a )?multiple|should be a multiple|"
+    r"divisible by|Invalid configuration|No available kernel|No operator found|"
+    r"requires? .{0,30}(?:head_?dim|"
+    r"dtype|fp16|bf16|sm\d|multiple))"
+)
+RULES: tuple[Rule, ...] = (
+    Rule(
+        rf"size of tensor a \({_N}\) must match the size of tensor b \({_N}\) at "
+        r"non-singleton dimension 0\b",
+        ("batch-mismatch", "mask-shape"),
+        "sizes {0} and {1} meet at dimension 0, the batch axis: query, key, value or mask "
+        "come from batches of different sizes",
+    ),
+    Rule(
+        rf"size of tensor a \({_N}\) must match the size of tensor b \({_N}\) at "
+        rf"non-singleton dimension (?!0\b){_N}",
+        ("mask-shape", "mask-broadcast-axis", "batch-mismatch", "kv-length-mismatch"),
+        "an elementwise operation met sizes {0} and {1} at dimension {2}: in attention code "
+        "most often a mask or bias that does not line up with the scores (B, H, L, S)",
+        read=True,
+    ),
+    Rule(
+        r"output with shape \[[\d, ]+\] doesn't match the broadcast shape",
+        ("mask-shape", "batch-mismatch", "mask-broadcast-axis"),
+        "an in-place operation (+=, masked_fill_) cannot grow its output: the mask or bias "
+        "has more axes (or a bigger batch) than the scores it is added to",
+        read=True,
+    ),
+    Rule(
+        r"operands could not be broadcast together with (?:remapped )?shapes?",
+        ("mask-shape", "mask-broadcast-axis", "causal-alignment", "kv-length-mismatch"),
+        "NumPy could not broadcast two arrays: a mask or bias that does not line up with "
+        "the scores (B, H, L, S), a key-padding mask needs [:, None, None, :]",
+        read=True,
+    ),
+    Rule(
+        r"Incompatible shapes: \[[\d,]*\] vs\. \[[\d,]*\] \[Op:LogicalAnd\]",
+        ("mask-shape", "mask-broadcast-axis"),
+        "Keras combines attention_mask with its own masks by a logical and: attention_mask "
+        "must be (B, L, S), not a (B, S) padding mask",
+    ),
+    Rule(
+        r"Incompatible shapes(?: for broadcasting)?:? \[?\(?[\d, ]+\]?\)? vs\.? |"
+        r"incompatible shapes for broadcasting|Incompatible shapes for broadcasting: shapes=|"
+        r"must be broadcastable|required broadcastable shapes|"
+        r"Dimensions? \d+ in both shapes must be equal|(?:Bias|mask) must have (?:the )?same|"
+        r"boolean index did not match indexed array|shape of (?:the )?(?:attn_|attention_)?"
+        r"mask|mask shape|\bmask\w*\.(?:reshape|view|expand)\(",
+        ("mask-shape", "batch-mismatch", "mask-broadcast-axis"),
+        "two shapes that do not broadcast, in attention code usually a mask against the "
+        "scores (B, H, L, S): a padding mask (B, S) needs [:, None, None, :]",
+        read=True,
+    ),
+    Rule(
+        r"Incompatible shapes for attention inputs|query\.shape.{0,60}key\.shape|"
+        r"batch (?:size|dims?).{0,30}(?:mismatch|must match|differ)|"
+        r"must have compatible batch dimensions",
+        ("batch-mismatch", "gqa-heads", "kv-length-mismatch"),
+        "query and key/value disagree on a leading (batch or head) axis",
+    ),
+    Rule(
+        rf"einsum\(\): (?:operands do not broadcast|subscript \w has size {_N} for operand "
+        rf"\d+ which does not broadcast with previously seen size {_N})",
+        ("batch-mismatch", "position-out-of-range", "kv-length-mismatch", "batched-matmul"),
+        "an einsum operand disagrees with the others on a shared subscript: a batch (or "
+        "context) not repeated for the other operand, a table built for another length, or "
+        "keys and values of different lengths",
+        read=True,
+    ),
+    Rule(
+        rf"mismatch in its core dimension 0.*\(size {_N} is different from {_N}\)",
+        ("qk-dim-mismatch", "missing-transpose", "projection-width", "kv-length-mismatch"),
+        "a matmul contracts {0} against {1}: in Q·Kᵀ the key has {0} features and the query "
+        "{1}, or K was not transposed",
+    ),
+    Rule(
+        rf"Expected size for first two dimensions of batch2 tensor to be: \[{_N}, {_N}\] "
+        rf"but got: \[{_N}, {_N}\]",
+        ("qk-dim-mismatch", "missing-transpose", "kv-length-mismatch"),
+        "bmm wanted its second operand to start with [{0}, {1}] and got [{2}, {3}]: {1} "
+        "against {3} on the contracted axis",
+    ),
+    Rule(
+        rf"(?:mat1 and mat2 shapes cannot be multiplied|size mismatch, m1:) "
+        rf"\[?\(?{_N} ?x ?{_N}\]?,? (?:and|m2:) \[?{_N} ?x ?{_N}\)?",
+        ("projection-width", "batched-matmul", "qk-dim-mismatch"),
+        "a linear layer expects {2} input features but gets {1}: the input or context width "
+        "does not match the projection",
+    ),
+    Rule(
+        rf"shapes \(([\d, ]+)\) and \(([\d, ]+)\) not aligned: {_N} \(dim \d+\) != {_N}",
+        ("qk-dim-mismatch", "projection-width", "missing-transpose"),
+        "np.dot contracts {2} against {3}",
+    ),
+    Rule(
+        rf"dot_general requires contracting dimensions to have the same shape, got "
+        rf"\[?\(?{_N},?\)?\]? and \[?\(?{_N},?\)?\]?",
+        ("qk-dim-mismatch", "projection-width", "missing-transpose", "kv-length-mismatch"),
+        "JAX contracts {0} against {1}",
+    ),
+    Rule(
+        r"dot_general requires (?:lhs|rhs)? ?batch dimensions",
+        ("batch-mismatch", "gqa-heads", "batched-matmul"),
+        "JAX's dot_general needs equal batch (and head) sizes on both operands",
+    ),
+    Rule(
+        rf"Matrix size-incompatible: In\[0\]: \[(?:\d+,)*{_N},{_N}\], In\[1\]: "
+        rf"\[(?:\d+,)*{_N},{_N}\]",
+        ("qk-dim-mismatch", "projection-width", "missing-transpose", "batched-matmul"),
+        "TensorFlow multiplies [..., {0}, {1}] by [..., {2}, {3}]: {1} and {2} must be equal",
+    ),
+    Rule(
+        rf"Dimensions must be equal, but are {_N} and {_N}",
+        ("qk-dim-mismatch", "projection-width", "kv-length-mismatch", "mask-shape"),
+        "TensorFlow meets {0} against {1} where two operands must agree",
+    ),
+    Rule(
+        rf"Expected dimension {_N} at axis {_N} of the input shaped \[[\d,]+\] but got "
+        rf"dimension {_N}",
+        ("qk-dim-mismatch", "kv-length-mismatch", "batched-matmul"),
+        "tf.einsum expected {0} at axis {1} and got {2}: the operands disagree on a shared "
+        "subscript",
+    ),
+    Rule(
+        r"self must be a matrix|batch1 must be a 3D tensor|Expected 3-dimensional tensor|"
+        r"einstein sum subscripts string contains too many subscripts|"
+        r"operand has more dimensions than subscripts|number of subscripts in the equation",
+        ("batched-matmul",),
+        "a 2-D operation (mm, a 2-D einsum) got batched input; use matmul/bmm or '...'",
+    ),
+    Rule(
+        r"shape '\[[-\d, ]+\]' is invalid for input of size|"
+        r"cannot reshape array of (?:size|shape)|Input to reshape is a tensor with",
+        ("head-split", "head-axis-order", "layout-confusion"),
+        "a reshape that cannot hold the tensor: splitting into heads needs a width that is "
+        "a multiple of num_heads, and sizes that are this tensor's own",
+        read=True,
+    ),
+    Rule(
+        r"divisible by num_heads|must be divisible by|% ?self\.num_heads|"
+        r"integer modulo by zero",
+        ("head-split", "gqa-heads"),
+        "splitting into heads does not divide the width: embed_dim must be a multiple of num_heads",
+    ),
+    Rule(
+        r"view size is not compatible with input tensor's size and stride",
+        ("head-axis-order", "head-split"),
+        "view() after a transpose: merge heads with .transpose(1, 2).reshape(...)",
+    ),
+    Rule(
+        r"index out of range in self|indices\[[\d,]+\] = -?\d+ is not in \[0, \d+\)|"
+        r"srcIndex < srcSelectDimSize|IndexError: index -?\d+ is out of bounds|"
+        r"\bindex out of range at\b|embedding_lookup|\bGather(?:V2)?\b",
+        ("token-out-of-range", "position-out-of-range", "ragged-lengths"),
+        "an embedding lookup with an index past the table: a token id >= vocab size (or a "
+        "-100/-1 pad id), or a position >= the position table's length",
+    ),
+    Rule(
+        rf"index {_N} is out of bounds for (?:axis|dimension) {_N} with size {_N}",
+        ("position-out-of-range", "token-out-of-range", "ragged-lengths", "kv-cache"),
+        "index {0} into an axis of size {2}",
+    ),
+    Rule(
+        r"(?:list|tuple) index out of range",
+        ("head-index",),
+        "indexing a list past its end: fewer head chunks than num_heads",
+    ),
+    Rule(
+        rf"axis {_N} is out of bounds for array of dimension {_N}|"
+        r"Dimension out of range|`dim` must be in the range|Invalid reduction dimension|"
+        r"axes don't match array|isn't a permutation",
+        ("axis-out-of-range", "layout-confusion"),
+        "an axis the array does not have: a missing batch or head axis",
+    ),
+    Rule(
+        r"Expected attn_mask dtype to be bool or float|attn_mask dtype|"
+        r"only bool and floating types of (?:key_padding_mask|attn_mask)|"
+        r"only supports boolean masks|expected condition to be a boolean|"
+        r"\"bitwise_\w+\" not implemented for 'Float'|expected to be a bool tensor|"
+        r"mask dtype|\bdtype\b.{0,40}\bmask\b|\bmask\b.{0,40}\bdtype\b",
+        ("mask-dtype",),
+        "a mask of the wrong dtype: bool (True = attend) or a float additive mask of the "
+        "query's dtype",
+    ),
+    Rule(
+        r"value cannot be converted to type (?:at|c10)::Half without overflow|"
+        r"(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision).*\b(?:nans?|inf)\b|"
+        r"\b(?:nans?|inf)\b.*(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision)|"
+        r"(?:1e[49]|1e1\d|1e20|65504|finfo).{0,80}(?:float16|fp16|\bhalf\b)|"
+        r"(?:float16|fp16|\bhalf\b).{0,80}(?:1e[49]|1e1\d|65504|finfo)",
+        ("fp16-overflow", "inf-arithmetic"),
+        "a constant like -1e9 or a large logit overflows float16 (its largest value is 65504)",
+    ),
+    Rule(
+        r"\boverflow\w*|\bto -?inf\b|上溢|溢出",
+        ("softmax-overflow", "fp16-overflow", "inf-arithmetic"),
+        "a value past the dtype's range: exp passes float32's range at 88.7 unless the row "
+        "maximum is subtracted; float16 ends at 65504",
+    ),
+    Rule(
+        r"\bnans?\b.*(?:mask|padding|padded|\bpad\b)|(?:mask|padding|padded).*\bnans?\b",
+        ("fully-masked-row", "nan-in-padding", "inf-arithmetic"),
+        "NaN with masking: a row where every key is masked has softmax 0/0, and NaN in a "
+        "masked position still flows through the matmuls",
+    ),
+    Rule(
+        r"\bnans?\b|(?<![-\w'\"])inf\b",
+        ("softmax-overflow", "fully-masked-row", "fp16-overflow"),
+        "NaN or inf in attention: exp overflow without subtracting the row max, a fully "
+        "masked row, or float16 overflow",
+        fallback=True,
+    ),
+    Rule(
+        r"zero-size array to reduction operation|to have non-zero size",
+        ("ragged-lengths", "fully-masked-row"),
+        "a reduction over an empty row: a zero-length sequence",
+    ),
+    Rule(
+        r"does not have an identity, so to use a where mask",
+        ("fully-masked-row", "ragged-lengths"),
+        "a masked reduction needs a value for rows where nothing is kept",
+    ),
+    Rule(
+        r"softmax.{0,40}\b(?:dims?|axis)\b|\b(?:dims?|axis)\b.{0,40}softmax",
+        ("softmax-axis", "axis-out-of-range"),
+        "the softmax axis: attention weights are normalised over the keys, the last axis",
+    ),
+    Rule(
+        r"\bsqrt\b|square root|scal(?:e|ing) factor|\btemperature\b|rsqrt|1 ?/ ?√|"
+        r"\bscaled?\b.{0,30}\b(?:d_?k|head_?dim)|divid\w* .{0,40}\b(?:d_?k|head_?dim|dimension)",
+        ("missing-scale",),
+        "the 1/sqrt(d) scale, with d the head size: without it the softmax saturates",
+    ),
+    Rule(
+        r"\b(?:permute|transpose)\b.{0,60}\b(?:reshape|view)\b|"
+        r"\b(?:view|reshape)\b.{0,80}\b(?:heads?|num_heads?|n_heads?|n_head)\b",
+        ("head-axis-order", "head-split"),
+        "splitting or merging heads: reshape/view reads memory order, so heads must be "
+        "transposed next to the features first",
+    ),
+    Rule(
+        r"\A(?=.*\bmask)(?=.*\b(?:True|False)\b)(?=.*\b(?:pad\w*|ignor\w*|attend\w*|keep)\b)|"
+        r"polarity|invert\w* (?:the )?mask",
+        ("mask-polarity",),
+        "which value of a boolean mask means 'attend': True = attend in SDPA, JAX and Keras, "
+        "True = ignore in nn.MultiheadAttention's masks",
+    ),
+    Rule(
+        r"(?:ignor\w*|without|missing|no|forgot\w*)\s+(?:the\s+)?(?:padding\s+|causal\s+)?mask",
+        ("mask-missing",),
+        "padding or future positions that are never masked",
+    ),
+    Rule(
+        r"Sizes of tensors must match except in dimension|all the input array dimensions "
+        r"except for the concatenation axis must match|ConcatOp : Dimension|"
+        r"Cannot concatenate arrays",
+        ("kv-cache", "batch-mismatch"),
+        "concatenating arrays that differ on another axis: a KV cache concatenated along "
+        "the wrong axis, or head outputs of different batch sizes",
+    ),
+    Rule(
+        rf"Expected key_padded_mask\.shape\[0\] to be {_N}, but got {_N}",
+        ("mask-shape", "layout-confusion", "batch-mismatch"),
+        "key_padding_mask must be (N, S) with N = {0}, the batch the layer read from the "
+        "query; a mask with {1} rows is transposed (S, N), or the input is batch-first for a "
+        "sequence-first layer",
+    ),
+    Rule(
+        rf"Expected key_padded_mask\.shape\[1\] to be {_N}, but got {_N}",
+        ("mask-shape", "kv-cache", "kv-length-mismatch"),
+        "key_padding_mask covers {1} keys where there are {0}: a mask built for another "
+        "length (keys grown by a cache, or padded to another length)",
+    ),
+    Rule(
+        r"expected `attn_mask` to be `None`, 2-D or 3-D|attn_mask's dimension \d+ is not "
+        r"supported|Expected `attn_mask` shape to be|expected `key_padding_mask` to be `None`",
+        ("mask-shape", "mask-broadcast-axis"),
+        "nn.MultiheadAttention takes attn_mask (L, S) or (N·num_heads, L, S) and "
+        "key_padding_mask (N, S), never a 4-D (N, H, L, S) mask",
+    ),
+    Rule(
+        r"query should be unbatched 2D or batched 3D tensor|expected `key` and `value` to be "
+        r"[23]-D|(?:query|key|value) ndim should be \d+, but got \d+",
+        ("layout-confusion", "kernel-layout", "batched-matmul"),
+        "the inputs have another rank than the layer takes: MultiheadAttention wants "
+        "(L, N, E) or (N, L, E), jax.nn.dot_product_attention (B, T, N, H) with the heads "
+        "split",
+    ),
+    Rule(
+        r"(?:mask|bias) ndim should be \d+, but got \d+",
+        ("mask-shape", "mask-broadcast-axis"),
+        "jax.nn.dot_product_attention wants a 4-D mask or bias (B, N, T, S): a (B, S) "
+        "padding mask needs mask[:, None, None, :]",
+    ),
+    Rule(
+        r"mask dtype should be bool|bias dtype should be",
+        ("mask-dtype",),
+        "jax.nn.dot_product_attention wants a boolean mask (True = attend)",
+    ),
+    Rule(
+        r"(?:query|key|value) shape should be \[[-\d, ]+\]: but got",
+        ("batch-mismatch", "kv-length-mismatch", "qk-dim-mismatch", "gqa-heads"),
+        "jax.nn.dot_product_attention needs query, key and value to agree on batch and head "
+        "size, and key and value on length and heads",
+    ),
+    Rule(
+        r"(?:too many|not enough) values to unpack \(expected (\d+)(?:, got (\d+))?\)",
+        ("layout-confusion", "axis-out-of-range", "batched-matmul"),
+        "unpacking a shape into {0} names (b, h, l, d = q.shape) on a tensor of another "
+        "rank: a missing or extra batch or head axis",
+        domain=True,
+    ),
+    Rule(
+        r"Shapes \([^)]*\) and \([^)]*\) are (?:not compatible|incompatible)",
+        ("mask-shape", "kv-length-mismatch", "batch-mismatch"),
+        "TensorFlow/Keras could not merge two shapes: a mask, a residual or a key/value "
+        "input of other sizes",
+        read=True,
+    ),
+    Rule(
+        r"(?:query|key|value|q|k|v)\w*,? (?:and|,) (?:key|value|k|v)\w*(?:,? and "
+        r"(?:value|v))? (?:must|should) have the same dtype|Expected query, key,? and value "
+        r"to have the same dtype",
+        ("reduced-precision", "backend-constraint", "mask-dtype"),
+        "query, key and value in different dtypes: one of them left out of the autocast or "
+        "the .half()/.to(bfloat16) conversion",
+    ),
+    Rule(
+        r"All dimensions of .value. and .key., except the last one, must be equal",
+        ("kv-length-mismatch", "batch-mismatch"),
+        "Keras MultiHeadAttention wants key and value of the same batch and length",
+    ),
+    Rule(
+        r"(?:query|q|attention)_?heads?.{0,60}(?:divisible|multiple).{0,40}"
+        r"(?:key_value|kv|key/value)_?heads|(?:key_value|kv|key/value)_?heads.{0,60}"
+        r"(?:divide|divisible|multiple)",
+        ("gqa-heads", "head-split"),
+        "grouped-query attention: the query head count must be a multiple of the key/value "
+        "head count",
+        weight=1.1,
+    ),
+    Rule(
+        r"(?:q, k|q, k, v) num_heads must match",
+        ("gqa-heads", "head-split"),
+        "Flax's dot_product_attention wants as many key/value heads as query heads: repeat "
+        "the key/value heads (grouped-query attention) or use jax.nn.dot_product_attention",
+    ),
+    Rule(
+        r"(?:q, k|q, k, v) batch dims must match",
+        ("batch-mismatch", "layout-confusion"),
+        "Flax's attention wants the same batch axes on query, key and value",
+    ),
+    Rule(
+        r"q, k depths must match",
+        ("qk-dim-mismatch", "projection-width"),
+        "Flax's attention contracts query and key features: their head sizes differ",
+    ),
+    Rule(
+        r"k, v lengths must match",
+        ("kv-length-mismatch",),
+        "Flax's attention wants keys and values of the same length",
+    ),
+    Rule(
+        r"(?:q, k|q, k, v) must have same rank",
+        ("layout-confusion", "batched-matmul", "kernel-layout"),
+        "Flax's attention wants query, key and value of the same rank, "
+        "[batch..., length, heads, head_dim]",
+    ),
+    Rule(
+        r"Autoregressive cache shape error|cache (?:not|is not) initiali[sz]ed|init_cache",
+        ("kv-cache", "causal-alignment"),
+        "Flax's decode cache takes one new position per step, with the cache built "
+        "(init_cache) for the query's shape: a prompt of several tokens or a cache of "
+        "another shape fails",
+    ),
+    Rule(
+        r"was expecting embedding dimension of|embed_dim_to_check|"
+        r"len1 == embed_dim|expected axis -?\d+ of input shape to have value",
+        ("projection-width", "layout-confusion"),
+        "MultiheadAttention got another embedding size than it was built with (kdim/vdim), "
+        "or a batch-first input read as sequence-first",
+    ),
+    Rule(
+        r"shape of the (?:2D|3D) attn_mask is|key_padding_mask|key_padded_mask",
+        ("mask-shape", "layout-confusion", "mask-polarity"),
+        "a MultiheadAttention mask of the wrong shape: attn_mask (L, S) or (N*H, L, S), "
+        "key_padding_mask (N, S); a batch-first input read as sequence-first gives the "
+        "same message",
+        read=True,
+    ),
+    Rule(
+        r"kv.?cach|past_key_values|\b(?:key|value|attention|decoder|layer|autoregressive|"
+        r"static|sliding|rolling|sink)s?[ _-]?cach|key.value cach|cache_position|init_cache|"
+        r"\bdecode=True|\bdecoded=True|\bgenerat(?:e|ion|ing)\b.{0,40}\bcach",
+        ("kv-cache", "causal-alignment", "positions"),
+        "decoding with a key/value cache: the cache, its positions and its mask must grow "
+        "together, and causal masking with L != S needs bottom-right alignment",
+        weight=0.85,
+    ),
+    Rule(
+        r"is_causal|causal.mask|\btril\b|\btriu\b|bottom.right|top.left|autoregressive|"
+        r"\bdecoding\b|look.?ahead.mask|subsequent.mask",
+        ("causal-alignment", "mask-missing", "kv-cache", "fully-masked-row"),
+        "the causal mask: its diagonal, its alignment when L != S (bottom-right for decoding), "
+        "and whether it is applied at all",
+        weight=0.85,
+    ),
+    Rule(
+        r"mat1 and mat2 shapes|size mismatch, m1:|"
+        r"last dimension of `?query_shape`? and `?value_shape`? must be equal|"
+        r"\b[kv]dim\b",
+        ("projection-width", "qk-dim-mismatch"),
+        "a projection or attention layer gets another feature width than it was built for",
+    ),
+    Rule(
+        r"1D tensors expected, but got \dD and \dD|Expected argument self to have 1 "
+        r"dimension|Shape must be rank 2 but is rank 3|must be a (?:matrix|vector)|"
+        r"Incompatible types for matmul",
+        ("batched-matmul", "missing-transpose"),
+        "a 1-D or 2-D operation (dot, mm, MatMul) got batched input: use matmul/bmm or einsum "
+        "with a batch axis",
+    ),
+    Rule(
+        rf"Size of label '(\w)' for operand \d+ \({_N}\) does not match previous terms "
+        rf"\({_N}\)",
+        ("qk-dim-mismatch", "kv-length-mismatch", "gqa-heads", "projection-width"),
+        "the einsum label '{0}' has size {1} in one operand and {2} in another",
+    ),
+    Rule(
+        r"positional (?:encoding|embedding).{0,120}(?:batch|shape\[0\]|size\(0\))|"
+        r"(?:batch|shape\[0\]|size\(0\)).{0,120}positional (?:encoding|embedding)",
+        ("layout-confusion", "positions", "position-out-of-range"),
+        "positions taken from the wrong axis: with batch-first input, x.shape[0] is the batch "
+        "size, not the sequence length",
+    ),
+    Rule(
+        r"(?:need|forg[eo]t|missing|without|missed)\w* (?:to )?(?:the |a )?transpos|"
+        r"should(?: be|n't it be)? transposed",
+        ("missing-transpose", "head-axis-order"),
+        "a transpose is missing: k.transpose(-2, -1) before Q·Kᵀ, or heads moved next to "
+        "the features before merging",
+    ),
+    Rule(
+        r"can't divide axis of length \d+ in chunks of \d+|Shape mismatch, can't divide|"
+        r"split does not result in an equal division|evenly divide",
+        ("head-split", "head-index"),
+        "splitting the features into heads: the width is not a multiple of the head count",
+    ),
+    Rule(
+        r"number of elements in 'key' must be equal to .{0,60}'value'|"
+        r"key and value (?:must have|should have) the same (?:sequence )?length|"
+        r"key shape .{0,40}does not match value shape",
+        ("kv-length-mismatch",),
+        "keys and values must have the same number of positions",
+    ),
+    Rule(
+        r"index out of range: Tried to access index \d+ out of table with \d+ rows",
+        ("position-out-of-range", "token-out-of-range"),
+        "an embedding lookup past the table: a position or token id >= the number of rows",
+    ),
+    Rule(
+        r"query heads must be a multiple of key/value heads|num_key_value_heads|"
+        r"\bn_kv_heads?\b|\bkv_heads\b|\bGQA\b|grouped.query|multi.query|repeat_kv|"
+        r"enable_gqa",
+        ("gqa-heads",),
+        "grouped-query attention: query and key/value head counts differ",
+    ),
+    Rule(
+        rf"{_BACKEND}.{{0,200}}{_REFUSES}|{_REFUSES}.{{0,120}}{_BACKEND}",
+        ("backend-constraint",),
+        "a fused attention kernel refuses this call (head size, dtype, GPU, mask or "
+        "dropout): the math path runs it",
+    ),
+    Rule(
+        r"\b(?:b|bs|batch)\s*[,x×]\s*(?:s|seq\w*|n|t|l)\s*[,x×]\s*(?:h|nheads?|num_heads|"
+        r"heads?)\b|\b(?:bshd|bhsd|bnsh|bsnh|btnh|thd)\b|\blayout\b|"
+        r"\(bs, ?seq, ?nhead|expects? \(?(?:batch|b), ?(?:seqlen|seq)",
+        ("kernel-layout", "layout-confusion", "gqa-heads"),
+        "a kernel given another axis layout than it expects: flash-attn wants (B, S, H, D), "
+        "SDPA (B, H, S, D)",
+    ),
+    Rule(
+        rf"{_BACKEND}|attn_implementation|\beager\b|\bsdpa\b|scaled_dot_product_attention",
+        ("backend-constraint", "kernel-layout", "window-size"),
+        "a fused or other attention backend behaves differently from the eager (math) path",
+        weight=0.55,
+    ),
+    Rule(
+        r"cu_seqlens|varlen|\bpack(?:ed|ing)\b|document boundar|cross.document",
+        ("packed-sequences",),
+        "packed sequences: documents in one row need their own block-diagonal mask and positions",
+    ),
+    Rule(
+        r"\brope\b|rotary|rotate_half|inv_freq|\bcos\b.{0,20}\bsin\b|mrope",
+        ("rotary-embedding",),
+        "rotary position embeddings: the table, its convention (half-split or interleaved) "
+        "and its precision",
+    ),
+    Rule(
+        r"sliding.?window|local attention|window_size|\bwindow\b",
+        ("window-size",),
+        "a sliding window read in another convention (left/right offsets, a key count "
+        "including self, a radius)",
+    ),
+    Rule(
+        r"batch.?first|seq(?:uence)?.?first|\(L, N, E\)|\(seq_len, batch",
+        ("layout-confusion",),
+        "batch-first input read as sequence-first (or the reverse)",
+    ),
+    Rule(
+        r"\bposition_?ids?\b|\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
+        r"\bmax_?len(?:gth)?\b|\blonger than\b",
+        ("position-out-of-range", "positions"),
+        "positions: a sequence longer than the position table, or position ids that do not "
+        "start where the tokens do",
+    ),
+    Rule(
+        r"out of memory|\bOOM\b|Unable to allocate|RESOURCE_EXHAUSTED|cannot allocate",
+        ("memory-blowup",),
+        "memory: an (L, S) mask or bias materialised at the maximum length",
+    ),
+    Rule(
+        r"must have the same number of dimensions|rank promotion|different ranks?\b|"
+        r"Shapes? must be equal rank|must have (?:the )?same rank",
+        ("mask-shape", "mask-broadcast-axis", "batched-matmul"),
+        "arrays of different ranks where they must match (JAX with strict rank promotion, "
+        "TensorFlow ops): a 2-D padding mask against 4-D scores needs mask[:, None, None, :]",
+    ),
+    Rule(
+        r"mask",
+        ("mask-shape", "mask-missing", "mask-polarity", "mask-broadcast-axis"),
+        "a mask: its shape against the scores (B, H, L, S), whether it is applied at all, "
+        "and which value means 'attend'",
+        fallback=True,
+        weight=0.6,
+    ),
+    Rule(
+        r"shape|dimensions? mismatch|size mismatch|\bsizes? (?:of|do not|don't)|broadcast|"
+        r"dimensions? (?:do not|don't) match",
+        ("mask-shape", "layout-confusion", "batch-mismatch", "head-split"),
+        "a shape problem: sizes that do not line up with (B, H, L, S) and (B, L, E)",
+        fallback=True,
+        weight=0.6,
+    ),
+    Rule(
+        r"\b(?:bf16|bfloat16)\b",
+        ("reduced-precision", "fp16-overflow"),
+        "bfloat16 keeps 8 bits of mantissa: positions above 256 and rotary angles round",
+        weight=0.8,
+    ),
+)
+"""Framework wordings and the tags they mean, likeliest first."""
+
+CONCEPTS: tuple[Rule, ...] = (
+    Rule(
+        r"is_causal(?:=True)?[^.]{0,60}(?:attn_mask|padding mask|key_padding_mask|an? mask)|"
+        r"(?:attn_mask|padding mask|key_padding_mask)[^.]{0,60}is_causal",
+        ("backend-constraint", "mask-missing", "causal-alignment"),
+        "is_causal together with a padding mask: SDPA takes one or the other, and some paths "
+        "keep only the causal mask; combine both into one attn_mask",
+    ),
+    Rule(
+        r"batch.?size (?:of )?\d+ (?:and|vs\.?|versus|or) (?:batch.?size )?(?:of )?\d+|"
+        r"(?:different|inconsistent|other) (?:results?|outputs?|logits|predictions?)[^.]{0,60}"
+        r"batch.?size",
+        ("mask-missing", "positions", "mask-broadcast-axis", "softmax-axis"),
+        "results that depend on the batch size: padding attended (no mask, or a mask on the "
+        "wrong axis), positions shifted by padding, or a softmax across the batch",
+    ),
+    Rule(
+        r"block.?sizes?\b|block_[qkmn]\b|tile.?size|multiples? of (?:the )?block|"
+        r"(?:only|not) close to (?:the )?reference|(?:differ\w*|deviat\w*|mismatch\w*) "
+        r"(?:from|to|with) (?:the )?(?:reference|eager|math|naive|native)",
+        ("backend-constraint", "kernel-layout"),
+        "a kernel's own constraints (block sizes, sequence lengths that are multiples of a "
+        "tile, a layout): its output departs from the reference math outside them",
+        weight=0.9,
+    ),
+    Rule(
+        r"padding_side|right.padding was detected|right-padding|padded on the right",
+        ("positions", "backend-constraint", "mask-missing"),
+        "the side of the padding: decoder-only generation wants left padding with position "
+        "ids counted from the first real token; some fused kernels assume one side",
+    ),
+    Rule(
+        r"attention mask (?:and the pad token id )?(?:was|were|is|are) not (?:set|passed|"
+        r"provided|given)|without (?:an |the )?attention_mask|no attention_mask",
+        ("mask-missing", "positions"),
+        "no attention mask was passed: padded positions are attended as if they were text",
+    ),
+    Rule(
+        r"device-side assert(?:ion)? triggered",
+        ("token-out-of-range", "position-out-of-range"),
+        "a CUDA device-side assert in attention code is most often an embedding index out of "
+        "range (a token id >= vocab size, a position >= the table); rerun on CPU to see it",
+        weight=0.8,
+    ),
+    Rule(
+        r"\(1, ?S\)|\b[LT] ?= ?1\b|single (?:query|token)|one (?:new )?token at a time|"
+        r"query length (?:of |is )?1\b|q_len ?== ?1|"
+        r"seq(?:uence)?_?len(?:gth)? ?(?:==|=|of|is) ?1\b|"
+        r"(?:query|queries) (?:is |are )?shorter than (?:the )?keys",
+        ("causal-alignment", "kv-cache"),
+        "a query of one (or a few) new tokens against a longer key cache: a causal mask "
+        "aligned top-left hides the cache; decoding needs bottom-right alignment",
+    ),
+    Rule(
+        r"(?:masked.out|where=|where mask|\bwhere\W{0,2} (?:related|argument)|masked "
+        r"(?:entries|values|logits))[^.]{0,120}"
+        r"(?:grad|gradient|backward)|(?:grad|gradient|backward)\w*[^.]{0,120}(?:where=|"
+        r"masked.out|masked (?:entries|values|logits))",
+        ("inf-arithmetic", "softmax-overflow", "fully-masked-row"),
+        "NaN in the backward pass through masked entries: masked logits still exponentiated "
+        "(exp overflow) or -inf times 0 in the gradient",
+    ),
+    Rule(
+        r"(?:mixed.precision|float16|\bfp16\b|\bhalf\b|\bamp\b|autocast)[^.]{0,200}(?:mask|"
+        r"-1e\d|large.negative|min(?:imum)? value|finfo|_large_compatible_negative)|"
+        r"(?:mask|-1e\d|large.negative|finfo)[^.]{0,200}(?:mixed.precision|float16|\bfp16\b|"
+        r"\bhalf\b)",
+        ("fp16-overflow", "inf-arithmetic", "mask-dtype"),
+        "a mask constant (-1e9, finfo(float32).min) that float16 cannot hold: it overflows to "
+        "-inf, and -inf - -inf or inf * 0 is NaN",
+    ),
+    Rule(
+        r"mask\w*[^.]{0,40}\b(?:cast\w*|dtype|float32|float64|int\d*|long|integer|to bool)\b|"
+        r"\b(?:cast\w*|dtype)\b[^.]{0,40}mask",
+        ("mask-dtype", "fp16-overflow"),
+        "the mask's dtype: a bool mask, or an additive float mask of the scores' dtype",
+    ),
+    Rule(
+        r"(?:per|each|every) row|whole (?:array|matrix|tensor|batch)|all rows|"
+        r"np\.sum\(np\.exp\([a-z_]+\)\)|\.sum\(\)|over the (?:wrong|first|batch|query) "
+        r"(?:axis|dim)",
+        ("softmax-axis", "axis-out-of-range"),
+        "a softmax normalised over the wrong axis (the whole array, the batch, the queries) "
+        "instead of each row's keys",
+        weight=0.8,
+    ),
+    Rule(
+        r"attention_axes|channel dim\w*|channels?.(?:last|first)|(?:missing|no|without|"
+        r"add\w*) (?:a |the )?(?:feature|channel|batch|head) (?:axis|dim\w*)|"
+        r"(?:unbatched|single example|batch of one)",
+        ("layout-confusion", "axis-out-of-range"),
+        "the input's axes are not the ones the layer expects: (batch, sequence, features)",
+    ),
+    Rule(
+        r"nan (?:values? )?in (?:the |my )?(?:input|values|keys|padd\w*|masked)|"
+        r"(?:input|values|keys|embeddings?)[^.]{0,30}(?:has|have|contains?|with) nans?\b|"
+        r"masked.out (?:positions?|entries|elements)[^.]{0,60}\bnan|\bnans?\b[^.]{0,60}"
+        r"masked.out",
+        ("nan-in-padding", "fully-masked-row"),
+        "NaN in a position the mask removes still reaches the output: 0 × NaN is NaN in the "
+        "weights-times-values product; replace it before attention",
+    ),
+    Rule(
+        r"(?:length|tokens?|words|sequence|input|text|positions?)[^.]{0,30}exceed\w*|"
+        r"exceed\w* (?:the |about |\d+ )?(?:max\w*|positions?|length|\d+ tokens?)|"
+        r"too long|longer (?:input|text|sequence|document)|long (?:input|text|"
+        r"document|sequence)|positional|position (?:embedding|encoding)|max_seq_len\w*",
+        ("position-out-of-range", "positions"),
+        "a sequence longer than the position table the model was built with",
+        weight=0.9,
+    ),
+    Rule(
+        r"future (?:tokens?|positions?|words?|information|steps?)|look.?ahead|\bpeek\w*|"
+        r"\bcheat\w*|subsequent (?:positions?|tokens?)|(?:sees?|see|attends? to) (?:the )?"
+        r"(?:next|later|answer)|\bleak\w*|"
+        r"loss[^.]{0,40}(?:suspiciously|strangely|very|too|unusually|much) ?(?:low|small)|"
+        r"loss[^.]{0,30}(?:to|near|close to|goes to|drops to|collapses to) ?~? ?0\b|"
+        r"times lower|too good to be true|not causal|non.causal",
+        ("mask-missing", "mask-polarity", "causal-alignment", "packed-sequences"),
+        "tokens see positions they must not (a causal or padding mask missing or inverted): "
+        "the loss drops because the answer leaks",
+    ),
+    Rule(
+        r"(?:causal|look.?ahead|padding)?\s?mask[^.]{0,40}(?:skipped|ignored|dropped|not "
+        r"applied|never applied|silently (?:dropped|ignored)|has no effect|not forwarded|"
+        r"never forwarded)|use_causal_mask|apply no (?:causal )?mask|mask_zero",
+        ("mask-missing", "backend-constraint", "mask-dtype"),
+        "a mask that is never applied: dropped by a wrapper, a backend or a flag",
+    ),
+    Rule(
+        r"attend\w* (?:to )?(?:the )?pad\w*|pad\w* (?:tokens? |positions? )?(?:are |is )?"
+        r"(?:still )?(?:attended|get attention|receive attention)|(?:computed|attention) on "
+        r"padding|(?:outputs?|results?|logits|predictions?)[^.]{0,30}(?:change|depend|differ)"
+        r"\w*[^.]{0,30}(?:padding|batch size|other examples|batch)|"
+        r"batch(?:ed)? (?:and|vs\.?|versus) (?:un-?batched|single)|"
+        r"batch\w*[^.]{0,30}(?:and|vs\.?|versus|than)[^.]{0,20}(?:single|un-?batched|one at a "
+        r"time|one by one|individual)|(?:inconsistent|different|differ\w*|chang\w*) "
+        r"(?:results?|outputs?|logits|predictions?)[^.]{0,60}(?:padding|padded)",
+        ("mask-missing", "mask-broadcast-axis", "mask-polarity", "mask-dtype"),
+        "padded positions still take part in attention: the padding mask is missing, "
+        "inverted, broadcast along the wrong axis, or added as 0/1",
+    ),
+    Rule(
+        r"batched (?:together )?with (?:longer|other|different|shorter) (?:prompts?|"
+        r"sequences?|inputs?)|"
+        r"left.?pad\w*|(?:short(?:er)?|padded) (?:prompts?|sequences?|inputs?)[^.]{0,60}"
+        r"(?:garbage|wrong|different|worse|nonsense|gibberish|incorrect|repeat)",
+        ("positions", "backend-constraint", "kv-cache"),
+        "left padding shifts every real token: position ids must count from the first real "
+        "token, and some fused kernels mishandle padded rows",
+    ),
+    Rule(
+        r"(?:weights?|probabilit\w+|softmax|attention|scores?)[^.]{0,40}(?:(?:are |is )?"
+        r"(?:all|every\w*) |are |is |== ?|become )(?:1\.0|ones?\b|equal to (?:1|one))|"
+        r"(?:all|every) (?:ones|1\.0)",
+        ("softmax-axis", "missing-scale", "axis-out-of-range"),
+        "softmax over an axis of size 1 (or the wrong axis) gives 1.0 everywhere: weights are "
+        "normalised over the keys, the last axis",
+    ),
+    Rule(
+        r"(?:weights?|probabilit\w+|softmax|attention|scores?|outputs?)[^.]{0,40}"
+        r"(?:all (?:the )?same|uniform|identical|equal|constant|the same for (?:every|all|each))|"
+        r"(?:same|identical) (?:output|result|vector|prediction)s? for (?:every|all|each)|"
+        r"(?:weights?|probabilit\w+|softmax|attention)[^.]{0,30}\ball (?:exactly )?"
+        r"(?:0?\.\d+|1/\w+)",
+        ("softmax-axis", "missing-scale", "mask-polarity", "fully-masked-row"),
+        "uniform or identical attention: softmax over the wrong axis, every key masked (a "
+        "large constant everywhere), or an inverted mask",
+    ),
+    Rule(
+        r"one.hot|saturat\w*|peaked|spiky|(?:gradients?|grads?)[^.]{0,30}vanish|"
+        r"does(?:n't| not) learn|not learning|stops? learning|"
+        r"loss[^.]{0,30}(?:doesn't|does not|won't|not|never) (?:decrease|go down|improve|"
+        r"converge)",
+        ("missing-scale", "softmax-axis", "mask-after-softmax"),
+        "a saturated softmax: scores not divided by sqrt(d) become one-hot and its gradients "
+        "vanish",
+    ),
+    Rule(
+        r"(?:do(?:es)?n'?t|do(?:es)? not|not) (?:sum|add up) to (?:one|1)|renormali[sz]|"
+        r"(?:after|post).softmax|mask\w* (?:applied )?after (?:the )?softmax|"
+        r"before (?:the )?softmax",
+        ("mask-after-softmax", "softmax-axis"),
+        "weights that no longer sum to one: the mask applied after the softmax without "
+        "renormalising, or a softmax over the wrong axis",
+    ),
+    Rule(
+        r"\bnans?\b[^.]{0,60}(?:only )?(?:in|for|at) (?:the )?(?:padded|padding|masked|pad)|"
+        r"(?:padded|padding|masked) (?:rows?|positions?|tokens?|entries)[^.]{0,40}\bnans?\b|"
+        r"(?:every|all) (?:keys?|positions?) (?:are )?masked|fully.masked|empty (?:row|sequence)|"
+        r"all (?:the )?(?:inputs|scores|logits|values|entries)? ?(?:are |is )?-inf|"
+        r"(?:every|each) (?:score|logit) is -inf|(?:row|query) (?:with|has) no (?:valid )?keys?|"
+        r"(?:attend\w*|see|look) (?:to |at )?(?:itself|themselves)|diagonal (?:is )?masked|"
+        r"masks? (?:out )?the diagonal",
+        ("fully-masked-row", "nan-in-padding", "ragged-lengths"),
+        "a query row whose keys are all masked: softmax over all -inf is 0/0 = NaN",
+    ),
+    Rule(
+        r"\bnans?\b[^.]{0,80}(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"
+        r"epochs|updates)|(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"
+        r"epochs)[^.]{0,80}\bnans?\b",
+        ("fp16-overflow", "softmax-overflow", "inf-arithmetic"),
+        "NaN after some steps of training: logits grow until exp or a float16 value overflows",
+    ),
+    Rule(
+        r"(?:heads?|multi.head)[^.]{0,60}(?:scrambled|mixed|garbage|wrong|worse)|"
+        r"(?:scrambled|mixed up)[^.]{0,40}heads?",
+        ("head-axis-order", "gqa-heads"),
+        "heads split or merged in the wrong axis order: every head reads a mixture",
+    ),
+    Rule(
+        r"(?:true|1)\s*(?:=|means|is)\s*(?:ignore|masked|pad|attend|keep|not attend)|"
+        r"(?:0|false)\s*(?:=|means|is)\s*(?:ignore|masked|pad|attend|keep)|"
+        r"\b(?:inverted|reversed|opposite|flipped)\b[^.]{0,30}mask|mask[^.]{0,60}\b(?:inverted|"
+        r"reversed|opposite|flipped)\b|(?:NOT|not) pay attention|to (?:NOT|not) attend|"
+        r"which (?:tokens?|positions?|keys?) to (?:not )?(?:attend|ignore|mask|keep)|"
+        r"only (?:attends?|looks?|attending) (?:to |at )?(?:the )?pad|"
+        r"(?:true|1)\b[^.]{0,60}(?:filled with -?inf|are masked|is masked|ignored)|"
+        r"(?:true|1|0|false) (?:for|at|on) (?:the )?(?:padding|pad|masked|real|valid) "
+        r"(?:tokens?|positions?)|(?:opposite|different|other) (?:convention|polarity|meaning)",
+        ("mask-polarity",),
+        "the mask's polarity: which value means 'attend' differs between APIs",
+        weight=1.15,
+    ),
+    Rule(
+        r"(?:cache|cached|past_key_values)[^.]{0,80}(?:differ|different|wrong|garbage|repeat|"
+        r"worse)|(?:with|without) (?:the )?(?:kv.)?cache|prompt.?length|second (?:generation )?"
+        r"step|first (?:generated )?token",
+        ("kv-cache", "causal-alignment", "positions"),
+        "decoding with a cache: positions, causal alignment and the mask must follow the "
+        "cache's length",
+    ),
+    Rule(
+        r"(?:results?|outputs?|examples?)[^.]{0,40}(?:depend|influence)\w*[^.]{0,30}"
+        r"(?:other|each other|the batch)|batch size (?:changes|affects)|"
+        r"changes? when I change (?:the |another |a different )?(?:\w+ )?(?:example|sample|"
+        r"item|sequence)|(?:another|other|second|different) (?:example|sample)s? (?:in the "
+        r"batch )?(?:changes|affects)",
+        ("softmax-axis", "mask-broadcast-axis", "layout-confusion"),
+        "examples that influence each other: a softmax or mask along the batch axis, or "
+        "batch-first input read as sequence-first",
+    ),
+)
+"""Symptoms in words, with their synonyms, and the tags that produce them."""
+
+SYNONYMS: tuple[tuple[str, str], ...] = (
+    (r"\bnans?\b|not a number|non.finite|\binfs?\b", " nan "),
+    (r"\bfp16\b|float16|\bhalf(?: precision)?\b|\bamp\b|mixed.precision", " fp16 "),
+    (r"\bbf16\b|bfloat16", " bf16 "),
+    (r"uniform|identical|equal|constant|\bsame\b", " same "),
+    (r"garbage|gibberish|nonsense|incorrect|\bwrong\b|\bbad\b|degrade\w*|broken|worse", " wrong "),
+    (r"\bpadd?(?:ing|ed|s)?\b", " pad "),
+    (r"look.?ahead|subsequent|upcoming|\bnext\b|later", " future "),
+    (r"\b(?:attend\w*|attention|attn)\b", " attend "),
+    (r"\bweights?\b|probabilit\w+|\bscores?\b", " weight "),
+    (r"past_key_values|kv.?cache|\bcache[ds]?\b", " cache "),
+    (r"\bgenerat\w*|\bdecod\w*|\binference\b", " generate "),
+    (r"\brope\b|rotary", " rotary "),
+    (r"\berror\b|\bfails?\b|\bcrash\w*|\braises?\b|exception", " fail "),
+)
+"""Words that say the same thing, folded to one word before symptom phrases are matched."""
+
+STOP_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        "the a an of to in is and or with after when on for my i it be at by from but got this "
+        "that are was were not no can does do have has had me we you your our its as if so use "
+        "using used into than then there their them they which what how why some only all any "
+        "get gets",
+    )
+)
+
+ATTENTION_WORDS = re.compile(
+    r"attention|attn|\bmask|\bheads?\b|softmax|\bquer(?:y|ies)\b|\bkeys?\b|\bvalues?\b|"
+    r"\bqkv\b|transformer|causal|padd(?:ing|ed)|embedding|position|rotary|rope\b|flash|sdpa|"
+    r"\bscores?\b|logits|\bkv\b|decoder|encoder|einsum|matmul|\bbmm\b|\bshapes?\b",
+    re.IGNORECASE,
+)
+"""Words that put a text inside attention code; without one, shared words are no evidence."""
+
+TRANSPOSED = re.compile(r"\.transpose\(-[12], ?-[12]\)|\.mT\b|swapaxes\(-[12], ?-[12]\)")
+"""Quoted code that does transpose the keys: evidence against a missing transpose."""
+
+OUTSIDE = re.compile(
+    r"ModuleNotFoundError|ImportError|No module named|cannot import name|FileNotFoundError|"
+    r"No such file or directory|Permission denied|CUDA driver|NVIDIA driver|"
+    r"ConnectionError|HTTPError|\b40[134]\b Client Error|pip install|"
+    r"(?:tokenizer|vocab)[\w.]* (?:file|not found)|SSL|timed out|Disk quota",
+    re.IGNORECASE,
+)
+"""Errors from outside attention code (installing, files, drivers, the network): evidence
+from mentioning an attention library alone is dropped for them."""
+
+SHAPE_OR_MASK = re.compile(r"shape|mask|size of tensor|broadcast", re.IGNORECASE)
+"""A message naming a shape or mask problem: never answered with an empty list."""
