@@ -45,6 +45,9 @@ from refattn import _kernel
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
+# row blocks of one kv head add into the same dK and dV rows: a lock per head (mod 16)
+_HEAD_LOCKS = [threading.Lock() for _ in range(16)]
+_BOUND_MIN_SCORES = 1 << 16  # below this many scores, _Bounds' setup costs more than it saves
 _BUFFERS = 8  # a block may be this many of the kernel's blocks (8 MiB: 64 rows by 32768 keys)
 
 
@@ -160,15 +163,14 @@ def run_backward(
         grad_out = np.where(poisoned[..., None], 0, grad_out)
     local = threading.local()
     lock = threading.Lock()
-    # row blocks of one kv head add into the same dK and dV rows: a lock per head (mod 16)
-    head_locks = [threading.Lock() for _ in range(16)]
 
     # masks, bias, ALiBi or a softcap: the kernel's logits, transposed into place
     options = (plan.softcap, plan.bias, plan.alibi_slopes, plan.segments, plan.attend_mask)
     rich = any(option is not None for option in options)
     dim = plan.query.shape[4]
     bounds = None
-    if not rich and plan.sinks is None and q_only and dim:
+    scores = math.prod(rows_shape) * length_k
+    if not rich and plan.sinks is None and q_only and dim and scores >= _BOUND_MIN_SCORES:
         bounds = _Bounds(plan, grad_out, tasks)
 
     def _logits(
@@ -284,7 +286,7 @@ def run_backward(
             d_logits *= scale
         grad_query[where] = (d_logits.transpose(0, 2, 1) @ key).reshape(*block4, -1)
         d_k = d_logits @ q
-        with head_locks[(n * plan.key.shape[1] + h0) % len(head_locks)]:
+        with _HEAD_LOCKS[(n * plan.key.shape[1] + h0) % len(_HEAD_LOCKS)]:
             grad_key[n, h0:h1, lo:hi] += d_k
             grad_value[n, h0:h1, lo:hi] += d_v
         delta[where] = row_delta.reshape(block4)
