@@ -572,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ids and not args.check:
         parser.error("case ids only with --check: the file always holds every case")
+    if not args.output.parent.is_dir():
+        parser.error(f"{args.output.parent} does not exist: run it in a checkout, or pass --output")
     cases = [get(i) for i in args.ids] if args.ids else None
     report = generate(cases)
     print(report.summary(), file=sys.stderr)
