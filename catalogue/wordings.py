@@ -44,6 +44,7 @@ _REFUSES = (
     r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
     r"not implemented|NotImplementedError|must be (?:a )?multiple|should be a multiple|"
     r"divisible by|Invalid configuration|No available kernel|No operator found|"
+    r"no kernel found|not compiled with|"
     r"requires? .{0,30}(?:head_?dim|"
     r"dtype|fp16|bf16|sm\d|multiple))"
 )
@@ -880,6 +881,7 @@ TRANSPOSED = re.compile(r"\.transpose\(-[12], ?-[12]\)|\.mT\b|swapaxes\(-[12], ?
 
 OUTSIDE = re.compile(
     r"ModuleNotFoundError|ImportError|No module named|cannot import name|FileNotFoundError|"
+    r"no kernel image is available|"
     r"No such file or directory|Permission denied|CUDA driver|NVIDIA driver|"
     r"ConnectionError|HTTPError|\b40[134]\b Client Error|pip install|"
     r"(?:tokenizer|vocab)[\w.]* (?:file|not found)|SSL|timed out|Disk quota",
