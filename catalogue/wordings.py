@@ -289,6 +289,7 @@ RULES: tuple[Rule, ...] = (
         ("mask-polarity",),
         "which value of a boolean mask means 'attend': True = attend in SDPA, JAX and Keras, "
         "True = ignore in nn.MultiheadAttention's masks",
+        weight=0.8,
     ),
     Rule(
         r"(?:ignor\w*|without|missing|no|forgot\w*)\s+(?:the\s+)?(?:padding\s+|causal\s+)?mask",
@@ -554,7 +555,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"\bposition_?ids?\b|\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
-        r"\bmax_?len(?:gth)?\b|\blonger than\b",
+        r"\bmax_?len(?:gth)?\b|\blonger than (?:the )?(?:max\w*|\d{3,}|position|context|"
+        r"model|table|limit)",
         ("position-out-of-range", "positions"),
         "positions: a sequence longer than the position table, or position ids that do not "
         "start where the tokens do",
@@ -712,7 +714,8 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\bcheat\w*|subsequent (?:positions?|tokens?)|(?:sees?|see|attends? to) (?:the )?"
         r"(?:next|later|answer)|\bleak\w*|"
         r"loss[^.]{0,40}(?:suspiciously|strangely|very|too|unusually|much) ?(?:low|small)|"
-        r"loss[^.]{0,30}(?:to|near|close to|goes to|drops to|collapses to) ?~? ?0\b|"
+        r"loss[^.]{0,30}(?:to|near|close to|goes to|drops to|collapses to|falls to) "
+        r"?(?:~ ?|almost |nearly |about |practically )?(?:0|zero)\b|"
         r"times lower|too good to be true|not causal|non.causal",
         ("mask-missing", "mask-polarity", "causal-alignment", "packed-sequences"),
         "tokens see positions they must not (a causal or padding mask missing or inverted): "
@@ -721,9 +724,11 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"(?:causal|look.?ahead|padding)?\s?mask[^.]{0,40}(?:skipped|ignored|dropped|not "
         r"applied|never applied|silently (?:dropped|ignored)|has no effect|not forwarded|"
+        r"not propagated|isn't propagated|(?:is |gets )?lost|not used|never used|"
         r"never forwarded)|use_causal_mask|apply no (?:causal )?mask|mask_zero",
         ("mask-missing", "backend-constraint", "mask-dtype"),
         "a mask that is never applied: dropped by a wrapper, a backend or a flag",
+        weight=1.15,  # a specific symptom: as strong as a framework wording
     ),
     Rule(
         r"attend\w* (?:to )?(?:the )?pad\w*|pad\w* (?:tokens? |positions? )?(?:are |is )?"

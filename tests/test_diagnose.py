@@ -923,3 +923,62 @@ NOISY_REPORTS = [
 def test_reports_mixing_prose_and_errors_find_their_family(message: str, tags: set[str]) -> None:
     # a fourth batch written before running diagnose on it (11 first, 12 in the top three)
     assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+JAX_TF_REPORTS = [
+    (
+        "flax MultiHeadDotProductAttention gives NaN when the mask is all False for padded "
+        "examples",
+        {"fully-masked-row"},
+    ),
+    (
+        "jax.nn.dot_product_attention with is_causal=True gives wrong results when the query is "
+        "shorter than the keys",
+        {"causal-alignment"},
+    ),
+    (
+        "Keras MultiHeadAttention use_causal_mask=True still lets tokens see the future in my "
+        "custom layer",
+        {"mask-missing", "causal-alignment", "mask-polarity"},
+    ),
+    (
+        "tf.keras Attention layer: the padding mask from Embedding(mask_zero=True) is not "
+        "propagated",
+        {"mask-missing"},
+    ),
+    (
+        "In JAX my attention output is NaN under float16 when using a mask value of -1e30",
+        {"fp16-overflow", "inf-arithmetic"},
+    ),
+    (
+        "TensorFlow: softmax over axis=1 instead of -1 in my attention gives weights that sum to "
+        "one over queries",
+        {"softmax-axis"},
+    ),
+    (
+        "Flax decode=True cache: generating with a prompt longer than one token fails",
+        {"kv-cache"},
+    ),
+    (
+        "tf MultiHeadAttention: attention scores are uniform when I pass an attention_mask with 0 "
+        "for real tokens",
+        {"mask-polarity"},
+    ),
+    (
+        "jnp.tile instead of jnp.repeat for the kv heads in grouped query attention gives "
+        "different results",
+        {"gqa-heads"},
+    ),
+    (
+        "keras_nlp TransformerDecoder: loss drops to almost zero in the first epoch",
+        {"mask-missing", "causal-alignment", "mask-polarity"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), JAX_TF_REPORTS)
+def test_jax_and_keras_reports_find_their_family(message: str, tags: set[str]) -> None:
+    # a fifth batch written before running diagnose on it (7 first, 8 in the top three
+    # then; the misses led to the propagated-mask, 'almost zero' loss and 'longer than'
+    # fixes)
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
