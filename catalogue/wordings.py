@@ -663,7 +663,8 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"(?:mixed.precision|float16|\bfp16\b|\bhalf\b|\bamp\b|autocast)[^.]{0,200}(?:mask|"
         r"-1e\d|large.negative|min(?:imum)? value|finfo|_large_compatible_negative)|"
-        r"(?:mask|-1e\d|large.negative|finfo)[^.]{0,200}(?:mixed.precision|float16|\bfp16\b|"
+        r"(?:mask|-1e\d|large.negative|finfo|negative\w* large|large\w* negative|too large)"
+        r"[^.]{0,200}(?:mixed.precision|float16|\bfp16\b|"
         r"\bhalf\b)",
         ("fp16-overflow", "inf-arithmetic", "mask-dtype"),
         "a mask constant (-1e9, finfo(float32).min) that float16 cannot hold: it overflows to "
