@@ -247,6 +247,7 @@ RULES: tuple[Rule, ...] = (
         ("fully-masked-row", "nan-in-padding", "inf-arithmetic"),
         "NaN with masking: a row where every key is masked has softmax 0/0, and NaN in a "
         "masked position still flows through the matmuls",
+        weight=0.9,  # NaN and a mask in one text: a co-occurrence, not a mechanism
     ),
     Rule(
         r"\bnans?\b|(?<![-\w'\"])inf\b",
@@ -599,6 +600,22 @@ RULES: tuple[Rule, ...] = (
 """Framework wordings and the tags they mean, likeliest first."""
 
 CONCEPTS: tuple[Rule, ...] = (
+    Rule(
+        r"\binf\s?\*\s?0|\b0(?:\.0)?\s?\*\s?inf|inf(?:inity)? times (?:0|zero)|"
+        r"(?:0|zero) times inf|-inf\s?-\s?-inf|inf\s?-\s?inf|"
+        r"exp\w*(?:\([^)]{0,30}\))?[^.]{0,40}overflow|overflow\w*[^.]{0,20}(?:in )?exp",
+        ("inf-arithmetic", "softmax-overflow", "fp16-overflow"),
+        "an overflow or an infinity met in arithmetic: exp of a large logit is inf, and "
+        "inf × 0 or inf - inf is NaN, masked or not",
+        weight=1.15,
+    ),
+    Rule(
+        r"additive (?:-inf |float )?mask[^.]{0,120}(?:binary|boolean|bool|0/1|1 ?= ?(?:allow|"
+        r"attend|keep))|(?:binary|boolean|0/1) mask[^.]{0,120}additive",
+        ("mask-dtype", "mask-polarity"),
+        "an additive mask (0 and -inf) given where a binary one (1 = attend) is expected, or "
+        "the reverse: the allowed positions are the ones blocked",
+    ),
     Rule(
         r"is_causal(?:=True)?[^.]{0,60}(?:attn_mask|padding mask|key_padding_mask|an? mask)|"
         r"(?:attn_mask|padding mask|key_padding_mask)[^.]{0,60}is_causal",
