@@ -52,10 +52,12 @@ Method:
   every entry is the real wording with other numbers. Attempts that raise nothing,
   another class or another template, and variants for which no attempt of a map
   reproduces, are counted per reason and printed (not written to the file).
-- Messages are formatted as :mod:`catalogue.runner` records them (``Class: message``
-  through :func:`catalogue.runner.normalise`). Identical ``(case, framework, message)``
-  triples are kept once (the first map's). The file records the versions of the
-  frameworks it was generated with.
+- Messages are formatted by :mod:`catalogue.runner`'s own helper, as it records them
+  (``Class: message`` through :func:`catalogue.runner.normalise`). A message an earlier
+  map already gave the same case and framework does not count (the map tries its next
+  table), so each ``(case, framework, message)`` is in the file once and no held-out
+  message repeats a tuning one. The file records the versions of the frameworks it was
+  generated with; ``tests/diagnose_accuracy.py --generated`` scores diagnose on it.
 
 Not done: a dtype axis. Of the PyTorch exception variants only
 ``minus_1e9_in_float16`` spells a torch float dtype in its broken code, and its failure
@@ -87,7 +89,8 @@ from typing import Any
 
 from . import Case, all_cases, get
 from . import cases as _cases_package
-from .runner import installed, normalise, resolve
+from .runner import _describe as describe  # Class: message, as outcomes.json records it
+from .runner import installed, resolve
 
 OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "diagnose_generated.json"
 """Where the corpus lives in a checkout."""
@@ -173,11 +176,6 @@ def template(message: str) -> str:
     """
     digits = re.sub(r"\s+", " ", re.sub(r"\d+", "#", message)).strip()
     return re.sub(r"(\([#, ]*\))(?:, \1)+", r"\1, …", digits)
-
-
-def describe(error: BaseException) -> str:
-    """An exception as :mod:`catalogue.runner` records it: ``Class: message``, normalised."""
-    return normalise(f"{type(error).__name__}: {error}")
 
 
 def _call_name(call: ast.Call) -> tuple[str, bool]:
