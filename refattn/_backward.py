@@ -62,9 +62,7 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     if prepared.poison is None and plan.fully_masked != "raise":
         tasks = _kernel.make_tasks(prepared.plan)
         if _backward_fused.fits(prepared.plan, tasks):
-            fused = _backward_fused.run_backward(
-                prepared.plan, grad_out, tasks, need_bias=need_bias
-            )
+            fused = _backward_fused.run_backward(prepared, grad_out, tasks, need_bias=need_bias)
             return Gradients(*fused)
     forward = _kernel.run(plan, need_weights=False, prepared=prepared)
     plan = prepared.plan

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn import _kernel
+from refattn._numerics import Prepared
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
@@ -65,17 +66,21 @@ class _Bounds:
 
     _LIMIT = 30.0  # natural-log units
 
-    def __init__(self, plan: Plan, grad_out: FloatArray, tasks: list[_kernel.Task]) -> None:
-        self.plan = plan
+    def __init__(self, prepared: Prepared, grad_out: FloatArray, tasks: list[_kernel.Task]) -> None:
+        plan = self.plan = prepared.plan
         dtype = plan.query.dtype
-        with np.errstate(over="ignore", invalid="ignore"):  # squares past the range: inf
-            self.query_norm = np.sqrt(
-                np.einsum("nhgld,nhgld->nhgl", plan.query, plan.query).astype(np.float64)
-            )
-            self.key_sq = np.einsum("nhsd,nhsd->nhs", plan.key, plan.key).astype(np.float64)
+        # prepare() has the squared norms (in the input dtype: inf past its range)
+        query_sq, key_sq = prepared.query_squares, prepared.key_squares
+        with np.errstate(over="ignore", invalid="ignore"):
+            if query_sq is None:
+                query_sq = np.einsum("nhgld,nhgld->nhgl", plan.query, plan.query)
+            if key_sq is None:
+                key_sq = np.einsum("nhsd,nhsd->nhs", plan.key, plan.key)
+        self.query_norm = np.sqrt(query_sq.astype(np.float64))
+        self.key_sq = key_sq.astype(np.float64, copy=False)
         big = float(np.finfo(dtype).max) / 16
         d_out = max(abs(float(grad_out.max())), abs(float(grad_out.min())), 1.0)
-        value = max(abs(float(plan.value.max())), abs(float(plan.value.min())), 1.0)
+        value = max(prepared.value_abs_max, 1.0)
         # |dP'| <= |dO| exp(2b) |V| Dv must stay below big
         room = big / (d_out * value * max(plan.value.shape[3], 1))
         self.limit = min(self._LIMIT, 0.5 * math.log(room)) if room > 1 else 0.0
@@ -119,20 +124,22 @@ def fits(plan: Plan, tasks: list[_kernel.Task]) -> bool:
 
 
 def run_backward(
-    plan: Plan, grad_out: FloatArray, tasks: list[_kernel.Task], *, need_bias: bool
+    prepared: Prepared, grad_out: FloatArray, tasks: list[_kernel.Task], *, need_bias: bool
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
     """Gradients of ``sum(attention(plan) * grad_out)`` for a prepared, finite ``plan``.
 
     Args:
-        plan: the prepared plan (:func:`refattn._numerics.prepare`), with no poison.
-        grad_out: ``(N, Hkv, G, L, Dv)`` in the plan's dtype.
-        tasks: :func:`refattn._kernel.make_tasks` of ``plan``, each within :func:`fits`.
+        prepared: :func:`refattn._numerics.prepare` of the call, with no poison.
+        grad_out: ``(N, Hkv, G, L, Dv)`` in the prepared plan's dtype.
+        tasks: :func:`refattn._kernel.make_tasks` of the prepared plan, each within
+            :func:`fits`.
         need_bias: also return the gradient of the final logits (= of the bias).
 
     Returns:
         query ``(N, Hkv, G, L, D)``, key ``(N, Hkv, S, D)``, value ``(N, Hkv, S, Dv)``,
         bias ``(N, Hkv, G, L, S)`` or None, sinks ``(N, Hkv, G)`` or None.
     """
+    plan = prepared.plan
     dtype = plan.query.dtype
     groups = plan.query.shape[2]
     length_k, dim_v = plan.value.shape[2], plan.value.shape[3]
@@ -171,7 +178,7 @@ def run_backward(
     bounds = None
     scores = math.prod(rows_shape) * length_k
     if not rich and plan.sinks is None and q_only and dim and scores >= _BOUND_MIN_SCORES:
-        bounds = _Bounds(plan, grad_out, tasks)
+        bounds = _Bounds(prepared, grad_out, tasks)
 
     def _logits(
         task: _kernel.Task, q: FloatArray, key: FloatArray, flat: FloatArray, spare: FloatArray
