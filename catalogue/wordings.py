@@ -602,6 +602,7 @@ RULES: tuple[Rule, ...] = (
 CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"\binf\s?\*\s?0|\b0(?:\.0)?\s?\*\s?inf|inf(?:inity)? times (?:0|zero)|"
+        r"\*\s?-?(?:float\(['\"]-?inf['\"]\)|np\.inf|math\.inf|inf\b)|"
         r"(?:0|zero) times inf|-inf\s?-\s?-inf|inf\s?-\s?inf|"
         r"exp\w*(?:\([^)]{0,30}\))?[^.]{0,40}overflow|overflow\w*[^.]{0,20}(?:in )?exp",
         ("inf-arithmetic", "softmax-overflow", "fp16-overflow"),
@@ -712,6 +713,7 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"nan (?:values? )?in (?:the |my )?(?:input|values|keys|padd\w*|masked)|"
         r"(?:input|values|keys|embeddings?)[^.]{0,30}(?:has|have|contains?|with) nans?\b|"
+        r"(?:has|have|contain\w*|with) nans? (?:values?|embeddings?|inputs?|entries|keys)|"
         r"masked.out (?:positions?|entries|elements)[^.]{0,60}\bnan|\bnans?\b[^.]{0,60}"
         r"masked.out",
         ("nan-in-padding", "fully-masked-row"),
@@ -809,7 +811,8 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\bnans?\b[^.]{0,60}(?:only )?(?:in|for|at) (?:the )?(?:padded|padding|masked|pad)|"
         r"(?:padded|padding|masked) (?:rows?|positions?|tokens?|entries)[^.]{0,40}\bnans?\b|"
         r"(?:every|all) (?:keys?|positions?) (?:are )?masked|fully.masked|empty (?:row|sequence)|"
-        r"all (?:the )?(?:inputs|scores|logits|values|entries)? ?(?:are |is )?-inf|"
+        r"all (?:the )?(?:inputs|scores|logits|values|entries)? ?(?:are |is )?(?:-inf|-1e\d+|"
+        r"(?:a |the )?(?:same )?large negative)|(?:length|len) (?:of )?(?:zero|0)\b|zero.length|"
         r"(?:every|each) (?:score|logit) is -inf|(?:row|query) (?:with|has) no (?:valid )?keys?|"
         r"(?:attend\w*|see|look) (?:to |at )?(?:itself|themselves)|diagonal (?:is )?masked|"
         r"masks? (?:out )?the diagonal",

@@ -982,3 +982,48 @@ def test_jax_and_keras_reports_find_their_family(message: str, tags: set[str]) -
     # then; the misses led to the propagated-mask, 'almost zero' loss and 'longer than'
     # fixes)
     assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+NUMERICS_REPORTS = [
+    (
+        "Training diverges with NaN after enabling flash attention in fp16; works in fp32",
+        {"fp16-overflow", "backend-constraint", "softmax-overflow"},
+    ),
+    (
+        "softmax of a row where all scores are -1e9 gives uniform weights instead of zeros",
+        {"fully-masked-row", "inf-arithmetic", "mask-dtype"},
+    ),
+    (
+        "my additive mask uses float('-inf') and rows with no valid keys become NaN",
+        {"fully-masked-row"},
+    ),
+    ("Large logits (around 1e5) make softmax return NaN in float32", {"softmax-overflow"}),
+    (
+        "NaN appears in the attention output when padding tokens have NaN embeddings",
+        {"nan-in-padding"},
+    ),
+    (
+        "After model.half(), the attention mask built with torch.finfo(torch.float32).min turns "
+        "into -inf and gives NaN",
+        {"fp16-overflow", "inf-arithmetic"},
+    ),
+    (
+        "Gradient of attention is NaN for sequences of length zero in the batch",
+        {"ragged-lengths", "fully-masked-row"},
+    ),
+    ("softmax overflow when computing exp(x) for x > 88 in float32", {"softmax-overflow"}),
+    (
+        "attention weights saturate to one-hot as head_dim grows to 256 because there is no "
+        "1/sqrt(d) scaling",
+        {"missing-scale"},
+    ),
+    ("mask * -inf gives nan where the mask is 0", {"inf-arithmetic"}),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), NUMERICS_REPORTS)
+def test_numerics_reports_find_their_family(message: str, tags: set[str]) -> None:
+    # a sixth batch written before running diagnose on it (6 first, 10 in the top three
+    # then; the misses led to the -1e9 rows, zero-length, NaN-embedding and mask * -inf
+    # wordings)
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
