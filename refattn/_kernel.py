@@ -704,7 +704,8 @@ def make_tasks(
     """Cut ``plan`` into cache-sized tasks; ``scaled`` inputs enable the unshifted path.
 
     ``columns``: the key columns a task's body holds at once when it walks keys in chunks
-    (None: all of them), so rows are sized for ``rows x columns`` blocks.
+    (None: all of them), so rows are sized for ``rows x columns`` blocks. The forward
+    (:func:`run`) cuts with ``_FORWARD_COLUMNS``, or None when it returns the weights.
     """
     if scaled is None or prepared is None:
         unshifted = np.zeros(plan.query.shape[:4], dtype=bool)
