@@ -49,6 +49,7 @@ from typing import Any
 
 from .readings import (
     Reading,
+    checkpoint_reading,
     contraction_reading,
     einsum_reading,
     index_reading,
@@ -377,6 +378,7 @@ def _rule_hits(text: str) -> list[_Hit]:
     hits = []
     for read in (
         mha_mask_reading,
+        checkpoint_reading,
         qkv_reading,
         einsum_reading,
         matmul_reading,
@@ -409,9 +411,20 @@ def _rule_hits(text: str) -> list[_Hit]:
         found_rules = [(rule, hit) for rule, hit in found_rules if not rule.read]
     specific = [hit for rule, hit in found_rules if not rule.fallback]
     hits += specific or ([] if hits else [hit for _, hit in found_rules])
-    if OUTSIDE.search(text):
-        hits = [hit for hit in hits if hit.weight >= 1.0]  # "flash_attn" alone is no evidence
+    if _outside(text):  # "No module named 'flash_attn'": naming a library is no evidence
+        hits = [hit for hit in hits if hit.reading is not None]
     return hits
+
+
+def _outside(text: str) -> bool:
+    """Whether the error itself is one from outside attention code (:data:`OUTSIDE`).
+
+    A short text is the error; in a longer one (a traceback, a report), its last error line.
+    """
+    if len(text) > 300:
+        errors = re.findall(r"^\s*[\w.]*(?:Error|Exception|Warning)\b:?.*$", text, re.MULTILINE)
+        text = errors[-1] if errors else ""
+    return bool(OUTSIDE.search(text))
 
 
 def _symptom_score(text_words: frozenset[str], card: CaseCard) -> tuple[float, str]:
@@ -558,7 +571,7 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         scored.append((total, card, hit, tag, lead))
     scored.sort(key=lambda answer: (-answer[0], answer[1].id))
     confident = [answer for answer in scored if answer[0] >= MIN_SCORE]
-    if confident or not SHAPE_OR_MASK.search(text) or OUTSIDE.search(text):
+    if confident or not SHAPE_OR_MASK.search(text) or _outside(text):
         scored = confident  # a shape or mask problem always gets the nearest cases
     used: set[str] = set()
     answers = []

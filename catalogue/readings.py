@@ -922,3 +922,43 @@ def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) ->
             f"{shown} disagree on {len(bad)} axes: a mask or bias built for other sizes",
         )
     return None
+
+
+def checkpoint_reading(text: str) -> Reading | None:
+    """A checkpoint parameter of another shape than the model's, read by its name.
+
+    ``size mismatch for NAME: copying a param with shape A from checkpoint, the shape in
+    current model is B``: a key/value projection off by a whole factor is a grouped-query
+    checkpoint in a config without ``num_key_value_heads`` (or the reverse).
+    """
+    found = re.search(
+        r"size mismatch for ([\w.]+): copying a param with shape torch\.Size\(\[([\d, ]+)\]\) "
+        r"from checkpoint, the shape in current model is torch\.Size\(\[([\d, ]+)\]\)",
+        text,
+    )
+    if not found:
+        return None
+    name = found.group(1).lower()
+    saved = tuple(int(n) for n in re.findall(r"\d+", found.group(2)))
+    built = tuple(int(n) for n in re.findall(r"\d+", found.group(3)))
+    if (
+        re.search(r"k_proj|v_proj|\bkey\b|\bvalue\b|\bwk\b|\bwv\b|kv", name)
+        and saved[0] != built[0]
+    ):
+        small, big = sorted((saved[0], built[0]))
+        if small and big % small == 0:
+            gqa = (
+                f"{name} holds {saved[0]} outputs in the checkpoint and {built[0]} in the model: "
+                f"key/value heads {big // small} times fewer than the query heads, a "
+                "grouped-query checkpoint loaded into a config without num_key_value_heads "
+                "(or the reverse)"
+            )
+            return Reading(("gqa-heads", "projection-width"), {"gqa-heads": gqa}, gqa)
+    if re.search(r"position|rotary|wpe|pos_emb", name):
+        positions = (
+            f"{name}: {saved[0]} positions in the checkpoint, {built[0]} in the model: the "
+            "position table was built for another maximum length"
+        )
+        return Reading(("position-out-of-range", "positions"), {}, positions)
+    width = f"{name}: {saved} in the checkpoint against {built} in the model"
+    return Reading(("projection-width", "head-split"), {}, width)

@@ -910,11 +910,12 @@ OUTSIDE = re.compile(
     r"no kernel image is available|"
     r"No such file or directory|Permission denied|CUDA driver|NVIDIA driver|"
     r"ConnectionError|HTTPError|\b40[134]\b Client Error|pip install|"
-    r"(?:tokenizer|vocab)[\w.]* (?:file|not found)|SSL|timed out|Disk quota",
+    r"(?:tokenizer|vocab)[\w.]* (?:file|not found)|SSL|timed out|Disk quota|"
+    r"object has no attribute|couldn't connect|Unrecognized configuration class",
     re.IGNORECASE,
 )
-"""Errors from outside attention code (installing, files, drivers, the network): evidence
-from mentioning an attention library alone is dropped for them."""
+"""Errors from outside attention code (installing, files, drivers, the network, an API of
+another version): when the error itself is one of these, only the sizes it quotes count."""
 
 SHAPE_OR_MASK = re.compile(r"shape|mask|size of tensor|broadcast", re.IGNORECASE)
 """A message naming a shape or mask problem: never answered with an empty list."""

@@ -1027,3 +1027,25 @@ def test_numerics_reports_find_their_family(message: str, tags: set[str]) -> Non
     # then; the misses led to the -1e9 rows, zero-length, NaN-embedding and mask * -inf
     # wordings)
     assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+@pytest.mark.parametrize(("kv_out", "q_out"), [(1024, 4096), (512, 4096)])
+def test_a_checkpoint_with_fewer_key_value_outputs_reads_as_gqa(kv_out: int, q_out: int) -> None:
+    message = (
+        "RuntimeError: Error(s) in loading state_dict for LlamaForCausalLM: size mismatch for "
+        f"model.layers.0.self_attn.k_proj.weight: copying a param with shape "
+        f"torch.Size([{kv_out}, 4096]) from checkpoint, the shape in current model is "
+        f"torch.Size([{q_out}, 4096])."
+    )
+    best = diagnose(message)[0]
+    assert "gqa-heads" in best.case.tags
+    assert f"{q_out // kv_out} times fewer" in best.why
+
+
+def test_an_outside_error_at_the_end_of_a_report_gets_no_case_but_an_attention_one_does() -> None:
+    assert diagnose("AttributeError: 'LlamaAttention' object has no attribute 'rotary_emb'") == []
+    report = (
+        "I ran pip install flash-attn and the install worked, then training with the rotary "
+        "attention layer fails:\n" + "  some log line\n" * 20 + GQA_MESSAGE
+    )
+    assert "gqa-heads" in diagnose(report)[0].case.tags
