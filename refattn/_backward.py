@@ -18,6 +18,10 @@ row (``lse`` includes it); the sink has no value, so ``dX`` keeps the form above
 ever stored. A fully masked row has ``lse = -inf``; using ``+inf`` in its place makes its
 recomputed ``P`` exactly 0, so its gradients are 0 (policy ``"zero"``).
 
+Calls whose rows see few enough keys take :mod:`refattn._backward_fused` instead: one
+pass per block, without the forward. The chunked path here serves longer rows, inputs
+holding NaN or inf, and ``fully_masked="raise"``.
+
 Non-finite inputs follow the forward's rule (:mod:`refattn._numerics`): the gradients are
 those of the inputs with non-finite entries replaced by 0, except that a row whose output
 holds a NaN, or whose upstream gradient holds a NaN or inf, gets NaN gradients for its

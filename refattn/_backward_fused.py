@@ -158,7 +158,8 @@ def run_backward(
     grad_key = np.zeros(plan.key.shape, dtype)
     grad_value = np.zeros(plan.value.shape, dtype)
     grad_bias = np.zeros((*rows_shape, length_k), dtype) if need_bias else None
-    delta = np.zeros(rows_shape, dtype)  # rowsum(dO * O), times scale when fold
+    # the sink gradient's rowsum(dO * O) (times scale when fold) and sink share per row
+    delta = np.zeros(rows_shape, dtype) if plan.sinks is not None else None
     p_sink = np.zeros(rows_shape, dtype) if plan.sinks is not None else None
     dead = np.zeros(rows_shape, bool) if plan.fully_masked == "uniform" else None
     upstream = grad_out  # as given, for the "uniform" rows that read every value
@@ -296,11 +297,11 @@ def run_backward(
         with _HEAD_LOCKS[(n * plan.key.shape[1] + h0) % len(_HEAD_LOCKS)]:
             grad_key[n, h0:h1, lo:hi] += d_k
             grad_value[n, h0:h1, lo:hi] += d_v
-        delta[where] = row_delta.reshape(block4)
         if dead is not None:
             dead[where] = empty.reshape(block4)
-        if p_sink is not None and sink is not None:
+        if p_sink is not None and delta is not None and sink is not None:
             p_sink[where] = (sink_share * inv).reshape(block4)
+            delta[where] = row_delta.reshape(block4)
 
     _kernel.for_each_task(plan, tasks, body)
     if dead is not None and length_k:
@@ -309,7 +310,7 @@ def run_backward(
             :, :, None, :
         ]
     grad_sinks = None
-    if p_sink is not None:
+    if p_sink is not None and delta is not None:
         grad_sinks = -np.einsum("nhgl,nhgl->nhg", p_sink, delta)
         if fold:
             grad_sinks /= scale
