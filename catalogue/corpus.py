@@ -30,7 +30,7 @@ Method:
   message quoting the code reads the same) and executed as a fresh module of package
   ``catalogue.cases`` (so ``from ._common import ...`` works); it is never put in
   ``sys.modules``, and the real case modules are not touched.
-- **Size maps.** :data:`MAPS` maps, ids ``0..5``: ids in :data:`TUNING_MAPS` (0 and 1)
+- **Size maps.** :data:`MAPS` maps, ids ``0..9``: ids in :data:`TUNING_MAPS` (0 and 1)
   are the *tuning* split (diagnose's rules may be written while reading them), the
   others the *held-out* split (never read while writing rules). For map ``k`` a case
   gets up to :data:`ATTEMPTS` candidate tables (:func:`size_table`), drawn from
@@ -95,7 +95,7 @@ from .runner import installed, resolve
 OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "diagnose_generated.json"
 """Where the corpus lives in a checkout."""
 
-MAPS = 6
+MAPS = 10
 """Size maps per case: ids ``0 .. MAPS - 1``."""
 
 TUNING_MAPS = (0, 1)

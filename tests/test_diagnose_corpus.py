@@ -29,8 +29,8 @@ from catalogue.taxonomy import TAGS
 from tests.diagnose_accuracy import GENERATED, generated, generated_accuracy
 
 HELDOUT_TOP1_FLOOR = 0.95
-"""diagnose's top-1 on the held-out split when this test was written (0.958 of 308 messages
-with diagnose.py at commit 80d1095); raise it as diagnose improves, never lower it."""
+"""diagnose's top-1 on the held-out split when this test was written (0.959 of 606 messages
+with diagnose.py at commit d547510); raise it as diagnose improves, never lower it."""
 
 NO_SIZES = {
     "attention_dropout_left_on_at_inference": "PyTorch only, 'No available kernel': no number",
@@ -190,7 +190,7 @@ def test_diagnose_on_the_heldout_split() -> None:
     scores = generated_accuracy(generated("heldout"))
     count, top1, strict, top3 = scores["all"]
     print({group: s for group, s in scores.items() if not group.startswith("case ")})
-    assert count >= 200
+    assert count >= 500
     assert strict <= top1 <= top3
     assert top1 >= HELDOUT_TOP1_FLOOR
     per_framework = {fw: scores[FRAMEWORK_NAMES[fw]][0] for fw in FRAMEWORKS}
