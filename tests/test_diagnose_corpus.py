@@ -176,6 +176,10 @@ def test_check_says_when_the_file_is_out_of_date(
 ) -> None:
     data = _stored()
     case_id = "head_split_not_divisible"
+    current = tmp_path / "current.json"
+    current.write_text(json.dumps(data), "utf-8")
+    assert main(["--check", "--output", str(current), case_id]) == 0
+    assert "is up to date" in capsys.readouterr().err
     for entry in data["entries"]:
         if entry["case"] == case_id:
             entry["message"] = entry["message"].replace("1", "7")
