@@ -22,7 +22,8 @@ need), again O(rows) work instead of O(rows * width).
 Each block is held transposed, ``(width, rows)``: with ``D = 64`` OpenBLAS computes the
 logits and dP about a third faster into that shape than into ``(rows, width)``, and dV and
 dK then read it as it lies. Without masks, bias, ALiBi or softcap the block applies the
-causal, window and length band itself; with them it transposes the kernel's logits. A
+causal, window and length band itself; with them it takes the kernel's logits as they lie,
+``(rows, width)``, through a transposed view (a copy would cost more than it saves). A
 row whose logits are provably small shifts by their bound, not their maximum
 (:class:`_Bounds`), inside the logits' matmul.
 
@@ -182,33 +183,35 @@ def run_backward(
         bounds = _Bounds(prepared, grad_out, tasks)
 
     def _logits(
-        task: _kernel.Task, q: FloatArray, key: FloatArray, flat: FloatArray, spare: FloatArray
-    ) -> tuple[FloatArray | None, bool]:
-        """Logits of ``task`` into ``flat (h, width, rows)``; the softcap's tanh likewise.
+        task: _kernel.Task, q: FloatArray, key: FloatArray, buffer: FloatArray
+    ) -> tuple[FloatArray, FloatArray | None, bool]:
+        """Logits of ``task`` in ``buffer``, as ``(h, width, rows)``; the softcap's tanh too.
 
-        ``q (h, rows, D)`` and ``key (h, width, D)`` unscaled; ``spare`` scratch as large.
-        The flag says ``flat`` holds ``log2(e) * (logit - bound)`` instead, ready for exp2.
+        ``q (h, rows, D)`` and ``key (h, width, D)`` unscaled. The flag says the logits
+        are ``log2(e) * (logit - bound)`` instead, ready for exp2.
         """
-        if bounds is not None and bounds.shifted_logits(task, q, key, flat):
-            _mask_band(task, flat)
-            return None, True
-        scaled_q = q * q_factor
-        scaled_k = key if q_only else key * k_factor
-        if rich:
+        heads, rows, width = q.shape[0], q.shape[1], key.shape[1]
+        if rich:  # laid out (h, rows, width) by the kernel; the view is transposed
+            scaled_q = q * q_factor
+            scaled_k = key if q_only else key * k_factor
             by_rows, tanh = _kernel.logits(
                 plan,
                 (plan.query, plan.key),
                 task,
-                spare,
+                buffer,
                 keep_tanh=True,
                 operands=(scaled_q, scaled_k.transpose(0, 2, 1)),
             )
-            np.copyto(flat, by_rows.transpose(0, 2, 1))
             tanh_t = None if tanh is None else tanh.reshape(by_rows.shape).transpose(0, 2, 1)
-            return tanh_t, False
-        np.matmul(scaled_k, scaled_q.transpose(0, 2, 1), out=flat)  # einsums.SCORES
+            return by_rows.transpose(0, 2, 1), tanh_t, False
+        flat = buffer[: heads * rows * width].reshape(heads, width, rows)
+        if bounds is not None and bounds.shifted_logits(task, q, key, flat):
+            _mask_band(task, flat)
+            return flat, None, True
+        scaled_k = key if q_only else key * k_factor
+        np.matmul(scaled_k, (q * q_factor).transpose(0, 2, 1), out=flat)  # einsums.SCORES
         _mask_band(task, flat)
-        return None, False
+        return flat, None, False
 
     def _mask_band(task: _kernel.Task, flat: FloatArray) -> None:
         """-inf where causal alignment, window or query lengths remove a pair of ``flat``."""
@@ -241,9 +244,9 @@ def run_backward(
             return
         q = plan.query[where].reshape(heads, rows, -1)
         key = plan.key[n, h0:h1, lo:hi]
-        # the block is held transposed, (h, width, rows): BLAS runs these shapes faster
-        flat = buffer[: heads * rows * width].reshape(heads, width, rows)
-        tanh, ready = _logits(task, q, key, flat, local.second)
+        # the block is (h, width, rows): held so when the logits are ours (BLAS runs these
+        # shapes faster), a transposed view of the kernel's (h, rows, width) otherwise
+        flat, tanh, ready = _logits(task, q, key, buffer)
         reads = None  # allowed pairs of poisoned rows, (h, width, rows)
         if poisoned is not None and nan_keys is not None:
             bad_rows = poisoned[where].reshape(heads, 1, rows)
@@ -274,9 +277,14 @@ def run_backward(
             keep_t = keep.reshape(heads, rows, width).transpose(0, 2, 1) * keep_scale
         kept = e if keep is None else e * keep_t
         d_v = kept @ d_value
-        d_probs = local.second[: e.size].reshape(e.shape)
         value = plan.value[n, h0:h1, lo:hi]
-        np.matmul(value, d_scaled.transpose(0, 2, 1), out=d_probs)  # dP' (times scale)
+        if rich:  # in the logits' layout
+            by_rows = local.second[: e.size].reshape(heads, rows, width)
+            np.matmul(d_scaled, value.transpose(0, 2, 1), out=by_rows)  # dP' (times scale)
+            d_probs = by_rows.transpose(0, 2, 1)
+        else:
+            d_probs = local.second[: e.size].reshape(e.shape)
+            np.matmul(value, d_scaled.transpose(0, 2, 1), out=d_probs)  # dP' (times scale)
         if keep is not None:
             d_probs *= keep_t
         row_delta = np.einsum("hwr,hwr->hr", e, d_probs)
