@@ -56,8 +56,11 @@ Method:
   (``Class: message`` through :func:`catalogue.runner.normalise`). A message an earlier
   map already gave the same case and framework does not count (the map tries its next
   table), so each ``(case, framework, message)`` is in the file once and no held-out
-  message repeats a tuning one. The file records the versions of the frameworks it was
-  generated with; ``tests/diagnose_accuracy.py --generated`` scores diagnose on it.
+  message repeats a tuning one, nor one that a tuning split of an earlier version of the
+  file held (:data:`RETIRED`, kept beside it: diagnose's rules may have been written
+  while reading those; each write adds the tuning split it replaces). The file records
+  the versions of the frameworks it was generated with;
+  ``tests/diagnose_accuracy.py --generated`` scores diagnose on it.
 
 Not done: a dtype axis. Of the PyTorch exception variants only
 ``minus_1e9_in_float16`` spells a torch float dtype in its broken code, and its failure
@@ -94,6 +97,9 @@ from .runner import installed, resolve
 
 OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "diagnose_generated.json"
 """Where the corpus lives in a checkout."""
+
+RETIRED = OUTPUT.with_name("diagnose_generated_retired.json")
+"""Every message a tuning split of the corpus has held (see :func:`load_retired`)."""
 
 MAPS = 10
 """Size maps per case: ids ``0 .. MAPS - 1``."""
@@ -435,8 +441,14 @@ def _exception_variants(case: Case) -> list[str]:
     ]
 
 
-def generate_case(case: Case, report: Report) -> None:
-    """Add ``case``'s generated messages to ``report``."""
+def generate_case(
+    case: Case, report: Report, retired: frozenset[tuple[str, str, str]] = frozenset()
+) -> None:
+    """Add ``case``'s generated messages to ``report``.
+
+    ``retired``: ``(case, framework, message)`` triples a tuning split once held; a
+    held-out map never keeps one of them.
+    """
     frameworks = _exception_variants(case)
     originals: dict[str, tuple[type[BaseException], str, str]] = {}
     for fw in frameworks:
@@ -490,6 +502,8 @@ def generate_case(case: Case, report: Report) -> None:
                     reason = UNCHANGED
                 elif (fw, text) in seen:
                     reason = "attempt raised the message of an earlier map"
+                elif k not in TUNING_MAPS and (case.id, FRAMEWORK_NAMES[fw], text) in retired:
+                    reason = "attempt raised a message of an earlier tuning split"
                 else:
                     del missing[fw]
                     seen.add((fw, text))
@@ -529,12 +543,19 @@ def versions() -> dict[str, str]:
 _ORDER = {name: i for i, name in enumerate(FRAMEWORK_NAMES.values())}
 
 
-def generate(cases: Iterable[Case] | None = None) -> Report:
-    """Generate the messages of ``cases`` (all cases by default)."""
+def generate(
+    cases: Iterable[Case] | None = None,
+    retired: frozenset[tuple[str, str, str]] | None = None,
+) -> Report:
+    """Generate the messages of ``cases`` (all cases by default).
+
+    ``retired`` defaults to the triples of :data:`RETIRED` (see :func:`load_retired`).
+    """
+    retired = load_retired() if retired is None else retired
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     report = Report()
     for case in all_cases() if cases is None else cases:
-        generate_case(case, report)
+        generate_case(case, report, retired)
     report.entries.sort(key=lambda e: (e["case"], _ORDER[e["framework"]], e["sizes"]))
     return report
 
@@ -561,6 +582,34 @@ def differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[st
     return [f"- {k}" for k in sorted(before - after)] + [f"+ {k}" for k in sorted(after - before)]
 
 
+def tuning_triples(entries: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """The ``(case, framework, message)`` triples of the tuning split of ``entries``."""
+    return {(e["case"], e["framework"], e["message"]) for e in entries if e["split"] == "tuning"}
+
+
+def load_retired(path: Path | None = None) -> frozenset[tuple[str, str, str]]:
+    """The triples every tuning split so far held (:data:`RETIRED`; empty when absent)."""
+    path = RETIRED if path is None else path
+    if not path.exists():
+        return frozenset()
+    data = json.loads(path.read_text("utf-8"))
+    return frozenset((c, fw, m) for c, fw, m in data["messages"])
+
+
+def dump_retired(triples: Iterable[tuple[str, str, str]]) -> str:
+    """The text of :data:`RETIRED` for ``triples``."""
+    data = {
+        "note": (
+            "Messages that a tuning split of tests/data/diagnose_generated.json held at some "
+            "time (diagnose's rules may have been written while reading them): a held-out "
+            "map never keeps one. python -m catalogue.corpus adds the tuning split it "
+            "replaces; never edit by hand."
+        ),
+        "messages": [list(t) for t in sorted(set(triples))],
+    }
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the corpus, or with ``--check`` compare a fresh generation with it."""
     parser = argparse.ArgumentParser(prog="python -m catalogue.corpus", description=__doc__)
@@ -573,10 +622,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.output.parent.is_dir():
         parser.error(f"{args.output.parent} does not exist: run it in a checkout, or pass --output")
     cases = [get(i) for i in args.ids] if args.ids else None
-    report = generate(cases)
+    retired = load_retired(args.output.with_name(RETIRED.name))
+    if not args.check and args.output.exists():  # the tuning split it replaces was seen
+        retired |= tuning_triples(load(args.output)["entries"])
+    report = generate(cases, retired)
     print(report.summary(), file=sys.stderr)
     if not args.check:
         args.output.write_text(dump(report.entries), "utf-8")
+        retired |= tuning_triples(report.entries)
+        args.output.with_name(RETIRED.name).write_text(dump_retired(retired), "utf-8")
         print(f"wrote {len(report.entries)} messages to {args.output}", file=sys.stderr)
         return 0
     stored = load(args.output)

@@ -12,7 +12,8 @@ The labelled sets live in ``tests/data``:
   the docs.
 - ``diagnose_generated.json``: the *generated* corpus of :mod:`catalogue.corpus`, messages
   really raised by every case's broken code run again with other sizes. Maps 0 and 1 are
-  its tuning split; the held-out split (maps 2 to 9) is never read while writing rules.
+  its tuning split; the held-out split (maps 2 to 9) is never read while writing rules
+  and holds no message that a tuning split ever held (``diagnose_generated_retired.json``).
 
 An answer to a public message is right when one of its cases carries one of the entry's
 tags. An answer to a generated message is right when its first case is the generating
