@@ -34,6 +34,9 @@ class Reading:
     default: str = ""
     more: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Per tag, other sentences on the same numbers, for a second case of that family."""
+    firm: bool = False
+    """Whether the numbers themselves name the first family (32 heads against 8 on the head
+    axis): then more cases of that family are better answers than other families."""
 
     def sentence(self, tag: str) -> str:
         """The sentence for ``tag``."""
@@ -667,7 +670,7 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
                 f"{big} query heads against {small} key/value heads: {big} is not a multiple "
                 f"of {small}, so no grouping can pair them"
             )
-        return Reading(tags, say, default, more)
+        return Reading(tags, say, default, more, firm=tags[0] == "gqa-heads")
     if dim == 2:
         say["causal-alignment"] = (
             f"a mask built for {b} query positions against {a} on {where}: a causal mask "
@@ -680,8 +683,20 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
         say["mask-broadcast-axis"] = (
             f"{a} against {b} on {where}: a (B, S) padding mask that lands on the query axis"
         )
+        say["rotary-embedding"] = (
+            f"{a} against {b} on dimension 2, read as the positions of a query (B, H, L, D): a "
+            "rotary cos/sin table cut for another number of positions than the query has"
+        )
         return Reading(
-            ("mask-shape", "causal-alignment", "mask-broadcast-axis", "kv-cache"), say, default
+            (
+                "mask-shape",
+                "rotary-embedding",
+                "causal-alignment",
+                "mask-broadcast-axis",
+                "kv-cache",
+            ),
+            say,
+            default,
         )
     say["kv-cache"] = (
         f"{big} against {small} keys on {where}: the key/value cache has grown past the "
@@ -714,7 +729,7 @@ def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
         "not cut to (or rebuilt for) this one",
     )
     return Reading(
-        ("mask-shape", "kv-cache", "kv-length-mismatch", "causal-alignment", "rotary-embedding"),
+        ("mask-shape", "kv-cache", "rotary-embedding", "kv-length-mismatch", "causal-alignment"),
         say,
         default,
         more,

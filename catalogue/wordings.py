@@ -507,8 +507,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"query heads must be a multiple of key/value heads|num_key_value_heads|"
-        r"\bn_kv_heads?\b|\bkv_heads\b|\bGQA\b|grouped.query|multi.query|repeat_kv|"
-        r"enable_gqa",
+        r"\b(?:n|num)?_?kv_heads?\b|\bkv_heads?\b|\bGQA\b|grouped.query|multi.query|repeat_kv|"
+        r"enable_gqa|\b(?:repeat|tile)(?:_interleave)?\(\s*(?:keys?|values?|k|v)\b",
         ("gqa-heads",),
         "grouped-query attention: query and key/value head counts differ",
     ),
@@ -573,6 +573,44 @@ RULES: tuple[Rule, ...] = (
         ("mask-shape", "mask-broadcast-axis", "batched-matmul"),
         "arrays of different ranks where they must match (JAX with strict rank promotion, "
         "TensorFlow ops): a 2-D padding mask against 4-D scores needs mask[:, None, None, :]",
+    ),
+    Rule(
+        r"\bShapes \([\d, ?]+\) and \([\d, ?]+\) are incompatible",
+        ("projection-width", "batch-mismatch", "kv-length-mismatch"),
+        "Keras found a tensor of another shape than a layer or state it was built for: a "
+        "width (an attention or context size added to it) or a batch that does not match",
+    ),
+    Rule(
+        rf"Dimension must be {_N} but is {_N} for .{{0,80}}Transpose",
+        ("batched-matmul", "head-split", "axis-out-of-range"),
+        "a permutation of {1} axes given to a tensor of {0}: the heads were split (or merged) "
+        "before the transpose, or a batched product left another rank",
+    ),
+    Rule(
+        r"cannot drop a non-broadcastable dimension|dimshuffle",
+        ("batched-matmul", "axis-out-of-range", "layout-confusion"),
+        "a permutation that drops an axis of size other than 1: a batched product "
+        "(batch_dot) left another number of axes than the code permutes",
+    ),
+    Rule(
+        r"Input '\w+' of '\w+' Op has type (\w+) that does not match",
+        ("mask-dtype", "reduced-precision", "fp16-overflow"),
+        "TensorFlow adds only tensors of one dtype: a mask or bias in {0} added to scores of "
+        "another (cast the mask to the scores' dtype)",
+    ),
+    Rule(
+        r"beam.?(?:search|width|size)|tile_batch|BeamSearchDecoder|zero.?state|num_beams",
+        ("batch-mismatch",),
+        "beam search multiplies the batch by the beam width: the encoder output, its lengths "
+        "and the initial state must be tiled to batch × beams as well",
+    ),
+    Rule(
+        r"\w*_lengths\b|\bseq_?lens\b|\bvalid_lens?\b|(?:memory_)?sequence_length\b|"
+        r"\blengths?\b[^.]{0,40}(?:not respected|ignored|zero|greater than|longer than)",
+        ("ragged-lengths", "mask-missing", "fully-masked-row"),
+        "per-example lengths: each row must be masked past its own length, and a length of "
+        "zero leaves a row with no keys",
+        weight=0.9,
     ),
     Rule(
         r"mask",
@@ -855,6 +893,73 @@ CONCEPTS: tuple[Rule, ...] = (
         "cache's length",
     ),
     Rule(
+        r"softmax\w*\([^)]{0,40}\b(?:dim|axis)\s*=\s*-?\d|softmax\(\s*-?\d\s*\)|"
+        r"(?:wrong|incorrect) (?:dim\w*|axis)|(?:should|must) be[^.]{0,20}\b(?:dim|axis)\s*=\s*"
+        r"-?\d|(?:softmax|normali[sz]\w*)[^.]{0,60}(?:perform\w*|applied|computed|taken|done) "
+        r"(?:on|over|along|across) (?:the )?[\w/]+ (?:dim\w*|axis)",
+        ("softmax-axis", "axis-out-of-range", "layout-confusion"),
+        "a softmax (or a sum) taken over another axis than the keys: the weights of a row must "
+        "be normalised over the last axis",
+    ),
+    Rule(
+        r"\bscal(?:e|ing)\w*\b[^.]{0,60}(?:multipl\w*|divid\w*|division|instead of|wrong|"
+        r"incorrect|minus|sign\b|sqrt|\*\* ?-?0?\.5)|(?:multipl\w*|divid\w*)[^.]{0,40}"
+        r"\bscal(?:e|ing)\b|\bsoftmax_scale\b|\bsm_scale\b|(?:missing|forgot\w*|without|no) "
+        r"(?:the )?(?:1 ?/ ?)?(?:sqrt|scal(?:e|ing)\b)",
+        ("missing-scale",),
+        "the scores' scale: they must be multiplied by 1/sqrt(d) (divided by sqrt(d)), once, "
+        "and with the right sign",
+    ),
+    Rule(
+        r"(?:\bnot|n't|never|without|\bno)(?: \w+){0,3} mask(?:ed|ing)?\b(?! \w*(?:shape|dtype))|"
+        r"supports_masking|_keras_mask|compute_mask|"
+        r"(?:add\w*|append\w*|more|extra)[^.]{0,12}\[?pad\w*\]?`?(?: symbols?| tokens?)?[^.]{0,60}"
+        r"(?:chang|affect|alter|differ)\w*|"
+        r"(?:attn_|attention_)?mask`? (?:is |was |being )?(?:set to |passed as )?`?None\b|"
+        r"mask\w*`?[^.]{0,40}(?:discard\w*|thrown away|overwritten)|discard\w*[^.]{0,30}mask",
+        ("mask-missing", "mask-broadcast-axis", "backend-constraint"),
+        "padded or future positions are not masked: no mask reaches the scores (never built, "
+        "set to None, or lost by a layer that does not pass it on)",
+    ),
+    Rule(
+        r"\bbool(?:ean)?`? (?:vs\.?|versus|and|or|instead of) `?float|\bfloat\w*`? (?:vs\.?|"
+        r"versus|and|or|instead of) `?bool|(?:contains?|has|with) `?-?inf`? (?:values? )?"
+        r"instead of `?(?:true|bool)|\bbool\w*[^.]{0,40}additiv|additiv\w*[^.]{0,40}\bbool",
+        ("mask-dtype", "mask-polarity"),
+        "a bool mask and a float (additive) mask are read differently: True means 'attend' in "
+        "one API and 'masked' in another, and a float mask is added, not selected",
+    ),
+    Rule(
+        r"(?:different|differing|unequal|other) (?:number of )?(?:features|feature sizes?|dims?|"
+        r"dimensions|widths|sizes) (?:for|of|between|in) (?:the )?(?:q(?:uery)?|k(?:ey)?|"
+        r"v(?:alue)?)\b|\b[kv]dim\b|key\.sizes\(\) == value\.sizes\(\)",
+        ("projection-width", "qk-dim-mismatch"),
+        "query, key and value of different widths: each needs its own input projection "
+        "(kdim/vdim) to the model width",
+    ),
+    Rule(
+        r"(?:emb\w*|d_model|hidden\w*|model|feature)[_ ]?(?:dim\w*|size)?[^.]{0,60}"
+        r"(?:(?:must|should|has to|needs? to) (?:always )?be (?:always )?(?:a )?multiples? of|"
+        r"divisible by)",
+        ("head-split", "gqa-heads"),
+        "the model width must split evenly into heads: embed_dim = num_heads × head_dim",
+    ),
+    Rule(
+        r"\btrain\w*[^.]{0,60}\bnot (?:in )?eval|\bin eval\(\)|\.eval\(\)|eval(?:uation)? mode|"
+        r"fast.?path|need_weights|inference mode",
+        ("backend-constraint", "mask-dtype", "mask-missing"),
+        "training and evaluation take different paths: in eval mode PyTorch's fast path "
+        "(nested tensors, a fused kernel) reads the mask by other rules",
+        weight=0.9,
+    ),
+    Rule(
+        r"mask\w*`?[^.]{0,40}(?:wrong|right|first|other|batch) axis|(?:wrong|right) axis"
+        r"[^.]{0,30}mask|mask[^.]{0,40}(?:in_axes|map over)",
+        ("mask-broadcast-axis", "mask-shape"),
+        "a mask laid along another axis than the one it means (batch against query, or "
+        "mapped over the wrong axis)",
+    ),
+    Rule(
         r"(?:results?|outputs?|examples?)[^.]{0,40}(?:depend|influence)\w*[^.]{0,30}"
         r"(?:other|each other|the batch)|batch size (?:changes|affects)|"
         r"changes? when I change (?:the |another |a different )?(?:\w+ )?(?:example|sample|"
@@ -911,11 +1016,42 @@ OUTSIDE = re.compile(
     r"No such file or directory|Permission denied|CUDA driver|NVIDIA driver|"
     r"ConnectionError|HTTPError|\b40[134]\b Client Error|pip install|"
     r"(?:tokenizer|vocab)[\w.]* (?:file|not found)|SSL|timed out|Disk quota|"
-    r"object has no attribute|couldn't connect|Unrecognized configuration class",
+    r"object has no attribute|couldn't connect|Unrecognized configuration class|"
+    r"Unable to load any of|cannot open shared object|Could not load (?:dynamic )?library|"
+    r"DLL load failed|lib\w+\.so(?:\.\d+)*\b",
     re.IGNORECASE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of
 another version): when the error itself is one of these, only the sizes it quotes count."""
+
+TRANSLATIONS: tuple[tuple[str, str], ...] = (
+    ("掩码", " mask "),
+    ("遮罩", " mask "),
+    ("维度", " dimension "),
+    ("溢出", " overflow "),
+    ("半精度", " half precision "),
+    ("混合精度", " mixed precision "),
+    ("注意力", " attention "),
+    ("形状", " shape "),
+    ("填充", " padding "),
+    ("应为", " should be "),
+    ("应该是", " should be "),
+)
+"""A few technical words of reports written in Chinese, read as their English terms."""
+
+
+def english(text: str) -> str:
+    """``text`` with the words of :data:`TRANSLATIONS` replaced."""
+    for word, meaning in TRANSLATIONS:
+        text = text.replace(word, meaning)
+    return text
+
+
+MEMORY = re.compile(
+    r"out of memory|\bOOM\b|Unable to allocate|RESOURCE_EXHAUSTED|(?:cannot|can't) allocate",
+    re.IGNORECASE,
+)
+"""Running out of memory: attention's evidence only next to an attention word or a shape."""
 
 SHAPE_OR_MASK = re.compile(r"shape|mask|size of tensor|broadcast", re.IGNORECASE)
 """A message naming a shape or mask problem: never answered with an empty list."""
