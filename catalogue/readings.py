@@ -924,6 +924,18 @@ def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) ->
         for i in range(rank)
         if first[i] != padded[i] and (in_place or 1 not in (first[i], padded[i]))
     ]
+    merge = re.search(r"\bShapes \([^)]*\) and \([^)]*\) are (?:not compatible|incompatible)", text)
+    if len(bad) == 1 and merge and bad[0] == rank - 1 and len(first) == len(second):
+        a, b = first[-1], padded[-1]  # no broadcasting: a tensor against the state it must fit
+        return Reading(
+            ("projection-width", "batch-mismatch", "kv-length-mismatch", "mask-shape"),
+            {
+                "projection-width": f"{a} against {b} on the last (feature) axis of tensors "
+                "that must have one shape: a width that another size was added to (an "
+                "attention or context size) or a projection of another width",
+            },
+            f"{a} against {b} on the last axis of tensors that must have one shape",
+        )
     if len(bad) == 1:
         return _axis_reading(first[bad[0]], padded[bad[0]], bad[0], rank)
     if len(bad) > 1:

@@ -36,7 +36,7 @@ class Rule:
 
 _N = r"(-?\d+)"
 _BACKEND = (
-    r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers|cudnn|splash|pallas|"
+    r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers?|cudnn|splash|pallas|"
     r"mem(?:ory)?[_ -]efficient|fused (?:attention|kernel|sdpa)|sdpa_kernel|triton|"
     r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b)"
 )
@@ -44,7 +44,8 @@ _REFUSES = (
     r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
     r"not implemented|NotImplementedError|must be (?:a )?multiple|should be a multiple|"
     r"divisible by|Invalid configuration|No available kernel|No operator found|"
-    r"no kernel found|not compiled with|"
+    r"no kernel found|not compiled with|not (?:a )?multiple of|should be multiple|"
+    r"(?:must|should) be (?:less|smaller) than|"
     r"requires? .{0,30}(?:head_?dim|"
     r"dtype|fp16|bf16|sm\d|multiple))"
 )
@@ -358,13 +359,6 @@ RULES: tuple[Rule, ...] = (
         domain=True,
     ),
     Rule(
-        r"Shapes \([^)]*\) and \([^)]*\) are (?:not compatible|incompatible)",
-        ("mask-shape", "kv-length-mismatch", "batch-mismatch"),
-        "TensorFlow/Keras could not merge two shapes: a mask, a residual or a key/value "
-        "input of other sizes",
-        read=True,
-    ),
-    Rule(
         r"(?:query|key|value|q|k|v)\w*,? (?:and|,) (?:key|value|k|v)\w*(?:,? and "
         r"(?:value|v))? (?:must|should) have the same dtype|Expected query, key,? and value "
         r"to have the same dtype",
@@ -428,12 +422,20 @@ RULES: tuple[Rule, ...] = (
         "or a batch-first input read as sequence-first",
     ),
     Rule(
-        r"shape of the (?:2D|3D) attn_mask is|key_padding_mask|key_padded_mask",
+        r"shape of the (?:2D|3D) attn_mask is",
         ("mask-shape", "layout-confusion", "mask-polarity"),
         "a MultiheadAttention mask of the wrong shape: attn_mask (L, S) or (N*H, L, S), "
         "key_padding_mask (N, S); a batch-first input read as sequence-first gives the "
         "same message",
         read=True,
+    ),
+    Rule(
+        r"key_padding_mask|key_padded_mask",
+        ("mask-shape", "mask-polarity", "layout-confusion", "mask-dtype"),
+        "MultiheadAttention's key_padding_mask: (N, S), True = ignored, in the query's "
+        "dtype when it is a float; a batch-first input read as sequence-first breaks it too",
+        read=True,
+        weight=0.7,  # a name, not a wording: what the report says of it weighs more
     ),
     Rule(
         r"kv.?cach|past_key_values|\b(?:key|value|attention|decoder|layer|autoregressive|"
@@ -575,10 +577,12 @@ RULES: tuple[Rule, ...] = (
         "TensorFlow ops): a 2-D padding mask against 4-D scores needs mask[:, None, None, :]",
     ),
     Rule(
-        r"\bShapes \([\d, ?]+\) and \([\d, ?]+\) are incompatible",
-        ("projection-width", "batch-mismatch", "kv-length-mismatch"),
-        "Keras found a tensor of another shape than a layer or state it was built for: a "
-        "width (an attention or context size added to it) or a batch that does not match",
+        r"\bShapes \(([^)]*)\) and \(([^)]*)\) are (?:not compatible|incompatible)",
+        ("projection-width", "batch-mismatch", "mask-shape", "kv-length-mismatch"),
+        "({0}) against ({1}): TensorFlow found a tensor of another shape than the state or "
+        "weight it must match (no broadcasting here): a width (an attention or context size "
+        "added to it) or a batch that differs",
+        read=True,
     ),
     Rule(
         rf"Dimension must be {_N} but is {_N} for .{{0,80}}Transpose",
@@ -734,8 +738,8 @@ CONCEPTS: tuple[Rule, ...] = (
     ),
     Rule(
         r"(?:per|each|every) row|whole (?:array|matrix|tensor|batch)|all rows|"
-        r"np\.sum\(np\.exp\([a-z_]+\)\)|\.sum\(\)|over the (?:wrong|first|batch|query) "
-        r"(?:axis|dim)",
+        r"np\.sum\(np\.exp\([a-z_]+\)\)|\.sum\(\)|(?:over|along|across) the (?:wrong|first|batch|"
+        r"query) (?:axis|dim)",
         ("softmax-axis", "axis-out-of-range"),
         "a softmax normalised over the wrong axis (the whole array, the batch, the queries) "
         "instead of each row's keys",
@@ -895,7 +899,8 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"softmax\w*\([^)]{0,40}\b(?:dim|axis)\s*=\s*-?\d|softmax\(\s*-?\d\s*\)|"
         r"(?:wrong|incorrect) (?:dim\w*|axis)|(?:should|must) be[^.]{0,20}\b(?:dim|axis)\s*=\s*"
-        r"-?\d|(?:softmax|normali[sz]\w*)[^.]{0,60}(?:perform\w*|applied|computed|taken|done) "
+        r"-?\d|(?:softmax|normali[sz]\w*|probabilit\w*)[^.]{0,60}(?:perform\w*|applied|computed|"
+        r"taken|done) "
         r"(?:on|over|along|across) (?:the )?[\w/]+ (?:dim\w*|axis)",
         ("softmax-axis", "axis-out-of-range", "layout-confusion"),
         "a softmax (or a sum) taken over another axis than the keys: the weights of a row must "
@@ -922,9 +927,11 @@ CONCEPTS: tuple[Rule, ...] = (
         "set to None, or lost by a layer that does not pass it on)",
     ),
     Rule(
-        r"\bbool(?:ean)?`? (?:vs\.?|versus|and|or|instead of) `?float|\bfloat\w*`? (?:vs\.?|"
-        r"versus|and|or|instead of) `?bool|(?:contains?|has|with) `?-?inf`? (?:values? )?"
-        r"instead of `?(?:true|bool)|\bbool\w*[^.]{0,40}additiv|additiv\w*[^.]{0,40}\bbool",
+        r"\bbool(?:ean)?\b[^.]{0,40}\b(?:float|additive)\b[^.]{0,40}mask|\b(?:float|additive)\b"
+        r"[^.]{0,40}\bbool(?:ean)?\b[^.]{0,40}mask|mask\w*`?[^.]{0,40}\bbool(?:ean)?`? (?:vs\.?|"
+        r"versus|and|or|instead of) `?(?:float|additive)|(?:contains?|has|holds?|with) `?-?inf`? "
+        r"(?:values? )?instead of `?(?:true|bool)|\bbool\w*[^.]{0,40}additiv|"
+        r"additiv\w*[^.]{0,40}\bbool",
         ("mask-dtype", "mask-polarity"),
         "a bool mask and a float (additive) mask are read differently: True means 'attend' in "
         "one API and 'masked' in another, and a float mask is added, not selected",
