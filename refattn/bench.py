@@ -222,12 +222,11 @@ def _child(path: str, length: int, causal: bool) -> None:
     """One long-sequence forward in this (fresh) process; prints seconds and peak RSS."""
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((1, 1, length, 64), dtype=np.float32) for _ in range(3))
-    budget = {"full": 1 << 62, "chunked": 0}.get(path)
     start = time.perf_counter()
-    if budget is None:
+    if path == "naive":
         _naive(q, k, v, causal)
     else:
-        attention(q, k, v, causal="top_left" if causal else None, memory_budget=budget)
+        attention(q, k, v, causal="top_left" if causal else None)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "rss_mib": _peak_rss_mib()}))
 
@@ -249,18 +248,18 @@ def _peak_rss_mib() -> float:
 
 
 def long_table(lengths: list[int]) -> list[str]:
-    """Time and peak RSS, each in a fresh process, of the full and the chunked path."""
+    """Time and peak RSS, each in a fresh process, of refattn and of naive NumPy."""
     lines = [
-        "single head, D = 64, float32, one call per fresh process: seconds / peak RSS MiB",
+        "single head, D = 64, float32, one call per fresh process: seconds / peak RSS MiB "
+        "(refattn walks keys in chunks with an online softmax at every size)",
         "",
-        "| L = S | causal | full (query blocks) | chunked (online softmax) | chunked / full "
-        "| naive NumPy |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| L = S | causal | refattn | naive NumPy |",
+        "| --- | --- | --- | --- |",
     ]
     for length in lengths:
         for causal in (False, True):
             cells: dict[str, dict[str, float] | None] = {}
-            for path in ("full", "chunked", "naive"):
+            for path in ("refattn", "naive"):
                 if path == "naive" and length > 8192:
                     cells[path] = None  # its score matrix alone would be >= 1 GiB
                     continue
@@ -280,13 +279,9 @@ def long_table(lengths: list[int]) -> list[str]:
                     else f"{cell['seconds']:.2f} s / {cell['rss_mib']:.0f}"
                 )
 
-            full, chunked = cells["full"], cells["chunked"]
-            assert full is not None
-            assert chunked is not None
-            ratio = chunked["seconds"] / full["seconds"]
             lines.append(
-                f"| {length} | {'yes' if causal else 'no'} | {fmt(full)} | {fmt(chunked)} | "
-                f"{ratio:.2f}× | {fmt(cells['naive'])} |"
+                f"| {length} | {'yes' if causal else 'no'} | {fmt(cells['refattn'])} | "
+                f"{fmt(cells['naive'])} |"
             )
     return lines
 
