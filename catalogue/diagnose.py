@@ -536,23 +536,43 @@ only one of them. The first answer is always the best score."""
 _Scored = tuple[float, CaseCard, "_Hit | None", str, str]
 
 
-def _spread(scored: Sequence[_Scored], top: int, firm: str = "") -> list[_Scored]:
+def _spread(
+    scored: Sequence[_Scored], top: int, firm: frozenset[str] = frozenset()
+) -> list[_Scored]:
     """The first ``top`` of ``scored`` (best first), later answers spread over main tags.
 
-    ``firm``: a tag the message's numbers name outright, whose cases may follow each other.
+    ``firm``: tags the evidence names unambiguously, whose cases may follow each other.
     """
     chosen: list[_Scored] = list(scored[:1])
     rest = list(scored[1:])
 
     def share(answer: _Scored) -> float:
-        tags = set(answer[1].tags) - {firm}
-        return SPREAD ** sum(1 for other in chosen if tags & set(other[1].tags))
+        tags = set(answer[1].tags) - firm
+        shared = sum(1 for other in chosen if tags & set(other[1].tags))
+        main = answer[1].tags[0]
+        same_main = main not in firm and any(main == other[1].tags[0] for other in chosen)
+        return SPREAD ** (shared + same_main)
 
     while rest and len(chosen) < top:
         best = max(rest, key=lambda answer: answer[0] * share(answer))
         chosen.append(best)
         rest.remove(best)
     return chosen
+
+
+def _firm(hits: Sequence[_Hit]) -> frozenset[str]:
+    """The tags the evidence names unambiguously: answers of those need not be spread.
+
+    The numbers can name a family outright (32 query heads against 8); or every piece of
+    evidence names tags of one taxonomy family (a mask's wording): then more cases of that
+    family are better second answers than unrelated families.
+    """
+    reading = hits[0].reading if hits else None
+    if reading is not None and reading.firm:
+        return frozenset(reading.tags[:1])
+    named = {tag for hit in hits for tag in hit.tags if tag in TAGS}
+    families = {TAGS[tag][0] for tag in named}
+    return frozenset(named) if len(families) == 1 else frozenset()
 
 
 def diagnose(text: str, top: int = 5) -> list[Match]:
@@ -615,8 +635,7 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         scored = confident  # a shape or mask problem always gets the nearest cases
     used: set[str] = set()
     answers = []
-    reading = hits[0].reading if read else None
-    firm = reading.tags[0] if reading is not None and reading.firm else ""
+    firm = _firm(hits)
     for total, card, hit, tag, lead in _spread(scored, top, firm):
         why = _compose(card, hits, hit, tag, used, lead)
         answers.append(Match(card, round(total, 3), why, card.fix))

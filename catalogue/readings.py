@@ -924,7 +924,10 @@ def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) ->
         for i in range(rank)
         if first[i] != padded[i] and (in_place or 1 not in (first[i], padded[i]))
     ]
-    merge = re.search(r"\bShapes \([^)]*\) and \([^)]*\) are (?:not compatible|incompatible)", text)
+    merge = re.search(
+        r"\bShapes [(\[][^)\]]*[)\]] and [(\[][^)\]]*[)\]] are (?:not compatible|incompatible)",
+        text,
+    )
     if len(bad) == 1 and merge and bad[0] == rank - 1 and len(first) == len(second):
         a, b = first[-1], padded[-1]  # no broadcasting: a tensor against the state it must fit
         return Reading(

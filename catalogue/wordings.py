@@ -577,7 +577,7 @@ RULES: tuple[Rule, ...] = (
         "TensorFlow ops): a 2-D padding mask against 4-D scores needs mask[:, None, None, :]",
     ),
     Rule(
-        r"\bShapes \(([^)]*)\) and \(([^)]*)\) are (?:not compatible|incompatible)",
+        r"\bShapes [(\[]([^)\]]*)[)\]] and [(\[]([^)\]]*)[)\]] are (?:not compatible|incompatible)",
         ("projection-width", "batch-mismatch", "mask-shape", "kv-length-mismatch"),
         "({0}) against ({1}): TensorFlow found a tensor of another shape than the state or "
         "weight it must match (no broadcasting here): a width (an attention or context size "
@@ -585,10 +585,11 @@ RULES: tuple[Rule, ...] = (
         read=True,
     ),
     Rule(
-        rf"Dimension must be {_N} but is {_N} for .{{0,80}}Transpose",
-        ("batched-matmul", "head-split", "axis-out-of-range"),
-        "a permutation of {1} axes given to a tensor of {0}: the heads were split (or merged) "
-        "before the transpose, or a batched product left another rank",
+        rf"Dimension must be {_N} but is {_N} for .{{0,80}}Transpose|"
+        rf"transpose expects a vector of size {_N}\. But input\(1\) is a vector of size {_N}",
+        ("axis-out-of-range", "batched-matmul", "head-split"),
+        "a permutation of {1} axes given to a tensor of {0}: a batch or head axis missing "
+        "(or added) before the transpose, or a batched product left another rank",
     ),
     Rule(
         r"cannot drop a non-broadcastable dimension|dimshuffle",

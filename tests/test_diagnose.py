@@ -1051,3 +1051,89 @@ def test_an_outside_error_at_the_end_of_a_report_gets_no_case_but_an_attention_o
         "attention layer fails:\n" + "  some log line\n" * 20 + GQA_MESSAGE
     )
     assert "gqa-heads" in diagnose(report)[0].case.tags
+
+
+REPORTS_IN_THEIR_OWN_WORDS = [
+    # written for this test, not taken from the labelled sets: a family's vocabulary in
+    # other words than the catalogue's (families by hand)
+    ("I think F.softmax(scores, dim=2) is applied on the wrong axis here", {"softmax-axis"}),
+    (
+        "attention probabilities are computed along the batch axis, not the sequence axis",
+        {"softmax-axis"},
+    ),
+    (
+        "the scaling factor is applied twice: q is already multiplied by head_dim ** -0.5 and "
+        "then the scores are divided again",
+        {"missing-scale"},
+    ),
+    ("sm_scale has the wrong sign in the triton kernel call", {"missing-scale"}),
+    ("appending pad tokens at the end changes the predicted class", {"mask-missing"}),
+    ("the attention_mask is set to None inside the forward", {"mask-missing"}),
+    (
+        "the custom Keras layer drops the mask because it does not set supports_masking",
+        {"mask-missing"},
+    ),
+    (
+        "a boolean attn_mask and the equivalent float mask give different attention outputs",
+        {"mask-dtype"},
+    ),
+    ("my key padding mask holds -inf instead of True", {"mask-dtype", "mask-polarity"}),
+    (
+        "the kernel ignores seq_lens for the keys, rows past each length still get weight",
+        {"ragged-lengths"},
+    ),
+    (
+        "with beam_width 4 the attention memory has batch 8 but the decoder state has 32",
+        {"batch-mismatch"},
+    ),
+    ("the embedding dim should always be a multiple of 96 in this attention", {"head-split"}),
+    (
+        "the model works in training but the padding mask does not work in eval mode",
+        {"backend-constraint"},
+    ),
+    (
+        "MultiheadAttention with kdim=32 and vdim=48 for a 64-wide query raises",
+        {"projection-width"},
+    ),
+    ("num_kv_heads=4 with 32 query heads: repeating k gives other results", {"gqa-heads"}),
+    ("the mask is laid along the wrong axis: it broadcasts over queries", {"mask-broadcast-axis"}),
+    ("训练时注意力掩码在半精度下溢出，出现 nan", {"fp16-overflow"}),
+    ("softmax 的维度应为 dim=-1", {"softmax-axis"}),
+    ("xformers fails when the key length is not a multiple of 8", {"backend-constraint"}),
+]
+
+
+@pytest.mark.parametrize(("message", "tags"), REPORTS_IN_THEIR_OWN_WORDS)
+def test_reports_in_their_own_words_find_their_family(message: str, tags: set[str]) -> None:
+    assert _hit(message, tags, 3), [(m.case.id, m.score) for m in diagnose(message)]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.78 GiB total)",
+        "torch.OutOfMemoryError: CUDA out of memory.",
+        "OSError: libcudnn_ops.so.9: cannot open shared object file: No such file or directory",
+        "Unable to load any of {libcudnn_graph.so.9.1.0, libcudnn_graph.so.9.1, libcudnn_graph.so}",
+    ],
+)
+def test_running_out_of_memory_or_loading_a_library_is_no_attention_case(message: str) -> None:
+    assert diagnose(message) == []
+
+
+def test_running_out_of_memory_on_attention_scores_is_the_memory_case() -> None:
+    message = "CUDA out of memory when the attention scores of a 32k sequence are materialised"
+    assert "memory-blowup" in diagnose(message)[0].case.tags
+
+
+@pytest.mark.parametrize(("a", "b", "dim"), [(3, 4, 3), (64, 128, 3), (15, 16, 2)])
+def test_a_bare_size_mismatch_spreads_its_answers_over_families(a: int, b: int, dim: int) -> None:
+    # the signature alone fits a mask, a rotary table, a cache: three cases of one family
+    # would leave the others out
+    message = (
+        f"RuntimeError: The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+        f"non-singleton dimension {dim}"
+    )
+    answers = diagnose(message, top=3)
+    assert len({a.case.tags[0] for a in answers}) == 3
+    assert any("rotary-embedding" in a.case.tags for a in answers)

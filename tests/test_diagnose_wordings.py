@@ -235,3 +235,29 @@ def test_unpacking_a_shape_counts_only_in_attention_code() -> None:
     assert diagnose(bare) == []  # Python's wording alone says nothing about attention
     in_attention = f"{bare} in attention forward: b, h, n, d = q.shape"
     assert "layout-confusion" in diagnose(in_attention)[0].case.tags
+
+
+@pytest.mark.parametrize(("rank", "perm"), [(3, [0, 2, 1, 3]), (4, [0, 2, 1]), (5, [0, 2, 1, 3])])
+def test_a_permutation_of_another_rank_reads_as_a_missing_or_extra_axis(
+    rank: int, perm: list[int]
+) -> None:
+    x = tf.zeros((2,) * rank)
+    eager = _message(lambda: tf.transpose(x, perm=perm))
+    graph = tf.function(lambda y: tf.transpose(y, perm=perm))  # traced: the graph's wording
+    traced = _message(lambda: graph.get_concrete_function(tf.TensorSpec([None] * rank)))
+    for message in (eager, traced):
+        answers = diagnose(message, top=3)
+        assert "axis-out-of-range" in answers[0].case.tags, message
+        tags = {t for a in answers for t in a.case.tags}
+        assert {"batched-matmul", "head-split"} & tags, message
+
+
+@pytest.mark.parametrize(("width", "other"), [(522, 512), (96, 64)])
+def test_tensorflow_shapes_that_must_be_equal_read_the_last_axis_as_a_width(
+    width: int, other: int
+) -> None:
+    shape = tf.TensorShape([8, width])
+    message = _message(lambda: shape.assert_is_compatible_with([8, other]))
+    best = diagnose(message)[0]
+    assert "projection-width" in best.case.tags, message
+    assert f"{width} against {other}" in best.why
