@@ -561,18 +561,20 @@ def _spread(
 
 
 def _firm(hits: Sequence[_Hit]) -> frozenset[str]:
-    """The tags the evidence names unambiguously: answers of those need not be spread.
+    """The tag the evidence names unambiguously: answers of it need not be spread.
 
-    The numbers can name a family outright (32 query heads against 8); or every piece of
-    evidence names tags of one taxonomy family (a mask's wording): then more cases of that
-    family are better second answers than unrelated families.
+    The numbers can name a family outright (32 query heads against 8 on the head axis):
+    then more cases of that family are better second answers than unrelated families,
+    unless the text points to another family too (a mask quoted beside the head counts).
+    A wording alone never does: ``index out of range in self`` is a token id or a
+    position, and both should be among the answers.
     """
     reading = hits[0].reading if hits else None
-    if reading is not None and reading.firm:
-        return frozenset(reading.tags[:1])
-    named = {tag for hit in hits for tag in hit.tags if tag in TAGS}
-    families = {TAGS[tag][0] for tag in named}
-    return frozenset(named) if len(families) == 1 else frozenset()
+    if reading is None or not reading.firm:
+        return frozenset()
+    family = TAGS[reading.tags[0]][0]
+    others = {TAGS.get(hit.tags[0], ("",))[0] for hit in hits[1:] if hit.weight >= 0.6}
+    return frozenset(reading.tags[:1]) if others <= {family} else frozenset()
 
 
 def diagnose(text: str, top: int = 5) -> list[Match]:

@@ -608,6 +608,7 @@ RULES: tuple[Rule, ...] = (
         ("batch-mismatch",),
         "beam search multiplies the batch by the beam width: the encoder output, its lengths "
         "and the initial state must be tiled to batch × beams as well",
+        domain=True,
     ),
     Rule(
         r"\w*_lengths\b|\bseq_?lens\b|\bvalid_lens?\b|(?:memory_)?sequence_length\b|"
@@ -959,6 +960,7 @@ CONCEPTS: tuple[Rule, ...] = (
         "training and evaluation take different paths: in eval mode PyTorch's fast path "
         "(nested tensors, a fused kernel) reads the mask by other rules",
         weight=0.9,
+        domain=True,
     ),
     Rule(
         r"mask\w*`?[^.]{0,40}(?:wrong|right|first|other|batch) axis|(?:wrong|right) axis"
