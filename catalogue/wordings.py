@@ -846,7 +846,8 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"(?:do(?:es)?n'?t|do(?:es)? not|not) (?:sum|add up) to (?:one|1)|renormali[sz]|"
         r"(?:after|post).softmax|mask\w* (?:applied )?after (?:the )?softmax|"
-        r"before (?:the )?softmax",
+        r"before (?:the )?softmax|softmax[^.]{0,30}\b(?:before|after) (?:the )?mask\w*|"
+        r"order of (?:the )?(?:mask\w*|softmax) and (?:the )?(?:mask\w*|softmax)",
         ("mask-after-softmax", "softmax-axis"),
         "weights that no longer sum to one: the mask applied after the softmax without "
         "renormalising, or a softmax over the wrong axis",
@@ -862,6 +863,16 @@ CONCEPTS: tuple[Rule, ...] = (
         r"masks? (?:out )?the diagonal",
         ("fully-masked-row", "nan-in-padding", "ragged-lengths"),
         "a query row whose keys are all masked: softmax over all -inf is 0/0 = NaN",
+    ),
+    Rule(
+        r"\bnans? (?:gradients?|grads?)\b|(?:gradients?|grads?|backward|value_and_grad)\w*"
+        r"[^.]{0,60}\bnans?\b",
+        ("inf-arithmetic", "softmax-overflow", "fully-masked-row"),
+        "NaN in the gradient while the forward is finite: the backward multiplies through "
+        "masked or overflowing entries (inf × 0, exp of a huge logit), even where the "
+        "forward selected them away",
+        domain=True,
+        weight=1.3,  # a mechanism, more specific than NaN next to a mask
     ),
     Rule(
         r"\bnans?\b[^.]{0,80}(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"
@@ -1045,6 +1056,15 @@ TRANSLATIONS: tuple[tuple[str, str], ...] = (
     ("形状", " shape "),
     ("填充", " padding "),
     ("应为", " should be "),
+    ("批次", " batch "),
+    ("批量", " batch "),
+    ("序列", " sequence "),
+    ("长度", " length "),
+    ("梯度", " gradient "),
+    ("位置编码", " positional encoding "),
+    ("缓存", " cache "),
+    ("因果", " causal "),
+    ("多头", " multi-head "),
     ("应该是", " should be "),
 )
 """A few technical words of reports written in Chinese, read as their English terms."""
