@@ -604,6 +604,20 @@ RULES: tuple[Rule, ...] = (
         "another (cast the mask to the scores' dtype)",
     ),
     Rule(
+        r"expected scalar type (\w+) but found (\w+)|expected (?:m1 and m2|mat1 and mat2|both "
+        r"\w+) to have the same dtype|same dtype, but got",
+        ("mask-dtype", "reduced-precision", "fp16-overflow"),
+        "operands of two dtypes in one product or sum ({0} and {1}): in attention code a mask, "
+        "a bias or a cos/sin table left in float32 (or the reverse) under half precision",
+        domain=True,
+    ),
+    Rule(
+        r"expected (?:min_|max_)?ndim=(\d+), found (?:ndim=)?(\d+)",
+        ("layout-confusion", "axis-out-of-range", "batched-matmul"),
+        "the layer wants {0} axes (batch, sequence, features) and got {1}: a batch or "
+        "sequence axis missing, or one too many",
+    ),
+    Rule(
         r"beam.?(?:search|width|size)|tile_batch|BeamSearchDecoder|zero.?state|num_beams",
         ("batch-mismatch",),
         "beam search multiplies the batch by the beam width: the encoder output, its lengths "
@@ -670,6 +684,7 @@ CONCEPTS: tuple[Rule, ...] = (
     ),
     Rule(
         r"batch.?size (?:of )?\d+ (?:and|vs\.?|versus|or) (?:batch.?size )?(?:of )?\d+|"
+        r"batch.?size ?(?:>|=|==|of|is)? ?\d+[^.]{0,60}batch.?size ?(?:>|=|==|of|is)? ?\d+|"
         r"(?:different|inconsistent|other) (?:results?|outputs?|logits|predictions?)[^.]{0,60}"
         r"batch.?size",
         ("mask-missing", "positions", "mask-broadcast-axis", "softmax-axis"),
@@ -979,6 +994,21 @@ CONCEPTS: tuple[Rule, ...] = (
         ("mask-broadcast-axis", "mask-shape"),
         "a mask laid along another axis than the one it means (batch against query, or "
         "mapped over the wrong axis)",
+    ),
+    Rule(
+        r"(?:repeat\w*|the same|identical) (?:tokens?|words?|outputs?|predictions?)\b[^.]{0,80}"
+        r"(?:every|each|all|again|inference|generat\w*|predict\w*|eval\w*|test\w*)|"
+        r"(?:predicts?|outputs?|generates?) (?:the )?(?:same|one) (?:token|word|class)",
+        ("mask-missing", "softmax-axis", "mask-polarity", "positions"),
+        "the same token everywhere at inference: a model trained with its answer visible (no "
+        "causal mask) never learnt to predict, or the weights do not depend on the input",
+        weight=0.9,
+    ),
+    Rule(
+        r"(?:shift\w*|off) by one\b|one (?:position|token|step) (?:late|early|ahead|behind|off)",
+        ("causal-alignment", "window-size", "positions"),
+        "an off-by-one in which keys a query sees: a causal mask that includes or excludes the "
+        "diagonal, a window counted with or without the query itself, positions shifted by one",
     ),
     Rule(
         r"(?:results?|outputs?|examples?)[^.]{0,40}(?:depend|influence)\w*[^.]{0,30}"

@@ -261,3 +261,14 @@ def test_tensorflow_shapes_that_must_be_equal_read_the_last_axis_as_a_width(
     best = diagnose(message)[0]
     assert "projection-width" in best.case.tags, message
     assert f"{width} against {other}" in best.why
+
+
+@pytest.mark.parametrize("op", ["matmul", "bmm"])
+def test_operands_of_two_dtypes_count_only_in_attention_code(op: str) -> None:
+    half, full = torch.zeros(2, 4, 3, dtype=torch.half), torch.zeros(2, 3, 4)
+    call = (lambda: half @ full) if op == "matmul" else (lambda: torch.bmm(half, full))
+    bare = _message(call)
+    assert diagnose(bare) == []  # any half-precision program says this
+    in_attention = f"{bare}\nin the attention forward: out = weights @ value"
+    tags = {t for a in diagnose(in_attention, top=3) for t in a.case.tags}
+    assert {"mask-dtype", "reduced-precision"} & tags, in_attention
