@@ -60,6 +60,7 @@ MESSAGES = (
     r"Sizes of tensors must match except in dimension",
 )
 SYMPTOMS = (
+    "encoder output not tiled to the beam width",
     "beam search fails but greedy decoding works",
     "num_beams > 1 raises a size mismatch at dimension 0",
     "encoder outputs not expanded for num_beams",

@@ -36,7 +36,10 @@ MESSAGES = (
     r"Input to reshape is a tensor with \d+ values, but the requested shape has \d+",
     r"can't divide axis of length \d+ in chunks of \d+",
 )
-SYMPTOMS = ("reshape error when splitting into heads",)
+SYMPTOMS = (
+    "reshape error when splitting into heads",
+    "embedding dimension must be divisible by the number of heads",
+)
 
 
 def _inputs() -> np.ndarray:

@@ -31,7 +31,11 @@ MESSAGES = (
     r"(?:key|query)_lengths should lie in \[0, [SL]\]",
     r"indices\[\d+\] = \[[\d, ]+\] does not index into param shape",
 )
-SYMPTOMS = ("index error when gathering the last token", "lengths larger than max_len")
+SYMPTOMS = (
+    "index error when gathering the last token",
+    "lengths larger than max_len",
+    "per-example sequence lengths ignored by the attention",
+)
 
 MAX_LEN = 16
 

@@ -32,6 +32,7 @@ EXPECTED = CheckFailure
 MATCH = r"weights differs from the reference at \d+ of \d+ entries"
 TAGS = ("missing-scale",)
 SYMPTOMS = (
+    "scale multiplied instead of divided in the attention scores",
     "attention weights are one-hot",
     "attention does not learn, gradients vanish",
     "softmax saturates with large head dimension",

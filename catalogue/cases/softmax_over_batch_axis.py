@@ -31,7 +31,10 @@ EXPECTED = CheckFailure
 MATCH = r"attention weights do not sum to one over the keys"
 TAGS = ("softmax-axis",)
 MESSAGES = (r"Implicit dimension choice for softmax has been deprecated",)
-SYMPTOMS = ("results depend on the other examples in the batch",)
+SYMPTOMS = (
+    "results depend on the other examples in the batch",
+    "softmax computed over the batch dimension",
+)
 
 
 def _inputs() -> np.ndarray:
