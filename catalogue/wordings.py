@@ -1067,7 +1067,8 @@ OUTSIDE = re.compile(
     r"No such file or directory|Permission denied|CUDA driver|NVIDIA driver|"
     r"ConnectionError|HTTPError|\b40[134]\b Client Error|pip install|"
     r"(?:tokenizer|vocab)[\w.]* (?:file|not found)|SSL|timed out|Disk quota|"
-    r"object has no attribute|couldn't connect|Unrecognized configuration class|"
+    r"object has no attribute|module '[\w.]+' has no attribute|couldn't connect|"
+    r"Unrecognized configuration class|(?:Missing|Unexpected) key\(s\) in state_dict|"
     r"Unable to load any of|cannot open shared object|Could not load (?:dynamic )?library|"
     r"DLL load failed|lib\w+\.so(?:\.\d+)*\b",
     re.IGNORECASE,

@@ -1137,3 +1137,17 @@ def test_a_bare_size_mismatch_spreads_its_answers_over_families(a: int, b: int, 
     answers = diagnose(message, top=3)
     assert len({a.case.tags[0] for a in answers}) == 3
     assert any("rotary-embedding" in a.case.tags for a in answers)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "AttributeError: module 'torch.nn.functional' has no attribute "
+        "'scaled_dot_product_attention'",
+        "RuntimeError: Error(s) in loading state_dict for BertModel: Missing key(s) in "
+        'state_dict: "embeddings.position_ids".',
+    ],
+)
+def test_an_api_or_checkpoint_of_another_version_is_no_attention_case(message: str) -> None:
+    # the words (attention, position) are there; the error is the installed version's
+    assert diagnose(message) == []
