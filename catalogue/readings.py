@@ -591,9 +591,28 @@ def mha_mask_reading(text: str) -> Reading | None:
     return None
 
 
+def _flattened_heads_reading(big: int, small: int) -> Reading:
+    """A first axis of ``big`` = ``small`` × k against ``small``: batch × heads flattened."""
+    k = big // small
+    return Reading(
+        ("batch-mismatch", "mask-shape", "batched-matmul"),
+        {
+            "batch-mismatch": f"{big} against {small} on the first axis: {big} = {small} × {k}, "
+            f"a batch repeated {k} times (beams, heads) on one side only",
+            "mask-shape": f"{big} = {small} × {k} on the first axis: a (B·H, L, S) mask or "
+            f"scores with batch × heads flattened, against a batch of {small}",
+            "batched-matmul": f"{big} = {small} × {k} on the batch axis of a batched product: "
+            f"one operand has its {k} heads folded into the batch, the other not",
+        },
+        f"{big} against {small} on the first axis ({big} = {small} × {k})",
+    )
+
+
 def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
     """Two sizes ``a`` and ``b`` meeting on axis ``dim`` of rank-``rank`` scores."""
     big, small = max(a, b), min(a, b)
+    if dim == 0 and small > 1 and big % small == 0:
+        return _flattened_heads_reading(big, small)
     if rank != 4 or dim > 3:
         batch_axis = dim == 0 and rank >= 3
         where = f"axis {dim} of a rank-{rank} operation"

@@ -272,3 +272,13 @@ def test_operands_of_two_dtypes_count_only_in_attention_code(op: str) -> None:
     in_attention = f"{bare}\nin the attention forward: out = weights @ value"
     tags = {t for a in diagnose(in_attention, top=3) for t in a.case.tags}
     assert {"mask-dtype", "reduced-precision"} & tags, in_attention
+
+
+@pytest.mark.parametrize(("b", "h"), [(2, 8), (3, 4)])
+def test_batch_times_heads_against_batch_reads_the_factor(b: int, h: int) -> None:
+    scores = torch.zeros(b * h, 5, 5)  # (B·H, L, S), heads folded into the batch
+    mask = torch.zeros(b, 5, 5)
+    message = _message(lambda: scores + mask)
+    answers = diagnose(message, top=3)
+    assert "batch-mismatch" in answers[0].case.tags, message
+    assert any(f"{b * h} = {b} × {h}" in a.why for a in answers), [a.why for a in answers]
