@@ -454,6 +454,29 @@ _BATCH_LIKE = 128
 """Up to this, a size may be a batch size (or a batch × heads factor)."""
 
 
+def _broadcast_axis_reshaped(source: tuple[int, ...], target: tuple[int, ...]) -> Reading | None:
+    """A tensor with singleton (broadcast) axes reshaped to a shape that fills one of them.
+
+    ``(3, 1, 1, 64, 64)`` into ``(3, 28, 64, 64)``: the sizes other than 1 are the target's
+    but one, and the element counts differ by exactly that one (28 heads): a mask meant to
+    broadcast over the heads, reshaped instead.
+    """
+    kept = [n for n in source if n != 1]
+    if 1 not in source or -1 in target:
+        return None
+    for at, n in enumerate(target):
+        if n > 1 and list(target[:at] + target[at + 1 :]) == kept:
+            said = (
+                f"({', '.join(map(str, source))}) has 1 where ({', '.join(map(str, target))}) "
+                f"has {n}: a mask or bias meant to broadcast over that axis (the heads?), "
+                "reshaped instead of broadcast (expand / broadcast_to)"
+            )
+            return Reading(
+                ("mask-shape", "mask-broadcast-axis", "head-split"), {"mask-shape": said}, said
+            )
+    return None
+
+
 def reshape_reading(text: str) -> Reading | None:
     """A reshape or view that cannot hold the tensor, with the element counts compared.
 
@@ -473,6 +496,11 @@ def reshape_reading(text: str) -> Reading | None:
         r"(requires a multiple of|has) (\d+)",
         text,
     )
+    source = re.search(r"cannot reshape array of shape \(([\d, ]+)\)", text)
+    if numpy and source:
+        grown = _broadcast_axis_reshaped(_ints(source.group(1)), _signed(numpy.group(2)))
+        if grown is not None:
+            return grown
     if found:
         shape, size = _signed(found.group(1)), int(found.group(2))
     elif numpy:

@@ -282,3 +282,12 @@ def test_batch_times_heads_against_batch_reads_the_factor(b: int, h: int) -> Non
     answers = diagnose(message, top=3)
     assert "batch-mismatch" in answers[0].case.tags, message
     assert any(f"{b * h} = {b} × {h}" in a.why for a in answers), [a.why for a in answers]
+
+
+@pytest.mark.parametrize(("b", "h", "s"), [(2, 12, 16), (3, 28, 8)])
+def test_a_broadcast_mask_reshaped_to_the_heads_is_a_mask_shape(b: int, h: int, s: int) -> None:
+    mask = jnp.zeros((b, 1, 1, s, s))  # meant to broadcast over the heads
+    message = _message(lambda: mask.reshape(b, h, s, s))
+    best = diagnose(message)[0]
+    assert "mask-shape" in best.case.tags, message
+    assert f"has {h}" in best.why
