@@ -25,7 +25,10 @@ Words the text shares with a case's title only break ties. A case below
 :data:`MIN_SCORE` is no answer: a message no case explains gets an empty answer (and
 :func:`nearest_family`) rather than a list of unrelated cases. No sentence appears twice
 in one answer list: each case gives the reading of the numbers in its own tag's terms, then
-its own ``Why``.
+its own ``Why``. Answers 2 and 3 spread over tags (:data:`SPREAD`): a bare signature that
+several families produce lists several families. A few technical words of reports in
+Chinese are read as their English terms first (:func:`.wordings.english`); running out of
+memory with no attention word anywhere is outside attention, like a missing module.
 
 The cases' searchable fields are read from ``diagnose_index.json`` beside this module
 when it matches the case modules' sources (a hash per module), so answering does not
@@ -572,7 +575,7 @@ def _firm(hits: Sequence[_Hit]) -> frozenset[str]:
     reading = hits[0].reading if hits else None
     if reading is None or not reading.firm:
         return frozenset()
-    family = TAGS[reading.tags[0]][0]
+    family = TAGS.get(reading.tags[0], ("",))[0]
     others = {TAGS.get(hit.tags[0], ("",))[0] for hit in hits[1:] if hit.weight >= 0.6}
     return frozenset(reading.tags[:1]) if others <= {family} else frozenset()
 

@@ -3,7 +3,8 @@
 :data:`RULES` are framework wordings, :data:`CONCEPTS` symptoms in words with their
 synonyms; each names the taxonomy tags it most often means in attention code, likeliest
 first. :data:`SYNONYMS` fold words that say the same thing before symptom phrases are
-matched. Used by :mod:`.diagnose`.
+matched; :data:`TRANSLATIONS` read a few Chinese technical words as English; :data:`OUTSIDE`
+and :data:`MEMORY` recognise errors from outside attention. Used by :mod:`.diagnose`.
 """
 
 from __future__ import annotations
