@@ -1006,6 +1006,23 @@ CONCEPTS: tuple[Rule, ...] = (
         weight=0.9,
     ),
     Rule(
+        r"(?:encoder|source|memory|context|key)\w*[^.]{0,40}(?:longer|shorter|(?:a )?different "
+        r"length|not the same length)[^.]{0,40}(?:decoder|target|query)|(?:decoder|target|query)"
+        r"\w*[^.]{0,40}(?:longer|shorter|(?:a )?different length|not the same length)[^.]{0,40}"
+        r"(?:encoder|source|memory|context|key)|(?:sequence.?length|length)s? of (?:the )?"
+        r"(?:encoder|source)[^.]{0,40}(?:and|vs\.?) (?:the )?(?:decoder|target)[^.]{0,40}"
+        r"(?:differ|different|not the same)",
+        ("mask-shape", "kv-length-mismatch", "causal-alignment"),
+        "query and key sequences of different lengths (cross-attention): a mask built for one "
+        "of them (a self-attention or padding mask of the decoder) against scores (L, S) of both",
+    ),
+    Rule(
+        r"\b(?:k|key|keys|kt)\.T\b|\.T\b[^.]{0,40}(?:revers\w*|all (?:the )?(?:axes|dim\w*))",
+        ("missing-transpose", "batched-matmul", "axis-out-of-range"),
+        "x.T reverses every axis of a batched tensor: (B, H, S, D) becomes (D, S, H, B); "
+        "the keys need their last two axes swapped only (transpose(-2, -1))",
+    ),
+    Rule(
         r"(?:shift\w*|off) by one\b|one (?:position|token|step) (?:late|early|ahead|behind|off)",
         ("causal-alignment", "window-size", "positions"),
         "an off-by-one in which keys a query sees: a causal mask that includes or excludes the "

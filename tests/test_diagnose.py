@@ -1100,6 +1100,14 @@ REPORTS_IN_THEIR_OWN_WORDS = [
     ("训练时注意力掩码在半精度下溢出，出现 nan", {"fp16-overflow"}),
     ("softmax 的维度应为 dim=-1", {"softmax-axis"}),
     ("xformers fails when the key length is not a multiple of 8", {"backend-constraint"}),
+    (
+        "My custom attention: weights = softmax(q @ k.T) gives garbage for batched input",
+        {"missing-transpose"},
+    ),
+    (
+        "the cross-attention breaks when the encoder sequence is longer than the decoder one",
+        {"mask-shape", "kv-length-mismatch"},
+    ),
 ]
 
 
