@@ -1023,6 +1023,14 @@ CONCEPTS: tuple[Rule, ...] = (
         "the keys need their last two axes swapped only (transpose(-2, -1))",
     ),
     Rule(
+        r"(?:0 and 1|0/1|1/0|ones and zeros|zeros and ones|1s and 0s|0s and 1s)\b[^.]{0,60}"
+        r"(?:add\w*|\+=?|plus|sum\w*)|\badd\w*[^.]{0,40}(?:0/1|0 and 1|ones and zeros|"
+        r"zeros and ones|binary mask)",
+        ("mask-dtype", "mask-polarity"),
+        "a 0/1 mask added to the scores: adding 1 or 0 to a logit masks nothing; an additive "
+        "mask needs 0 and -inf (or a large negative), a binary one must select",
+    ),
+    Rule(
         r"(?:shift\w*|off) by one\b|one (?:position|token|step) (?:late|early|ahead|behind|off)",
         ("causal-alignment", "window-size", "positions"),
         "an off-by-one in which keys a query sees: a causal mask that includes or excludes the "

@@ -1159,3 +1159,9 @@ def test_a_bare_size_mismatch_spreads_its_answers_over_families(a: int, b: int, 
 def test_an_api_or_checkpoint_of_another_version_is_no_attention_case(message: str) -> None:
     # the words (attention, position) are there; the error is the installed version's
     assert diagnose(message) == []
+
+
+def test_a_mask_of_zeros_and_ones_added_to_the_logits_is_that_case() -> None:
+    # written for this test: the case's mistake in a reporter's words
+    message = "I pass a (batch, 1, 1, seq) mask of 0 and 1 and add it to the logits"
+    assert "zero_one_mask_added" in [m.case.id for m in diagnose(message, top=3)]
