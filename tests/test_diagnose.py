@@ -308,10 +308,10 @@ def test_heldout_accuracy_is_measured_on_threads_the_rules_never_saw() -> None:
     assert not {e["source"] for e in entries} & tuning_sources
     print(table(entries))
     _count, top1, top3 = accuracy(entries)["all"]
-    # Measured once, with the rules frozen (d547510) before anyone who wrote them saw the
-    # set (51 % / 63 %): a floor against regressions, not a target.
-    assert top3 >= 0.62
-    assert top1 >= 0.50
+    # Measured once, with the rules frozen (38633bc) before anyone who wrote them saw the
+    # set (50 % / 69 %): a floor against regressions, not a target.
+    assert top3 >= 0.68
+    assert top1 >= 0.49
 
 
 def test_cli_says_when_no_case_explains_a_message() -> None:
@@ -443,7 +443,7 @@ def test_min_score_lies_between_outside_and_labelled_messages() -> None:
     # given: [screenshot]")
     import catalogue.diagnose as module
 
-    labelled = json.loads(TUNING.read_text()) + json.loads(HELDOUT.read_text())
+    labelled = json.loads(TUNING.read_text())  # calibrated on tuning data only
     outside = json.loads(OUTSIDE.read_text())
     threshold = module.MIN_SCORE
     try:
