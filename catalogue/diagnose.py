@@ -434,7 +434,7 @@ def _outside(text: str) -> bool:
         return True
     if len(text) > 300:
         errors = re.findall(r"^\s*[\w.]*(?:Error|Exception|Warning)\b:?.*$", text, re.MULTILINE)
-        text = errors[-1] if errors else ""
+        text = errors[-1] if errors else text[:300]  # a log line (no Error:) starts it
     return bool(OUTSIDE.search(text))
 
 

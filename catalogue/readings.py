@@ -636,9 +636,55 @@ def _flattened_heads_reading(big: int, small: int) -> Reading:
     )
 
 
-def _axis_reading(a: int, b: int, dim: int, rank: int) -> Reading:
-    """Two sizes ``a`` and ``b`` meeting on axis ``dim`` of rank-``rank`` scores."""
+def _max_length_like(n: int) -> bool:
+    """A size models take as their maximum length: 77 (CLIP), 512, 514 (RoBERTa), 1024, 2048..."""
+    return n == 77 or (n >= 512 and any(m & (m - 1) == 0 for m in (n, n - 2)))
+
+
+def _past_max_length(a: int, b: int, dim: int, rank: int) -> Reading | None:
+    """A sequence longer than the model's maximum length, met on a length axis.
+
+    One size is a maximum length (:func:`_max_length_like`), the other larger and not a
+    multiple of 64 (widths are; a prompt plus generated tokens rarely is), on an axis that
+    holds positions: the position table or the causal-mask buffer registered for the
+    maximum length is shorter than the sequence.
+    """
     big, small = max(a, b), min(a, b)
+    length_axis = (rank == 4 and dim >= 2) or (rank == 3 and dim == 1) or dim == rank - 1
+    if not (length_axis and _max_length_like(small) and big > small and big % 64):
+        return None
+    table = (
+        f"{big} positions against {small}: {small} is the model's maximum length "
+        f"(n_positions / max_position_embeddings), and the input, or the prompt plus the "
+        "generated tokens, outgrew its position table: truncate to the maximum length or cap "
+        "max_new_tokens"
+    )
+    buffer = (
+        f"a causal-mask buffer registered for {small} positions cut to {big}: the mask "
+        "(like the position table) was built once for the maximum length, and the sequence "
+        "ran past it"
+    )
+    cache = (
+        f"{big} keys against {small}: the key/value cache (or the generation loop) kept "
+        f"growing past the {small} positions the model holds"
+    )
+    return Reading(
+        ("position-out-of-range", "kv-cache", "causal-alignment", "mask-shape"),
+        {"position-out-of-range": table, "causal-alignment": buffer, "kv-cache": cache},
+        f"{a} against {b} on a length axis, {small} a maximum length",
+    )
+
+
+def _axis_reading(a: int, b: int, dim: int, rank: int, past_ok: bool = True) -> Reading:
+    """Two sizes ``a`` and ``b`` meeting on axis ``dim`` of rank-``rank`` scores.
+
+    ``past_ok``: whether ``b`` may be a table of the maximum length (False when ``b`` is
+    known to be a mask longer than the scores: then the keys, not a table, are short).
+    """
+    big, small = max(a, b), min(a, b)
+    past = _past_max_length(a, b, dim, rank) if past_ok else None
+    if past is not None:
+        return past
     if dim == 0 and small > 1 and big % small == 0:
         return _flattened_heads_reading(big, small)
     if rank != 4 or dim > 3:
@@ -987,7 +1033,8 @@ def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) ->
             f"{a} against {b} on the last axis of tensors that must have one shape",
         )
     if len(bad) == 1:
-        return _axis_reading(first[bad[0]], padded[bad[0]], bad[0], rank)
+        a, b = first[bad[0]], padded[bad[0]]
+        return _axis_reading(a, b, bad[0], rank, past_ok=rank < 3 or b < a)
     if len(bad) > 1:
         shown = " and ".join(f"({', '.join(map(str, s))})" for s in (first, second))
         return Reading(

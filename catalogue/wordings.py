@@ -1096,11 +1096,15 @@ OUTSIDE = re.compile(
     r"object has no attribute|module '[\w.]+' has no attribute|couldn't connect|"
     r"Unrecognized configuration class|(?:Missing|Unexpected) key\(s\) in state_dict|"
     r"Unable to load any of|cannot open shared object|Could not load (?:dynamic )?library|"
-    r"DLL load failed|lib\w+\.so(?:\.\d+)*\b",
+    r"DLL load failed|lib\w+\.so(?:\.\d+)*\b|"
+    r"Loaded runtime \w+ library|(?:library|source) (?:was )?compiled with:? ?v?\d|"
+    r"compiled \(?[\d.]+\)? and runtime|runtime \(?[\d.]+\)? versions? mismatch|"
+    r"versions? mismatch|\bversion_match\b|needs to have matching (?:major )?version",
     re.IGNORECASE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of
-another version): when the error itself is one of these, only the sizes it quotes count."""
+another version, a CUDA or cuDNN library of another version than the build's): when the
+error itself is one of these, only the sizes it quotes count."""
 
 TRANSLATIONS: tuple[tuple[str, str], ...] = (
     ("掩码", " mask "),

@@ -1165,3 +1165,55 @@ def test_a_mask_of_zeros_and_ones_added_to_the_logits_is_that_case() -> None:
     # written for this test: the case's mistake in a reporter's words
     message = "I pass a (batch, 1, 1, seq) mask of 0 and 1 and add it to the logits"
     assert "zero_one_mask_added" in [m.case.id for m in diagnose(message, top=3)]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "RuntimeError: The size of tensor a (4096) must match the size of tensor b (4101) at "
+        "non-singleton dimension 3",
+        "RuntimeError: The size of tensor a (80) must match the size of tensor b (77) at "
+        "non-singleton dimension 2",
+        "RuntimeError: The expanded size of the tensor (530) must match the existing size (514) "
+        "at non-singleton dimension 1.  Target sizes: [4, 530].  Tensor sizes: [1, 514]",
+    ],
+)
+def test_a_sequence_past_a_maximum_length_reads_as_a_position_table_too_short(
+    message: str,
+) -> None:
+    # written for this test, sizes of no tuning message: a maximum length (4096, CLIP's 77,
+    # RoBERTa's 514) met by a longer sequence; a registered causal-mask buffer is the other
+    # reading, among the answers
+    answers = diagnose(message, top=3)
+    assert answers[0].case.id == "position_table_too_short"
+    assert "maximum length" in answers[0].why
+    assert "causal_mask_built_for_wrong_length" in [a.case.id for a in answers]
+
+
+@pytest.mark.parametrize(("a", "b"), [(5, 6), (512, 768), (1024, 1536)])
+def test_sizes_that_are_no_maximum_length_or_are_a_width_are_not_read_as_one(
+    a: int, b: int
+) -> None:
+    # a small length, or a larger size that is a multiple of 64 (a width, not a sequence)
+    message = (
+        f"RuntimeError: The size of tensor a ({a}) must match the size of tensor b ({b}) at "
+        "non-singleton dimension 3"
+    )
+    assert diagnose(message, top=1)[0].case.id != "position_table_too_short"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Loaded runtime CuDNN library: 8.2.0 but source was compiled with: 8.6.0.  CuDNN "
+        "library needs to have matching major version and equal or higher minor version.",
+        "RuntimeError: [enforce fail at common_cudnn.h:110] version_match. cuDNN compiled "
+        "(7603) and runtime (7102) versions mismatch",
+        "W0102 10:11:12.000000 cuda_dnn.cc:400] Loaded runtime CuDNN library: 9.1.0 but source "
+        "was compiled with: 9.3.0. " + "Attention backend (cudnn) unavailable. " * 8,
+    ],
+)
+def test_a_cuda_library_of_another_version_is_no_attention_case(message: str) -> None:
+    # written for this test in the libraries' own wordings: a build/runtime mismatch, even
+    # in a long log that names an attention backend
+    assert diagnose(message) == []
