@@ -529,13 +529,17 @@ def reshape_reading(text: str) -> Reading | None:
         return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
     ratio = size / held
     whole = ratio if ratio >= 1 else 1 / ratio
-    if len(shape) == 4 and abs(whole - round(whole)) < 1e-9 and whole >= 2:
-        heads = shape[2]
+    heads_view = len(shape) == 4 or (  # (B, L, H, D), or (B·L, H, D) with a head size last
+        len(shape) == 3 and _head_dim_like(shape[-1]) and 1 < shape[-2] <= _BATCH_LIKE
+    )
+    if heads_view and abs(whole - round(whole)) < 1e-9 and whole >= 2:
+        heads = shape[-2]
         holds = heads * ratio
+        view = "(B, L, H, D)" if len(shape) == 4 else "(B·L, H, D)"
         fewer = (
             f"[{shown}] {'needs' if ratio < 1 else 'holds'} {round(whole)} times "
             f"{'more' if ratio < 1 else 'fewer'} elements than the {size} there are: with a "
-            f"(B, L, H, D) view, {heads} heads where the tensor holds {holds:g}: in a "
+            f"{view} view, {heads} heads where the tensor holds {holds:g}: in a "
             "grouped-query model the key/value projection has num_key_value_heads and the "
             "query num_heads (or an axis of the view comes from another tensor)"
         )
@@ -1060,6 +1064,13 @@ def checkpoint_reading(text: str) -> Reading | None:
         r"from checkpoint, the shape in current model is torch\.Size\(\[([\d, ]+)\]\)",
         text,
     )
+    setting = re.search(
+        r"Trying to set a tensor of shape torch\.Size\(\[([\d, ]+)\]\) in \"?(\w+)\"? "
+        r"\(which has shape torch\.Size\(\[([\d, ]+)\]\)\)",
+        text,
+    )
+    if setting:  # loading weights into a model built with another config
+        return _loaded_weight_reading(_ints(setting.group(1)), _ints(setting.group(3)))
     if not found:
         return None
     name = found.group(1).lower()
@@ -1086,3 +1097,29 @@ def checkpoint_reading(text: str) -> Reading | None:
         return Reading(("position-out-of-range", "positions"), {}, positions)
     width = f"{name}: {saved} in the checkpoint against {built} in the model"
     return Reading(("projection-width", "head-split"), {}, width)
+
+
+def _loaded_weight_reading(saved: tuple[int, ...], built: tuple[int, ...]) -> Reading | None:
+    """A weight of ``saved`` shape loaded where the model has ``built``, its name unknown.
+
+    Outputs fewer by a whole factor, inputs equal, beside a square (hidden × hidden)
+    projection: a key/value projection of a grouped-query checkpoint, ``num_key_value_heads``
+    times narrower than the query's, in a layer built without it (or the reverse).
+    """
+    if len(saved) != 2 or len(built) != 2 or saved[1] != built[1] or saved[0] == built[0]:
+        return None
+    small, big = sorted((saved[0], built[0]))
+    if not small or big % small or big != saved[1]:
+        return Reading(
+            ("projection-width", "head-split"),
+            {},
+            f"a ({saved[0]}, {saved[1]}) weight where the model has ({built[0]}, {built[1]})",
+        )
+    group = big // small
+    gqa = (
+        f"a ({saved[0]}, {saved[1]}) weight where the model has ({built[0]}, {built[1]}): "
+        f"{group} times fewer outputs than a square {big} × {big} projection, the key/value "
+        f"projection of a grouped-query model (num_key_value_heads = heads / {group}) "
+        "loaded into a layer built with as many key/value heads as query heads (or the reverse)"
+    )
+    return Reading(("gqa-heads", "projection-width"), {"gqa-heads": gqa}, gqa, firm=True)

@@ -1217,3 +1217,29 @@ def test_a_cuda_library_of_another_version_is_no_attention_case(message: str) ->
     # written for this test in the libraries' own wordings: a build/runtime mismatch, even
     # in a long log that names an attention backend
     assert diagnose(message) == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "RuntimeError: shape '[4, 8, 64]' is invalid for input of size 8192",
+        "RuntimeError: shape '[2, 16, 4, 128]' is invalid for input of size 65536",
+        'ValueError: Trying to set a tensor of shape torch.Size([512, 4096]) in "weight" '
+        "(which has shape torch.Size([4096, 4096])), this looks incorrect.",
+    ],
+)
+def test_a_view_or_weight_off_by_the_head_group_reads_as_key_value_heads(message: str) -> None:
+    # written for this test: a (.., H, D) view holding 4 times the elements its heads allow,
+    # a k/v weight 8 times narrower than the square query projection
+    answers = diagnose(message, top=3)
+    assert "gqa-heads" in answers[0].case.tags
+    assert "key/value" in answers[0].why
+
+
+def test_a_weight_of_another_width_is_no_grouped_query_reading() -> None:
+    # the inputs differ too: a projection of another width, not key/value heads
+    message = (
+        'ValueError: Trying to set a tensor of shape torch.Size([768, 512]) in "weight" '
+        "(which has shape torch.Size([768, 768])), this looks incorrect."
+    )
+    assert all("gqa-heads" not in a.case.tags for a in diagnose(message, top=1))
