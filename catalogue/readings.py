@@ -402,7 +402,8 @@ def tf_graph_reading(text: str) -> Reading | None:
     shapes: [..], [..]``: the op says whether two shapes met in a matmul or elementwise.
     """
     found = re.search(
-        r"Dimensions must be equal, but are (\d+) and (\d+) for .{0,200}?= ?(\w+)\[.{0,400}?"
+        r"Dimensions must be equal, but are (\d+) and (\d+) for .{0,200}?"
+        r"(?:= ?(\w+)\[|\(op: '(\w+)'\)).{0,400}?"
         r"with input shapes: \[([\d,?]*)\], \[([\d,?]*)\]",
         text,
         re.DOTALL,
@@ -415,8 +416,8 @@ def tf_graph_reading(text: str) -> Reading | None:
         return matmul_reading(shown)
     if not found:
         return None
-    op = found.group(3)
-    left, right = found.group(4).replace("?", "0"), found.group(5).replace("?", "0")
+    op = found.group(3) or found.group(4)
+    left, right = found.group(5).replace("?", "0"), found.group(6).replace("?", "0")
     if "MatMul" in op:
         return matmul_reading(f"Matrix size-incompatible: In[0]: [{left}], In[1]: [{right}]")
     if "Einsum" in op or "Dense" in op:  # a Keras projection's einsum: a width meets a weight
@@ -856,6 +857,26 @@ def _padding_mask_reading(mask: tuple[int, ...], scores: tuple[int, ...]) -> Rea
     )
 
 
+def _trailing_axis_reading(states: tuple[int, ...], mask: tuple[int, ...]) -> Reading:
+    """A ``(B, L)`` mask against ``(B, L, D)`` states: it needs a last axis to broadcast."""
+    shown = ", ".join("?" if n == 0 else str(n) for n in mask)
+    full = ", ".join("?" if n == 0 else str(n) for n in states)
+    said = (
+        f"a ({shown}) mask against ({full}): it holds the first axes of the other, but "
+        f"broadcasting aligns from the right, so its {mask[-1]} meets the {states[-1]} "
+        "features; give the mask a last axis (mask[..., None], expand_dims(mask, -1))"
+    )
+    return Reading(
+        ("mask-shape", "mask-broadcast-axis"),
+        {
+            "mask-shape": said,
+            "mask-broadcast-axis": f"a padding mask ({shown}) lined up with the last axes of "
+            f"({full}) instead of its first ones",
+        },
+        said,
+    )
+
+
 def _broadcast_pair(text: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """The two shapes a broadcasting error quotes, bigger rank first."""
     if not re.search(
@@ -1012,6 +1033,10 @@ def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) ->
     signature = _mask_signature(first, second, core)
     if signature is not None:
         return signature
+    if len(second) == rank - 1 and rank >= 3 and second[-1] != first[-1]:
+        prefix = all(x == y or 0 in (x, y) for x, y in zip(second, first[:-1], strict=False))
+        if prefix:  # (B, L) against (B, L, D): aligned from the right, L meets D
+            return _trailing_axis_reading(first, second)
     if rank == 4 and len(core) == 2 and core[0] == first[0] and core != first[2:]:
         return _padding_mask_reading(core, first)
     padded = (1,) * (rank - len(second)) + second

@@ -1243,3 +1243,18 @@ def test_a_weight_of_another_width_is_no_grouped_query_reading() -> None:
         "(which has shape torch.Size([768, 768])), this looks incorrect."
     )
     assert all("gqa-heads" not in a.case.tags for a in diagnose(message, top=1))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ValueError: Dimensions must be equal, but are 20 and 64 for 'model/attention/mul' "
+        "(op: 'Mul') with input shapes: [?,20], [?,20,64].",
+        "ValueError: operands could not be broadcast together with shapes (4,7,32) (4,7)",
+    ],
+)
+def test_a_mask_holding_the_first_axes_of_the_states_needs_a_last_axis(message: str) -> None:
+    # written for this test: a (B, L) mask times (B, L, D) states, aligned from the right
+    answers = diagnose(message, top=3)
+    assert "mask-shape" in answers[0].case.tags
+    assert "mask[..., None]" in answers[0].why
