@@ -51,6 +51,15 @@ _REFUSES = (
     r"dtype|fp16|bf16|sm\d|multiple))"
 )
 RULES: tuple[Rule, ...] = (
+    Rule(  # the scale's place asked about, or code that scales the softmax's output
+        r"softmax\((?:[^()]|\([^()]*\))*\)\s*[*/]\s*[\w.]*(?:scal|sqrt|temperature|d_?k)|"
+        r"\bscal(?:e|ing)s?\b[^.]{0,40}\b(?:after|before|position)\b[^.]{0,30}"
+        r"(?:softmax|scores?|logits)|(?:after|before) (?:the )?softmax[^.]{0,40}\bscal",
+        ("missing-scale",),
+        "the scale applied in another place than the scores: 1/sqrt(d) multiplies Q·Kᵀ "
+        "before the softmax; after it, it only shrinks weights that no longer sum to one",
+        weight=1.3,
+    ),
     Rule(
         rf"size of tensor a \({_N}\) must match the size of tensor b \({_N}\) at "
         r"non-singleton dimension 0\b",
@@ -834,7 +843,7 @@ CONCEPTS: tuple[Rule, ...] = (
     ),
     Rule(
         r"(?:weights?|probabilit\w+|softmax|attention|scores?)[^.]{0,40}(?:(?:are |is )?"
-        r"(?:all|every\w*) |are |is |== ?|become )(?:1\.0|ones?\b|equal to (?:1|one))|"
+        r"(?:all|every\w*) |are |is |== ?|become |(?:to )?be )(?:1\.0|ones?\b|equal to (?:1|one))|"
         r"(?:all|every) (?:ones|1\.0)",
         ("softmax-axis", "missing-scale", "axis-out-of-range"),
         "softmax over an axis of size 1 (or the wrong axis) gives 1.0 everywhere: weights are "
@@ -938,7 +947,7 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"\bscal(?:e|ing)\w*\b[^.]{0,60}(?:multipl\w*|divid\w*|division|instead of|wrong|"
         r"incorrect|minus|sign\b|sqrt|\*\* ?-?0?\.5)|(?:multipl\w*|divid\w*)[^.]{0,40}"
-        r"\bscal(?:e|ing)\b|\bsoftmax_scale\b|\bsm_scale\b|(?:missing|forgot\w*|without|no) "
+        r"\bscal(?:e|ing)s?\b|\bsoftmax_scale\b|\bsm_scale\b|(?:missing|forgot\w*|without|no) "
         r"(?:the )?(?:1 ?/ ?)?(?:sqrt|scal(?:e|ing)\b)",
         ("missing-scale",),
         "the scores' scale: they must be multiplied by 1/sqrt(d) (divided by sqrt(d)), once, "

@@ -1258,3 +1258,22 @@ def test_a_mask_holding_the_first_axes_of_the_states_needs_a_last_axis(message: 
     answers = diagnose(message, top=3)
     assert "mask-shape" in answers[0].case.tags
     assert "mask[..., None]" in answers[0].why
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "my code does attn = torch.softmax(q @ k.transpose(-2, -1), dim=-1) / math.sqrt(d_k), "
+        "is that right?",
+        "Should the scale go before the softmax? I apply the scaling after the softmax now.",
+    ],
+)
+def test_a_scale_after_the_softmax_reads_as_the_scale_case(message: str) -> None:
+    # written for this test: the scale's place, in code and in words
+    assert "missing-scale" in diagnose(message, top=1)[0].case.tags
+
+
+def test_softmax_results_said_to_be_one_read_as_a_softmax_axis() -> None:
+    # written for this test: an axis of size 1 under the softmax
+    message = "the scores come out as (batch*len, 1), so all the softmax outputs turn out to be 1.0"
+    assert "softmax-axis" in diagnose(message, top=1)[0].case.tags
