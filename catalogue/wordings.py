@@ -545,9 +545,24 @@ RULES: tuple[Rule, ...] = (
         weight=0.55,
     ),
     Rule(
-        r"cu_seqlens|varlen|\bpack(?:ed|ing)\b|document boundar|cross.document",
+        r"cu_seqlens|varlen|\bpack(?:ed|ing)\b|document boundar|cross.document|"
+        r"BlockDiagonal\w*|seqlens?_[qk]\b|q_seqlen|kv_seqlen",
         ("packed-sequences",),
         "packed sequences: documents in one row need their own block-diagonal mask and positions",
+    ),
+    Rule(  # paged / ragged kernels: the cache is handed over in pages, in a fixed layout
+        r"paged_attention|ragged_paged|paged[_ ]?(?:kv|cache)|block_tables?|kv_pages|"
+        r"pages_per_seq|page_indices|num_kv_pages",
+        ("kv-cache", "kernel-layout", "backend-constraint"),
+        "a paged key/value cache handed to a kernel: the pages, the block table and the "
+        "heads must be in the layout the kernel validates ((pages, page size, kv heads, D))",
+    ),
+    Rule(  # a per-example mask repeated over the heads in code
+        r"mask\w*\.(?:repeat|repeat_interleave|expand|tile)\([^)]*heads|"
+        r"mask\w*[^.]{0,80}view\([^)]*(?:batch\w*|bs|bsz) ?\* ?(?:self\.)?num_heads",
+        ("mask-shape", "mask-broadcast-axis"),
+        "a per-example mask repeated over the heads by hand: the repeat's order (batch-major "
+        "or head-major) and the view it feeds must match the (B·H, L, S) scores",
     ),
     Rule(
         r"\brope\b|rotary|rotate_half|inv_freq|\bcos\b.{0,20}\bsin\b|mrope",

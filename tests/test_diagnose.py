@@ -1277,3 +1277,30 @@ def test_softmax_results_said_to_be_one_read_as_a_softmax_axis() -> None:
     # written for this test: an axis of size 1 under the softmax
     message = "the scores come out as (batch*len, 1), so all the softmax outputs turn out to be 1.0"
     assert "softmax-axis" in diagnose(message, top=1)[0].case.tags
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        (
+            "results look wrong with xformers memory_efficient_attention and a "
+            "BlockDiagonalCausalMask.from_seqlens([3, 5]), no error raised",
+            "packed-sequences",
+        ),
+        (
+            "ValueError in paged_attention: block_tables has 3 columns but the kv cache "
+            "has 16 pages",
+            "kv-cache",
+        ),
+        (
+            "mask = mask.repeat(1, self.num_heads).view(bsz * self.num_heads, seq_len) raises "
+            "a shape error",
+            "mask-shape",
+        ),
+    ],
+)
+def test_packed_masks_paged_caches_and_masks_repeated_over_heads_by_hand(
+    message: str, tag: str
+) -> None:
+    # written for this test: the API names of each family, with no sizes to read
+    assert tag in diagnose(message, top=1)[0].case.tags
