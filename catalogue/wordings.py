@@ -642,6 +642,22 @@ RULES: tuple[Rule, ...] = (
         "the layer wants {0} axes (batch, sequence, features) and got {1}: a batch or "
         "sequence axis missing, or one too many",
     ),
+    Rule(  # fails only with both: beams and a batch, in any program
+        r"(?:num_)?beams?\w*\s*(?:>|=)\s*\d+[^.]{0,80}batch|"
+        r"batch\w*\s*(?:>|=)\s*\d+[^.]{0,80}(?:num_)?beams?\b",
+        ("batch-mismatch",),
+        "beams and a batch together: with beam search the batch is batch × beams, and an "
+        "input given per example (encoder states, image features, lengths) was not repeated "
+        "for the beams",
+    ),
+    Rule(  # the large variants of a model family use grouped-query attention, the small not
+        r"\b(?:70|34)\s?b\b[^.]{0,80}(?:shape|size|mismatch)|"
+        r"(?:shape|size|mismatch)[^.]{0,80}\b(?:70|34)\s?b\b",
+        ("gqa-heads", "projection-width"),
+        "a shape error in the 70B (or 34B) model of a family whose smaller models work: the "
+        "large ones use grouped-query attention (num_key_value_heads below num_heads)",
+        weight=0.9,
+    ),
     Rule(
         r"beam.?(?:search|width|size)|tile_batch|BeamSearchDecoder|zero.?state|num_beams",
         ("batch-mismatch",),

@@ -1304,3 +1304,20 @@ def test_packed_masks_paged_caches_and_masks_repeated_over_heads_by_hand(
 ) -> None:
     # written for this test: the API names of each family, with no sizes to read
     assert tag in diagnose(message, top=1)[0].case.tags
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        (
+            "generate() fails with num_beams=4 and batch_size=2, works with either one alone",
+            "batch-mismatch",
+        ),
+        ("the 7b model loads fine but the 70b one gives a size mismatch", "gqa-heads"),
+    ],
+)
+def test_beams_with_a_batch_and_a_large_model_of_a_family_read_as_their_families(
+    message: str, tag: str
+) -> None:
+    # written for this test: beams and a batch together, and a 70B variant's shape error
+    assert tag in diagnose(message, top=1)[0].case.tags
