@@ -63,6 +63,7 @@ from .readings import (
     shape_reading,
     tf_einsum_reading,
     tf_graph_reading,
+    transpose_rank_reading,
 )
 from .taxonomy import TAGS
 from .wordings import (
@@ -393,6 +394,7 @@ def _rule_hits(text: str) -> list[_Hit]:
         reshape_reading,
         tf_graph_reading,
         tf_einsum_reading,
+        transpose_rank_reading,
         index_reading,
         shape_reading,
     ):

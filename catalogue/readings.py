@@ -1148,3 +1148,37 @@ def _loaded_weight_reading(saved: tuple[int, ...], built: tuple[int, ...]) -> Re
         "loaded into a layer built with as many key/value heads as query heads (or the reverse)"
     )
     return Reading(("gqa-heads", "projection-width"), {"gqa-heads": gqa}, gqa, firm=True)
+
+
+def transpose_rank_reading(text: str) -> Reading | None:
+    """TensorFlow's ``Dimension must be R but is P for ... Transpose``: rank against permutation.
+
+    A tensor of rank ``R`` given a permutation of ``P`` axes: an axis missing or one too
+    many, and when the tensor's shape meets one size twice (``[?, 8, ?, 8, ?]`` for a
+    4-axis transpose), a batched product that made an axis of its own (``batch_dot`` or
+    ``tensordot`` pairing the heads of a 4-D pair instead of batching over them).
+    """
+    found = re.search(r"Dimension must be (\d+) but is (\d+) for .{0,200}?Transpose", text, re.S)
+    if not found:
+        return None
+    rank, perm = int(found.group(1)), int(found.group(2))
+    if rank > perm:
+        extra = (
+            f"a permutation of {perm} axes for a tensor of {rank}: the product before it "
+            f"(batch_dot, tensordot, matmul over {perm}-D operands) returned {rank} axes, "
+            "pairing axes it should have treated as batch axes"
+        )
+        quoted = re.search(r"input shapes: \[([\d?,]+)\]", text[found.start() :])
+        sizes = quoted.group(1).split(",") if quoted else []
+        known = [n for n in sizes if n not in ("?", "1")]
+        paired = len(sizes) == rank and len(known) > len(set(known))  # [?, 8, ?, 8, ?]
+        tags: tuple[str, ...] = ("axis-out-of-range", "batched-matmul", "head-split")
+        if paired:  # a size met twice: an outer product over an axis meant as a batch axis
+            tags = ("batched-matmul", "axis-out-of-range", "head-split")
+        return Reading(tags, {"batched-matmul": extra}, extra)
+    fewer = (
+        f"a permutation of {perm} axes for a tensor of {rank}: a batch or head axis is "
+        "missing before the transpose (the heads not split off, or a batch dropped)"
+    )
+    tags = ("axis-out-of-range", "head-split", "batched-matmul")
+    return Reading(tags, {"axis-out-of-range": fewer}, fewer)

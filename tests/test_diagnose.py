@@ -1321,3 +1321,26 @@ def test_beams_with_a_batch_and_a_large_model_of_a_family_read_as_their_families
 ) -> None:
     # written for this test: beams and a batch together, and a 70B variant's shape error
     assert tag in diagnose(message, top=1)[0].case.tags
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        (
+            "ValueError: Dimension must be 5 but is 4 for '{{node attn/transpose_2}} = "
+            "Transpose[T=DT_FLOAT, Tperm=DT_INT32](attn/mul, attn/transpose_2/perm)' with "
+            "input shapes: [?,4,?,4,?], [4].",
+            "batched-matmul",
+        ),
+        (
+            "ValueError: Dimension must be 3 but is 4 for '{{node attn/transpose}} = "
+            "Transpose[T=DT_FLOAT, Tperm=DT_INT32](x, attn/transpose/perm)' with input "
+            "shapes: [?,10,64], [4].",
+            "axis-out-of-range",
+        ),
+    ],
+)
+def test_a_transpose_of_another_rank_says_which_way_the_rank_is_off(message: str, tag: str) -> None:
+    # written for this test: one axis more than the permutation is a product that made its
+    # own axis; one fewer is a missing batch or head axis
+    assert diagnose(message, top=1)[0].case.tags[0] == tag
