@@ -650,6 +650,13 @@ RULES: tuple[Rule, ...] = (
         "input given per example (encoder states, image features, lengths) was not repeated "
         "for the beams",
     ),
+    Rule(  # the fill computed from the mask itself: 0 exactly where the mask is 0
+        r"\(?\w*mask\w*\)?\s*\*\s*\(?\s*-\s*(?:1e\+?\d+|1\.0?e\+?\d+|\d{4,}|inf\b)",
+        ("mask-missing", "mask-polarity"),
+        "a fill of mask × a large negative is 0 wherever the mask is 0: filled into the masked "
+        "positions (where(mask == 0, fill, scores)) it masks nothing, and added it pushes down "
+        "the kept positions instead of the padded ones",
+    ),
     Rule(  # the large variants of a model family use grouped-query attention, the small not
         r"\b(?:70|34)\s?b\b[^.]{0,80}(?:shape|size|mismatch)|"
         r"(?:shape|size|mismatch)[^.]{0,80}\b(?:70|34)\s?b\b",
@@ -912,6 +919,7 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\bnans?\b[^.]{0,60}(?:only )?(?:in|for|at) (?:the )?(?:padded|padding|masked|pad)|"
         r"(?:padded|padding|masked) (?:rows?|positions?|tokens?|entries)[^.]{0,40}\bnans?\b|"
         r"(?:every|all) (?:keys?|positions?) (?:are )?masked|fully.masked|empty (?:row|sequence)|"
+        r"(?:completely|entirely|wholly|totally) masked|masked (?:out )?(?:completely|entirely)|"
         r"all (?:the )?(?:inputs|scores|logits|values|entries)? ?(?:are |is )?(?:-inf|-1e\d+|"
         r"(?:a |the )?(?:same )?large negative)|(?:length|len) (?:of )?(?:zero|0)\b|zero.length|"
         r"(?:every|each) (?:score|logit) is -inf|(?:row|query) (?:with|has) no (?:valid )?keys?|"

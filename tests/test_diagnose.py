@@ -1344,3 +1344,18 @@ def test_a_transpose_of_another_rank_says_which_way_the_rank_is_off(message: str
     # written for this test: one axis more than the permutation is a product that made its
     # own axis; one fewer is a missing batch or head axis
     assert diagnose(message, top=1)[0].case.tags[0] == tag
+
+
+def test_rows_said_to_be_completely_masked_read_as_a_fully_masked_row() -> None:
+    # written for this test: the symptom in other words than "fully masked"
+    message = "softmax gives a different result when a row is entirely masked out"
+    assert "fully-masked-row" in diagnose(message, top=1)[0].case.tags
+
+
+def test_a_fill_computed_from_the_mask_itself_reads_as_a_mask_that_masks_nothing() -> None:
+    # written for this test: fill = mask * -1e9 is 0 where the mask is 0
+    message = (
+        "fill = mask * -1e9; scores = tf.where(mask == 0, fill, scores): padding still attended"
+    )
+    tags = {t for a in diagnose(message, top=3) for t in a.case.tags}
+    assert "mask-missing" in tags
