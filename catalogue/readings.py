@@ -104,7 +104,8 @@ def index_reading(text: str) -> Reading | None:
             f"index {value} into a table of {table} rows",
         )
     pow2 = any(n > 0 and n & (n - 1) == 0 for n in (table, table - 2))  # 512, 514, 4098
-    says_position = value == column or (pow2 and table < _VOCAB_MIN)
+    past_max = table < _VOCAB_MIN and (_max_length_like(value) or _max_length_like(table + 1))
+    says_position = value == column or (pow2 and table < _VOCAB_MIN) or past_max
     says_token = not pow2 and (table >= _VOCAB_MIN or value == table)
     if not (says_position or says_token):
         return None

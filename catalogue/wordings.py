@@ -657,6 +657,22 @@ RULES: tuple[Rule, ...] = (
         "positions (where(mask == 0, fill, scores)) it masks nothing, and added it pushes down "
         "the kept positions instead of the padded ones",
     ),
+    Rule(  # a fused kernel under a JAX transformation: its batching or derivative rule
+        r"(?:vmap|jacobian|\bvjp\b|\bjvp\b).{0,150}(?:cudnn|pallas|splash|flash)|"
+        r"(?:cudnn|pallas|splash).{0,150}(?:vmap|jacobian|\bvjp\b|\bjvp\b)",
+        ("backend-constraint", "kernel-layout"),
+        "a fused attention kernel (cuDNN, Pallas) under vmap, jacobian or vjp: its batching "
+        "or derivative rule, not your shapes, is what fails; the XLA path works",
+        weight=1.3,
+    ),
+    Rule(  # a bool mask where an integer (0/1) one is expected, or the reverse
+        r"(?:same dtypes?|dtype mismatch|dtypes? (?:do not|don't) match)[^.]{0,40}"
+        r"\b(?:bool|int\d+|float\d+)\b, ?\b(?:bool|int\d+)\b",
+        ("mask-dtype",),
+        "a boolean mask where the code (a cache update, a generate loop) keeps an integer "
+        "0/1 mask, or the reverse: cast the attention mask to the dtype it expects",
+        domain=True,
+    ),
     Rule(  # the large variants of a model family use grouped-query attention, the small not
         r"\b(?:70|34)\s?b\b[^.]{0,80}(?:shape|size|mismatch)|"
         r"(?:shape|size|mismatch)[^.]{0,80}\b(?:70|34)\s?b\b",

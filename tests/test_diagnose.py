@@ -1359,3 +1359,31 @@ def test_a_fill_computed_from_the_mask_itself_reads_as_a_mask_that_masks_nothing
     )
     tags = {t for a in diagnose(message, top=3) for t in a.case.tags}
     assert "mask-missing" in tags
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        (
+            "jax.vmap over a function calling jax.nn.dot_product_attention(q, k, v, "
+            "implementation='cudnn') raises in the batching rule",
+            "backend-constraint",
+        ),
+        (
+            "TypeError in the attention cache update: arguments must have the same dtypes, "
+            "got int32, bool (attention_mask passed as booleans)",
+            "mask-dtype",
+        ),
+        (
+            "IndexError: index out of range: Tried to access index 1024 out of table with "
+            "1023 rows.",
+            "position-out-of-range",
+        ),
+    ],
+)
+def test_a_kernel_under_a_transformation_a_bool_mask_and_an_index_at_a_maximum_length(
+    message: str, tag: str
+) -> None:
+    # written for this test: a fused kernel under vmap, a bool mask where 0/1 integers are
+    # kept, an index equal to a maximum length into a table one row short of it
+    assert tag in diagnose(message, top=1)[0].case.tags
