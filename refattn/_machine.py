@@ -10,6 +10,8 @@ Used by :mod:`refattn.bench` only. Three things:
   torch and its threads, and what the benchmark changed in the environment.
 - :func:`measure_rates`: the machine's float32 GEMM throughput and ``exp2`` throughput, from
   which :func:`roofline_seconds` gives the physical floor of one attention forward.
+- :class:`CpuClock` and :func:`other_load`: how much of the machine other processes used
+  while the benchmark ran (on a shared machine, the one thing that makes a run worthless).
 """
 
 from __future__ import annotations
@@ -149,3 +151,52 @@ def roofline_seconds(shape: tuple[int, int, int, int], causal: bool, rates: Rate
     batch, heads, length, dim = shape
     pairs = batch * heads * (length * (length + 1) / 2 if causal else length * length)
     return 4 * pairs * dim / rates.gemm_flops + pairs / rates.exp2_per_second
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """CPU seconds at one instant: the whole machine's busy time and this process tree's.
+
+    Attributes:
+        wall: ``time.perf_counter()``.
+        busy: seconds all CPUs spent not idle since boot (``/proc/stat``), None off Linux.
+        own: this process's and its waited-for children's user + system seconds.
+    """
+
+    wall: float
+    busy: float | None
+    own: float
+
+    @classmethod
+    def now(cls) -> CpuClock:
+        """The clock read now."""
+        busy = None
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(x) for x in stat.readline().split()[1:]]
+            # user nice system idle iowait irq softirq steal ...: all but idle and iowait
+            busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+        t = os.times()
+        return cls(
+            time.perf_counter(), busy, t.user + t.system + t.children_user + t.children_system
+        )
+
+
+def other_load(start: CpuClock, end: CpuClock, cores: int) -> float | None:
+    """The share of the machine's CPU time between two readings used by other processes.
+
+    Args:
+        start: the clock read before the work.
+        end: the clock read after it.
+        cores: CPUs the machine has.
+
+    Returns:
+        ``(busy seconds - this process tree's seconds) / (wall seconds * cores)``, clipped
+        to ``[0, 1]``; None when ``/proc/stat`` was unreadable.
+    """
+    if start.busy is None or end.busy is None or end.wall <= start.wall:
+        return None
+    other = (end.busy - start.busy) - (end.own - start.own)
+    return min(max(other / ((end.wall - start.wall) * cores), 0.0), 1.0)

@@ -44,7 +44,15 @@ import numpy as np
 import numpy.typing as npt
 
 from refattn import attention, attention_backward, einsums
-from refattn._machine import Rates, benchmark_env, describe, measure_rates, roofline_seconds
+from refattn._machine import (
+    CpuClock,
+    Rates,
+    benchmark_env,
+    describe,
+    measure_rates,
+    other_load,
+    roofline_seconds,
+)
 from refattn.validation import Alignment
 
 F32 = npt.NDArray[np.float32]
@@ -135,6 +143,7 @@ def forward_table(
         peers["torch SDPA"] = torch_peer
     peers |= {"two GEMMs": _two_gemms, "naive NumPy": _naive, "np.einsum": _plain_einsum}
     base = "torch SDPA" if torch_peer is not None else "refattn"
+    rows: list[tuple[str, float]] = []
     lines = [
         f"float32 forward, median of {repeat}, ms (ratio to {base}, same run); roofline floor "
         "and refattn's distance from it",
@@ -155,9 +164,19 @@ def forward_table(
             cells += [f"{floor * 1e3:.1f}", f"{med['refattn'] / floor:.2f}×"]
             label = f"{shape} {'causal' if causal else 'plain'}"
             lines.append(f"| {shape} | {'yes' if causal else 'no'} | " + " | ".join(cells) + " |")
+            rows.append((label, med["refattn"] / med[base]))
             if ratios is not None:
                 ratios[label] = {n: med[n] / med[base] for n in med}
+    if base != "refattn":
+        lines += ["", summary(rows, f"refattn / {base}")]
     return lines
+
+
+def summary(ratios: list[tuple[str, float]], what: str) -> str:
+    """One line: the geometric mean and the largest of ``(row, ratio)`` pairs."""
+    mean = math.exp(statistics.fmean(math.log(r) for _, r in ratios))
+    row, worst = max(ratios, key=lambda item: item[1])
+    return f"{what}: geometric mean {mean:.2f}×, largest {worst:.2f}× at {row}"
 
 
 TINY_SHAPES = [(1, 1, 4, 8), (2, 4, 16, 32)]
@@ -319,15 +338,19 @@ def backward_table(repeat: int, shapes: list[tuple[int, int, int, int]]) -> list
         "| (B, H, L, D) | causal | refattn | torch SDPA + autograd | ratio |",
         "| --- | --- | --- | --- | --- |",
     ]
+    rows: list[tuple[str, float]] = []
     for shape in shapes:
         for causal in (False, True):
             peers = {"refattn": _refattn_train_step, "torch": torch_step}
             med = measure(peers, shape, causal, repeat)
+            rows.append(
+                (f"{shape} {'causal' if causal else 'plain'}", med["refattn"] / med["torch"])
+            )
             lines.append(
                 f"| {shape} | {'yes' if causal else 'no'} | {med['refattn'] * 1e3:.1f} | "
-                f"{med['torch'] * 1e3:.1f} | {med['refattn'] / med['torch']:.2f}× |"
+                f"{med['torch'] * 1e3:.1f} | {rows[-1][1]:.2f}× |"
             )
-    return lines
+    return [*lines, "", summary(rows, "refattn / torch SDPA + autograd")]
 
 
 SECTIONS = ("forward", "backward", "long", "tiny")
@@ -425,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     if env is not None:  # run again without the slow-BLAS settings, this process only
         arguments = sys.argv[1:] if argv is None else argv
         os.execve(sys.executable, [sys.executable, "-m", "refattn.bench", *arguments], env)
+    start = CpuClock.now()
     rates = measure_rates()
     machine = [
         "Machine and method",
@@ -447,6 +471,12 @@ def main(argv: list[str] | None = None) -> None:
             sections.append(long_table(LONG_LENGTHS[:1] if args.quick else LONG_LENGTHS))
         else:
             sections.append(tiny_table(args.repeat))
+    load = other_load(start, CpuClock.now(), os.cpu_count() or 1)
+    machine.append(
+        "- other processes' share of the machine's CPU during this run: "
+        + ("unknown (no /proc/stat)" if load is None else f"{load:.0%}")
+        + " (from /proc/stat; a run where it is more than a few percent is not a fair one)"
+    )
     text = "\n\n".join("\n".join(lines) for lines in sections)
     print(text)
     if args.write_docs:

@@ -4,12 +4,14 @@ import pytest
 
 from refattn._machine import (
     CLEANED_MARKER,
+    CpuClock,
     Rates,
     benchmark_env,
     describe,
+    other_load,
     roofline_seconds,
 )
-from refattn.bench import SHAPES, parse_args
+from refattn.bench import SHAPES, parse_args, summary
 
 
 def test_benchmark_env_drops_only_the_slow_blas_variables() -> None:
@@ -116,3 +118,27 @@ def test_bench_refuses_bad_options_with_one_line(
 def test_bench_write_docs_still_allowed_for_a_full_or_quick_run() -> None:
     assert parse_args(["--write-docs"]).write_docs
     assert parse_args(["--write-docs", "--quick"]).shapes == [(2, 8, 1024, 64)]
+
+
+def test_other_load_is_the_busy_time_this_process_tree_did_not_use() -> None:
+    start = CpuClock(wall=10.0, busy=100.0, own=1.0)
+    # 4 s of wall on 2 cores = 8 CPU-seconds; 6 busy, of which 2.5 ours: 3.5 others'
+    end = CpuClock(wall=14.0, busy=106.0, own=3.5)
+    assert other_load(start, end, cores=2) == pytest.approx(3.5 / 8)
+    assert other_load(start, CpuClock(wall=14.0, busy=101.0, own=3.5), cores=2) == 0.0
+    assert other_load(CpuClock(10.0, None, 1.0), end, cores=2) is None
+
+
+def test_cpu_clock_reads_this_machine() -> None:
+    before = CpuClock.now()
+    sum(i * i for i in range(200_000))  # some CPU time of our own
+    after = CpuClock.now()
+    assert after.wall > before.wall
+    assert after.own >= before.own
+    load = other_load(before, after, cores=1)
+    assert load is None or 0.0 <= load <= 1.0
+
+
+def test_summary_gives_the_geometric_mean_and_the_worst_row() -> None:
+    line = summary([("a", 0.5), ("b", 2.0), ("c", 1.0)], "x / y")
+    assert line == "x / y: geometric mean 1.00×, largest 2.00× at b"
