@@ -1195,11 +1195,20 @@ TRANSLATIONS: tuple[tuple[str, str], ...] = (
 """A few technical words of reports written in Chinese, read as their English terms."""
 
 
+_DENIED = re.compile(
+    r"\b(?:no|without|not an?y?|never an?y?|nor)\s+(?:any\s+)?(?:nans?|infs?|errors?|"
+    r"exceptions?|warnings?)\b(?:\s*(?:,|or|and|nor)\s*(?:no\s+)?(?:nans?|infs?|errors?|"
+    r"exceptions?|warnings?)\b)*",
+    re.IGNORECASE,
+)
+"""A symptom the report denies ("no error, no NaN"): no evidence of it."""
+
+
 def english(text: str) -> str:
-    """``text`` with the words of :data:`TRANSLATIONS` replaced."""
+    """``text`` with the words of :data:`TRANSLATIONS` replaced, denied symptoms dropped."""
     for word, meaning in TRANSLATIONS:
         text = text.replace(word, meaning)
-    return text
+    return _DENIED.sub(" ", text)
 
 
 MEMORY = re.compile(

@@ -1387,3 +1387,14 @@ def test_a_kernel_under_a_transformation_a_bool_mask_and_an_index_at_a_maximum_l
     # written for this test: a fused kernel under vmap, a bool mask where 0/1 integers are
     # kept, an index equal to a maximum length into a table one row short of it
     assert tag in diagnose(message, top=1)[0].case.tags
+
+
+def test_a_symptom_the_report_denies_is_no_evidence_of_it() -> None:
+    # written for this test: "no NaN" is not a NaN; the left padding is what the report says
+    message = (
+        "left-padded prompts silently return wrong logits. No error, no NaN, just wrong "
+        "numbers compared to right padding"
+    )
+    best = diagnose(message, top=1)[0]
+    assert "positions" in best.case.tags
+    assert not {"fully-masked-row", "nan-in-padding"} & set(best.case.tags)
