@@ -1163,7 +1163,7 @@ OUTSIDE = re.compile(
     r"DLL load failed|lib\w+\.so(?:\.\d+)*\b|"
     r"Loaded runtime \w+ library|(?:library|source) (?:was )?compiled with:? ?v?\d|"
     r"compiled \(?[\d.]+\)? and runtime|runtime \(?[\d.]+\)? versions? mismatch|"
-    r"versions? mismatch|\bversion_match\b|needs to have matching (?:major )?version",
+    r"\bversion_match\b|needs to have matching (?:major )?version",
     re.IGNORECASE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of
