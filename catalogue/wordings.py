@@ -216,6 +216,23 @@ RULES: tuple[Rule, ...] = (
         ("position-out-of-range", "token-out-of-range", "ragged-lengths", "kv-cache"),
         "index {0} into an axis of size {2}",
     ),
+    Rule(  # a shape indexed past its rank: x.shape[2] of a 2-D tensor
+        r"\.shape\[-?\d\].{0,300}(?:list|tuple) index out of range|"
+        r"(?:list|tuple) index out of range.{0,300}\.shape\[-?\d\]",
+        ("axis-out-of-range", "layout-confusion"),
+        "a shape indexed past its rank (shape[2] of a tensor with two axes): the tensor has "
+        "fewer axes than the code expects (no sequence axis, or a batch axis missing)",
+        weight=1.6,
+    ),
+    Rule(  # a pretrained model with its own tokenizer: the vocabulary fits, the length not
+        r"(?:from_pretrained|tokenizer\().{0,300}index out of range in self|"
+        r"index out of range in self.{0,300}(?:from_pretrained|tokenizer\()",
+        ("position-out-of-range", "token-out-of-range"),
+        "a pretrained model fed by its own tokenizer: the ids fit its vocabulary, so the "
+        "index past the table is a position: an input longer than the maximum length "
+        "(tokenize with truncation=True, max_length=...)",
+        weight=1.3,
+    ),
     Rule(
         r"(?:list|tuple) index out of range",
         ("head-index",),

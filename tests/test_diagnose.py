@@ -1398,3 +1398,29 @@ def test_a_symptom_the_report_denies_is_no_evidence_of_it() -> None:
     best = diagnose(message, top=1)[0]
     assert "positions" in best.case.tags
     assert not {"fully-masked-row", "nan-in-padding"} & set(best.case.tags)
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        (
+            "d_model = x.shape[2] in my attention layer ... IndexError: tuple index out of range",
+            "axis-out-of-range",
+        ),
+        (
+            "model = AutoModel.from_pretrained('roberta-base'); out = model(**tokenizer(text, "
+            "return_tensors='pt')) -> IndexError: index out of range in self",
+            "position-out-of-range",
+        ),
+    ],
+)
+def test_a_shape_indexed_past_its_rank_and_a_pretrained_model_fed_a_long_text(
+    message: str, tag: str
+) -> None:
+    # written for this test: shape[2] of a tensor with fewer axes (a list of heads shorter
+    # than num_heads stays the other answer); a pretrained model and its own tokenizer,
+    # where the ids fit the vocabulary and the length does not
+    answers = diagnose(message, top=3)
+    assert tag in [a.case.tags[0] for a in answers]
+    if tag == "position-out-of-range":
+        assert answers[0].case.tags[0] == tag
