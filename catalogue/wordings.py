@@ -668,7 +668,8 @@ RULES: tuple[Rule, ...] = (
         "for the beams",
     ),
     Rule(  # the fill computed from the mask itself: 0 exactly where the mask is 0
-        r"\(?\w*mask\w*\)?\s*\*\s*\(?\s*-\s*(?:1e\+?\d+|1\.0?e\+?\d+|\d{4,}|inf\b)",
+        r"(?<![-~] )(?<![-~])\b\w*mask\w*\)?\s*\*\s*\(?\s*-\s*(?:1e\+?\d+|1\.0?e\+?\d+|\d{4,}|"
+        r"inf\b)",
         ("mask-missing", "mask-polarity"),
         "a fill of mask × a large negative is 0 wherever the mask is 0: filled into the masked "
         "positions (where(mask == 0, fill, scores)) it masks nothing, and added it pushes down "

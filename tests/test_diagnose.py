@@ -1424,3 +1424,11 @@ def test_a_shape_indexed_past_its_rank_and_a_pretrained_model_fed_a_long_text(
     assert tag in [a.case.tags[0] for a in answers]
     if tag == "position-out-of-range":
         assert answers[0].case.tags[0] == tag
+
+
+def test_the_usual_additive_mask_is_no_fill_computed_from_the_mask() -> None:
+    # (1 - mask) * -1e9 is the right construction: no evidence of a mask that masks nothing
+    message = "scores += (1.0 - mask) * -1e9 before the softmax, and the loss is nan"
+    answers = diagnose(message, top=3)
+    assert answers
+    assert all("mask-missing" not in a.case.tags for a in answers)
