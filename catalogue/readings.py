@@ -104,7 +104,9 @@ def index_reading(text: str) -> Reading | None:
             f"index {value} into a table of {table} rows",
         )
     pow2 = any(n > 0 and n & (n - 1) == 0 for n in (table, table - 2))  # 512, 514, 4098
-    past_max = table < _VOCAB_MIN and (_max_length_like(value) or _max_length_like(table + 1))
+    # index 512 into 511 rows: past a table one row short of a maximum length (an index
+    # equal to the rows is a token id = vocabulary size, read below)
+    past_max = table < _VOCAB_MIN and _max_length_like(table + 1) and value > table
     says_position = value == column or (pow2 and table < _VOCAB_MIN) or past_max
     says_token = not pow2 and (table >= _VOCAB_MIN or value == table)
     if not (says_position or says_token):

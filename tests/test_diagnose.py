@@ -1432,3 +1432,11 @@ def test_the_usual_additive_mask_is_no_fill_computed_from_the_mask() -> None:
     answers = diagnose(message, top=3)
     assert answers
     assert all("mask-missing" not in a.case.tags for a in answers)
+
+
+def test_an_index_equal_to_a_table_one_short_of_a_maximum_length_stays_a_token_id() -> None:
+    # written for this test: id 511 into 511 rows is a token id equal to the vocabulary size;
+    # only an index past it (512 into 511 rows) reads as a position
+    assert diagnose("indices[0,2] = 511 is not in [0, 511) [Op:GatherV2]", top=1)[0].case.tags[
+        0
+    ] == ("token-out-of-range")
