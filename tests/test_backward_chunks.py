@@ -9,8 +9,6 @@ dropout), independent of refattn.
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -20,6 +18,7 @@ import torch
 
 from refattn import _kernel, _threads, attention_backward
 from refattn.errors import AttentionValueError
+from tests.traced_memory import peak_bytes
 
 MIB = 1 << 20
 
@@ -131,16 +130,6 @@ def test_bias_gradient_can_be_skipped() -> None:
         attention_backward(upstream, q, k, v, bias=bias, bias_gradient=1)  # type: ignore[arg-type]
 
 
-def _peak(call: Callable[[], object]) -> int:
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_backward_memory_is_linear_in_the_lengths() -> None:
     """64 query rows against 131072 keys: a (rows, S) block would be 32 MiB per array."""
     rng = np.random.default_rng(9)
@@ -148,7 +137,7 @@ def test_backward_memory_is_linear_in_the_lengths() -> None:
     q = rng.standard_normal((1, 1, length_q, dim)).astype(np.float32)
     k, v = (rng.standard_normal((1, 1, length_k, dim)).astype(np.float32) for _ in range(2))
     upstream = rng.standard_normal(q.shape).astype(np.float32)
-    peak = _peak(lambda: attention_backward(upstream, q, k, v, memory_budget=0))
+    peak = peak_bytes(lambda: attention_backward(upstream, q, k, v, memory_budget=0))
     workers = _threads.worker_count() + 1
     # per worker: dK and dV partials (S, D) and their sums, plus a few cache-sized blocks
     linear = 3 * (k.nbytes + v.nbytes) * workers + 4 * _kernel._BLOCK_BYTES * workers

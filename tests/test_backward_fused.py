@@ -8,7 +8,6 @@ threads, and that calls which should take it do.
 
 from __future__ import annotations
 
-import tracemalloc
 from typing import Any
 from unittest import mock
 
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 
 from refattn import _backward_fused, _threads, attention_backward
 from tests.test_reference import configs
+from tests.traced_memory import peak_bytes
 
 
 def _chunked(grad: np.ndarray, *arrays: np.ndarray, **options: Any) -> Any:
@@ -178,13 +178,7 @@ def test_one_pass_memory_is_two_blocks_per_worker() -> None:
     q = rng.standard_normal((1, 1, 64, 4)).astype(np.float32)
     k, v = (rng.standard_normal((1, 1, 1 << 15, 4)).astype(np.float32) for _ in range(2))
     grad = rng.standard_normal(q.shape).astype(np.float32)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        _fused(grad, q, k, v, memory_budget=0)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_bytes(lambda: _fused(grad, q, k, v, memory_budget=0))
     workers = _threads.worker_count() + 1
     block = 64 * (1 << 15) * 4  # 8 MiB
     assert peak <= 2 * block * workers + 3 * (k.nbytes + v.nbytes) + (1 << 20), peak / 2**20

@@ -9,7 +9,6 @@ broadcast mask).
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -18,19 +17,9 @@ import numpy as np
 
 from refattn import _kernel, _threads, attention, attention_backward
 from tests.loop_reference import loop_dropout_keep
+from tests.traced_memory import peak_bytes
 
 MIB = 1 << 20
-
-
-def _peak(call: Callable[[], object]) -> int:
-    """Peak bytes traced while ``call`` runs (its inputs already exist)."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def _block_allowance() -> int:
@@ -42,8 +31,8 @@ def test_dropout_with_rng_is_drawn_per_block() -> None:
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((1, 2, 4096, 8)).astype(np.float32) for _ in range(3))
     scores = 2 * 4096 * 4096
-    plain = _peak(lambda: attention(q, k, v))
-    dropped = _peak(lambda: attention(q, k, v, dropout_p=0.1, rng=np.random.default_rng(1)))
+    plain = peak_bytes(lambda: attention(q, k, v))
+    dropped = peak_bytes(lambda: attention(q, k, v, dropout_p=0.1, rng=np.random.default_rng(1)))
     # the whole keep-mask would be scores * 8 bytes drawn in float64 (256 MiB) + 32 MiB bool
     assert dropped - plain <= _block_allowance() < scores  # even a bool mask is bigger
 
@@ -53,14 +42,14 @@ def test_broadcast_mask_bias_keep_over_a_multi_dim_batch_are_not_copied() -> Non
     q, k, v = (rng.standard_normal((8, 8, 1, 512, 8)).astype(np.float32) for _ in range(3))
     mask = rng.random((8, 1, 1, 512, 512)) < 0.7  # 2 MiB, 16 MiB once broadcast to (8, 8)
     bias = rng.standard_normal((8, 1, 1, 512, 512)).astype(np.float32)  # 8 MiB -> 64 MiB
-    plain = _peak(lambda: attention(q, k, v))
+    plain = peak_bytes(lambda: attention(q, k, v))
     calls: dict[str, Callable[[], Any]] = {
         "attend_mask": lambda: attention(q, k, v, attend_mask=mask),
         "bias": lambda: attention(q, k, v, bias=bias),
         "dropout_keep": lambda: attention(q, k, v, dropout_p=0.3, dropout_keep=mask),
     }
     for name, call in calls.items():
-        extra = _peak(call) - plain
+        extra = peak_bytes(call) - plain
         assert extra <= _block_allowance() // 2 < 16 * MIB, (name, extra / MIB)
 
 
