@@ -69,6 +69,7 @@ from .taxonomy import TAGS
 from .wordings import (
     ATTENTION_WORDS,
     CONCEPTS,
+    LONG_INPUT,
     MEMORY,
     OUTSIDE,
     RULES,
@@ -429,10 +430,11 @@ def _outside(text: str) -> bool:
     """Whether the error itself is one from outside attention code (:data:`OUTSIDE`).
 
     A short text is the error; in a longer one (a traceback, a report), its last error line.
-    Running out of memory with no attention word or shape anywhere is outside too (a bare
-    ``CUDA out of memory``: any large model runs out of memory).
+    Running out of memory with no attention word, shape or long input anywhere is outside
+    too (a bare ``CUDA out of memory``: any large model runs out of memory).
     """
-    if MEMORY.search(text) and not ATTENTION_WORDS.search(MEMORY.sub(" ", text)):
+    rest = MEMORY.sub(" ", text)
+    if MEMORY.search(text) and not (ATTENTION_WORDS.search(rest) or LONG_INPUT.search(rest)):
         return True
     if len(text) > 300:
         errors = re.findall(r"^\s*[\w.]*(?:Error|Exception|Warning)\b:?.*$", text, re.MULTILINE)

@@ -39,14 +39,15 @@ _N = r"(-?\d+)"
 _BACKEND = (
     r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers?|cudnn|splash|pallas|"
     r"mem(?:ory)?[_ -]efficient|fused (?:attention|kernel|sdpa)|sdpa_kernel|triton|"
-    r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b)"
+    r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b|\bis_sm_?\d+x?\w*|efficient_attention|"
+    r"(?:Ampere|Turing|Hopper|Volta|Blackwell) GPUs?|compute capability)"
 )
 _REFUSES = (
     r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
     r"not implemented|NotImplementedError|must be (?:a )?multiple|should be a multiple|"
     r"divisible by|Invalid configuration|No available kernel|No operator found|"
     r"no kernel found|not compiled with|not (?:a )?multiple of|should be multiple|"
-    r"(?:must|should) be (?:less|smaller) than|"
+    r"(?:must|should) be (?:less|smaller) than|to be true, but got false|or newer|"
     r"requires? .{0,30}(?:head_?dim|"
     r"dtype|fp16|bf16|sm\d|multiple))"
 )
@@ -247,6 +248,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"Expected attn_mask dtype to be bool or float|attn_mask dtype|"
+        r"Mask tensor can take 0 and 1 values only|"
         r"only bool and floating types of (?:key_padding_mask|attn_mask)|"
         r"only supports boolean masks|expected condition to be a boolean|"
         r"\"bitwise_\w+\" not implemented for 'Float'|expected to be a bool tensor|"
@@ -257,8 +259,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"value cannot be converted to type (?:at|c10)::Half without overflow|"
-        r"(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision).*\b(?:nans?|inf)\b|"
-        r"\b(?:nans?|inf)\b.*(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision)|"
+        r"(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision|16.mixed|precision=.?16\b)"
+        r".*\b(?:nans?|inf|overflow\w*)\b|"
+        r"\b(?:nans?|inf|overflow\w*)\b.*(?:float16|\bhalf\b|fp16|\bamp\b|mixed.precision|"
+        r"16.mixed|precision=.?16\b)|"
         r"(?:1e[49]|1e1\d|1e20|65504|finfo).{0,80}(?:float16|fp16|\bhalf\b)|"
         r"(?:float16|fp16|\bhalf\b).{0,80}(?:1e[49]|1e1\d|65504|finfo)",
         ("fp16-overflow", "inf-arithmetic"),
@@ -295,7 +299,7 @@ RULES: tuple[Rule, ...] = (
         "a masked reduction needs a value for rows where nothing is kept",
     ),
     Rule(
-        r"softmax.{0,40}\b(?:dims?|axis)\b|\b(?:dims?|axis)\b.{0,40}softmax",
+        r"softmax.{0,60}\b(?:dims?|dimensions?|axis|axes)\b|\b(?:dims?|axis)\b.{0,40}softmax",
         ("softmax-axis", "axis-out-of-range"),
         "the softmax axis: attention weights are normalised over the keys, the last axis",
     ),
@@ -562,7 +566,8 @@ RULES: tuple[Rule, ...] = (
         weight=0.55,
     ),
     Rule(
-        r"cu_seqlens|varlen|\bpack(?:ed|ing)\b|document boundar|cross.document|"
+        r"cu_seqlens|varlen|\bpack(?:s|ed|ing)?\b[^.]{0,40}\b(?:examples?|sequences?|documents?|"
+        r"samples?)\b|\bpack(?:ed|ing)\b|document boundar|cross.document|"
         r"BlockDiagonal\w*|seqlens?_[qk]\b|q_seqlen|kv_seqlen",
         ("packed-sequences",),
         "packed sequences: documents in one row need their own block-diagonal mask and positions",
@@ -600,6 +605,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"\bposition_?ids?\b|\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
+        r"\bpos(?:ition(?:al)?)?_(?:emb\w*|enc\w*|ids?)\b|"
         r"\bmax_?len(?:gth)?\b|\blonger than (?:the )?(?:max\w*|\d{3,}|position|context|"
         r"model|table|limit)",
         ("position-out-of-range", "positions"),
@@ -1041,8 +1047,9 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\bbool(?:ean)?\b[^.]{0,40}\b(?:float|additive)\b[^.]{0,40}mask|\b(?:float|additive)\b"
         r"[^.]{0,40}\bbool(?:ean)?\b[^.]{0,40}mask|mask\w*`?[^.]{0,40}\bbool(?:ean)?`? (?:vs\.?|"
         r"versus|and|or|instead of) `?(?:float|additive)|(?:contains?|has|holds?|with) `?-?inf`? "
-        r"(?:values? )?instead of `?(?:true|bool)|\bbool\w*[^.]{0,40}additiv|"
-        r"additiv\w*[^.]{0,40}\bbool",
+        r"(?:values? )?instead of `?(?:true|bool)|(?:\b|_)bool\w*[^.]{0,40}additiv|"
+        r"additiv\w*[^.]{0,40}(?:\b|_)bool|\b(?:bool\w*|False|True)\b[^.]{0,20}(?:promotes?|"
+        r"promoted|becomes?|is cast|casts?|converted) to (?:0\.0|1\.0|float)",
         ("mask-dtype", "mask-polarity"),
         "a bool mask and a float (additive) mask are read differently: True means 'attend' in "
         "one API and 'masked' in another, and a float mask is added, not selected",
@@ -1128,6 +1135,136 @@ CONCEPTS: tuple[Rule, ...] = (
         "examples that influence each other: a softmax or mask along the batch axis, or "
         "batch-first input read as sequence-first",
     ),
+    Rule(  # a fused backend named beside a wrong (not raised) result
+        rf"{_BACKEND}[^.]{{0,120}}(?:wrong|incorrect|corrupt\w*|garbage|gibberish|nans?\b|"
+        r"differ\w*|mismatch\w*|(?:loss|drop) (?:of|in) accuracy|accuracy (?:drop|loss)|"
+        r"inaccura\w*)|(?:wrong|incorrect|corrupt\w*|garbage|differ\w*|mismatch\w*|accuracy)"
+        rf"[^.]{{0,80}}{_BACKEND}|"
+        r"\b(?:on|with) (?:an? )?(?:A100|H100|H200|B200|A6000|A10G?|V100|T4|L4|RTX|MI\d{3}|"
+        r"sm_?\d{2,3})\b[^.]{0,80}(?:but not|only|wrong|nans?\b|differ\w*|corrupt\w*)",
+        ("backend-constraint", "kernel-layout"),
+        "a fused kernel (flash, memory-efficient, cuDNN) or one GPU gives another result than "
+        "the math path on the same inputs: the kernel's own limits (head size, strides, "
+        "masks, key/value heads) rather than your attention code",
+        weight=0.75,
+    ),
+    Rule(  # quality that falls apart past some length: the rotary table or its scaling
+        r"(?:gibberish|garbage|incoherent|nonsense|repeat\w*|degrad\w*|wrong|worse|broken|"
+        r"collaps\w*|fails?)[^.]{0,60}(?:(?:long|longer) (?:prompts?|inputs?|contexts?|"
+        r"sequences?|documents?|generations?)|(?:exceed\w*|beyond|past|over|above|after|longer "
+        r"than) (?:a |an |the )?(?:(?:output|context|sequence|prompt) )?(?:length of )?\d+k?"
+        r"(?: tokens)?\b)|(?:long|longer) (?:prompts?|inputs?|contexts?|sequences?)[^.]{0,60}"
+        r"(?:gibberish|garbage|incoherent|nonsense|repeat\w*|degrad\w*|wrong|worse|broken|"
+        r"collaps\w*|fail\w*)|rope_scaling|rope_theta|\byarn\b|\bntk\b|"
+        r"(?:context|length) extension",
+        ("rotary-embedding", "positions", "position-out-of-range"),
+        "quality that breaks down only past some length: the rotary table (its scaling, "
+        "base or precision) or the positions are wrong for long sequences, while short ones "
+        "stay inside what the model was trained on",
+        weight=1.1,
+    ),
+    Rule(  # positions shifted, restarted or computed wrongly (no error raised)
+        r"\bpositions?(?:[ _]?ids?)?\b[^.]{0,60}(?:not (?:calculated|computed) correctly|"
+        r"incorrect\w*|wrong\w*|shift\w*|off by|start\w* (?:at|from)|0-based|1-based|offset)|"
+        r"(?:shift\w*|wrong|incorrect|offset)[^.]{0,40}\bpositions?(?:[ _]?(?:ids?|"
+        r"embeddings?))?\b",
+        ("positions", "rotary-embedding", "kv-cache"),
+        "positions that do not follow the tokens: position ids shifted, restarted or "
+        "started at another offset than the model expects (padding, packing, a cache)",
+        weight=1.1,
+    ),
+    Rule(  # NaN sitting in memory the weights multiply by zero
+        r"uninitiali[sz]ed[^.]{0,60}(?:memory|data|values?|cache|rows?|slots?|padding)|"
+        r"(?:memory|data|values?|cache|rows?|slots?|padding)[^.]{0,40}uninitiali[sz]ed|"
+        r"\bnan\s?\*\s?0\b|\b0(?:\.0)?\s?\*\s?nan\b|"
+        r"\bnans?\b[^.]{0,60}(?:in|into|inside|from) (?:the )?(?:kv.?)?(?:cache|values?|v_cache|"
+        r"padding (?:rows?|positions?|tokens?|slots?))|(?:cache|values?)[^.]{0,40}"
+        r"(?:padding|padded)[^.]{0,40}\bnans?\b",
+        ("nan-in-padding", "inf-arithmetic", "kv-cache"),
+        "NaN or inf stored in positions the weights ignore (uninitialised cache slots, padded "
+        "values): a zero weight does not remove them, 0 × NaN is NaN",
+        weight=1.2,
+    ),
+    Rule(  # a sequence of length zero: a row with no keys
+        r"(?:seq_?len\w*|lengths?|lens?)\s*(?:=|==|of|is)\s*0\b|zero.length|\bempty "
+        r"(?:sequences?|rows?|attention_mask|masks?|prompts?)\b|no (?:valid|real|unmasked) "
+        r"(?:tokens?|keys?|positions?)",
+        ("fully-masked-row", "ragged-lengths"),
+        "a sequence of length zero: its row has no key to attend to, and the softmax over "
+        "nothing is 0/0 = NaN",
+        weight=1.2,
+    ),
+    Rule(  # a 0/1 mask multiplied into the scores: the masked become 0, which softmax keeps
+        r"(?:multipl\w*|\*)[^.]{0,30}(?:binary|0/1|boolean|\bthe) mask[^.]{0,160}softmax|"
+        r"mask\w*[^.]{0,40}(?:sets?|becomes?) (?:the )?(?:masked )?\w* ?(?:to )?(?:zero|0)\b"
+        r"[^.]{0,120}softmax|softmax[^.]{0,80}(?:zeros?|0s)[^.]{0,40}(?:still|full|count|"
+        r"treat|weight)",
+        ("mask-dtype", "mask-after-softmax", "mask-missing"),
+        "a 0/1 mask multiplied into the scores: masked entries become 0, and the softmax "
+        "still gives exp(0) to them; before the softmax a mask must set -inf (or select)",
+        weight=1.2,
+    ),
+    Rule(  # view/reshape used where axes must be swapped
+        r"\b(?:view|reshape)\b[^.]{0,120}(?:instead of|rather than|\bnot\b|isn't|should (?:be|use)"
+        r"|wrong|correct\w*)[^.]{0,60}\b(?:transpose|permute|swapaxes|moveaxis)\b|"
+        r"\b(?:transpose|permute|swapaxes)\b[^.]{0,30}(?:instead of|rather than|not)[^.]{0,20}"
+        r"\b(?:view|reshape)\b",
+        ("layout-confusion", "head-axis-order"),
+        "view/reshape used to swap axes: it keeps memory order, so (L, N, E) viewed as "
+        "(N, L, E) interleaves the examples; axes are swapped with transpose/permute",
+        weight=1.2,
+    ),
+    Rule(  # torch.dot / np.dot on matrices
+        r"\bdot\b[^.]{0,60}(?:only|just)[^.]{0,20}(?:support|work|accept|take|for)\w*"
+        r"[^.]{0,20}(?:1-?d|vectors?|one.dim\w*)",
+        ("batched-matmul", "missing-transpose"),
+        "torch.dot takes two 1-D vectors only: batched or 2-D operands need matmul, bmm or an "
+        "einsum with a batch axis",
+        weight=1.2,
+    ),
+    Rule(  # two widths the code lets differ that must be equal
+        r"\b(?:d_\w+|\w*(?:dim|width|size|features)\w*) and (?:the )?(?:d_\w+|\w*(?:dim|width|"
+        r"size|features)\w*) (?:must|should|have to|need to) (?:be )?(?:equal|the same|match)",
+        ("projection-width", "qk-dim-mismatch"),
+        "two feature widths that must agree (the embedding and the model width, or the "
+        "query's and the key's): a projection sized from one of them meets the other",
+    ),
+    Rule(  # einsum subscripts that name another contraction than meant
+        r"einsum[^.]{0,160}(?:repeated|wrong|incorrect|swapped|same) (?:indices|indexes|"
+        r"subscripts?|letters?|labels?)|(?:repeated|wrong|incorrect|swapped) (?:indices|"
+        r"subscripts?|letters?|labels?)[^.]{0,80}einsum|einsum[^.]{0,60}(?:subscripts?|"
+        r"equation)[^.]{0,40}(?:wrong|should be|instead)",
+        ("batched-matmul", "qk-dim-mismatch", "projection-width"),
+        "einsum subscripts that spell another product than meant: a repeated or swapped "
+        "letter contracts (or keeps) the wrong axis, silently when the sizes agree",
+        weight=1.2,
+    ),
+    Rule(  # an inverted mask asked for: masked_fill fills where the mask is True
+        r"fills?[^.]{0,60}where (?:the )?mask is (?:True|1)|mask\s*=\s*~\s*mask|"
+        r"(?:should|must|need to) (?:be )?(?:invert\w*|negat\w*|flip\w*)[^.]{0,20}mask|"
+        r"logical_not\(\s*\w*mask",
+        ("mask-polarity", "mask-missing"),
+        "masked_fill fills where the mask is True: a mask that is True for the kept positions "
+        "masks them and leaves only the padding to attend to; invert it (~mask)",
+        weight=1.2,
+    ),
+    Rule(  # a cache asked to hold more than its capacity
+        r"(?:kv.?)?cache[^.]{0,80}(?:exceed\w*|larger than|more than|beyond|past)[^.]{0,60}"
+        r"(?:max\w*|capacity|size|length|limit)|(?:exceed\w*|beyond|past)[^.]{0,30}"
+        r"(?:kv.?)?cache'?s? (?:max\w*|capacity|size|length)",
+        ("kv-cache", "position-out-of-range"),
+        "a key/value cache sized for fewer positions than the sequence it is asked to hold",
+        weight=1.1,
+    ),
+    Rule(  # a dtype mismatch under autocast: a mask or table kept in float32
+        r"(?:dtype mismatch|mismatch\w* in (?:the )?dtypes?|dtypes? (?:do not|don't) match|"
+        r"different dtypes?)[^.]{0,120}autocast|autocast[^.]{0,120}(?:dtype mismatch|mismatch\w* "
+        r"in (?:the )?dtypes?|dtypes? (?:do not|don't) match|different dtypes?)",
+        ("mask-dtype", "reduced-precision"),
+        "a dtype mismatch under autocast: the attention runs in half precision while a mask "
+        "(or a table) made outside it stays float32",
+        weight=1.2,
+    ),
 )
 """Symptoms in words, with their synonyms, and the tags that produce them."""
 
@@ -1178,7 +1315,7 @@ OUTSIDE = re.compile(
     r"object has no attribute|module '[\w.]+' has no attribute|couldn't connect|"
     r"Unrecognized configuration class|(?:Missing|Unexpected) key\(s\) in state_dict|"
     r"Unable to load any of|cannot open shared object|Could not load (?:dynamic )?library|"
-    r"DLL load failed|lib\w+\.so(?:\.\d+)*\b|"
+    r"DLL load failed|lib\w+\.so(?:\.\d+)*\b|undefined symbol|\.cpython-\d+[\w-]*\.so\b|"
     r"Loaded runtime \w+ library|(?:library|source) (?:was )?compiled with:? ?v?\d|"
     r"compiled \(?[\d.]+\)? and runtime|runtime \(?[\d.]+\)? versions? mismatch|"
     r"\bversion_match\b|needs to have matching (?:major )?version",
@@ -1222,10 +1359,19 @@ _DENIED = re.compile(
 """A symptom the report denies ("no error, no NaN"): no evidence of it."""
 
 
+_CJK_NEXT_TO_ASCII = re.compile(
+    r"(?<=[\u3000-\u9fff\uff00-\uffef])(?=[A-Za-z0-9_])|"
+    r"(?<=[A-Za-z0-9_])(?=[\u3000-\u9fff\uff00-\uffef])"
+)
+"""Where a CJK character touches a Latin word ("你的RoPE在"): Python counts both as word
+characters, so ``\bRoPE\b`` would not match without a space between them."""
+
+
 def english(text: str) -> str:
     """``text`` with the words of :data:`TRANSLATIONS` replaced, denied symptoms dropped."""
     for word, meaning in TRANSLATIONS:
         text = text.replace(word, meaning)
+    text = _CJK_NEXT_TO_ASCII.sub(" ", text)
     return _DENIED.sub(" ", text)
 
 
@@ -1234,6 +1380,13 @@ MEMORY = re.compile(
     re.IGNORECASE,
 )
 """Running out of memory: attention's evidence only next to an attention word or a shape."""
+
+LONG_INPUT = re.compile(
+    r"sequence lengths?|\bseq_?len\w*|\bcontext (?:length|window)|\b(?:long|longer|large|larger)"
+    r"\s+(?:inputs?|sequences?|prompts?|contexts?|documents?)\b|\b\d+k? tokens\b|quadratic",
+    re.IGNORECASE,
+)
+"""A long input: running out of memory next to it is attention's (L, S) scores or mask."""
 
 SHAPE_OR_MASK = re.compile(r"shape|mask|size of tensor|broadcast", re.IGNORECASE)
 """A message naming a shape or mask problem: never answered with an empty list."""
