@@ -6,6 +6,13 @@ threads fight for two cores and the whole call runs about 2x slower. So while th
 runs, the OpenBLAS bundled with NumPy is set to one thread through its own C entry points
 (what threadpoolctl does), reference counted, and restored afterwards. When those entry
 points cannot be found, the kernel runs its blocks serially and lets the BLAS thread.
+
+The blocks run on refattn's own threads, one pinned to each CPU the process may use,
+while the calling thread waits. Unpinned, short bursts of work on these threads often share
+one CPU: a Linux scheduler that packs threads onto few CPUs (as on small virtual machines)
+wakes a pool thread next to the thread that woke it and does not spread them out within a
+call of a few milliseconds. A thread that cannot be pinned (no ``sched_setaffinity``, or
+the process may use fewer CPUs than there are workers) runs unpinned, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import numpy as np
@@ -92,15 +99,76 @@ def single_threaded_blas() -> Iterator[None]:
 
 def _reset_after_fork() -> None:
     """A forked child has none of the parent's threads: forget the pool and the count."""
-    global _pool, _users, _lock
+    global _pool, _users, _lock, _pinned, _pinned_cpus, _pinned_busy
     _pool, _users, _lock = None, 0, threading.Lock()
+    _pinned, _pinned_cpus, _pinned_busy = [], [], threading.Lock()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def _allowed_cpus() -> list[int]:
+    """The CPUs this process may run on, in order; empty where that cannot be read."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
+def _pin(cpu: int) -> None:
+    """Run the calling (pool) thread on ``cpu`` only; left unpinned if the OS refuses."""
+    with suppress(OSError):
+        os.sched_setaffinity(0, {cpu})
+
+
+def _pinned_pools(count: int) -> list[ThreadPoolExecutor] | None:
+    """``count`` one-thread pools, each pinned to its own allowed CPU; None if too few CPUs."""
+    global _pinned, _pinned_cpus
+    cpus = _allowed_cpus()
+    if len(cpus) < count or not hasattr(os, "sched_setaffinity"):
+        return None
+    if cpus != _pinned_cpus:  # first use, or the process's CPUs changed: new pools
+        old, _pinned, _pinned_cpus = _pinned, [], cpus
+        for pool in old:
+            pool.shutdown(wait=False)
+    while len(_pinned) < count:
+        cpu = cpus[len(_pinned)]
+        _pinned.append(
+            ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix=f"refattn_cpu{cpu}",
+                initializer=_pin,
+                initargs=(cpu,),
+            )
+        )
+    return _pinned[:count]
+
+
+_pinned: list[ThreadPoolExecutor] = []
+_pinned_cpus: list[int] = []
+_pinned_busy = threading.Lock()  # held while one call's workers use the pinned threads
+
+
 def run_workers(worker: Callable[[], None], count: int) -> None:
-    """Run ``worker`` on ``count`` threads (this one included) and wait for all of them."""
+    """Run ``worker`` on ``count`` threads and wait for all of them.
+
+    The threads are the pinned ones (see the module docstring) while the caller waits; when
+    another call is using them, or they cannot be had, the caller runs ``worker`` itself on
+    one of the ``count`` threads, the others from an unpinned pool.
+    """
+    if _pinned_busy.acquire(blocking=False):
+        try:
+            with _lock:
+                pools = _pinned_pools(count)
+            if pools is not None:
+                futures = [pool.submit(worker) for pool in pools]
+                for future in futures:  # all of them finish before the first error is raised
+                    future.exception()
+                for future in futures:
+                    future.result()
+                return
+        finally:
+            _pinned_busy.release()
     global _pool
     with _lock:
         if _pool is None or _pool._max_workers < count - 1:
