@@ -51,6 +51,32 @@ FloatArray = npt.NDArray[np.floating]
 _HEAD_LOCKS = [threading.Lock() for _ in range(16)]
 _BOUND_MIN_SCORES = 1 << 16  # below this many scores, _Bounds' setup costs more than it saves
 _BUFFERS = 8  # a block may be this many of the kernel's blocks (8 MiB: 64 rows by 32768 keys)
+# Scratch arrays up to this size are kept per thread between calls: a fresh page costs a
+# fault on first touch (several µs each on these VMs), which at (4, 8, 256, 64) was a
+# third of the backward. Larger blocks (long rows) are allocated per call as before.
+_KEEP_BYTES = 2 << 20
+_SCRATCH = threading.local()
+# scratch slots: the block, dP, the bound's keys and queries, dO / t, its scaled copy, dV, dK
+_BLOCK, _SECOND, _KEYS, _QUERIES, _D_VALUE, _D_SCALED, _D_V, _D_K = range(8)
+
+
+def _scratch(
+    slot: int, size: int, dtype: np.dtype[np.floating], call: threading.local
+) -> FloatArray:
+    """``size`` elements of this thread's array ``slot``, contents undefined.
+
+    Each slot is one array its caller uses at a time, and a thread runs one task at a time.
+    Up to ``_KEEP_BYTES`` the array is kept between calls; larger ones only for the call
+    (``call``, a ``threading.local`` of the call).
+    """
+    store = _SCRATCH if size * dtype.itemsize <= _KEEP_BYTES else call
+    kept: dict[int, FloatArray] | None = getattr(store, "arrays", None)
+    if kept is None:
+        kept = store.arrays = {}
+    array = kept.get(slot)
+    if array is None or array.dtype != dtype or array.size < size:
+        array = kept[slot] = np.empty(size, dtype)
+    return array[:size]
 
 
 class _Bounds:
@@ -67,7 +93,7 @@ class _Bounds:
 
     _LIMIT = 30.0  # natural-log units
 
-    def __init__(self, prepared: Prepared, grad_out: FloatArray, tasks: list[_kernel.Task]) -> None:
+    def __init__(self, prepared: Prepared, grad_out: FloatArray, call: threading.local) -> None:
         plan = self.plan = prepared.plan
         dtype = plan.query.dtype
         # prepare() has the squared norms (in the input dtype: inf past its range)
@@ -85,11 +111,7 @@ class _Bounds:
         # |dP'| <= |dO| exp(2b) |V| Dv must stay below big
         room = big / (d_out * value * max(plan.value.shape[3], 1))
         self.limit = min(self._LIMIT, 0.5 * math.log(room)) if room > 1 else 0.0
-        groups, dim = plan.query.shape[2], plan.query.shape[4]
-        widest = max(((t.h1 - t.h0) * (t.hi - t.lo) for t in tasks), default=0)
-        tallest = max(((t.h1 - t.h0) * groups * (t.r1 - t.r0) for t in tasks), default=0)
-        self.sizes = (widest * (dim + 1), tallest * (dim + 1))
-        self.local = threading.local()
+        self.call = call
 
     def shifted_logits(
         self, task: _kernel.Task, q: FloatArray, key: FloatArray, flat: FloatArray
@@ -102,15 +124,13 @@ class _Bounds:
         bound *= abs(self.plan.scale)
         if not float(bound.max()) <= self.limit:  # NaN or inf from overflowed squares too
             return False
-        if not hasattr(self.local, "keys"):
-            dtype = q.dtype
-            self.local.keys = np.empty(self.sizes[0], dtype)
-            self.local.rows = np.empty(self.sizes[1], dtype)
         width = hi - lo
-        keys = self.local.keys[: heads * width * (dim + 1)].reshape(heads, width, dim + 1)
+        size = heads * width * (dim + 1)
+        keys = _scratch(_KEYS, size, q.dtype, self.call).reshape(heads, width, dim + 1)
         keys[..., :dim] = key
         keys[..., dim] = 1
-        queries = self.local.rows[: heads * rows * (dim + 1)].reshape(heads, rows, dim + 1)
+        size = heads * rows * (dim + 1)
+        queries = _scratch(_QUERIES, size, q.dtype, self.call).reshape(heads, rows, dim + 1)
         np.multiply(q, q.dtype.type(self.plan.scale * _kernel.LOG2E), out=queries[..., :dim])
         queries[..., dim] = bound * -_kernel.LOG2E
         np.matmul(keys, queries.transpose(0, 2, 1), out=flat)  # einsums.SCORES, shifted
@@ -156,8 +176,12 @@ def run_backward(
     keep_scale = 1.0 / (1.0 - plan.dropout_p)
     ones = np.ones(length_k, dtype)
     grad_query = np.empty_like(plan.query)  # every row block writes its rows
-    grad_key = np.zeros(plan.key.shape, dtype)
-    grad_value = np.zeros(plan.value.shape, dtype)
+    # dK and dV rows are assigned by the first block that reaches them and added to by the
+    # others (``filled``), and zeroed at the end where no block did: np.zeros then += would
+    # touch every fresh page twice (a read fault maps the zero page, the write faults again)
+    grad_key = np.empty_like(plan.key)
+    grad_value = np.empty_like(plan.value)
+    filled = np.zeros(plan.key.shape[:3], bool)  # (N, Hkv, S)
     grad_bias = np.zeros((*rows_shape, length_k), dtype) if need_bias else None
     # the sink gradient's rowsum(dO * O) (times scale when fold) and sink share per row
     delta = np.zeros(rows_shape, dtype) if plan.sinks is not None else None
@@ -170,8 +194,8 @@ def run_backward(
     nan_keys = None if poisoned is None else np.zeros(plan.key.shape[:3], bool)
     if poisoned is not None:
         grad_out = np.where(poisoned[..., None], 0, grad_out)
-    local = threading.local()
     lock = threading.Lock()
+    call = threading.local()  # scratch past _KEEP_BYTES, kept for this call only
 
     # masks, bias, ALiBi or a softcap: the kernel's logits, transposed into place
     options = (plan.softcap, plan.bias, plan.alibi_slopes, plan.segments, plan.attend_mask)
@@ -180,7 +204,7 @@ def run_backward(
     bounds = None
     scores = math.prod(rows_shape) * length_k
     if not rich and plan.sinks is None and q_only and dim and scores >= _BOUND_MIN_SCORES:
-        bounds = _Bounds(prepared, grad_out, tasks)
+        bounds = _Bounds(prepared, grad_out, call)
 
     def _logits(
         task: _kernel.Task, q: FloatArray, key: FloatArray, buffer: FloatArray
@@ -226,9 +250,7 @@ def run_backward(
                 where=removed.T[:, None, :],
             )
 
-    def body(task: _kernel.Task, buffer: FloatArray) -> None:
-        if not hasattr(local, "second"):
-            local.second = np.empty_like(buffer)
+    def body(task: _kernel.Task, given: FloatArray) -> None:
         n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
         heads, rows, width = h1 - h0, groups * (r1 - r0), hi - lo
         where = (n, slice(h0, h1), slice(None), slice(r0, r1))
@@ -244,6 +266,10 @@ def run_backward(
             return
         q = plan.query[where].reshape(heads, rows, -1)
         key = plan.key[n, h0:h1, lo:hi]
+        size = heads * rows * width
+        # this thread's kept scratch when small (see _KEEP_BYTES), else the kernel's buffer
+        large = size * given.itemsize > _KEEP_BYTES
+        buffer = given if large else _scratch(_BLOCK, size, dtype, call)
         # the block is (h, width, rows): held so when the logits are ours (BLAS runs these
         # shapes faster), a transposed view of the kernel's (h, rows, width) otherwise
         flat, tanh, ready = _logits(task, q, key, buffer)
@@ -270,20 +296,26 @@ def run_backward(
             total += sink_share
         empty = total == 0
         inv = 1 / np.where(empty, 1, total) if empty.any() else 1 / total
-        d_value = grad_out[where].reshape(heads, rows, dim_v) * inv[..., None]  # dO / t
-        d_scaled = d_value * scale if fold else d_value
+        d_value = _scratch(_D_VALUE, heads * rows * dim_v, dtype, call)
+        d_value = d_value.reshape(heads, rows, dim_v)
+        np.multiply(grad_out[where].reshape(heads, rows, dim_v), inv[..., None], out=d_value)
+        d_scaled = d_value  # dO / t, times scale when fold
+        if fold:
+            d_scaled = _scratch(_D_SCALED, d_value.size, dtype, call)
+            d_scaled = np.multiply(d_value, scale, out=d_scaled.reshape(d_value.shape))
         keep = _kernel.keep_block(plan, task)
         if keep is not None:
             keep_t = keep.reshape(heads, rows, width).transpose(0, 2, 1) * keep_scale
         kept = e if keep is None else e * keep_t
-        d_v = kept @ d_value
+        d_v = _scratch(_D_V, heads * width * dim_v, dtype, call)
+        d_v = np.matmul(kept, d_value, out=d_v.reshape(heads, width, dim_v))
         value = plan.value[n, h0:h1, lo:hi]
         if rich:  # in the logits' layout
-            by_rows = local.second[: e.size].reshape(heads, rows, width)
-            np.matmul(d_scaled, value.transpose(0, 2, 1), out=by_rows)  # dP' (times scale)
-            d_probs = by_rows.transpose(0, 2, 1)
+            second = _scratch(_SECOND, size, dtype, call).reshape(heads, rows, width)
+            np.matmul(d_scaled, value.transpose(0, 2, 1), out=second)  # dP' (times scale)
+            d_probs = second.transpose(0, 2, 1)
         else:
-            d_probs = local.second[: e.size].reshape(e.shape)
+            d_probs = _scratch(_SECOND, size, dtype, call).reshape(heads, width, rows)
             np.matmul(value, d_scaled.transpose(0, 2, 1), out=d_probs)  # dP' (times scale)
         if keep is not None:
             d_probs *= keep_t
@@ -300,11 +332,25 @@ def run_backward(
             d_logits *= 1 - tanh * tanh
         if not fold:
             d_logits *= scale
-        grad_query[where] = (d_logits.transpose(0, 2, 1) @ key).reshape(*block4, -1)
-        d_k = d_logits @ q
+        # dQ straight into its rows: (h, G, rows, width) @ (h, 1, width, D)
+        by_group = d_logits.reshape(heads, width, *block4[1:]).transpose(0, 2, 3, 1)
+        np.matmul(by_group, key[:, None], out=grad_query[where])
+        d_k = _scratch(_D_K, heads * width * dim, dtype, call)
+        d_k = np.matmul(d_logits, q, out=d_k.reshape(heads, width, dim))
         with _HEAD_LOCKS[(n * plan.key.shape[1] + h0) % len(_HEAD_LOCKS)]:
-            grad_key[n, h0:h1, lo:hi] += d_k
-            grad_value[n, h0:h1, lo:hi] += d_v
+            fresh = ~filled[n, h0, lo:hi]  # the task's heads share the same columns
+            if fresh.all():
+                grad_key[n, h0:h1, lo:hi] = d_k
+                grad_value[n, h0:h1, lo:hi] = d_v
+            elif not fresh.any():
+                grad_key[n, h0:h1, lo:hi] += d_k
+                grad_value[n, h0:h1, lo:hi] += d_v
+            else:
+                for out, part in ((grad_key, d_k), (grad_value, d_v)):
+                    block = out[n, h0:h1, lo:hi]  # a view: writes reach the gradient
+                    block[:, fresh] = part[:, fresh]
+                    block[:, ~fresh] += part[:, ~fresh]
+            filled[n, h0:h1, lo:hi] = True
         if dead is not None:
             dead[where] = empty.reshape(block4)
         if p_sink is not None and delta is not None and sink is not None:
@@ -312,6 +358,9 @@ def run_backward(
             delta[where] = row_delta.reshape(block4)
 
     _kernel.for_each_task(plan, tasks, body)
+    if not filled.all():  # keys no row may see (lengths, windows, an empty block)
+        grad_key[~filled] = 0
+        grad_value[~filled] = 0
     if dead is not None and length_k:
         # a fully masked row returns mean(V): each value gets 1/S of the row's dO
         grad_value += (np.where(dead[..., None], upstream, 0).sum(axis=(2, 3)) / length_k)[
