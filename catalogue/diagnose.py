@@ -21,7 +21,10 @@ Evidence, added up per case (see :func:`diagnose`):
    less) and ``SYMPTOMS`` (a phrase most of whose words, after :data:`SYNONYMS`, are in
    the text).
 
-Words the text shares with a case's title only break ties. A case below
+A case of another kind than the report (:func:`report_kind`: an error, NaN, or a wrong
+result without either) keeps :data:`KIND_PENALTY` of its score: a report of gibberish past
+some length is likelier a silent mistake than one that raises. Words the text shares with a
+case's title only break ties. A case below
 :data:`MIN_SCORE` is no answer: a message no case explains gets an empty answer (and
 :func:`nearest_family`) rather than a list of unrelated cases. No sentence appears twice
 in one answer list: each case gives the reading of the numbers in its own tag's terms, then
@@ -366,7 +369,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     # in a pattern, [^.] means "within one sentence": a dot inside a name (nn.Module,
     # F.softmax) does not end one; and .* means "nearby": at most 400 characters, so a
     # long log stays quick to search
-    pattern = pattern.replace("[^.]", r"(?:[^.]|\.\w)")
+    pattern = pattern.replace("[^.]", r"(?:[^.]|\.(?=\w))")
     return re.compile(re.sub(r"(?<!\\)(?<!\(\?=)\.\*(?!\?)", ".{0,400}", pattern), _FLAGS)
 
 
@@ -584,6 +587,29 @@ def _firm(hits: Sequence[_Hit]) -> frozenset[str]:
     return frozenset(reading.tags[:1]) if others <= {family} else frozenset()
 
 
+KIND_PENALTY = 0.9
+"""A case of another kind than the report (an exception case for a report of a wrong
+result without an error, a silent case for a traceback) keeps this share of its score."""
+
+_ERROR = re.compile(
+    r"\b\w*(?:Error|Exception)\b|Traceback|\braise[sd]?\b|\bthrows?\b|\bassert\w*|\bcrash\w*|"
+    r"\bfail(?:s|ed)? with\b|\berrors?\b|\bCheck failed\b|\bfailed\b",
+    re.IGNORECASE,
+)
+_NAN = re.compile(r"\bnans?\b|\binf\b|not a number", re.IGNORECASE)
+
+
+def report_kind(text: str) -> str:
+    """What the report shows, as the catalogue's kinds of case.
+
+    ``"nan"`` (it names NaN or inf), ``"exception"`` (an error) or ``"silent"`` (a wrong
+    result, no error).
+    """
+    if _NAN.search(text):
+        return "nan"
+    return "exception" if _ERROR.search(text) else "silent"
+
+
 def diagnose(text: str, top: int = 5) -> list[Match]:
     """The cases that best explain ``text`` (an error message, traceback or symptom).
 
@@ -600,6 +626,8 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
     read = bool(hits and hits[0].reading)  # the sizes say more than a case's wording
     outside = _outside(text)
     text_words = words(text)
+    kind = report_kind(text)
+    firm = _firm(hits)
     in_domain = bool(hits) or bool(ATTENTION_WORDS.search(text))
     every = cards()
     lowered = text.lower()
@@ -628,6 +656,8 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         overlap = text_words & _card_words(card) if in_domain else frozenset()
         word_score = 2.0 * len(overlap) / (len(text_words) ** 0.5 + 1)
         total = named + rule_score + message_score + symptom_score + word_score
+        if card.kind != kind and not named and not firm & set(card.tags):
+            total *= KIND_PENALTY
         if total <= 0.0:
             continue
         lead = ""
@@ -644,7 +674,6 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         scored = confident  # a shape or mask problem always gets the nearest cases
     used: set[str] = set()
     answers = []
-    firm = _firm(hits)
     for total, card, hit, tag, lead in _spread(scored, top, firm):
         why = _compose(card, hits, hit, tag, used, lead)
         answers.append(Match(card, round(total, 3), why, card.fix))

@@ -644,22 +644,29 @@ def _flattened_heads_reading(big: int, small: int) -> Reading:
     )
 
 
+_MAX_HEADS = 256
+"""More heads than any model has: a size above it on a "head" axis is a length."""
+
+
 def _max_length_like(n: int) -> bool:
     """A size models take as their maximum length: 77 (CLIP), 512, 514 (RoBERTa), 1024, 2048..."""
     return n == 77 or (n >= 512 and any(m & (m - 1) == 0 for m in (n, n - 2)))
 
 
-def _past_max_length(a: int, b: int, dim: int, rank: int) -> Reading | None:
+def _past_max_length(
+    a: int, b: int, dim: int, rank: int, any_length: bool = False
+) -> Reading | None:
     """A sequence longer than the model's maximum length, met on a length axis.
 
     One size is a maximum length (:func:`_max_length_like`), the other larger and not a
     multiple of 64 (widths are; a prompt plus generated tokens rarely is), on an axis that
     holds positions: the position table or the causal-mask buffer registered for the
-    maximum length is shorter than the sequence.
+    maximum length is shorter than the sequence. ``any_length``: the axis is known to hold
+    positions, so a larger size that is a multiple of 64 counts too.
     """
     big, small = max(a, b), min(a, b)
     length_axis = (rank == 4 and dim >= 2) or (rank == 3 and dim == 1) or dim == rank - 1
-    if not (length_axis and _max_length_like(small) and big > small and big % 64):
+    if not (length_axis and _max_length_like(small) and big > small and (big % 64 or any_length)):
         return None
     table = (
         f"{big} positions against {small}: {small} is the model's maximum length "
@@ -740,6 +747,10 @@ def _axis_reading(a: int, b: int, dim: int, rank: int, past_ok: bool = True) -> 
     }
     if dim == 0:
         return Reading(("batch-mismatch", "mask-shape"), say, default)
+    if dim == 1 and rank == 4 and small > _MAX_HEADS:
+        # no model has that many heads: dimension 1 of (B, L, E) hidden states, a length
+        past = _past_max_length(a, b, 1, 3, any_length=True) if past_ok else None
+        return past or _axis_reading(a, b, 1, 3, past_ok=False)
     if dim == 1:
         tags = ("mask-shape", "mask-broadcast-axis", "batch-mismatch")
         if small > 1 and big % small == 0:

@@ -606,14 +606,14 @@ RULES: tuple[Rule, ...] = (
     Rule(
         r"\bposition_?ids?\b|\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
         r"\bpos(?:ition(?:al)?)?_(?:emb\w*|enc\w*|ids?)\b|"
-        r"\bmax_?len(?:gth)?\b|\blonger than (?:the )?(?:max\w*|\d{3,}|position|context|"
-        r"model|table|limit)",
+        r"\bmax_?len(?:gth)?\b|\blonger than (?:the )?(?:specified )?(?:max\w*|\d{3,}|position|"
+        r"context|model|table|limit)",
         ("position-out-of-range", "positions"),
         "positions: a sequence longer than the position table, or position ids that do not "
         "start where the tokens do",
     ),
     Rule(
-        r"out of memory|\bOOM\b|Unable to allocate|RESOURCE_EXHAUSTED|cannot allocate",
+        r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|cannot allocate",
         ("memory-blowup",),
         "memory: an (L, S) mask or bias materialised at the maximum length",
     ),
@@ -1008,7 +1008,7 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"(?:cache|cached|past_key_values)[^.]{0,80}(?:differ|different|wrong|garbage|repeat|"
         r"worse)|(?:with|without) (?:the )?(?:kv.)?cache|prompt.?length|second (?:generation )?"
-        r"step|first (?:generated )?token",
+        r"step|first (?:generated )?token|\buse_cache\s*=\s*(?:True|False)",
         ("kv-cache", "causal-alignment", "positions"),
         "decoding with a cache: positions, causal alignment and the mask must follow the "
         "cache's length",
@@ -1157,11 +1157,11 @@ CONCEPTS: tuple[Rule, ...] = (
         r"(?:gibberish|garbage|incoherent|nonsense|repeat\w*|degrad\w*|wrong|worse|broken|"
         r"collaps\w*|fail\w*)|rope_scaling|rope_theta|\byarn\b|\bntk\b|"
         r"(?:context|length) extension",
-        ("rotary-embedding", "positions", "position-out-of-range"),
+        ("rotary-embedding", "position-out-of-range", "positions"),
         "quality that breaks down only past some length: the rotary table (its scaling, "
         "base or precision) or the positions are wrong for long sequences, while short ones "
         "stay inside what the model was trained on",
-        weight=1.1,
+        weight=1.3,  # more specific than a length past a maximum alone
     ),
     Rule(  # positions shifted, restarted or computed wrongly (no error raised)
         r"\bpositions?(?:[ _]?ids?)?\b[^.]{0,60}(?:not (?:calculated|computed) correctly|"
@@ -1180,7 +1180,7 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\bnans?\b[^.]{0,60}(?:in|into|inside|from) (?:the )?(?:kv.?)?(?:cache|values?|v_cache|"
         r"padding (?:rows?|positions?|tokens?|slots?))|(?:cache|values?)[^.]{0,40}"
         r"(?:padding|padded)[^.]{0,40}\bnans?\b",
-        ("nan-in-padding", "inf-arithmetic", "kv-cache"),
+        ("nan-in-padding", "inf-arithmetic"),
         "NaN or inf stored in positions the weights ignore (uninitialised cache slots, padded "
         "values): a zero weight does not remove them, 0 × NaN is NaN",
         weight=1.2,
@@ -1249,7 +1249,7 @@ CONCEPTS: tuple[Rule, ...] = (
         weight=1.2,
     ),
     Rule(  # a cache asked to hold more than its capacity
-        r"(?:kv.?)?cache[^.]{0,80}(?:exceed\w*|larger than|more than|beyond|past)[^.]{0,60}"
+        r"(?:kv.?)?cache[^.]{0,80}(?:exceed\w*|larger than|more than|beyond)[^.]{0,60}"
         r"(?:max\w*|capacity|size|length|limit)|(?:exceed\w*|beyond|past)[^.]{0,30}"
         r"(?:kv.?)?cache'?s? (?:max\w*|capacity|size|length)",
         ("kv-cache", "position-out-of-range"),
@@ -1263,6 +1263,16 @@ CONCEPTS: tuple[Rule, ...] = (
         ("mask-dtype", "reduced-precision"),
         "a dtype mismatch under autocast: the attention runs in half precision while a mask "
         "(or a table) made outside it stays float32",
+        weight=1.2,
+    ),
+    Rule(  # head counts named with their numbers: more query heads than key/value heads
+        r"\b\d+ (?:query |q |attention )?heads?\b[^.]{0,60}\b(?:key|kv|k/v|key/value|keys?"
+        r"/values?|k and v)\w*[^.]{0,20}\b\d+\b|\b\d+ (?:key.value|kv|k/v|key|value) heads?\b"
+        r"[^.]{0,60}\b\d+ (?:query|q|attention) heads?\b|\b\d+ (?:query|q|attention) heads?\b"
+        r"[^.]{0,60}\b\d+ (?:key.value|kv|k/v|key|value) heads?\b",
+        ("gqa-heads", "head-split"),
+        "query and key/value heads counted differently: grouped-query attention needs the "
+        "key/value heads repeated (or enable_gqa=True), each serving a group of query heads",
         weight=1.2,
     ),
 )
@@ -1376,7 +1386,7 @@ def english(text: str) -> str:
 
 
 MEMORY = re.compile(
-    r"out of memory|\bOOM\b|Unable to allocate|RESOURCE_EXHAUSTED|(?:cannot|can't) allocate",
+    r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|(?:cannot|can't) allocate",
     re.IGNORECASE,
 )
 """Running out of memory: attention's evidence only next to an attention word or a shape."""

@@ -1454,3 +1454,113 @@ def test_an_index_equal_to_a_table_one_short_of_a_maximum_length_stays_a_token_i
     assert diagnose("indices[0,2] = 511 is not in [0, 511) [Op:GatherV2]", top=1)[0].case.tags[
         0
     ] == ("token-out-of-range")
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        # a fused backend or one GPU named beside a wrong result, and the GPU-generation checks
+        (
+            "the memory-efficient kernel returns wrong values where the math backend is right",
+            "backend-constraint",
+        ),
+        ("RuntimeError: Expected is_sm90 to be true, but got false.", "backend-constraint"),
+        ("FlashAttention only supports Turing GPUs or newer.", "backend-constraint"),
+        # quality that breaks down past some length: rotary scaling or positions
+        ("the model writes nonsense once the context exceeds 8192 tokens", "rotary-embedding"),
+        ("answers degrade badly for longer documents, short ones are fine", "rotary-embedding"),
+        ("after packing, the position ids start at 1 instead of 0 for each sample", "positions"),
+        # NaN held in slots the weights ignore; a row with nothing to attend to
+        (
+            "the value cache holds uninitialized memory past each length, and the output is nan",
+            "nan-in-padding",
+        ),
+        ("with seq_len = 0 for the dummy requests the attention output is nan", "fully-masked-row"),
+        # code-level mistakes described in words
+        (
+            "masked_fill fills where the mask is True, so the mask must be inverted first",
+            "mask-polarity",
+        ),
+        (
+            "np.einsum('ii,bi->bi', W, x) has repeated indices in the first operand",
+            "batched-matmul",
+        ),
+        (
+            "x = x.reshape(seq, batch, dim) is not the same as a transpose of the first two axes",
+            "layout-confusion",
+        ),
+        ("the dot function only works for 1D vectors, my energies are batched", "batched-matmul"),
+        ("hidden_dim and d_model have to be equal, otherwise the layer fails", "projection-width"),
+        ("the model has 40 query heads and 8 kv heads and the attention call fails", "gqa-heads"),
+        ("the paged cache length requested exceeds the cache's maximum length", "kv-cache"),
+        (
+            "dtype mismatch inside the attention under torch.autocast(dtype=torch.bfloat16)",
+            "mask-dtype",
+        ),
+        ("RuntimeError: Mask tensor can take 0 and 1 values only", "mask-dtype"),
+        (
+            "NaN appears with precision='16-mixed', it overflows in the attention scores",
+            "fp16-overflow",
+        ),
+        (
+            "torch.nn.functional.softmax here must be computed along the dimension of the keys",
+            "softmax-axis",
+        ),
+        (
+            "output differs between use_cache=True and use_cache=False for the same prompt",
+            "kv-cache",
+        ),
+        (
+            "Token indices sequence length is longer than the specified maximum sequence length",
+            "position-out-of-range",
+        ),
+    ],
+)
+def test_families_described_in_other_words_get_their_family_first(message: str, tag: str) -> None:
+    # written for this test, in other words than the rules' own: each family of wording
+    # (a backend beside a wrong result, breakdown past a length, NaN in ignored slots, ...)
+    answers = diagnose(message, top=3)
+    assert answers, message
+    assert tag in answers[0].case.tags, [(a.case.id, a.score) for a in answers]
+
+
+def test_a_size_too_large_for_a_head_count_reads_as_a_length() -> None:
+    # written for this test: 1024 against 512 on dimension 1 cannot be heads (no model has
+    # 512 heads): a sequence of hidden states (B, L, E) longer than a 512-position table
+    message = (
+        "RuntimeError: The size of tensor a (1024) must match the size of tensor b (512) at "
+        "non-singleton dimension 1"
+    )
+    answers = diagnose(message, top=3)
+    assert answers[0].case.tags[0] == "position-out-of-range"
+    assert all("gqa-heads" not in a.case.tags for a in answers)
+    assert "1024" in answers[0].why
+    assert "512" in answers[0].why
+    # a head count stays a head count
+    heads = message.replace("1024", "32").replace("512", "8")
+    assert diagnose(heads, top=1)[0].case.tags[0] == "gqa-heads"
+
+
+def test_running_out_of_memory_on_a_long_input_is_attention_and_a_bare_one_is_not() -> None:
+    # written for this test: the (L, S) scores grow with the square of the length
+    long_input = "CUDA out of memory. Tried to allocate 18.00 GiB with a sequence length of 32768"
+    assert diagnose(long_input, top=1)[0].case.tags[0] == "memory-blowup"
+    assert diagnose("OOMs when the prompt is 100k tokens", top=1)[0].case.tags[0] == "memory-blowup"
+    assert diagnose("CUDA out of memory. Tried to allocate 2.00 GiB") == []
+
+
+def test_a_compiled_extension_of_another_build_is_outside_attention() -> None:
+    # written for this test: an undefined symbol while loading any compiled extension
+    for message in (
+        "ImportError-free: xformers/_C.so: undefined symbol: _ZN3c104cuda9SetDeviceEi",
+        "my_attn_ext.cpython-310-x86_64-linux-gnu.so: cannot be loaded, attention kernel missing",
+    ):
+        assert diagnose(message) == [], message
+
+
+def test_a_latin_word_touching_chinese_text_is_read() -> None:
+    # written for this test: Python counts CJK characters as word characters, so 'RoPE'
+    # inside Chinese text has no word boundary until one is made
+    answers = diagnose("我的RoPE实现好像有问题，结果和参考实现不一样", top=3)
+    assert answers
+    assert answers[0].case.tags[0] == "rotary-embedding"
