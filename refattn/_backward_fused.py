@@ -93,7 +93,8 @@ class _Bounds:
 
     _LIMIT = 30.0  # natural-log units
 
-    def __init__(self, prepared: Prepared, grad_out: FloatArray, call: threading.local) -> None:
+    def __init__(self, prepared: Prepared, d_out: float, call: threading.local) -> None:
+        """``d_out``: the largest ``|dO|`` (of the finite upstream gradient), at least 1."""
         plan = self.plan = prepared.plan
         dtype = plan.query.dtype
         # prepare() has the squared norms (in the input dtype: inf past its range)
@@ -106,7 +107,6 @@ class _Bounds:
         self.query_norm = np.sqrt(query_sq.astype(np.float64))
         self.key_sq = key_sq.astype(np.float64, copy=False)
         big = float(np.finfo(dtype).max) / 16
-        d_out = max(abs(float(grad_out.max())), abs(float(grad_out.min())), 1.0)
         value = max(prepared.value_abs_max, 1.0)
         # |dP'| <= |dO| exp(2b) |V| Dv must stay below big
         room = big / (d_out * value * max(plan.value.shape[3], 1))
@@ -189,11 +189,13 @@ def run_backward(
     dead = np.zeros(rows_shape, bool) if plan.fully_masked == "uniform" else None
     upstream = grad_out  # as given, for the "uniform" rows that read every value
     poisoned = None  # (N, Hkv, G, L): rows whose upstream gradient is not finite
-    if grad_out.size and not (np.isfinite(grad_out.max()) and np.isfinite(grad_out.min())):
+    top, bottom = (float(grad_out.max()), float(grad_out.min())) if grad_out.size else (0, 0)
+    if not (math.isfinite(top) and math.isfinite(bottom)):
         poisoned = np.asarray(~np.isfinite(grad_out).all(axis=-1))  # NaN reaches max and min
     nan_keys = None if poisoned is None else np.zeros(plan.key.shape[:3], bool)
     if poisoned is not None:
         grad_out = np.where(poisoned[..., None], 0, grad_out)
+        top, bottom = float(grad_out.max()), float(grad_out.min())
     lock = threading.Lock()
     call = threading.local()  # scratch past _KEEP_BYTES, kept for this call only
 
@@ -204,7 +206,7 @@ def run_backward(
     bounds = None
     scores = math.prod(rows_shape) * length_k
     if not rich and plan.sinks is None and q_only and dim and scores >= _BOUND_MIN_SCORES:
-        bounds = _Bounds(prepared, grad_out, call)
+        bounds = _Bounds(prepared, max(abs(top), abs(bottom), 1.0), call)
 
     def _logits(
         task: _kernel.Task, q: FloatArray, key: FloatArray, buffer: FloatArray
