@@ -1014,6 +1014,10 @@ def shape_reading(text: str) -> Reading | None:
         bad = [i for i in bad if first[i] != second[i]]
         if len(bad) == 1 and bad[0] == 0:
             return _axis_reading(first[0], second[0], 0, 3)
+        if len(bad) == 1 and bad[0] == 1 and len(first) >= 4:
+            a, b = first[1], second[1]  # (B, H, L, D) operands: axis 1 holds the heads
+            if max(a, b) <= _MAX_HEADS and max(a, b) % min(a, b) == 0:
+                return _axis_reading(a, b, 1, 4)
         if len(bad) == 1:
             return Reading(
                 ("position-out-of-range", "kv-length-mismatch", "batch-mismatch"),

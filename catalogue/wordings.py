@@ -879,7 +879,8 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"future (?:tokens?|positions?|words?|information|steps?)|look.?ahead|\bpeek\w*|"
         r"\bcheat\w*|subsequent (?:positions?|tokens?)|(?:sees?|see|attends? to) (?:the )?"
-        r"(?:next|later|answer)|\bleak\w*|"
+        r"(?:next|later|answer|targets?\b|labels?\b)|\bleak\w*|(?:tokens?|words?) (?:it|they) "
+        r"(?:is|are) (?:supposed|meant|trained|trying) to predict|"
         r"loss[^.]{0,40}(?:suspiciously|strangely|very|too|unusually|much) ?(?:low|small)|"
         r"loss[^.]{0,30}(?:to|near|close to|goes to|drops to|collapses to|falls to) "
         r"?(?:~ ?|almost |nearly |about |practically )?(?:0|zero)\b|"
@@ -1274,6 +1275,24 @@ CONCEPTS: tuple[Rule, ...] = (
         "query and key/value heads counted differently: grouped-query attention needs the "
         "key/value heads repeated (or enable_gqa=True), each serving a group of query heads",
         weight=1.2,
+    ),
+    Rule(  # heads merged (or split) by a view alone
+        r"\b(?:merg|combin|concat|join|flatten)\w* (?:the |all )?heads?\b[^.]{0,60}\b(?:view|"
+        r"reshape)\b|\b(?:view|reshape)\b[^.]{0,60}\b(?:merg|combin|concat|join|flatten)\w* "
+        r"(?:the |all )?heads?\b",
+        ("head-axis-order", "head-split"),
+        "heads merged by a view or reshape alone: the head axis must first be moved next to "
+        "the features (transpose(1, 2)), or each output position mixes heads and positions",
+        weight=1.2,
+    ),
+    Rule(  # a width quoted with its number against the width a layer expects
+        r"\b\d+\s*(?:features|channels|dims?|dimensions|-dim\w*)\b[^.]{0,60}(?:expect\w*|"
+        r"requires?|wants?|needs?)[^.]{0,20}\b\d+\b|(?:expect\w*|requires?|wants?)[^.]{0,20}"
+        r"\b\d+[- ]?(?:dim\w*|features)\b[^.]{0,60}(?:got|gets|has|have|given|receiv\w*)"
+        r"[^.]{0,20}\b\d+\b",
+        ("projection-width", "qk-dim-mismatch"),
+        "a feature width that is not the one the layer was built for: a context, memory or "
+        "input of another width than the projection's input size",
     ),
 )
 """Symptoms in words, with their synonyms, and the tags that produce them."""

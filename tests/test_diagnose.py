@@ -1514,6 +1514,20 @@ def test_an_index_equal_to_a_table_one_short_of_a_maximum_length_stays_a_token_i
             "Token indices sequence length is longer than the specified maximum sequence length",
             "position-out-of-range",
         ),
+        ("the decoder sees the target tokens it is trained to predict", "mask-missing"),
+        (
+            "combining the heads with out.reshape(B, L, H * D) scrambles the output",
+            "head-axis-order",
+        ),
+        (
+            "my context has 1024 features but the cross-attention layer expects 768",
+            "projection-width",
+        ),
+        (
+            "einsum(): operands do not broadcast with remapped shapes [original->remapped]: "
+            "[4, 16, 10, 32]->[4, 16, 10, 1, 32] [4, 2, 12, 32]->[4, 2, 1, 12, 32]",
+            "gqa-heads",
+        ),
     ],
 )
 def test_families_described_in_other_words_get_their_family_first(message: str, tag: str) -> None:
