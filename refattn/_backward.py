@@ -64,10 +64,33 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     dtype = prepared.plan.query.dtype
     grad_out = grad_out.astype(dtype, copy=False)
     if prepared.poison is None and plan.fully_masked != "raise":
-        tasks = _kernel.make_tasks(prepared.plan)
-        if _backward_fused.fits(prepared.plan, tasks):
-            fused = _backward_fused.run_backward(prepared, grad_out, tasks, need_bias=need_bias)
-            return Gradients(*fused)
+        flat = _backward_fused.batch_as_heads(prepared)  # small calls: one block, not N
+        one = prepared if flat is None else flat
+        tasks = _kernel.make_tasks(one.plan)
+        if _backward_fused.fits(one.plan, tasks):
+            grads = Gradients(
+                *_backward_fused.run_backward(
+                    one,
+                    grad_out.reshape(one.plan.query.shape[:4] + grad_out.shape[4:]),
+                    tasks,
+                    need_bias=need_bias,
+                )
+            )
+            if flat is None:
+                return grads
+            n_batch, hkv = prepared.plan.key.shape[:2]
+            grad_bias, grad_sinks = grads.bias, grads.sinks
+            return Gradients(
+                grads.query.reshape(n_batch, hkv, *grads.query.shape[2:]),
+                grads.key.reshape(n_batch, hkv, *grads.key.shape[2:]),
+                grads.value.reshape(n_batch, hkv, *grads.value.shape[2:]),
+                None
+                if grad_bias is None
+                else grad_bias.reshape(n_batch, hkv, *grad_bias.shape[2:]),
+                None
+                if grad_sinks is None
+                else grad_sinks.reshape(n_batch, hkv, grad_sinks.shape[2]),
+            )
     forward = _kernel.run(plan, need_weights=False, prepared=prepared)
     plan = prepared.plan
     length_k = plan.key.shape[2]

@@ -36,13 +36,16 @@ through :func:`refattn._backward.run_backward`'s forward + chunked backward.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from refattn import _kernel
+from refattn._layout import BatchIndexed, DrawnKeep
 from refattn._numerics import Prepared
 from refattn.validation import Plan
 
@@ -135,6 +138,53 @@ class _Bounds:
         queries[..., dim] = bound * -_kernel.LOG2E
         np.matmul(keys, queries.transpose(0, 2, 1), out=flat)  # einsums.SCORES, shifted
         return True
+
+
+def batch_as_heads(prepared: Prepared) -> Prepared | None:
+    """``prepared`` with its ``N`` batch entries as ``N * Hkv`` kv heads of one entry, or None.
+
+    Only for calls small enough to run serially (the kernel's threads would not start),
+    where nothing differs between batch entries but the arrays (no key or query lengths,
+    segments or drawn dropout) and ``N > 1``: every head's arithmetic
+    stays the same, bit for bit, but the batch takes one block instead of one per entry,
+    which is most of a small call's time. None otherwise (the call is left as it is).
+    """
+    plan = prepared.plan
+    n_batch, hkv = plan.query.shape[:2]
+    if (
+        n_batch < 2
+        or math.prod(plan.query.shape[:4]) * plan.key.shape[2] >= _kernel._PARALLEL_MIN_WORK
+        or plan.key_lengths is not None
+        or plan.query_lengths is not None
+        or plan.segments is not None
+        or isinstance(plan.dropout_keep, DrawnKeep)
+    ):
+        return None
+
+    def merged(array: Any) -> Any:  # an (N, Hkv, ...) array, a BatchIndexed one, or None
+        if isinstance(array, BatchIndexed):  # (*batch, Hkv, ...): copied when it must be
+            full, axes = array.array, len(array.batch) + 1
+            return full.reshape(1, n_batch * hkv, *full.shape[axes:])
+        return None if array is None else array.reshape(1, n_batch * hkv, *array.shape[2:])
+
+    flat = dataclasses.replace(
+        plan,
+        batch_shape=(),
+        query=merged(plan.query),
+        key=merged(plan.key),
+        value=merged(plan.value),
+        attend_mask=merged(plan.attend_mask),
+        bias=merged(plan.bias),
+        alibi_slopes=merged(plan.alibi_slopes),
+        dropout_keep=merged(plan.dropout_keep),
+        sinks=merged(plan.sinks),
+    )
+    return dataclasses.replace(
+        prepared,
+        plan=flat,
+        query_squares=merged(prepared.query_squares),
+        key_squares=merged(prepared.key_squares),
+    )
 
 
 def fits(plan: Plan, tasks: list[_kernel.Task]) -> bool:

@@ -90,6 +90,49 @@ def test_one_pass_equals_chunked_on_every_option(
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
+@settings(max_examples=150, deadline=None)
+@given(configs(), st.integers(0, 2**32 - 1), st.booleans(), st.booleans())
+def test_batch_as_heads_is_bit_for_bit_the_per_entry_blocks(
+    cfg: dict[str, Any], seed: int, sinks: bool, dropout: bool
+) -> None:
+    """Small calls run their batch entries as kv heads of one block: the same numbers exactly."""
+    cfg = dict(cfg)
+    if cfg["fully_masked"] == "nan":
+        cfg["fully_masked"] = "zero"
+    q, k, v = cfg.pop("q"), cfg.pop("k"), cfg.pop("v")
+    rng = np.random.default_rng(seed)
+    hq, length_q, length_k = q.shape[-3], q.shape[-2], k.shape[-2]
+    if sinks:
+        cfg["sinks"] = rng.standard_normal(hq) * 2
+    batch = np.broadcast_shapes(q.shape[:-3], k.shape[:-3])
+    if dropout:
+        keep = rng.random((*batch, hq, length_q, length_k)) < 0.75
+        cfg.update(dropout_p=0.25, dropout_keep=keep)
+    grad = rng.standard_normal((*batch, hq, length_q, v.shape[-1]))
+    taken: list[Any] = []
+    real = _backward_fused.batch_as_heads
+
+    def spy(prepared: Any) -> Any:
+        taken.append(real(prepared))
+        return taken[-1]
+
+    with mock.patch.object(_backward_fused, "batch_as_heads", side_effect=spy):
+        merged = _fused(grad, q, k, v, **cfg)
+    with mock.patch.object(_backward_fused, "batch_as_heads", return_value=None):
+        per_entry = _fused(grad, q, k, v, **cfg)
+    assert len(taken) == 1
+    if int(np.prod(batch)) > 1 and not {"key_lengths", "query_lengths", "segment_ids"} & set(cfg):
+        assert taken[0] is not None  # the test exercises the merged blocks
+    for name in ("query", "key", "value", "bias", "sinks"):
+        a, b = getattr(merged, name), getattr(per_entry, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.shape == b.shape, name
+            assert a.dtype == b.dtype, name
+            np.testing.assert_array_equal(a, b, err_msg=name)  # NaN where NaN, else equal
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("causal", [None, "top_left"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_pass_matches_torch_autograd_across_blocks_and_threads(
