@@ -36,6 +36,8 @@ class AttentionGradients(NamedTuple):
 
 def _sum_to_shape(grad: FloatArray, shape: tuple[int, ...]) -> FloatArray:
     """Undo broadcasting: sum ``grad`` over the axes an input of ``shape`` was broadcast on."""
+    if grad.shape == shape:  # nothing was broadcast (most calls)
+        return grad
     extra = grad.ndim - len(shape)
     summed = grad.sum(axis=tuple(range(extra))) if extra else grad
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and summed.shape[i] != 1)
