@@ -848,6 +848,40 @@ def _axis_reading(a: int, b: int, dim: int, rank: int, past_ok: bool = True) -> 
     )
 
 
+def _permuted_reading(first: tuple[int, ...], second: tuple[int, ...]) -> Reading:
+    """Two shapes holding the same sizes in another order: a transpose missing or misplaced."""
+    moved = [i for i in range(len(first)) if first[i] != second[i]]
+    shown = " and ".join(f"({', '.join(map(str, s))})" for s in (first, second))
+    say = (
+        f"{shown} hold the same sizes in another order (axes {', '.join(map(str, moved))} "
+        "swapped): a transpose missing or done on other axes, e.g. heads and positions "
+        "left as (B, L, H, D) where (B, H, L, D) is expected"
+    )
+    return Reading(
+        ("head-axis-order", "layout-confusion", "missing-transpose", "kernel-layout"),
+        {"head-axis-order": say},
+        say,
+    )
+
+
+def _per_example_mask_reading(mask: tuple[int, ...], scores: tuple[int, ...]) -> Reading:
+    """A ``(B, L, S)`` mask against ``(B, H, L, S)`` scores.
+
+    Aligned from the right, the mask's batch axis lands on the heads.
+    """
+    b, lq, lk = mask
+    say = (
+        f"a per-example ({b}, {lq}, {lk}) mask against scores ({', '.join(map(str, scores))}): "
+        f"aligned from the right, its batch {b} meets the {scores[1]} heads; give it a head "
+        "axis, mask[:, None]"
+    )
+    return Reading(
+        ("mask-broadcast-axis", "mask-shape"),
+        {"mask-broadcast-axis": say, "mask-shape": say.replace("per-example ", "")},
+        say,
+    )
+
+
 def _padding_mask_reading(mask: tuple[int, ...], scores: tuple[int, ...]) -> Reading:
     shown = ", ".join(map(str, scores))
     return Reading(
@@ -983,7 +1017,7 @@ def shape_reading(text: str) -> Reading | None:
     """
     quoted = re.search(
         r"Target sizes: \[([\d, ]+)\]\.\s+Tensor sizes: \[([\d, ]+)\]|"
-        r"should be of (?:size|shape) \(([\d, ]+)\),? but is (?:torch\.Size\(\[)?([\d, ]+)",
+        r"should be of (?:size|shape) \(([\d, ]+)\),? but is (?:torch\.Size\(\[|[(\[])?([\d, ]+)",
         text,
     )
     if quoted:  # both shapes quoted in full: read them as a pair
@@ -1051,6 +1085,11 @@ def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) ->
     signature = _mask_signature(first, second, core)
     if signature is not None:
         return signature
+    per_example = len(second) == 3 and second[0] == first[0] != first[1]
+    if rank == 4 and per_example and second[1:] == first[2:]:
+        return _per_example_mask_reading(second, first)  # its batch meets the heads
+    if first != second and sorted(first) == sorted(second) and len(set(first)) > 1:
+        return _permuted_reading(first, second)
     if len(second) == rank - 1 and rank >= 3 and second[-1] != first[-1]:
         prefix = all(x == y or 0 in (x, y) for x, y in zip(second, first[:-1], strict=False))
         if prefix:  # (B, L) against (B, L, D): aligned from the right, L meets D

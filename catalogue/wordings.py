@@ -248,7 +248,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"Expected attn_mask dtype to be bool or float|attn_mask dtype|"
-        r"Mask tensor can take 0 and 1 values only|"
+        r"Mask tensor can take 0 and 1 values only|mismatched key_padding_mask and attn_mask|"
         r"only bool and floating types of (?:key_padding_mask|attn_mask)|"
         r"only supports boolean masks|expected condition to be a boolean|"
         r"\"bitwise_\w+\" not implemented for 'Float'|expected to be a bool tensor|"
@@ -741,6 +741,21 @@ RULES: tuple[Rule, ...] = (
         ("reduced-precision", "fp16-overflow"),
         "bfloat16 keeps 8 bits of mantissa: positions above 256 and rotary angles round",
         weight=0.8,
+    ),
+    Rule(  # the memory-efficient kernel's (PyTorch, xformers) stride checks
+        r"\b(?:attn_bias|query|key|value) is not correctly aligned|"
+        r"\(\*bias\): last dimension must be contiguous",
+        ("backend-constraint", "mask-shape"),
+        "the memory-efficient kernel wants aligned, contiguous operands: a bias or mask whose "
+        "key axis is not padded to a multiple of its alignment (or a sliced, strided view); "
+        "allocate it padded to a multiple of 8 or 16 and slice, or make it contiguous",
+        weight=1.2,
+    ),
+    Rule(  # PyTorch's TORCH_CHECK without a message, on the keys' and values' lengths
+        r"Expected (?:key|k)\w*\.size\(-?\d\) == (?:value|v)\w*\.size\(-?\d\) to be true",
+        ("kv-length-mismatch", "projection-width"),
+        "keys and values disagree on an axis where they must agree (their number of positions, "
+        "or the batch): they come from different sequences or one was sliced",
     ),
 )
 """Framework wordings and the tags they mean, likeliest first."""
@@ -1293,6 +1308,24 @@ CONCEPTS: tuple[Rule, ...] = (
         ("projection-width", "qk-dim-mismatch"),
         "a feature width that is not the one the layer was built for: a context, memory or "
         "input of another width than the projection's input size",
+    ),
+    Rule(  # values past float16's range named in the report (~3e5, 1e5, "extremely large")
+        r"(?:extreme\w*|very|too|huge|really|enormous\w*) (?:large|big|high)[^.]{0,40}"
+        r"(?:values?|logits?|scores?|activations?|products?|elements?|entries)[^.]{0,200}"
+        r"\bnans?\b|\bnans?\b[^.]{0,200}(?:extreme\w*|very|too|huge|really) (?:large|big|high)"
+        r"[^.]{0,40}(?:values?|logits?|scores?|activations?|products?|elements?)|"
+        r"~ ?\d(?:\.\d+)?e\+?0?[5-9]\b",
+        ("fp16-overflow", "softmax-overflow", "inf-arithmetic"),
+        "values past float16's range (65504) in the scores: Q·Kᵀ computed in half precision "
+        "overflows to inf before the softmax can subtract its maximum, and inf - inf is NaN",
+        weight=1.1,
+    ),
+    Rule(  # NaN in bfloat16: the mask's finfo.min arithmetic, not a range overflow
+        r"(?:bf16|bfloat16)[^.]{0,80}\bnans?\b|\bnans?\b[^.]{0,80}(?:bf16|bfloat16)",
+        ("inf-arithmetic", "fp16-overflow", "reduced-precision"),
+        "NaN in bfloat16: its range is float32's, so the usual cause is arithmetic on the "
+        "mask's extreme values (finfo.min + finfo.min is -inf, and -inf - -inf is NaN) or a "
+        "value rounded by its 8-bit mantissa",
     ),
 )
 """Symptoms in words, with their synonyms, and the tags that produce them."""

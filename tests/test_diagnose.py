@@ -1578,3 +1578,49 @@ def test_a_latin_word_touching_chinese_text_is_read() -> None:
     answers = diagnose("我的RoPE实现好像有问题，结果和参考实现不一样", top=3)
     assert answers
     assert answers[0].case.tags[0] == "rotary-embedding"
+
+
+def test_the_same_sizes_in_another_order_read_as_an_axis_order() -> None:
+    # written for this test: a transpose left out, the numbers alone say so
+    message = "ValueError: `attn_output` should be of size (4, 16, 9, 32), but is (4, 9, 16, 32)"
+    answers = diagnose(message, top=3)
+    assert answers[0].case.tags[0] in {"head-axis-order", "layout-confusion"}
+    assert "axes 1, 2 swapped" in answers[0].why
+
+
+def test_a_per_example_mask_expanded_over_the_heads_reads_as_its_batch_on_the_heads() -> None:
+    # written for this test: (B, L, S) against (B, H, L, S), B = 3 and H = 6 (6 is a
+    # multiple of 3, which is no grouped-query head count here: the mask is 3-D)
+    message = (
+        "RuntimeError: The expanded size of the tensor (6) must match the existing size (3) at "
+        "non-singleton dimension 1.  Target sizes: [3, 6, 11, 11].  Tensor sizes: [3, 11, 11]"
+    )
+    answers = diagnose(message, top=3)
+    assert "mask-broadcast-axis" in answers[0].case.tags
+    assert "mask[:, None]" in answers[0].why
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        ("RuntimeError: key is not correctly aligned (strideM)", "backend-constraint"),
+        (
+            "RuntimeError: attn_bias is not correctly aligned (strideH). attn_bias.stride(1) = 3, "
+            "and should be a multiple of 8.",
+            "backend-constraint",
+        ),
+        (
+            "RuntimeError: Expected k.size(2) == v.size(2) to be true, but got false.",
+            "kv-length-mismatch",
+        ),
+        (
+            "UserWarning: Support for mismatched key_padding_mask and attn_mask is deprecated.",
+            "mask-dtype",
+        ),
+    ],
+)
+def test_kernel_alignment_and_unlabelled_torch_checks(message: str, tag: str) -> None:
+    # the memory-efficient kernel's stride checks (PyTorch and xformers share the wording),
+    # a TORCH_CHECK without a message, and nn.MultiheadAttention's mixed mask types
+    answers = diagnose(message, top=3)
+    assert tag in answers[0].case.tags, [(a.case.id, a.score) for a in answers]
