@@ -507,7 +507,7 @@ RULES: tuple[Rule, ...] = (
         "the einsum label '{0}' has size {1} in one operand and {2} in another",
     ),
     Rule(
-        r"positional (?:encoding|embedding).{0,120}(?:batch|shape\[0\]|size\(0\))|"
+        r"position(?:al)? (?:encoding|embedding)s?.{0,120}(?:batch|shape\[0\]|size\(0\))|"
         r"(?:batch|shape\[0\]|size\(0\)).{0,120}positional (?:encoding|embedding)",
         ("layout-confusion", "positions", "position-out-of-range"),
         "positions taken from the wrong axis: with batch-first input, x.shape[0] is the batch "
@@ -963,8 +963,9 @@ CONCEPTS: tuple[Rule, ...] = (
         "vanish",
     ),
     Rule(
-        r"(?:do(?:es)?n'?t|do(?:es)? not|not) (?:sum|add up) to (?:one|1)|renormali[sz]|"
-        r"(?:after|post).softmax|mask\w* (?:applied )?after (?:the )?softmax|"
+        r"(?:do(?:es)?n'?t|do(?:es)? not|not|no longer|never) (?:sums?|adds? up) to (?:one|1)|"
+        r"renormali[sz]|(?:after|post).softmax|mask\w* (?:applied )?after (?:the )?softmax|"
+        r"(?:mask\w*|zero\w*|set to (?:0|zero)|fill\w*)[^.]{0,40}after (?:the )?softmax|"
         r"before (?:the )?softmax|softmax[^.]{0,30}\b(?:before|after) (?:the )?mask\w*|"
         r"order of (?:the )?(?:mask\w*|softmax) and (?:the )?(?:mask\w*|softmax)",
         ("mask-after-softmax", "softmax-axis"),
@@ -1326,6 +1327,33 @@ CONCEPTS: tuple[Rule, ...] = (
         "NaN in bfloat16: its range is float32's, so the usual cause is arithmetic on the "
         "mask's extreme values (finfo.min + finfo.min is -inf, and -inf - -inf is NaN) or a "
         "value rounded by its 8-bit mantissa",
+    ),
+    Rule(  # the output sized from the query or key where the value's width is meant
+        r"\b(?:output|out_proj\w*|o_proj|result)\b[^.]{0,60}\b(?:query|key)\b[^.]{0,20}\b(?:not|"
+        r"instead of|rather than)\b[^.]{0,12}\bvalues?\b|\b(?:output|out_proj\w*|o_proj)\b"
+        r"[^.]{0,60}(?:size|width|dim\w*|features) (?:of|from) (?:the )?(?:query|key)s?\b",
+        ("projection-width", "qk-dim-mismatch"),
+        "the output's width taken from the query or key where it is the value's: with "
+        "values of another width than the keys, the output projection gets the wrong size",
+        weight=1.2,
+    ),
+    Rule(  # one example's result depends on the others in its batch
+        r"(?:chang\w*|differ\w*|var(?:y|ies)|different)[^.]{0,30}(?:depending on|with|by) "
+        r"(?:what |which |the )?(?:other|another|rest of the)[^.]{0,30}(?:batch|sentences?|"
+        r"examples?|samples?|sequences?|inputs?|prompts?|items?)|depend\w* on[^.]{0,30}"
+        r"(?:other|the) (?:sentences?|examples?|samples?|sequences?|inputs?|prompts?|items?) "
+        r"in the batch|batch composition",
+        ("mask-missing", "positions", "softmax-axis"),
+        "one example's result depends on the others in its batch: they change how much "
+        "padding it gets, so padding that is not masked (or positions counted through it) "
+        "changes its output",
+    ),
+    Rule(  # the weights (or the map) read as transposed
+        r"(?:attention|weights?|map|scores?|probabilit\w*)[^.]{0,30}(?:looks?|is|are|seems?|"
+        r"appears?) (?:to be )?transposed|rows are (?:the )?keys",
+        ("missing-transpose", "softmax-axis", "layout-confusion"),
+        "weights that look transposed: keys along the rows means a product or softmax taken "
+        "over the wrong axis (K·Qᵀ, or normalised over the queries)",
     ),
 )
 """Symptoms in words, with their synonyms, and the tags that produce them."""

@@ -1516,6 +1516,19 @@ def test_an_index_equal_to_a_table_one_short_of_a_maximum_length_stays_a_token_i
         ),
         ("the decoder sees the target tokens it is trained to predict", "mask-missing"),
         (
+            "the output's width comes from the key, not the value, so the next layer breaks",
+            "projection-width",
+        ),
+        (
+            "a sentence's vector differs depending on the other sentences in the batch",
+            "mask-missing",
+        ),
+        ("the weights look transposed, as if normalised down the columns", "missing-transpose"),
+        (
+            "padded entries are set to zero after the softmax and rows no longer sum to 1",
+            "mask-after-softmax",
+        ),
+        (
             "combining the heads with out.reshape(B, L, H * D) scrambles the output",
             "head-axis-order",
         ),
