@@ -54,13 +54,23 @@ FloatArray = npt.NDArray[np.floating]
 _HEAD_LOCKS = [threading.Lock() for _ in range(16)]
 _BOUND_MIN_SCORES = 1 << 16  # below this many scores, _Bounds' setup costs more than it saves
 _BUFFERS = 8  # a block may be this many of the kernel's blocks (8 MiB: 64 rows by 32768 keys)
-# Scratch arrays up to this size are kept per thread between calls: a fresh page costs a
-# fault on first touch (several µs each on these VMs), which at (4, 8, 256, 64) was a
-# third of the backward. Larger blocks (long rows) are allocated per call as before.
-_KEEP_BYTES = 2 << 20
+# Each thread keeps up to this many bytes of scratch between calls: a fresh page costs a
+# fault on first touch (several µs each on these VMs; a loop calling the backward alone at
+# (4, 8, 256, 64) faulted ~3300 pages per call, ~1500 now). Past it (long rows, large
+# blocks) scratch is allocated per call, as before.
+_KEEP_BYTES = 4 << 20
 _SCRATCH = threading.local()
 # scratch slots: the block, dP, the bound's keys and queries, dO / t, its scaled copy, dV, dK
 _BLOCK, _SECOND, _KEYS, _QUERIES, _D_VALUE, _D_SCALED, _D_V, _D_K = range(8)
+
+
+def _slots(store: threading.local) -> dict[int, FloatArray]:
+    """The arrays ``store`` holds for this thread, by slot."""
+    kept: dict[int, FloatArray] | None = getattr(store, "arrays", None)
+    if kept is None:
+        kept = {}
+        store.arrays = kept
+    return kept
 
 
 def _scratch(
@@ -69,17 +79,18 @@ def _scratch(
     """``size`` elements of this thread's array ``slot``, contents undefined.
 
     Each slot is one array its caller uses at a time, and a thread runs one task at a time.
-    Up to ``_KEEP_BYTES`` the array is kept between calls; larger ones only for the call
-    (``call``, a ``threading.local`` of the call).
+    While the thread's kept arrays total at most ``_KEEP_BYTES`` the array is kept between
+    calls; otherwise only for the call (``call``, a ``threading.local`` of the call).
     """
-    store = _SCRATCH if size * dtype.itemsize <= _KEEP_BYTES else call
-    kept: dict[int, FloatArray] | None = getattr(store, "arrays", None)
-    if kept is None:
-        kept = store.arrays = {}
-    array = kept.get(slot)
-    if array is None or array.dtype != dtype or array.size < size:
-        array = kept[slot] = np.empty(size, dtype)
-    return array[:size]
+    kept, local = _slots(_SCRATCH), _slots(call)
+    for arrays in (kept, local):
+        array = arrays.get(slot)
+        if array is not None and array.dtype == dtype and array.size >= size:
+            return array[:size]
+    array = np.empty(size, dtype)
+    held = sum(a.nbytes for s, a in kept.items() if s != slot)
+    (kept if held + array.nbytes <= _KEEP_BYTES else local)[slot] = array
+    return array
 
 
 class _Bounds:

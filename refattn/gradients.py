@@ -58,7 +58,8 @@ def attention_backward(
 
     Computes the vector-Jacobian product analytically, block by block, recomputing the
     weights (as flash attention's backward does), so memory stays linear in ``L`` and
-    ``S``: each worker thread holds ``O(L + S)`` scratch besides the outputs. A block of
+    ``S``: each worker thread holds ``O(L + S)`` scratch besides the outputs (and keeps
+    up to 4 MiB of it for the next call). A block of
     query rows whose visible keys fit a buffer of 8 MiB recomputes its softmax whole, in
     one pass (five matmuls, no forward); longer rows, and inputs holding NaN or inf, run
     the forward for the log-sum-exp and walk their keys in cache-sized chunks.

@@ -225,3 +225,24 @@ def test_one_pass_memory_is_two_blocks_per_worker() -> None:
     workers = _threads.worker_count() + 1
     block = 64 * (1 << 15) * 4  # 8 MiB
     assert peak <= 2 * block * workers + 3 * (k.nbytes + v.nbytes) + (1 << 20), peak / 2**20
+
+
+def test_scratch_kept_between_calls_stays_under_its_cap() -> None:
+    """Blocks of 1 MiB and more, wide heads: a thread keeps at most _KEEP_BYTES of them.
+
+    One worker (this thread), so the blocks and what they keep are this thread's; the
+    second call reuses what the first kept, and gets the same numbers.
+    """
+    rng = np.random.default_rng(7)
+    kept: dict[int, np.ndarray] = {}
+    with mock.patch.object(_threads, "worker_count", return_value=1):
+        for shape in [(1, 4, 256, 512), (2, 4, 256, 64), (1, 1, 64, 8)]:
+            q, k, v = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
+            grad = rng.standard_normal(shape).astype(np.float32)
+            got = _fused(grad, q, k, v, causal="top_left")
+            again = _fused(grad, q, k, v, causal="top_left")
+            for a, b in zip(got[:3], again[:3], strict=True):
+                np.testing.assert_array_equal(a, b)
+            kept = getattr(_backward_fused._SCRATCH, "arrays", {})
+            assert kept  # something is kept
+            assert sum(a.nbytes for a in kept.values()) <= _backward_fused._KEEP_BYTES
