@@ -757,6 +757,13 @@ RULES: tuple[Rule, ...] = (
         "keys and values disagree on an axis where they must agree (their number of positions, "
         "or the batch): they come from different sequences or one was sliced",
     ),
+    Rule(  # LayerNorm built for another width than the hidden states it gets
+        r"Given normalized_shape=\[(\d+)\], expected input with shape \[\*, \d+\], but got "
+        r"input of size ?\[[\d, ]*?(\d+)\]",
+        ("projection-width", "layout-confusion"),
+        "a LayerNorm built for {0} features gets {1}: the hidden width differs from the model "
+        "width it was built with (a projection or an attention output of another width)",
+    ),
 )
 """Framework wordings and the tags they mean, likeliest first."""
 
@@ -886,7 +893,8 @@ CONCEPTS: tuple[Rule, ...] = (
         r"(?:length|tokens?|words|sequence|input|text|positions?)[^.]{0,30}exceed\w*|"
         r"exceed\w* (?:the |about |\d+ )?(?:max\w*|positions?|length|\d+ tokens?)|"
         r"too long|longer (?:input|text|sequence|document)|long (?:input|text|"
-        r"document|sequence)|positional|position (?:embedding|encoding)|max_seq_len\w*",
+        r"document|sequence)|positional(?! arguments?)|position (?:embedding|encoding)|"
+        r"max_seq_len\w*",
         ("position-out-of-range", "positions"),
         "a sequence longer than the position table the model was built with",
         weight=0.9,
@@ -1408,7 +1416,10 @@ OUTSIDE = re.compile(
     r"DLL load failed|lib\w+\.so(?:\.\d+)*\b|undefined symbol|\.cpython-\d+[\w-]*\.so\b|"
     r"Loaded runtime \w+ library|(?:library|source) (?:was )?compiled with:? ?v?\d|"
     r"compiled \(?[\d.]+\)? and runtime|runtime \(?[\d.]+\)? versions? mismatch|"
-    r"\bversion_match\b|needs to have matching (?:major )?version",
+    r"\bversion_match\b|needs to have matching (?:major )?version|"
+    r"missing \d+ required positional arguments?|takes \d+ positional arguments? but \d+ "
+    r"(?:were|was) given|CU(?:DNN|BLAS)_STATUS_(?:NOT_INITIALIZED|ALLOC_FAILED|ARCH_MISMATCH)|"
+    r"\bcollate",
     re.IGNORECASE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of

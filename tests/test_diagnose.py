@@ -1637,3 +1637,19 @@ def test_kernel_alignment_and_unlabelled_torch_checks(message: str, tag: str) ->
     # a TORCH_CHECK without a message, and nn.MultiheadAttention's mixed mask types
     answers = diagnose(message, top=3)
     assert tag in answers[0].case.tags, [(a.case.id, a.score) for a in answers]
+
+
+def test_a_layer_norm_of_another_width_reads_as_a_width_and_python_call_errors_as_outside() -> None:
+    # written for this test: LayerNorm's own wording, with its numbers
+    message = (
+        "RuntimeError: Given normalized_shape=[1024], expected input with shape [*, 1024], "
+        "but got input of size[4, 7, 768]"
+    )
+    answers = diagnose(message, top=3)
+    assert answers[0].case.tags[0] == "projection-width"
+    assert "1024" in answers[0].why
+    assert "768" in answers[0].why
+    # 'positional' of a Python call signature is no position
+    assert (
+        diagnose("TypeError: forward() missing 2 required positional arguments: 'q' and 'k'") == []
+    )
