@@ -647,6 +647,8 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
             if any(_SIGNATURE.search(p) for p in found):
                 message_score += 1.5  # a shape signature only this mistake produces
         symptom_score, phrase = _symptom_score(text_words, card)
+        if read:  # the sizes say more than words an error message shares with a symptom
+            symptom_score *= 0.5
         if hit is not None and hit.reading is not None:  # the reading describes this case
             said = words(hit.reading.sentence(tag))
             rule_score += 1.5 * len(said & _card_words(card)) / max(len(said), 1)

@@ -848,6 +848,29 @@ def _axis_reading(a: int, b: int, dim: int, rank: int, past_ok: bool = True) -> 
     )
 
 
+def _position_table_reading(table: tuple[int, ...], states: tuple[int, ...]) -> Reading:
+    """A 2-D ``(L, X)`` table against non-square ``(B, H, L, D)`` states.
+
+    Its first axis matches the positions, so it is a per-position table (rotary cos/sin, a
+    position embedding) whose feature width ``X`` is not the ``D`` it is applied to; square
+    scores ``(B, H, L, L)`` would have read as a mask instead.
+    """
+    length, width = table
+    d = states[3]
+    rotary = (
+        f"a ({length}, {width}) table against ({', '.join(map(str, states))}): {length} "
+        f"positions match, but the table holds {width} features where {d} are rotated: a "
+        "cos/sin table built for the full head size applied to the partial rotary dimensions "
+        "(or the reverse)"
+    )
+    return Reading(
+        ("rotary-embedding", "position-out-of-range", "mask-shape"),
+        {"rotary-embedding": rotary},
+        f"a ({length}, {width}) per-position table against ({', '.join(map(str, states))}): "
+        f"{width} features against {d}",
+    )
+
+
 def _permuted_reading(first: tuple[int, ...], second: tuple[int, ...]) -> Reading:
     """Two shapes holding the same sizes in another order: a transpose missing or misplaced."""
     moved = [i for i in range(len(first)) if first[i] != second[i]]
@@ -1085,6 +1108,10 @@ def _pair_reading(first: tuple[int, ...], second: tuple[int, ...], text: str) ->
     signature = _mask_signature(first, second, core)
     if signature is not None:
         return signature
+    table = rank == 4 and len(second) == 2 and 1 < second[0] == first[2] != first[3]
+    if table and second[1] != first[3] and second[1] % 2 == 0:
+        # (L, X) against (B, H, L, D), X even like a cos/sin table's: a per-position table
+        return _position_table_reading(second, first)
     per_example = len(second) == 3 and second[0] == first[0] != first[1]
     if rank == 4 and per_example and second[1:] == first[2:]:
         return _per_example_mask_reading(second, first)  # its batch meets the heads

@@ -1468,11 +1468,20 @@ _CJK_NEXT_TO_ASCII = re.compile(
 characters, so ``\bRoPE\b`` would not match without a space between them."""
 
 
+_UNSET_ARGUMENTS = re.compile(r"^[ \t]*[•*-][ \t]*\w+=(?:None|False)[ \t]*$", re.MULTILINE)
+"""Keras's "Arguments received by ....call():" lines of arguments left unset
+(``• key_mask=None``, ``• use_causal_mask=False``): the names are no evidence."""
+
+
 def english(text: str) -> str:
-    """``text`` with the words of :data:`TRANSLATIONS` replaced, denied symptoms dropped."""
+    """``text`` read for evidence.
+
+    The words of :data:`TRANSLATIONS` replaced, denied symptoms and unset arguments dropped.
+    """
     for word, meaning in TRANSLATIONS:
         text = text.replace(word, meaning)
     text = _CJK_NEXT_TO_ASCII.sub(" ", text)
+    text = _UNSET_ARGUMENTS.sub("", text)
     return _DENIED.sub(" ", text)
 
 

@@ -1653,3 +1653,31 @@ def test_a_layer_norm_of_another_width_reads_as_a_width_and_python_call_errors_a
     assert (
         diagnose("TypeError: forward() missing 2 required positional arguments: 'q' and 'k'") == []
     )
+
+
+def test_a_per_position_table_of_another_width_reads_as_rotary_dims() -> None:
+    # written for this test: (L, X) against (B, H, L, D) with L != D: the table's positions
+    # match and its width does not; a square (L, L) mask against square scores stays a mask
+    table = "ValueError: operands could not be broadcast together with shapes (2,4,12,16) (12,32)"
+    answers = diagnose(table, top=3)
+    assert answers[0].case.tags[0] == "rotary-embedding"
+    assert "32 features where 16 are rotated" in answers[0].why
+    mask = "ValueError: operands could not be broadcast together with shapes (2,4,12,12) (10,10)"
+    assert diagnose(mask, top=1)[0].case.tags[0] != "rotary-embedding"
+
+
+def test_keras_arguments_left_unset_are_no_evidence() -> None:
+    # written for this test: the argument list Keras appends, with unset masks and flags
+    message = (
+        "InvalidArgumentError: Exception encountered when calling MultiHeadAttention.call().\n\n"
+        "Incompatible shapes: [3,2,7,7] vs. [6,1,7,7] [Op:LogicalAnd] name: \n\n"
+        "Arguments received by MultiHeadAttention.call():\n"
+        "  • query=tf.Tensor(shape=(3, 7, 16), dtype=float32)\n"
+        "  • key=None\n"
+        "  • key_mask=None\n"
+        "  • use_causal_mask=False\n"
+        "  • training=None\n"
+    )
+    answers = diagnose(message, top=3)
+    assert answers[0].case.id == "mha_3d_mask_per_example"
+    assert all("mask-missing" not in a.case.tags for a in answers[:2])
