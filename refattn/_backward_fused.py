@@ -36,6 +36,7 @@ through :func:`refattn._backward.run_backward`'s forward + chunked backward.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import threading
@@ -258,6 +259,8 @@ def run_backward(
         grad_out = np.where(poisoned[..., None], 0, grad_out)
         top, bottom = float(grad_out.max()), float(grad_out.min())
     lock = threading.Lock()
+    reach = collections.Counter((t.n, t.h0) for t in tasks)  # tasks per head block
+    sole = {head for head, count in reach.items() if count == 1}
     call = threading.local()  # scratch past _KEEP_BYTES, kept for this call only
 
     # masks, bias, ALiBi or a softcap: the kernel's logits, transposed into place
@@ -370,8 +373,13 @@ def run_backward(
         if keep is not None:
             keep_t = keep.reshape(heads, rows, width).transpose(0, 2, 1) * keep_scale
         kept = e if keep is None else e * keep_t
-        d_v = _scratch(_D_V, heads * width * dim_v, dtype, call)
-        d_v = np.matmul(kept, d_value, out=d_v.reshape(heads, width, dim_v))
+        # a kv head no other task reaches: dV and dK straight into their rows
+        alone = (n, h0) in sole
+        if alone:
+            d_v = np.matmul(kept, d_value, out=grad_value[n, h0:h1, lo:hi])
+        else:
+            d_v = _scratch(_D_V, heads * width * dim_v, dtype, call)
+            d_v = np.matmul(kept, d_value, out=d_v.reshape(heads, width, dim_v))
         value = plan.value[n, h0:h1, lo:hi]
         if rich:  # in the logits' layout
             second = _scratch(_SECOND, size, dtype, call).reshape(heads, rows, width)
@@ -398,7 +406,24 @@ def run_backward(
         # dQ straight into its rows: (h, G, rows, width) @ (h, 1, width, D)
         by_group = d_logits.reshape(heads, width, *block4[1:]).transpose(0, 2, 3, 1)
         np.matmul(by_group, key[:, None], out=grad_query[where])
-        d_k = _scratch(_D_K, heads * width * dim, dtype, call)
+        if alone:
+            np.matmul(d_logits, q, out=grad_key[n, h0:h1, lo:hi])
+            filled[n, h0:h1, lo:hi] = True
+        else:
+            _add_keys_values(task, d_logits, q, d_v)
+        if dead is not None:
+            dead[where] = empty.reshape(block4)
+        if p_sink is not None and delta is not None and sink is not None:
+            p_sink[where] = (sink_share * inv).reshape(block4)
+            delta[where] = row_delta.reshape(block4)
+
+    def _add_keys_values(
+        task: _kernel.Task, d_logits: FloatArray, q: FloatArray, d_v: FloatArray
+    ) -> None:
+        """Assign or add one task's dK (``d_logits @ q``) and ``d_v`` into their rows."""
+        n, h0, h1, lo, hi = task.n, task.h0, task.h1, task.lo, task.hi
+        heads, width, dim = h1 - h0, hi - lo, q.shape[2]
+        d_k = _scratch(_D_K, heads * width * dim, q.dtype, call)
         d_k = np.matmul(d_logits, q, out=d_k.reshape(heads, width, dim))
         with _HEAD_LOCKS[(n * plan.key.shape[1] + h0) % len(_HEAD_LOCKS)]:
             fresh = ~filled[n, h0, lo:hi]  # the task's heads share the same columns
@@ -414,11 +439,6 @@ def run_backward(
                     block[:, fresh] = part[:, fresh]
                     block[:, ~fresh] += part[:, ~fresh]
             filled[n, h0:h1, lo:hi] = True
-        if dead is not None:
-            dead[where] = empty.reshape(block4)
-        if p_sink is not None and delta is not None and sink is not None:
-            p_sink[where] = (sink_share * inv).reshape(block4)
-            delta[where] = row_delta.reshape(block4)
 
     _kernel.for_each_task(plan, tasks, body)
     if not filled.all():  # keys no row may see (lengths, windows, an empty block)
