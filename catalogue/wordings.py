@@ -1313,7 +1313,8 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\b\d+\s*(?:features|channels|dims?|dimensions|-dim\w*)\b[^.]{0,60}(?:expect\w*|"
         r"requires?|wants?|needs?)[^.]{0,20}\b\d+\b|(?:expect\w*|requires?|wants?)[^.]{0,20}"
         r"\b\d+[- ]?(?:dim\w*|features)\b[^.]{0,60}(?:got|gets|has|have|given|receiv\w*)"
-        r"[^.]{0,20}\b\d+\b",
+        r"[^.]{0,20}\b\d+\b|\b(?:value|key|query)(?: tensor)?'?s? (?:dimension|width|feature size|"
+        r"last dim\w*)\b",
         ("projection-width", "qk-dim-mismatch"),
         "a feature width that is not the one the layer was built for: a context, memory or "
         "input of another width than the projection's input size",
@@ -1447,6 +1448,16 @@ TRANSLATIONS: tuple[tuple[str, str], ...] = (
     ("因果", " causal "),
     ("多头", " multi-head "),
     ("应该是", " should be "),
+    ("没有使用", " without using "),
+    ("未使用", " without using "),
+    ("没有用", " without using "),
+    ("忽略", " ignore "),
+    ("影响", " affect "),
+    ("不一致", " inconsistent "),
+    ("报错", " error "),
+    ("旋转", " rotary "),
+    ("词表", " vocabulary "),
+    ("越界", " out of range "),
 )
 """A few technical words of reports written in Chinese, read as their English terms."""
 
