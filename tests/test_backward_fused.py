@@ -246,3 +246,28 @@ def test_scratch_kept_between_calls_stays_under_its_cap() -> None:
             kept = getattr(_backward_fused._SCRATCH, "arrays", {})
             assert kept  # something is kept
             assert sum(a.nbytes for a in kept.values()) <= _backward_fused._KEEP_BYTES
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_row_blocks_with_shifting_key_ranges_assign_then_add() -> None:
+    """Windows move each row block's keys: a block's columns are partly new, partly reached.
+
+    dK and dV rows are assigned by the first block reaching them and added to by the
+    others; keys past a batch entry's length, which no block reaches, are exactly 0.
+    """
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((2, 4, 700, 16)).astype(np.float32)
+    k = rng.standard_normal((2, 2, 900, 16)).astype(np.float32)
+    v = rng.standard_normal((2, 2, 900, 8)).astype(np.float32)
+    grad = rng.standard_normal((2, 4, 700, 8)).astype(np.float32)
+    for options in (
+        {"window": (100, 20), "window_alignment": "top_left"},
+        {"window": (50, 0), "causal": "bottom_right", "key_lengths": np.array([900, 400])},
+    ):
+        got = _fused(grad, q, k, v, **options)
+        want = _chunked(grad, q, k, v, **options)
+        for mine, theirs in zip(got[:3], want[:3], strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+        if "key_lengths" in options:
+            assert not got.key[1, :, 400:].any()
+            assert not got.value[1, :, 400:].any()
