@@ -68,28 +68,23 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         one = prepared if flat is None else flat
         tasks = _kernel.make_tasks(one.plan)
         if _backward_fused.fits(one.plan, tasks):
-            grads = Gradients(
-                *_backward_fused.run_backward(
-                    one,
-                    grad_out.reshape(one.plan.query.shape[:4] + grad_out.shape[4:]),
-                    tasks,
-                    need_bias=need_bias,
-                )
+            rows = one.plan.query.shape[:4] + grad_out.shape[4:]
+            q, k, v, b, s = _backward_fused.run_backward(
+                one, grad_out.reshape(rows), tasks, need_bias=need_bias
             )
             if flat is None:
-                return grads
-            n_batch, hkv = prepared.plan.key.shape[:2]
-            grad_bias, grad_sinks = grads.bias, grads.sinks
+                return Gradients(q, k, v, b, s)
+            heads = prepared.plan.key.shape[:2]  # (N, Hkv) again
+
+            def split(grad: FloatArray) -> FloatArray:
+                return grad.reshape(*heads, *grad.shape[2:])
+
             return Gradients(
-                grads.query.reshape(n_batch, hkv, *grads.query.shape[2:]),
-                grads.key.reshape(n_batch, hkv, *grads.key.shape[2:]),
-                grads.value.reshape(n_batch, hkv, *grads.value.shape[2:]),
-                None
-                if grad_bias is None
-                else grad_bias.reshape(n_batch, hkv, *grad_bias.shape[2:]),
-                None
-                if grad_sinks is None
-                else grad_sinks.reshape(n_batch, hkv, grad_sinks.shape[2]),
+                split(q),
+                split(k),
+                split(v),
+                b if b is None else split(b),
+                s if s is None else split(s),
             )
     forward = _kernel.run(plan, need_weights=False, prepared=prepared)
     plan = prepared.plan
