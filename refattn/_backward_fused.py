@@ -27,6 +27,12 @@ causal, window and length band itself; with them it takes the kernel's logits as
 row whose logits are provably small shifts by their bound, not their maximum
 (:class:`_Bounds`), inside the logits' matmul.
 
+dQ goes straight into its rows. dK and dV rows are assigned by the first block that
+reaches them and added to by later ones (under a lock per head); a head block only one
+task reaches gets them straight from its matmuls. Scratch stays with each thread between
+calls (up to ``_KEEP_BYTES``), and a call small enough to run serially takes its batch
+entries as heads of one block (:func:`batch_as_heads`).
+
 A row whose upstream gradient holds NaN or inf gets NaN gradients for its query and for
 every key, value and bias entry it may attend (:mod:`refattn._backward`'s rule): its
 ``dO`` is taken as 0, so it adds nothing, and the NaN are put back at the end. Calls with
