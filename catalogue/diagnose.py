@@ -597,17 +597,21 @@ _ERROR = re.compile(
     re.IGNORECASE,
 )
 _NAN = re.compile(r"\bnans?\b|\binf\b|not a number", re.IGNORECASE)
+_WARNING = re.compile(r"\b\w*Warning\b")
 
 
 def report_kind(text: str) -> str:
     """What the report shows, as the catalogue's kinds of case.
 
-    ``"nan"`` (it names NaN or inf), ``"exception"`` (an error) or ``"silent"`` (a wrong
-    result, no error).
+    ``"nan"`` (it names NaN or inf), ``"exception"`` (an error), ``"silent"`` (a wrong
+    result, no error), or ``"warning"`` (a framework's warning: any kind of case may print
+    one, so no case is of another kind than it).
     """
     if _NAN.search(text):
         return "nan"
-    return "exception" if _ERROR.search(text) else "silent"
+    if _ERROR.search(text):
+        return "exception"
+    return "warning" if _WARNING.search(text) else "silent"
 
 
 def diagnose(text: str, top: int = 5) -> list[Match]:
@@ -658,7 +662,8 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         overlap = text_words & _card_words(card) if in_domain else frozenset()
         word_score = 2.0 * len(overlap) / (len(text_words) ** 0.5 + 1)
         total = named + rule_score + message_score + symptom_score + word_score
-        if card.kind != kind and not named and not firm & set(card.tags):
+        other_kind = card.kind != kind and kind != "warning"
+        if other_kind and not named and not firm & set(card.tags):
             total *= KIND_PENALTY
         if total <= 0.0:
             continue

@@ -38,6 +38,7 @@ class Rule:
 _N = r"(-?\d+)"
 _BACKEND = (
     r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers?|cudnn|splash|pallas|"
+    r"paged_?attention|"
     r"mem(?:ory)?[_ -]efficient|fused (?:attention|kernel|sdpa)|sdpa_kernel|triton|"
     r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b|\bis_sm_?\d+x?\w*|efficient_attention|"
     r"(?:Ampere|Turing|Hopper|Volta|Blackwell) GPUs?|compute capability)"
@@ -752,7 +753,7 @@ RULES: tuple[Rule, ...] = (
         weight=1.2,
     ),
     Rule(  # PyTorch's TORCH_CHECK without a message, on the keys' and values' lengths
-        r"Expected (?:key|k)\w*\.size\(-?\d\) == (?:value|v)\w*\.size\(-?\d\) to be true",
+        r"Expected (?:key|k)\w*\.size\((?!-1\))-?\d\) == (?:value|v)\w*\.size\(-?\d\) to be true",
         ("kv-length-mismatch", "projection-width"),
         "keys and values disagree on an axis where they must agree (their number of positions, "
         "or the batch): they come from different sequences or one was sliced",
@@ -763,6 +764,41 @@ RULES: tuple[Rule, ...] = (
         ("projection-width", "layout-confusion"),
         "a LayerNorm built for {0} features gets {1}: the hidden width differs from the model "
         "width it was built with (a projection or an attention output of another width)",
+    ),
+    Rule(  # PyTorch's SDPA: the fused kernels name the axis that differs (sdp_utils)
+        r"fused kernels? requires? [^.]{0,40}to have the same num_heads",
+        ("gqa-heads", "batch-mismatch"),
+        "the fused SDPA kernels want as many key/value heads as query heads: with grouped-"
+        "query attention pass enable_gqa=True or repeat the key/value heads",
+        weight=1.2,
+    ),
+    Rule(
+        r"fused kernels? requires? [^.]{0,40}to have the same batch_size",
+        ("batch-mismatch", "gqa-heads"),
+        "query, key and value from batches of different sizes: the fused kernels do not "
+        "broadcast the batch (a context or cache not repeated for the batch or the beams)",
+        weight=1.2,
+    ),
+    Rule(  # the same unlabelled TORCH_CHECK on the query's and key's feature axis
+        r"Expected (?:query|q|key|k)\w*\.size\(-1\) == (?:query|q|key|k)\w*\.size\(-1\) to be "
+        r"true",
+        ("qk-dim-mismatch", "projection-width"),
+        "query and key of different head sizes: Q·Kᵀ contracts their last axes, which must agree",
+    ),
+    Rule(  # operands that must share the batch size, in any framework's words
+        r"(?:to have|have|has) the same batch[ _]?size",
+        ("batch-mismatch", "mask-shape"),
+        "query, key, value (or a mask) from batches of different sizes: an input given per "
+        "example and not repeated for the batch (beams, a context, a cache)",
+        domain=True,
+    ),
+    Rule(  # an N-dimensional input expected, another rank given
+        r"(?:to (?:all )?be|be|expects?|expected) (?:a )?(\d)[- ]?(?:dimensional|D)\b[^.]{0,60}"
+        r"(?:but|got|found|received)[^.]{0,30}?\b(\d)\b",
+        ("layout-confusion", "kernel-layout", "batched-matmul"),
+        "an input of another rank than the call takes ({0} axes wanted, {1} given): a batch "
+        "or head axis missing or not split out",
+        domain=True,
     ),
 )
 """Framework wordings and the tags they mean, likeliest first."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from catalogue.diagnose import cards, diagnose, index_is_current, nearest_family
+from catalogue.diagnose import cards, diagnose, index_is_current, nearest_family, report_kind
 from catalogue.taxonomy import TAGS
 from refattn import attention
 from tests.diagnose_accuracy import HELDOUT, TUNING, accuracy, table
@@ -1681,3 +1681,42 @@ def test_keras_arguments_left_unset_are_no_evidence() -> None:
     answers = diagnose(message, top=3)
     assert answers[0].case.id == "mha_3d_mask_per_example"
     assert all("mask-missing" not in a.case.tags for a in answers[:2])
+
+
+@pytest.mark.parametrize(
+    ("message", "tag"),
+    [
+        # PyTorch's sdp_utils warnings (strings of torch 2.13's libtorch_cpu), other sizes
+        (
+            "UserWarning: For dense input, both fused kernels require query, key and value to "
+            "have the same num_heads. Query.sizes(): [2, 16, 9, 64], Key sizes(): [2, 4, 9, 64]",
+            "gqa-heads",
+        ),
+        (
+            "RuntimeError: Both fused kernels require key and value to have the same num_heads "
+            "and batch_size but got: Key sizes: [1, 6, 3, 32], Value sizes: [1, 2, 3, 32]",
+            "gqa-heads",
+        ),
+        ("ValueError: Head size 96 is not supported by PagedAttention.", "backend-constraint"),
+        (
+            "RuntimeError: Expected q.size(-1) == k.size(-1) to be true, but got false.",
+            "qk-dim-mismatch",
+        ),
+        (
+            "ValueError: attention expects the query to be 4-dimensional, but got a tensor "
+            "with 3 dimensions",
+            "layout-confusion",
+        ),
+    ],
+)
+def test_fused_kernel_and_unlabelled_check_wordings(message: str, tag: str) -> None:
+    # written for this test: the wording families at other sizes
+    answers = diagnose(message, top=3)
+    assert tag in answers[0].case.tags, [(a.case.id, a.score) for a in answers]
+
+
+def test_a_framework_warning_is_no_report_of_a_silent_result() -> None:
+    assert report_kind("UserWarning: Flash attention kernel not used because: ...") == "warning"
+    assert report_kind("the outputs are garbage") == "silent"
+    assert report_kind("loss is nan after 3 steps") == "nan"
+    assert report_kind("RuntimeError: shape mismatch") == "exception"
