@@ -8,8 +8,10 @@ entirely are never computed). The forward walks a block's keys in chunks of abou
 columns (``_FORWARD_COLUMNS``, rows sized so a chunk's scores fit ``_BLOCK_BYTES``), joined
 by an online softmax, so the softmax passes read cache, not memory, and the score GEMM
 writes a cache-sized output; each block scales its own query rows and key chunks into
-small buffers. Only ``return_weights`` takes whole rows at once. Blocks run on a few
-threads (see :mod:`refattn._threads`).
+small buffers. Only ``return_weights`` takes whole rows at once. Blocks of few query rows
+(causal blocks, mostly) whose rows need no max shift compute their logits transposed
+(``key . query.T``), which OpenBLAS runs faster for such shapes (:func:`_block_transposed`).
+Blocks run on a few threads (see :mod:`refattn._threads`).
 
 Two exact rewrites make the passes cheaper:
 
@@ -391,6 +393,88 @@ def _block_online(
         return
     final = None if running is None else np.where(np.isneginf(running), 0, running)
     _finish(plan, res, task, acc, total, final, poison, hits)
+
+
+def _transposed(plan: Plan, task: Task, poison: Poison | None) -> bool:
+    """Whether the forward computes ``task`` as :func:`_block_transposed` does.
+
+    Unshifted blocks of at most 128 stacked query rows, with nothing but causal, window and
+    length masks (and finite inputs); calls that fit one block of ``_MIN_ROWS`` rows stay
+    on :func:`_block`, which :mod:`refattn._small` reproduces bit for bit.
+    """
+    stacked = plan.query.shape[2] * (task.r1 - task.r0)
+    return (
+        task.unshifted
+        and poison is None
+        and 2 <= stacked <= 128
+        and plan.query.shape[3] > _MIN_ROWS
+        and plan.bias is None
+        and plan.alibi_slopes is None
+        and plan.sinks is None
+        and plan.softcap is None
+        and plan.segments is None
+        and plan.attend_mask is None
+        and plan.dropout_keep is None
+    )
+
+
+def _block_transposed(
+    plan: Plan,
+    res: Outputs,
+    task: Task,
+    buffer: FloatArray,
+    ones: FloatArray,
+    chunk: int,
+    inputs: _TaskInputs,
+) -> None:
+    """:func:`_block` / :func:`_block_online` for unshifted rows, logits stored transposed.
+
+    ``s.T = key . query.T`` is the same products as ``query . key.T``, but OpenBLAS runs it
+    faster when the block has few query rows (the narrow operand is the one transposed):
+    the logits stay ``(h, width, G * rows)``; the row sums are ``ones . s.T`` and the
+    output ``(s.T).T . value``. Unshifted rows need no maximum, so each key chunk's
+    weights and sums just add up.
+    """
+    n, h0, h1, r0, r1 = task.n, task.h0, task.h1, task.r0, task.r1
+    heads, groups, rows = h1 - h0, plan.query.shape[2], r1 - r0
+    stacked = groups * rows
+    query_t = np.ascontiguousarray(inputs.query.transpose(0, 2, 1))  # (h, D, G * rows)
+    acc: FloatArray | None = None
+    total: FloatArray | None = None
+    for start in range(task.lo, task.hi, chunk):
+        end = min(task.hi, start + chunk)
+        width = end - start
+        sub = Task(n, h0, h1, r0, r1, start, end, True)
+        key = inputs.operands(sub)[1].transpose(0, 2, 1)  # scaled (h, width, D)
+        s_t = buffer[: heads * width * stacked].reshape(heads, width, stacked)
+        np.matmul(key, query_t, out=s_t)  # einsums.SCORES, transposed
+        band = _structural_band(plan, n, r0, r1, start, end)
+        if band is not None:
+            c0, removed = band  # (rows, band width)
+            cols = s_t.reshape(heads, width, groups, rows)[
+                :, c0 - start : c0 - start + removed.shape[1]
+            ]
+            np.copyto(cols, -np.inf, where=removed.T[:, None, :])
+        np.exp(s_t, out=s_t)
+        sums = np.matmul(ones[:width], s_t)  # (h, G * rows)
+        part = np.matmul(s_t.transpose(0, 2, 1), plan.value[n, h0:h1, start:end])  # MIX
+        if acc is None or total is None:
+            acc, total = part, sums
+        else:
+            acc += part
+            total += sums
+    assert acc is not None
+    assert total is not None
+    if _underflowed(plan, task, acc, total):  # rare: the shifted path, as _block does
+        shifted = dataclasses.replace(task, unshifted=False)
+        if task.hi - task.lo > chunk:
+            _block_online(
+                plan, res, (plan.query, plan.key), shifted, buffer, ones, chunk, None, inputs
+            )
+        else:
+            _block(plan, res, (plan.query, plan.key), shifted, buffer, ones, None, inputs)
+        return
+    _finish(plan, res, task, acc, total, None)
 
 
 class _Hits:
@@ -817,7 +901,9 @@ def run(
 
     def body(task: Task, buffer: FloatArray) -> None:
         inputs = _TaskInputs(plan, factors, task, chunk or max(task.hi - task.lo, 1))
-        if chunk is not None and task.hi - task.lo > chunk:
+        if chunk is not None and task.hi > task.lo and _transposed(plan, task, poison):
+            _block_transposed(plan, res, task, buffer, ones, chunk, inputs)
+        elif chunk is not None and task.hi - task.lo > chunk:
             _block_online(plan, res, unscaled, task, buffer, ones, chunk, poison, inputs)
         else:
             _block(plan, res, unscaled, task, buffer, ones, poison, inputs)
