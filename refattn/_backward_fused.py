@@ -243,12 +243,12 @@ def run_backward(
     scale = dtype.type(plan.scale)
     keep_scale = 1.0 / (1.0 - plan.dropout_p)
     ones = np.ones(length_k, dtype)
-    grad_query = np.empty_like(plan.query)  # every row block writes its rows
+    grad_query = np.empty(plan.query.shape, dtype)  # every row block writes its rows
     # dK and dV rows are assigned by the first block that reaches them and added to by the
     # others (``filled``), and zeroed at the end where no block did: np.zeros then += would
     # touch every fresh page twice (a read fault maps the zero page, the write faults again)
-    grad_key = np.empty_like(plan.key)
-    grad_value = np.empty_like(plan.value)
+    grad_key = np.empty(plan.key.shape, dtype)
+    grad_value = np.empty(plan.value.shape, dtype)
     filled = np.zeros(plan.key.shape[:3], bool)  # (N, Hkv, S)
     grad_bias = np.zeros((*rows_shape, length_k), dtype) if need_bias else None
     # the sink gradient's rowsum(dO * O) (times scale when fold) and sink share per row
