@@ -1243,6 +1243,8 @@ def transpose_rank_reading(text: str) -> Reading | None:
     ``tensordot`` pairing the heads of a 4-D pair instead of batching over them).
     """
     found = re.search(r"Dimension must be (\d+) but is (\d+) for .{0,200}?Transpose", text, re.S)
+    if not found and re.search(r"transpose|permut", text, re.IGNORECASE):
+        found = re.search(r"Dimension must be (\d+) but is (\d+)", text)  # the op named apart
     if not found:
         return None
     rank, perm = int(found.group(1)), int(found.group(2))
@@ -1254,6 +1256,9 @@ def transpose_rank_reading(text: str) -> Reading | None:
         )
         quoted = re.search(r"input shapes: \[([\d?,]+)\]", text[found.start() :])
         sizes = quoted.group(1).split(",") if quoted else []
+        if not sizes:  # a shape of that rank quoted elsewhere: (None, 20, 30, 20, 30)
+            ranked = [shape for shape in shapes(text) if len(shape) == rank]
+            sizes = [str(n) for n in ranked[0]] if ranked else []
         known = [n for n in sizes if n not in ("?", "1")]
         paired = len(sizes) == rank and len(known) > len(set(known))  # [?, 8, ?, 8, ?]
         tags: tuple[str, ...] = ("axis-out-of-range", "batched-matmul", "head-split")

@@ -1266,7 +1266,7 @@ CONCEPTS: tuple[Rule, ...] = (
         weight=1.2,
     ),
     Rule(  # view/reshape used where axes must be swapped
-        r"\b(?:view|reshape)\b[^.]{0,120}(?:instead of|rather than|\bnot\b|isn't|should (?:be|use)"
+        r"\b(?:view|reshape)\b.{0,160}?(?:instead of|rather than|\bnot\b|isn't|should (?:be|use)"
         r"|wrong|correct\w*)[^.]{0,60}\b(?:transpose|permute|swapaxes|moveaxis)\b|"
         r"\b(?:transpose|permute|swapaxes)\b[^.]{0,30}(?:instead of|rather than|not)[^.]{0,20}"
         r"\b(?:view|reshape)\b",
@@ -1293,7 +1293,7 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(  # einsum subscripts that name another contraction than meant
         r"einsum[^.]{0,160}(?:repeated|wrong|incorrect|swapped|same) (?:indices|indexes|"
         r"subscripts?|letters?|labels?)|(?:repeated|wrong|incorrect|swapped) (?:indices|"
-        r"subscripts?|letters?|labels?)[^.]{0,80}einsum|einsum[^.]{0,60}(?:subscripts?|"
+        r"subscripts?|letters?|labels?).{0,120}?einsum|einsum[^.]{0,60}(?:subscripts?|"
         r"equation)[^.]{0,40}(?:wrong|should be|instead)",
         ("batched-matmul", "qk-dim-mismatch", "projection-width"),
         "einsum subscripts that spell another product than meant: a repeated or swapped "

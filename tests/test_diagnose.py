@@ -1720,3 +1720,22 @@ def test_a_framework_warning_is_no_report_of_a_silent_result() -> None:
     assert report_kind("the outputs are garbage") == "silent"
     assert report_kind("loss is nan after 3 steps") == "nan"
     assert report_kind("RuntimeError: shape mismatch") == "exception"
+
+
+def test_a_transpose_of_another_rank_read_from_a_shape_quoted_apart() -> None:
+    # written for this test: the op is named in the text, the shape quoted with None
+    message = (
+        "scores = K.batch_dot(q, k, axes=[3, 3]) has shape (None, 12, 6, 12, 6); then "
+        "K.permute_dimensions(scores, (0, 2, 1, 3)) fails: Dimension must be 5 but is 4"
+    )
+    assert diagnose(message, top=1)[0].case.tags[0] == "batched-matmul"
+
+
+def test_view_for_a_transpose_across_sentences_and_einsum_letters_before_the_call() -> None:
+    # written for this test
+    view = "x = x.view(16, 128, 64). This is wrong. It should be x = x.transpose(0, 1)"
+    assert diagnose(view, top=1)[0].case.tags[0] in {"layout-confusion", "head-axis-order"}
+    letters = (
+        "There are swapped letters in the subscripts ... out = torch.einsum('ij,bj->bi', w, x)"
+    )
+    assert diagnose(letters, top=1)[0].case.tags[0] == "batched-matmul"
