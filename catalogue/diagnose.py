@@ -61,6 +61,7 @@ from .readings import (
     index_reading,
     matmul_reading,
     mha_mask_reading,
+    named_reading,
     qkv_reading,
     reshape_reading,
     shape_reading,
@@ -389,6 +390,7 @@ def _rule_hits(text: str) -> list[_Hit]:
     lowered = text.lower()
     hits = []
     for read in (
+        named_reading,
         mha_mask_reading,
         checkpoint_reading,
         qkv_reading,

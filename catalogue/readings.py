@@ -1271,3 +1271,86 @@ def transpose_rank_reading(text: str) -> Reading | None:
     )
     tags = ("axis-out-of-range", "head-split", "batched-matmul")
     return Reading(tags, {"axis-out-of-range": fewer}, fewer)
+
+
+_NAMED_ROLES = (
+    (
+        "query length",
+        r"l_?q|q_?len\w*|seq_?len_?q|seqlen_?q|query_?len\w*|tgt_?len|num_queries|"
+        r"query[ _]length",
+    ),
+    (
+        "key length",
+        r"l_?kv?|kv_?len\w*|k_?len\w*|seq_?len_?kv?|seqlen_?kv?|src_?len|key_?len\w*|"
+        r"num_keys|kv[ _]length|key[ _]length",
+    ),
+    ("query heads", r"num_heads|n_heads?|nheads?|num_attention_heads|num_q_heads|n_q_heads"),
+    ("key/value heads", r"num_key_value_heads|num_kv_heads|n_kv_heads?|kv_heads|nheads_kv"),
+)
+"""Names reports give sizes by (``lq = 16``, ``num_kv_heads: 8``), per attention role."""
+
+
+def named_sizes(text: str) -> dict[str, set[int]]:
+    """The sizes a report names, by role: ``{"query length": {16}, "key length": {17}}``."""
+    found: dict[str, set[int]] = {}
+    for role, names in _NAMED_ROLES:
+        for match in re.finditer(rf"\b(?:{names})\b`?\s*[=:]\s*`?(\d+)\b", text, re.IGNORECASE):
+            found.setdefault(role, set()).add(int(match.group(1)))
+    return found
+
+
+def _disagreeing_pair(text: str) -> tuple[int, int] | None:
+    """The two sizes a message says disagree.
+
+    PyTorch's tensor a and b, or two shapes that differ on one axis (aligned from the right).
+    """
+    torch_sizes = re.search(
+        r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", text
+    )
+    if torch_sizes:
+        return int(torch_sizes.group(1)), int(torch_sizes.group(2))
+    pair = _broadcast_pair(text)
+    if pair is None:
+        return None
+    first, second = pair
+    padded = (1,) * (len(first) - len(second)) + second
+    bad = [i for i in range(len(first)) if first[i] != padded[i] and 1 not in (first[i], padded[i])]
+    return (first[bad[0]], padded[bad[0]]) if len(bad) == 1 else None
+
+
+def named_reading(text: str) -> Reading | None:
+    """Two sizes that disagree, read by the names the report itself gives them.
+
+    ``lq = 16; lkv = 17`` beside ``(5, 3, 17, 19), (5, 3, 16, 19)``: the query length meets
+    the key length, whatever axis the shapes put them on.
+    """
+    named = named_sizes(text)
+    if len(named) < 2:
+        return None
+    pair = _disagreeing_pair(text)
+    if pair is None:
+        return None
+    a, b = pair
+    roles = {role for role, sizes in named.items() if a in sizes or b in sizes}
+    both = [r for r in roles if {a, b} & named[r]]
+    if {"query length", "key length"} <= set(both) and a != b:
+        lq, lk = min(named["query length"]), min(named["key length"])
+        say = (
+            f"{a} against {b}: the query length ({lq}) meets the key length ({lk}) where the "
+            "code (or a kernel's backward) assumes they are equal: keys and values longer than "
+            "the queries (a cache, cross-attention) need the shapes of the keys"
+        )
+        return Reading(
+            ("kv-length-mismatch", "causal-alignment", "kv-cache", "backend-constraint"),
+            {"kv-length-mismatch": say},
+            say,
+            firm=True,
+        )
+    if {"query heads", "key/value heads"} <= set(both) and a != b:
+        big, small = max(a, b), min(a, b)
+        say = (
+            f"{big} query heads against {small} key/value heads, as the report names them: "
+            "grouped-query attention needs the key/value heads repeated (or enable_gqa=True)"
+        )
+        return Reading(("gqa-heads", "head-split"), {"gqa-heads": say}, say, firm=True)
+    return None

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from catalogue.diagnose import cards, diagnose, index_is_current, nearest_family, report_kind
+from catalogue.readings import named_sizes
 from catalogue.taxonomy import TAGS
 from refattn import attention
 from tests.diagnose_accuracy import HELDOUT, TUNING, accuracy, table
@@ -1739,3 +1740,21 @@ def test_view_for_a_transpose_across_sentences_and_einsum_letters_before_the_cal
         "There are swapped letters in the subscripts ... out = torch.einsum('ij,bj->bi', w, x)"
     )
     assert diagnose(letters, top=1)[0].case.tags[0] == "batched-matmul"
+
+
+def test_sizes_read_by_the_names_the_report_gives_them() -> None:
+    # written for this test: the report names its sizes, and the shapes put them on an axis
+    # the default reading would call something else
+    lengths = (
+        "with seq_len_q = 12 and seq_len_kv = 20 the kernel's backward fails: add got "
+        "incompatible shapes for broadcasting: (2, 4, 20, 32), (2, 4, 12, 32)"
+    )
+    answers = diagnose(lengths, top=3)
+    assert answers[0].case.tags[0] == "kv-length-mismatch"
+    assert "query length (12)" in answers[0].why
+    heads = (
+        "config: num_attention_heads: 24, num_key_value_heads: 6. RuntimeError: The size of "
+        "tensor a (24) must match the size of tensor b (6) at non-singleton dimension 2"
+    )
+    assert diagnose(heads, top=1)[0].case.tags[0] == "gqa-heads"
+    assert named_sizes("lq = 16; lkv = 17") == {"query length": {16}, "key length": {17}}
