@@ -1387,7 +1387,9 @@ CONCEPTS: tuple[Rule, ...] = (
         r"(?:what |which |the )?(?:other|another|rest of the)[^.]{0,30}(?:batch|sentences?|"
         r"examples?|samples?|sequences?|inputs?|prompts?|items?)|depend\w* on[^.]{0,30}"
         r"(?:other|the) (?:sentences?|examples?|samples?|sequences?|inputs?|prompts?|items?) "
-        r"in the batch|batch composition",
+        r"in the batch|batch composition|batch[ _]size[^.]{0,30}(?:impact|effect|affect\w*|"
+        r"chang\w*|influenc\w*)|(?:impact|effect|influence) of (?:the )?padd\w*|padd\w* "
+        r"(?:affects?|changes?|impacts?|influences?) (?:the )?(?:output|result|prediction)",
         ("mask-missing", "positions", "softmax-axis"),
         "one example's result depends on the others in its batch: they change how much "
         "padding it gets, so padding that is not masked (or positions counted through it) "
@@ -1414,7 +1416,7 @@ SYNONYMS: tuple[tuple[str, str], ...] = (
     (r"\b(?:attend\w*|attention|attn)\b", " attend "),
     (r"\bweights?\b|probabilit\w+|\bscores?\b", " weight "),
     (r"past_key_values|kv.?cache|\bcache[ds]?\b", " cache "),
-    (r"\bgenerat\w*|\bdecod\w*|\binference\b", " generate "),
+    (r"\bgenerat\w*|\bdecod(?!ers?\b(?!-only))\w*|\binference\b", " generate "),
     (r"\brope\b|rotary", " rotary "),
     (r"\berror\b|\bfails?\b|\bcrash\w*|\braises?\b|exception", " fail "),
 )

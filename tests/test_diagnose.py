@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from catalogue.diagnose import cards, diagnose, index_is_current, nearest_family, report_kind
+from catalogue.diagnose import (
+    cards,
+    diagnose,
+    index_is_current,
+    nearest_family,
+    report_kind,
+    words,
+)
 from catalogue.readings import named_sizes
 from catalogue.taxonomy import TAGS
 from refattn import attention
@@ -1758,3 +1765,15 @@ def test_sizes_read_by_the_names_the_report_gives_them() -> None:
     )
     assert diagnose(heads, top=1)[0].case.tags[0] == "gqa-heads"
     assert named_sizes("lq = 16; lkv = 17") == {"query length": {16}, "key length": {17}}
+
+
+def test_a_decoder_module_is_no_generation_and_batch_size_effects_read_as_padding() -> None:
+    # written for this test: 'decoder' names a module, not decoding; folding it into
+    # 'generate' made 'no causal mask in the decoder' match any text that generates output
+    assert "generate" not in words("the decoder")
+    assert "generate" in words("decoding step by step")
+    assert "generate" in words("a decoder-only model")
+    message = "the softmax generates a wrong output when the mask has an incompatible shape"
+    assert diagnose(message, top=1)[0].case.id != "future_not_masked"
+    batch = "the batch size I run inference with has an impact on the predictions"
+    assert diagnose(batch, top=1)[0].case.tags[0] == "mask-missing"
