@@ -227,6 +227,7 @@ def test_one_pass_memory_is_two_blocks_per_worker() -> None:
     assert peak <= 2 * block * workers + 3 * (k.nbytes + v.nbytes) + (1 << 20), peak / 2**20
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_scratch_kept_between_calls_stays_under_its_cap() -> None:
     """Blocks of 1 MiB and more, wide heads: a thread keeps at most _KEEP_BYTES of them.
 
