@@ -9,7 +9,9 @@ Evidence, added up per case (see :func:`diagnose`):
    length ``S``); PyTorch's ``non-singleton dimension d`` is that axis of the scores
    ``(B, H, L, S)``. Each failure family then says what those numbers mean in its own
    terms (on the head axis, ``8`` against ``2`` is "8 query heads against 2 key/value
-   heads" for grouped-query attention, "a mask built for 2 heads" for a mask);
+   heads" for grouped-query attention, "a mask built for 2 heads" for a mask); sizes the
+   report names (``lq = 16; lkv = 17``, ``num_key_value_heads: 8``) say which roles meet,
+   and a size no head count reaches (512 on "the head axis") is read as a length;
 2. :data:`RULES` (:mod:`.wordings`): the wordings NumPy, PyTorch, JAX and TensorFlow/Keras
    use for each failure family (broadcasting, contraction, reshape, gather,
    concatenation, dtype, kernel refusals...), with the taxonomy tags they most often mean

@@ -7,7 +7,10 @@ are aligned as broadcasting aligns shapes, on the scores ``(B, H, L, S)``; contr
 errors name the contracted sizes; reshape errors compare element counts; embedding
 lookups compare an index with its table; some shapes name one mistake outright (a square
 mask of another length, one query against more keys than the mask covers, a mask with one
-entry per example where batch × heads are counted). Used by :mod:`.diagnose`.
+entry per example where batch × heads are counted, the same sizes in another order, a
+per-position table of another width); sizes the report names (``lq = 16``,
+``num_key_value_heads: 8``) say which roles two disagreeing sizes play. Used by
+:mod:`.diagnose`.
 """
 
 from __future__ import annotations
