@@ -64,10 +64,15 @@ def shapes(text: str) -> list[tuple[int, ...]]:
 
 
 def _remapped(text: str) -> list[tuple[int, ...]]:
-    """PyTorch einsum's remapped shapes (``[32, 77, 40]->[32, 1, 77, 40]``): one axis per label."""
+    """Einsum's remapped shapes, one axis per label.
+
+    PyTorch's ``[32, 77, 40]->[32, 1, 77, 40]``, NumPy's ``(2,8,5,64)->(2,8,5,newaxis,64)``
+    (a new axis counts as 1).
+    """
+    size = r"(?:\d+|newaxis)"
     return [
-        tuple(int(n) for n in group.split(","))
-        for group in re.findall(r"->\s*\[(\d+(?:,\s*\d+)+)\]", text)
+        tuple(1 if n.strip() == "newaxis" else int(n) for n in group.split(","))
+        for group in re.findall(rf"->\s*[\[(]({size}(?:,\s*{size})+)[\])]", text)
     ]
 
 

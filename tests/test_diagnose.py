@@ -1777,3 +1777,13 @@ def test_a_decoder_module_is_no_generation_and_batch_size_effects_read_as_paddin
     assert diagnose(message, top=1)[0].case.id != "future_not_masked"
     batch = "the batch size I run inference with has an impact on the predictions"
     assert diagnose(batch, top=1)[0].case.tags[0] == "mask-missing"
+
+
+def test_numpy_einsum_remapped_shapes_read_by_axis() -> None:
+    # the message NumPy really raises (run here): 8 query heads against 2 key/value heads
+    q, k = np.ones((2, 8, 5, 16)), np.ones((2, 2, 7, 16))
+    with pytest.raises(ValueError, match="remapped shapes") as raised:
+        np.einsum("bhqd,bhkd->bhqk", q, k)
+    answers = diagnose(str(raised.value), top=3)
+    assert answers[0].case.tags[0] == "gqa-heads"
+    assert "8 query heads against 2" in answers[0].why
