@@ -42,7 +42,6 @@ through :func:`refattn._backward.run_backward`'s forward + chunked backward.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 import threading
@@ -66,6 +65,7 @@ _BUFFERS = 8  # a block may be this many of the kernel's blocks (8 MiB: 64 rows 
 # (4, 8, 256, 64) faulted ~3300 pages per call, ~1500 now). Past it (long rows, large
 # blocks) scratch is allocated per call, as before.
 _KEEP_BYTES = 4 << 20
+_FRESH_BYTES = 1 << 15  # below this, scratch is simply allocated
 _SCRATCH = threading.local()
 # scratch slots: the block, dP, the bound's keys and queries, dO / t, its scaled copy, dV, dK
 _BLOCK, _SECOND, _KEYS, _QUERIES, _D_VALUE, _D_SCALED, _D_V, _D_K = range(8)
@@ -89,6 +89,8 @@ def _scratch(
     While the thread's kept arrays total at most ``_KEEP_BYTES`` the array is kept between
     calls; otherwise only for the call (``call``, a ``threading.local`` of the call).
     """
+    if size * dtype.itemsize <= _FRESH_BYTES:
+        return np.empty(size, dtype)  # small: malloc's own pool, cheaper than a lookup
     kept, local = _slots(_SCRATCH), _slots(call)
     for arrays in (kept, local):
         array = arrays.get(slot)
@@ -265,7 +267,9 @@ def run_backward(
         grad_out = np.where(poisoned[..., None], 0, grad_out)
         top, bottom = float(grad_out.max()), float(grad_out.min())
     lock = threading.Lock()
-    reach = collections.Counter((t.n, t.h0) for t in tasks)  # tasks per head block
+    reach: dict[tuple[int, int], int] = {}  # tasks per head block
+    for t in tasks:
+        reach[t.n, t.h0] = reach.get((t.n, t.h0), 0) + 1
     sole = {head for head, count in reach.items() if count == 1}
     call = threading.local()  # scratch past _KEEP_BYTES, kept for this call only
 
