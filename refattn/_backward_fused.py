@@ -251,7 +251,6 @@ def run_backward(
     # touch every fresh page twice (a read fault maps the zero page, the write faults again)
     grad_key = np.empty(plan.key.shape, dtype)
     grad_value = np.empty(plan.value.shape, dtype)
-    filled = np.zeros(plan.key.shape[:3], bool)  # (N, Hkv, S)
     grad_bias = np.zeros((*rows_shape, length_k), dtype) if need_bias else None
     # the sink gradient's rowsum(dO * O) (times scale when fold) and sink share per row
     delta = np.zeros(rows_shape, dtype) if plan.sinks is not None else None
@@ -271,6 +270,9 @@ def run_backward(
     for t in tasks:
         reach[t.n, t.h0] = reach.get((t.n, t.h0), 0) + 1
     sole = {head for head, count in reach.items() if count == 1}
+    # nothing to track when each head block is one task that reaches every key
+    whole = len(sole) == len(reach) and all(t.lo == 0 and t.hi == length_k for t in tasks)
+    filled = None if whole else np.zeros(plan.key.shape[:3], bool)  # (N, Hkv, S)
     call = threading.local()  # scratch past _KEEP_BYTES, kept for this call only
 
     # masks, bias, ALiBi or a softcap: the kernel's logits, transposed into place
@@ -418,7 +420,8 @@ def run_backward(
         np.matmul(by_group, key[:, None], out=grad_query[where])
         if alone:
             np.matmul(d_logits, q, out=grad_key[n, h0:h1, lo:hi])
-            filled[n, h0:h1, lo:hi] = True
+            if filled is not None:
+                filled[n, h0:h1, lo:hi] = True
         else:
             _add_keys_values(task, d_logits, q, d_v)
         if dead is not None:
@@ -433,6 +436,7 @@ def run_backward(
         """Assign or add one task's dK (``d_logits @ q``) and ``d_v`` into their rows."""
         n, h0, h1, lo, hi = task.n, task.h0, task.h1, task.lo, task.hi
         heads, width, dim = h1 - h0, hi - lo, q.shape[2]
+        assert filled is not None  # a head block of several tasks is never ``whole``
         d_k = _scratch(_D_K, heads * width * dim, q.dtype, call)
         d_k = np.matmul(d_logits, q, out=d_k.reshape(heads, width, dim))
         with _HEAD_LOCKS[(n * plan.key.shape[1] + h0) % len(_HEAD_LOCKS)]:
@@ -451,7 +455,7 @@ def run_backward(
             filled[n, h0:h1, lo:hi] = True
 
     _kernel.for_each_task(plan, tasks, body)
-    if not filled.all():  # keys no row may see (lengths, windows, an empty block)
+    if filled is not None and not filled.all():  # keys no row may see (lengths, windows)
         grad_key[~filled] = 0
         grad_value[~filled] = 0
     if dead is not None and length_k:
