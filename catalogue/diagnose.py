@@ -61,6 +61,7 @@ from .readings import (
     contraction_reading,
     einsum_reading,
     index_reading,
+    jax_shape_reading,
     matmul_reading,
     mha_mask_reading,
     named_reading,
@@ -393,6 +394,7 @@ def _rule_hits(text: str) -> list[_Hit]:
     hits = []
     for read in (
         named_reading,
+        jax_shape_reading,
         mha_mask_reading,
         checkpoint_reading,
         qkv_reading,

@@ -1362,3 +1362,48 @@ def named_reading(text: str) -> Reading | None:
         )
         return Reading(("gqa-heads", "head-split"), {"gqa-heads": say}, say, firm=True)
     return None
+
+
+_JAX_AXES = ("the batch axis B", "the length axis T/S", "the head axis N", "the head size H")
+
+
+def jax_shape_reading(text: str) -> Reading | None:
+    """``jax.nn.dot_product_attention``'s shape check, read on its ``(B, T, N, H)`` layout.
+
+    ``query shape should be [2, -1, -1, 8]: but got (2, 5, 8, 16)``: ``-1`` is any size; the
+    first axis that differs names the family: the batch, the keys' and values' length, the
+    heads, or the head size. A rank-3 input comes with a leading 1 added (``(1, 2, 5, 128)``):
+    a last axis a whole multiple of the head size is then heads left merged into the
+    features.
+    """
+    found = re.search(
+        r"\b(query|key|value) shape should be \[([-\d, ]+)\]: but got \(([\d, ]+)\)", text
+    )
+    if not found:
+        return None
+    name = found.group(1)
+    wanted = tuple(int(n) for n in found.group(2).split(","))
+    got = _ints(found.group(3))
+    if len(wanted) != len(got):
+        return None
+    bad = [i for i in range(len(got)) if wanted[i] != -1 and wanted[i] != got[i]]
+    if not bad:
+        return None
+    promoted = 0 in bad and got[0] == 1  # a rank-3 (B, T, N·H) input, given a leading 1
+    if promoted and bad[-1] == 3 and got[3] > wanted[3] and got[3] % wanted[3] == 0:
+        heads = got[3] // wanted[3]
+        say = (
+            f"the {name} has {got[3]} = {heads} × {wanted[3]} features on its last axis: its "
+            f"heads were not split out (B, T, N·H) where (B, T, N, H) is expected"
+        )
+        return Reading(("layout-confusion", "kernel-layout", "head-split"), {}, say)
+    axis = bad[0]
+    where = _JAX_AXES[axis] if len(got) == 4 else f"axis {axis}"
+    say = f"the {name} has {got[axis]} where {wanted[axis]} is expected, on {where}"
+    tags = {
+        0: ("batch-mismatch", "layout-confusion"),
+        1: ("kv-length-mismatch", "layout-confusion"),
+        2: ("gqa-heads", "layout-confusion"),
+        3: ("qk-dim-mismatch", "projection-width"),
+    }.get(axis, ("layout-confusion",))
+    return Reading(tags, {}, say, firm=axis in (0, 2))

@@ -1787,3 +1787,22 @@ def test_numpy_einsum_remapped_shapes_read_by_axis() -> None:
     answers = diagnose(str(raised.value), top=3)
     assert answers[0].case.tags[0] == "gqa-heads"
     assert "8 query heads against 2" in answers[0].why
+
+
+@pytest.mark.parametrize(
+    ("shapes", "tag"),
+    [
+        # (query, key, value) shapes given to jax.nn.dot_product_attention, run here
+        (((2, 5, 8, 16), (2, 7, 8, 8), (2, 7, 8, 8)), "qk-dim-mismatch"),
+        (((2, 5, 8, 16), (2, 7, 8, 16), (2, 6, 8, 16)), "kv-length-mismatch"),
+        (((2, 5, 8, 16), (4, 7, 8, 16), (4, 7, 8, 16)), "batch-mismatch"),
+        (((2, 5, 128), (2, 7, 8, 16), (2, 7, 8, 16)), "layout-confusion"),
+    ],
+)
+def test_jax_shape_checks_read_on_its_layout(shapes: tuple[tuple[int, ...], ...], tag: str) -> None:
+    jax = pytest.importorskip("jax")
+    q, k, v = (jax.numpy.ones(s) for s in shapes)
+    with pytest.raises(ValueError, match="shape should be") as raised:
+        jax.nn.dot_product_attention(q, k, v)
+    answers = diagnose(str(raised.value), top=3)
+    assert tag in answers[0].case.tags, (str(raised.value), [a.case.id for a in answers])
