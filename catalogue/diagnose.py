@@ -669,8 +669,8 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
         word_score = 2.0 * len(overlap) / (len(text_words) ** 0.5 + 1)
         total = named + rule_score + message_score + symptom_score + word_score
         other_kind = card.kind != kind and kind != "warning"
-        if other_kind and not named and not firm & set(card.tags):
-            total *= KIND_PENALTY
+        if other_kind and not named:  # in a family the numbers name, only the order changes
+            total *= 0.98 if firm & set(card.tags) else KIND_PENALTY
         if total <= 0.0:
             continue
         lead = ""

@@ -453,6 +453,10 @@ def tf_einsum_reading(text: str) -> Reading | None:
     )
     if axis == 0:
         return _axis_reading(want, got, 0, 3)
+    big, small = max(want, got), min(want, got)
+    heads_like = small > 1 and big <= _MAX_HEADS and big % small == 0
+    if axis == 1 and len(shape) == 4 and heads_like:
+        return _axis_reading(want, got, 1, 4)  # (B, H, L, D) operands: axis 1 holds the heads
     if axis == len(shape) - 1:
         return Reading(
             ("qk-dim-mismatch", "projection-width", "kv-length-mismatch"),

@@ -1806,3 +1806,16 @@ def test_jax_shape_checks_read_on_its_layout(shapes: tuple[tuple[int, ...], ...]
         jax.nn.dot_product_attention(q, k, v)
     answers = diagnose(str(raised.value), top=3)
     assert tag in answers[0].case.tags, (str(raised.value), [a.case.id for a in answers])
+
+
+def test_tensorflow_einsum_heads_axis_and_exception_cases_first_within_a_family() -> None:
+    # the message TensorFlow raises for 8 query heads against 2 key/value heads (seen here,
+    # run with tf.einsum('bhqd,bhkd->bhqk')): axis 1 of (B, H, L, D) holds the heads; an
+    # error is answered by the family's cases that raise before the one that is silent
+    message = (
+        "InvalidArgumentError: Expected dimension 8 at axis 1 of the input shaped [2,2,7,16] "
+        "but got dimension 2 [Op:Einsum] name:"
+    )
+    answers = diagnose(message, top=3)
+    assert all("gqa-heads" in a.case.tags for a in answers)
+    assert answers[0].case.kind == "exception"
