@@ -1402,6 +1402,15 @@ CONCEPTS: tuple[Rule, ...] = (
         "weights that look transposed: keys along the rows means a product or softmax taken "
         "over the wrong axis (K·Qᵀ, or normalised over the queries)",
     ),
+    Rule(  # a permutation of the head axis said to be wrong
+        r"\b(?:heads?|head_to_batch|batch_to_head)\w*[^.]{0,80}\b(?:permut\w*|transpos\w*)"
+        r"[^.]{0,40}(?:bug|wrong|incorrect|mismatch\w*|mix\w*|scrambl\w*)|(?:bug|wrong|incorrect|"
+        r"mismatch\w*)[^.]{0,40}\bpermut\w*[^.]{0,80}\bheads?\b",
+        ("head-axis-order", "layout-confusion"),
+        "the head axis permuted into another place than the code after it expects: heads "
+        "and positions (or heads and the batch) are interleaved when the tensor is reshaped",
+        weight=0.9,
+    ),
 )
 """Symptoms in words, with their synonyms, and the tags that produce them."""
 
