@@ -270,8 +270,13 @@ def run_backward(
     for t in tasks:
         reach[t.n, t.h0] = reach.get((t.n, t.h0), 0) + 1
     sole = {head for head, count in reach.items() if count == 1}
-    # nothing to track when each head block is one task that reaches every key
-    whole = len(sole) == len(reach) and all(t.lo == 0 and t.hi == length_k for t in tasks)
+    # nothing to track when each kv head is in one task, which reaches every key (no task
+    # at all, as with no query rows, leaves every key to be zeroed)
+    whole = (
+        len(sole) == len(reach)
+        and sum(t.h1 - t.h0 for t in tasks) == math.prod(plan.key.shape[:2])
+        and all(t.lo == 0 and t.hi == length_k for t in tasks)
+    )
     filled = None if whole else np.zeros(plan.key.shape[:3], bool)  # (N, Hkv, S)
     call = threading.local()  # scratch past _KEEP_BYTES, kept for this call only
 

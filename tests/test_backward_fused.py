@@ -272,3 +272,20 @@ def test_row_blocks_with_shifting_key_ranges_assign_then_add() -> None:
         if "key_lengths" in options:
             assert not got.key[1, :, 400:].any()
             assert not got.value[1, :, 400:].any()
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("batch", [(), (3,)])
+def test_no_query_rows_give_zero_key_and_value_gradients(batch: tuple[int, ...]) -> None:
+    """No query rows means no task: every dK and dV row is zeroed, not left uninitialised."""
+    rng = np.random.default_rng(8)
+    k = rng.standard_normal((*batch, 2, 5, 4)).astype(np.float32)
+    v = rng.standard_normal((*batch, 2, 5, 3)).astype(np.float32)
+    q = np.zeros((*batch, 2, 0, 4), np.float32)
+    for _ in range(3):
+        junk = np.full(4 * k.size, 7.0, np.float32)  # freed memory the outputs may reuse
+        del junk
+        got = attention_backward(np.zeros((*batch, 2, 0, 3), np.float32), q, k, v)
+        assert got.query.shape == q.shape
+        np.testing.assert_array_equal(got.key, np.zeros_like(k))
+        np.testing.assert_array_equal(got.value, np.zeros_like(v))
