@@ -1293,8 +1293,9 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(  # einsum subscripts that name another contraction than meant
         r"einsum[^.]{0,160}(?:repeated|wrong|incorrect|swapped|same) (?:indices|indexes|"
         r"subscripts?|letters?|labels?)|(?:repeated|wrong|incorrect|swapped) (?:indices|"
-        r"subscripts?|letters?|labels?).{0,120}?einsum|einsum[^.]{0,60}(?:subscripts?|"
-        r"equation)[^.]{0,40}(?:wrong|should be|instead)",
+        r"subscripts?|letters?|labels?).{0,120}?einsum|einsum\(\s*[\"'][^\"']{1,40}[\"'][^)]*\)"
+        r".{0,60}?(?:should (?:be|read)|revised|instead|wrong|incorrect)|einsum[^.]{0,60}"
+        r"(?:subscripts?|equation)[^.]{0,40}(?:wrong|should be|instead)",
         ("batched-matmul", "qk-dim-mismatch", "projection-width"),
         "einsum subscripts that spell another product than meant: a repeated or swapped "
         "letter contracts (or keeps) the wrong axis, silently when the sizes agree",
