@@ -67,6 +67,8 @@ _UNSHIFTED_BOUND = 60.0  # natural-log units; e**60 leaves float32 ~1e12 of head
 _CAUSAL_BLOCKS = 8  # at least this many row blocks per head when masks can skip keys
 _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than they give
 _FORWARD_COLUMNS = 512  # key columns a forward block is sized for (it walks keys in chunks)
+_EXP2_LOWEST = -86.0  # natural units: log2(e) * -86 > -125, so exp2 stays normal in float32
+_MINIMUM = np.minimum.reduce  # a.min() without its wrapper
 
 
 @dataclass
@@ -307,8 +309,12 @@ def _exp(flat: FloatArray, unshifted: bool) -> None:
 
     The multiply rounds ``x - max``, small for the weights that matter; an unshifted
     logit can be as large as 60, so there ``exp`` itself, which rounds nothing first.
+    NumPy's float32 ``exp2`` leaves its vector loop for every lane whose result
+    underflows (``-inf`` from a mask included) and runs ~10x slower there; ``exp`` does
+    not. So a block whose smallest shifted logit may underflow takes ``exp`` itself
+    (one reduction decides; rounding as the unshifted path's).
     """
-    if unshifted:
+    if unshifted or not flat.size or float(_MINIMUM(flat, axis=None)) < _EXP2_LOWEST:
         np.exp(flat, out=flat)
     else:
         flat *= flat.dtype.type(LOG2E)
