@@ -20,7 +20,8 @@ Two exact rewrites make the passes cheaper:
   reference path rounds them (query and key each times ``sqrt(scale)``, then the matmul):
   multiplying by ``log2(e)`` only after the max is subtracted rounds small numbers, not
   large logits, so large logits lose no accuracy to the rewrite. (Unshifted rows, below,
-  use ``exp`` itself, since their logits are not small.)
+  use ``exp`` itself, since their logits are not small; so do blocks where some weight
+  underflows or a mask left ``-inf``, where NumPy's ``exp2`` is ~10x slower than ``exp``.)
 - The row maximum is only subtracted where it is needed. Softmax is shift invariant; the
   shift only prevents overflow. By Cauchy-Schwarz ``|q_i . k_j| <= |q_i| max_j |k_j|``, so
   where that bound (in natural units) is at most 60 no ``exp`` can overflow or underflow to
