@@ -604,6 +604,13 @@ _ERROR = re.compile(
 )
 _NAN = re.compile(r"\bnans?\b|\binf\b|not a number", re.IGNORECASE)
 _WARNING = re.compile(r"\b\w*Warning\b")
+_SILENT = re.compile(
+    r"\bsilent(?:ly)?\b|without (?:\w+ ){0,2}(?:an? |any )?(?:errors?|exceptions?|warnings?)\b|"
+    r"\bdoes(?:n't| not) (?:raise|throw|crash|error)",
+    re.IGNORECASE,
+)
+"""A report that says no error was raised ("silently wrong", "without raising an error")."""
+_RAISED = re.compile(r"\b\w+(?:Error|Exception)\b:")
 
 
 def report_kind(text: str) -> str:
@@ -615,6 +622,8 @@ def report_kind(text: str) -> str:
     """
     if _NAN.search(text):
         return "nan"
+    if _SILENT.search(text) and not _RAISED.search(text):
+        return "silent"
     if _ERROR.search(text):
         return "exception"
     return "warning" if _WARNING.search(text) else "silent"

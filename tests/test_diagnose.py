@@ -1728,6 +1728,10 @@ def test_a_framework_warning_is_no_report_of_a_silent_result() -> None:
     assert report_kind("the outputs are garbage") == "silent"
     assert report_kind("loss is nan after 3 steps") == "nan"
     assert report_kind("RuntimeError: shape mismatch") == "exception"
+    assert report_kind("the output is silently wrong, without raising an error") == "silent"
+    assert report_kind("silently wrong in eager; with SDPA it raises RuntimeError: x") == (
+        "exception"
+    )
 
 
 def test_a_transpose_of_another_rank_read_from_a_shape_quoted_apart() -> None:
