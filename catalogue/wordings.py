@@ -40,8 +40,7 @@ _BACKEND = (
     r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers?|cudnn|splash|pallas|"
     r"paged_?attention|"
     r"mem(?:ory)?[_ -]efficient|fused (?:attention|kernel|sdpa)|sdpa_kernel|triton|"
-    r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b|\bis_sm_?\d+x?\w*|efficient_attention|"
-    r"(?:Ampere|Turing|Hopper|Volta|Blackwell) GPUs?|compute capability)"
+    r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b|\bis_sm_?\d+x?\w*|efficient_attention)"
 )
 _REFUSES = (
     r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
@@ -1468,7 +1467,9 @@ OUTSIDE = re.compile(
     r"\bversion_match\b|needs to have matching (?:major )?version|"
     r"missing \d+ required positional arguments?|takes \d+ positional arguments? but \d+ "
     r"(?:were|was) given|CU(?:DNN|BLAS)_STATUS_(?:NOT_INITIALIZED|ALLOC_FAILED|ARCH_MISMATCH)|"
-    r"\bcollate",
+    r"\bcollate|(?:supported|available) (?:only )?on GPUs with compute capability|"
+    r"GPUs with compute capability (?:below|lower than|less than)|"
+    r"is not compatible with the current PyTorch installation",
     re.IGNORECASE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of

@@ -1823,3 +1823,16 @@ def test_tensorflow_einsum_heads_axis_and_exception_cases_first_within_a_family(
     answers = diagnose(message, top=3)
     assert all("gqa-heads" in a.case.tags for a in answers)
     assert answers[0].case.kind == "exception"
+
+
+def test_hardware_support_errors_are_outside_but_a_kernels_gpu_check_is_not() -> None:
+    # written for this test: a dtype the GPU lacks, an installation built for other GPUs
+    assert (
+        diagnose("ValueError: float8 is only supported on GPUs with compute capability 8.9") == []
+    )
+    assert (
+        diagnose("RuntimeError: GPUs with compute capability less than 7.0 are not supported") == []
+    )
+    # a fused attention kernel's own generation check is attention's
+    flash = diagnose("RuntimeError: FlashAttention only supports Hopper GPUs or newer.", top=1)
+    assert flash[0].case.tags[0] == "backend-constraint"
