@@ -325,7 +325,8 @@ RULES: tuple[Rule, ...] = (
         weight=0.8,
     ),
     Rule(
-        r"(?:ignor\w*|without|missing|no|forgot\w*)\s+(?:the\s+)?(?:padding\s+|causal\s+)?mask",
+        r"(?:ignor\w*|without|missing|no|forgot\w*)\s+(?:the\s+)?(?:padding\s+|causal\s+)?mask|"
+        r"recommend passing (?:in )?an? `?attention_mask",
         ("mask-missing",),
         "padding or future positions that are never masked",
     ),

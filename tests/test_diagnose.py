@@ -1524,6 +1524,10 @@ def test_an_index_equal_to_a_table_one_short_of_a_maximum_length_stays_a_token_i
         ),
         ("the decoder sees the target tokens it is trained to predict", "mask-missing"),
         (
+            "We strongly recommend passing in an `attention_mask` (inputs may be padded)",
+            "mask-missing",
+        ),
+        (
             "the output's width comes from the key, not the value, so the next layer breaks",
             "projection-width",
         ),
