@@ -66,7 +66,7 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     if prepared.poison is None and plan.fully_masked != "raise":
         flat = _backward_fused.batch_as_heads(prepared)  # small calls: one block, not N
         one = prepared if flat is None else flat
-        tasks = _kernel.make_tasks(one.plan)
+        tasks = _kernel.make_tasks(one.plan, columns=_backward_fused.cut_columns(one.plan))
         if _backward_fused.fits(one.plan, tasks):
             rows = one.plan.query.shape[:4] + grad_out.shape[4:]
             q, k, v, b, s = _backward_fused.run_backward(

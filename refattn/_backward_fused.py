@@ -60,6 +60,7 @@ FloatArray = npt.NDArray[np.floating]
 _HEAD_LOCKS = [threading.Lock() for _ in range(16)]
 _BOUND_MIN_SCORES = 1 << 16  # below this many scores, _Bounds' setup costs more than it saves
 _BUFFERS = 8  # a block may be this many of the kernel's blocks (8 MiB: 64 rows by 32768 keys)
+_WIDE_ROWS = 128  # rows per kernel block at or below which the backward cuts for half the keys
 # Each thread keeps up to this many bytes of scratch between calls: a fresh page costs a
 # fault on first touch (several µs each on these VMs; a loop calling the backward alone at
 # (4, 8, 256, 64) faulted ~3300 pages per call, ~1500 now). Past it (long rows, large
@@ -205,6 +206,24 @@ def batch_as_heads(prepared: Prepared) -> Prepared | None:
         query_squares=merged(prepared.query_squares),
         key_squares=merged(prepared.key_squares),
     )
+
+
+def cut_columns(plan: Plan) -> int | None:
+    """Key columns to size the one-pass path's row blocks for (``make_tasks``' ``columns``).
+
+    Rows of every key, without causal, window or segments, that give the kernel's cut at
+    most 128 rows per 1 MiB block (float32: ``S`` from 2048) are cut for half the keys:
+    twice the rows per block, so half the row blocks add into each dK and dV row. Measured
+    single thread at (1, 16, 2048, 64) 0.93-0.97x and at (1, 4, 4096, 64) 0.90x the time;
+    at ``S = 1024`` (256 rows already) it did not help. None: the kernel's own cut.
+    """
+    if plan.causal_offset is not None or plan.window is not None or plan.segments is not None:
+        return None
+    length_k: int = plan.key.shape[2]
+    row_bytes = length_k * plan.query.shape[2] * plan.query.itemsize
+    if row_bytes * _WIDE_ROWS < _kernel._BLOCK_BYTES:
+        return None
+    return max(length_k // 2, 1)
 
 
 def fits(plan: Plan, tasks: list[_kernel.Task]) -> bool:

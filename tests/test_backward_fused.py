@@ -17,7 +17,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refattn import _backward_fused, _threads, attention_backward
+from refattn import _backward_fused, _kernel, _threads, attention_backward
+from refattn.validation import validate
 from tests.test_reference import configs
 from tests.traced_memory import peak_bytes
 
@@ -289,3 +290,28 @@ def test_no_query_rows_give_zero_key_and_value_gradients(batch: tuple[int, ...])
         assert got.query.shape == q.shape
         np.testing.assert_array_equal(got.key, np.zeros_like(k))
         np.testing.assert_array_equal(got.value, np.zeros_like(v))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_of_many_keys_are_cut_for_half_of_them(dtype: type) -> None:
+    """2048 keys: row blocks twice as tall as the kernel's cut, same gradients as torch's."""
+    rng = np.random.default_rng(9)
+    q: np.ndarray = rng.standard_normal((1, 8, 500, 16)).astype(dtype)
+    k: np.ndarray = rng.standard_normal((1, 8, 2048, 16)).astype(dtype)
+    v: np.ndarray = rng.standard_normal((1, 8, 2048, 8)).astype(dtype)
+    grad: np.ndarray = rng.standard_normal((1, 8, 500, 8)).astype(dtype)
+    plan = validate(q, k, v)
+    columns = _backward_fused.cut_columns(plan)
+    assert columns == 1024  # float32 rows of 8 KiB, float64 of 16 KiB: both at most 128 rows
+    with mock.patch.object(_threads, "worker_count", return_value=2):  # as on CI's machines
+        tall, short = _kernel.make_tasks(plan, columns=columns), _kernel.make_tasks(plan)
+    assert max(t.r1 - t.r0 for t in tall) == 2 * max(t.r1 - t.r0 for t in short)
+    tq, tk, tv = (torch.tensor(x.astype(np.float64), requires_grad=True) for x in (q, k, v))
+    out: Any = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)
+    out.backward(torch.tensor(grad.astype(np.float64)))
+    got = _fused(grad, q, k, v)
+    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (0.0, 2e-5)
+    for mine, leaf in zip(got[:3], (tq, tk, tv), strict=True):
+        assert leaf.grad is not None
+        np.testing.assert_allclose(mine, leaf.grad.numpy(), rtol=rtol, atol=atol)
