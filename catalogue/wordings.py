@@ -194,7 +194,7 @@ RULES: tuple[Rule, ...] = (
         read=True,
     ),
     Rule(
-        r"divisible by num_heads|must be divisible by|% ?self\.num_heads|"
+        r"divisible by num_heads|must be divisible by(?! ?(?:the )?block)|% ?self\.num_heads|"
         r"integer modulo by zero",
         ("head-split", "gqa-heads"),
         "splitting into heads does not divide the width: embed_dim must be a multiple of num_heads",
@@ -551,6 +551,19 @@ RULES: tuple[Rule, ...] = (
         ("backend-constraint",),
         "a fused attention kernel refuses this call (head size, dtype, GPU, mask or "
         "dropout): the math path runs it",
+    ),
+    Rule(  # a kernel's own size check, quoted without the kernel's name: flash-attn's
+        # "only supports head dimension at most 256", Pallas' "kv_seq_len=... should be
+        # divisible by block_k_major=...", Triton tutorials' "N_CTX must be divisible by
+        # BLOCK", xFormers' "`<operator>@<version>` is not supported because: ..."
+        r"(?:only|not|n't) supports? (?:the |this )?head[ _]?(?:size|dim\w*)|"
+        r"(?:must|should) be (?:a )?(?:divisible by|multiple of) (?:the )?block|"
+        r"`\w+(?:@[\w.+]+)?`\s*is not supported because",
+        ("backend-constraint",),
+        "a fused kernel's own limit (the head sizes it was compiled for, a length that is "
+        "a whole number of its blocks, the bias types one operator takes), not your "
+        "attention code: another backend or the math path runs the call",
+        weight=1.2,
     ),
     Rule(
         r"\b(?:b|bs|batch)\s*[,x×]\s*(?:s|seq\w*|n|t|l)\s*[,x×]\s*(?:h|nheads?|num_heads|"

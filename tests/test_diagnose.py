@@ -1843,3 +1843,36 @@ def test_hardware_support_errors_are_outside_but_a_kernels_gpu_check_is_not() ->
     # a fused attention kernel's own generation check is attention's
     flash = diagnose("RuntimeError: FlashAttention only supports Hopper GPUs or newer.", top=1)
     assert flash[0].case.tags[0] == "backend-constraint"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # flash-attn's csrc check, with another head size than any report's
+        "RuntimeError: FlashAttention backward only supports head dimension at most 192",
+        # a repository's own kernel, worded as a user might copy it (no kernel named)
+        "RuntimeError: this kernel only supports head size 96 for now",
+        "NotImplementedError: does not support head dim 80 yet",
+        # Pallas TPU flash attention's block check, and a Triton tutorial's, at other sizes
+        "ValueError: kv_seq_len=3000 should be divisible by block_k_major=256",
+        "ValueError: q_seq_len=1000 should be divisible by block_q=128",
+        "AssertionError: N_CTX must be divisible by BLOCK_N=64",
+        # xFormers' dispatcher names each operator it tried and why it refused the call
+        "`cutlassF@0.0.0` is not supported because:\n    dtype=torch.float64 (supported: "
+        "{torch.float16})",
+        "`fa3F@v3.0.0` is not supported because:\n    requires device with capability == "
+        "(9, 0) but your GPU has capability (8, 6) (too old)",
+    ],
+)
+def test_a_kernels_size_check_is_a_backend_constraint(message: str) -> None:
+    answers = diagnose(message, top=1)
+    assert answers, message
+    assert "backend-constraint" in answers[0].case.tags, (message, answers[0].case.id)
+
+
+def test_a_width_the_heads_do_not_divide_stays_a_head_split_beside_block_checks() -> None:
+    for message in (
+        "AssertionError: embed_dim must be divisible by num_heads",
+        "ValueError: hidden size 770 must be divisible by 12",
+    ):
+        assert "head-split" in diagnose(message, top=1)[0].case.tags, message
