@@ -1483,7 +1483,15 @@ OUTSIDE = re.compile(
     r"(?:were|was) given|CU(?:DNN|BLAS)_STATUS_(?:NOT_INITIALIZED|ALLOC_FAILED|ARCH_MISMATCH)|"
     r"\bcollate|(?:supported|available) (?:only )?on GPUs with compute capability|"
     r"GPUs with compute capability (?:below|lower than|less than)|"
-    r"is not compatible with the current PyTorch installation",
+    r"is not compatible with the current PyTorch installation|"
+    # a compiled extension built against another PyTorch, CUDA or Python (xFormers' and
+    # its successors' "can't load C++/CUDA extensions. ... was built for: PyTorch 2.1.2+cu121
+    # (you have 2.1.2+cpu)", torch.utils.cpp_extension's "The detected CUDA version (...)
+    # mismatches the version that was used to compile PyTorch", torchvision's "Couldn't
+    # load custom C++ ops"): installation, not attention
+    r"can(?:'t|not) load (?:the )?C\+\+(?:/CUDA)? extensions?|was built for:?\s+PyTorch|"
+    r"\(you have \d+\.\d+[\w.+-]*\)|mismatches the version that was used to compile|"
+    r"(?:couldn't|could not|failed to) load custom C\+\+ ops",
     re.IGNORECASE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of
