@@ -1230,7 +1230,15 @@ CONCEPTS: tuple[Rule, ...] = (
         r"(?: tokens)?\b)|(?:long|longer) (?:prompts?|inputs?|contexts?|sequences?)[^.]{0,60}"
         r"(?:gibberish|garbage|incoherent|nonsense|repeat\w*|degrad\w*|wrong|worse|broken|"
         r"collaps\w*|fail\w*)|rope_scaling|rope_theta|\byarn\b|\bntk\b|"
-        r"(?:context|length) extension",
+        r"(?:context|length) extension|"
+        # a breakdown placed at a length in thousands of tokens ("degrades around 80k
+        # tokens"), or fine on short inputs but failing on long ones
+        r"(?:gibberish|garbage|incoherent|nonsense|repeat\w*|degrad\w*|wrong|worse|broken|"
+        r"collaps\w*|fail\w*|crash\w*)[^.]{0,60}\b(?:around|at|from|near|by) (?:about |~)?"
+        r"\d+(?:k|,?000) tokens\b|\b(?:short|small)(?:er)?\b[^.]{0,60}\bbut\b[^.]{0,30}"
+        r"(?:crash\w*|fail\w*|garbage|gibberish|degrad\w*|break\w*|broken|collaps\w*|"
+        r"nonsense|repeat\w*|worse)[^.]{0,30}\b(?:long|longer|large|larger) (?:ones?|inputs?|"
+        r"prompts?|contexts?|sequences?|documents?|texts?)\b",
         ("rotary-embedding", "position-out-of-range", "positions"),
         "quality that breaks down only past some length: the rotary table (its scaling, "
         "base or precision) or the positions are wrong for long sequences, while short ones "

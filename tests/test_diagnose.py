@@ -1876,3 +1876,27 @@ def test_a_width_the_heads_do_not_divide_stays_a_head_split_beside_block_checks(
         "ValueError: hidden size 770 must be divisible by 12",
     ):
         assert "head-split" in diagnose(message, top=1)[0].case.tags, message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: a breakdown placed at a length, or short fine / long not
+        "Perplexity is fine up to 8k but the model degrades sharply at 32k tokens.",
+        "Answers are good for short questions but turn into gibberish for longer documents.",
+        "It works on small prompts, but fails badly on long contexts.",
+    ],
+)
+def test_a_breakdown_only_at_long_lengths_reads_as_rotary_or_positions(message: str) -> None:
+    answers = diagnose(message, top=3)
+    assert answers, message
+    tags = {"rotary-embedding", "position-out-of-range", "positions"}
+    assert tags & set(answers[0].case.tags), (message, answers[0].case.id)
+
+
+def test_garbage_for_short_prompts_beside_long_ones_is_not_read_as_a_long_context() -> None:
+    # the other contrast: short prompts padded beside long ones (left padding, positions)
+    answers = diagnose(
+        "In a batch, the short prompts give garbage but the long prompts are fine.", top=3
+    )
+    assert answers[0].case.tags[0] == "positions", answers[0].case.id
