@@ -850,6 +850,22 @@ CONCEPTS: tuple[Rule, ...] = (
         "results that depend on the batch size: padding attended (no mask, or a mask on the "
         "wrong axis), positions shifted by padding, or a softmax across the batch",
     ),
+    Rule(  # the same input gives another result batched with others than alone
+        r"(?:should|would|expect\w*|supposed to)[^.]{0,20}\b(?:be )?(?:identical|the same|"
+        r"equal)\b[^.]{0,80}\b(?:in (?:a |one )?batch|batched)\b|"
+        r"(?:differ\w*|not (?:the )?(?:same|identical)|inconsistent|change\w*)[^.]{0,60}"
+        r"\b(?:when|if|once) (?:\w+ )?(?:batch\w*|(?:run|done|generat\w*) in (?:a )?batch)\b|"
+        r"(?:different|inconsistent|wrong) (?:\w+ )?(?:results?|outputs?|logits|predictions?|"
+        r"generations?|completions?)[^.]{0,80}\b(?:more than (?:one|1)|multiple|several) "
+        r"(?:sentences?|prompts?|sequences?|inputs?|examples?)\b|"
+        r"\b(?:batched|in (?:a )?batch)\b[^.]{0,60}(?:differ\w* from|not (?:the )?(?:same|"
+        r"identical) as)[^.]{0,30}\b(?:one at a time|single|alone|individual\w*|unbatched)",
+        ("positions", "mask-missing", "mask-broadcast-axis"),
+        "an input that gives another result batched with others than alone: the padding a "
+        "batch adds is attended (no mask), or shifts the positions of the shorter rows "
+        "(left padding without position ids)",
+        weight=0.9,
+    ),
     Rule(
         r"block.?sizes?\b|block_[qkmn]\b|tile.?size|multiples? of (?:the )?block|"
         r"(?:only|not) close to (?:the )?reference|(?:differ\w*|deviat\w*|mismatch\w*) "

@@ -1900,3 +1900,19 @@ def test_garbage_for_short_prompts_beside_long_ones_is_not_read_as_a_long_contex
         "In a batch, the short prompts give garbage but the long prompts are fine.", top=3
     )
     assert answers[0].case.tags[0] == "positions", answers[0].case.id
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: one input, another result batched with others than alone
+        "The completions should be the same whether I run each prompt alone or in a batch, "
+        "but they are not.",
+        "Logits change when I batch the prompts together.",
+        "I get different completions for multiple prompts than for each prompt on its own.",
+    ],
+)
+def test_a_result_that_changes_in_a_batch_reads_as_padding_or_positions(message: str) -> None:
+    answers = diagnose(message, top=3)
+    assert answers, message
+    assert {"positions", "mask-missing"} & set(answers[0].case.tags), (message, answers[0].case.id)
