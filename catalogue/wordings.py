@@ -1068,6 +1068,18 @@ CONCEPTS: tuple[Rule, ...] = (
         domain=True,
         weight=1.3,  # a mechanism, more specific than NaN next to a mask
     ),
+    Rule(  # training that blows up or stops learning only in reduced precision
+        r"(?:float16|\bhalf\b|\bfp16\b|\bamp\b|mixed.precision|16.mixed|autocast)[^.]{0,120}"
+        r"(?:loss\w* \w* ?(?:explo\w*|spik\w*|diverg\w*|blow\w* up)|(?:loss|training) "
+        r"(?:explo\w*|spike\w*)|instabilit\w*|unstable|unable to (?:learn|converge)|"
+        r"(?:stops?|fails? to|does(?:n't| not)) (?:learn|converge)|learning issues)|"
+        r"(?:explosions?|loss\w* (?:spikes?|explo\w*|diverg\w*)|instabilit\w*|unstable|"
+        r"unable to (?:learn|converge)|learning issues)[^.]{0,120}(?:float16|\bhalf\b|\bfp16\b|"
+        r"\bamp\b|mixed.precision|16.mixed|autocast)",
+        ("fp16-overflow", "softmax-overflow", "reduced-precision", "inf-arithmetic"),
+        "training that blows up or stops learning only in half precision: scores or a mask "
+        "constant past float16's range (65504), or a softmax computed in float16",
+    ),
     Rule(
         r"\bnans?\b[^.]{0,80}(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"
         r"epochs|updates)|(?:after|within) (?:a few|some|several|\d+) (?:steps|iterations|"

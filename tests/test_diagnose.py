@@ -1916,3 +1916,19 @@ def test_a_result_that_changes_in_a_batch_reads_as_padding_or_positions(message:
     answers = diagnose(message, top=3)
     assert answers, message
     assert {"positions", "mask-missing"} & set(answers[0].case.tags), (message, answers[0].case.id)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: training that blows up only in reduced precision
+        "With fp16 enabled the loss spikes and diverges after a few thousand steps.",
+        "Training is unstable under autocast; in float32 it converges fine.",
+        "The model is unable to learn when I switch on mixed precision.",
+    ],
+)
+def test_training_that_blows_up_in_half_precision_reads_as_an_overflow(message: str) -> None:
+    answers = diagnose(message, top=3)
+    assert answers, message
+    tags = {"fp16-overflow", "softmax-overflow", "reduced-precision"}
+    assert tags & set(answers[0].case.tags), (message, answers[0].case.id)
