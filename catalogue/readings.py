@@ -493,6 +493,35 @@ def _broadcast_axis_reshaped(source: tuple[int, ...], target: tuple[int, ...]) -
     return None
 
 
+def _square_mask_reading(shape: tuple[int, ...], size: int) -> Reading | None:
+    """A view to a square mask shape ``(L, L)`` or ``(..., 1, L, L)`` of another side's square.
+
+    ``[1, 1, 52, 52]`` for 4096 elements: 4096 is 64 × 64 over the leading axes, a mask (or
+    bias) built for 64 positions viewed as one for 52 instead of sliced ``[:52, :52]``.
+    """
+    if len(shape) < 2 or shape[-1] != shape[-2] or shape[-1] < 2:
+        return None
+    if len(shape) > 2 and shape[-3] != 1:  # (B, L, H, D) with H == D is a head view
+        return None
+    lead = _product(shape[:-2])
+    if lead < 1 or size % lead:
+        return None
+    side = round((size // lead) ** 0.5)
+    if side < 2 or side * side != size // lead or side == shape[-1]:
+        return None
+    length, shown = shape[-1], ", ".join(map(str, shape))
+    said = (
+        f"[{shown}] is a square ({length}, {length}) mask; its {size} elements are a "
+        f"{side} × {side} one: a mask or bias built for {side} positions viewed as one for "
+        f"{length} (slice it [..., :{length}, :{length}] to the scores' lengths instead)"
+    )
+    return Reading(
+        ("mask-shape", "causal-alignment", "kv-length-mismatch"),
+        {"mask-shape": said, "causal-alignment": said},
+        said,
+    )
+
+
 def reshape_reading(text: str) -> Reading | None:
     """A reshape or view that cannot hold the tensor, with the element counts compared.
 
@@ -543,6 +572,9 @@ def reshape_reading(text: str) -> Reading | None:
         return Reading(("gqa-heads", "head-split"), {"gqa-heads": zero, "head-split": zero}, zero)
     if -1 in shape or not held:
         return Reading(("head-split", "head-axis-order"), {"head-split": split}, split)
+    square = _square_mask_reading(shape, size)
+    if square is not None:
+        return square
     ratio = size / held
     whole = ratio if ratio >= 1 else 1 / ratio
     heads_view = len(shape) == 4 or (  # (B, L, H, D), or (B·L, H, D) with a head size last

@@ -291,3 +291,13 @@ def test_a_broadcast_mask_reshaped_to_the_heads_is_a_mask_shape(b: int, h: int, 
     best = diagnose(message)[0]
     assert "mask-shape" in best.case.tags, message
     assert f"has {h}" in best.why
+
+
+@pytest.mark.parametrize(("built", "length"), [(64, 52), (16, 12), (128, 100)])
+def test_a_square_mask_viewed_for_another_length_reads_as_a_mask(built: int, length: int) -> None:
+    # a causal mask built for `built` positions, viewed (not sliced) to (1, 1, L, L)
+    mask = torch.tril(torch.ones(built, built))
+    message = _message(lambda: mask.view(1, 1, length, length))
+    answers = diagnose(message, top=3)
+    assert "mask-shape" in answers[0].case.tags, (message, answers[0].case.id)
+    assert f"{built} positions" in answers[0].why, answers[0].why
