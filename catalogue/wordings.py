@@ -850,6 +850,18 @@ CONCEPTS: tuple[Rule, ...] = (
         "results that depend on the batch size: padding attended (no mask, or a mask on the "
         "wrong axis), positions shifted by padding, or a softmax across the batch",
     ),
+    Rule(  # a shape error that appears only while generating: the cache or the mask grew
+        r"(?:generat\w*|decod\w*|max_new_tokens|\bpast\b|past_key_values)[^.]{0,120}"
+        r"(?:size of tensor|dimension error|shape (?:error|mismatch)|must match)|"
+        r"(?:size of tensor|dimension error|shape (?:error|mismatch))[^.]{0,120}"
+        r"(?:when|while|during|once|in) (?:\w+ ){0,3}(?:generat\w*|decod\w*)",
+        ("kv-cache", "position-out-of-range", "mask-shape"),
+        "a shape error that appears only while generating: each step grows the key/value "
+        "cache by one, and a mask, a position table or a window built for the prompt or a "
+        "maximum length no longer lines up with it",
+        weight=0.9,
+        read=True,  # numbers read as axes say more than the word 'generation'
+    ),
     Rule(  # the same input gives another result batched with others than alone
         r"(?:should|would|expect\w*|supposed to)[^.]{0,20}\b(?:be )?(?:identical|the same|"
         r"equal)\b[^.]{0,80}\b(?:in (?:a |one )?batch|batched)\b|"

@@ -1932,3 +1932,20 @@ def test_training_that_blows_up_in_half_precision_reads_as_an_overflow(message: 
     assert answers, message
     tags = {"fp16-overflow", "softmax-overflow", "reduced-precision"}
     assert tags & set(answers[0].case.tags), (message, answers[0].case.id)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: a shape error without sizes, only while generating
+        "model.generate() fails with a shape mismatch after about twenty new tokens",
+        "The forward pass works, but I get a dimension error when decoding with the cache.",
+    ],
+)
+def test_a_shape_error_only_while_generating_reads_as_the_cache(message: str) -> None:
+    answers = diagnose(message, top=3)
+    assert answers, message
+    assert {"kv-cache", "position-out-of-range"} & set(answers[0].case.tags), (
+        message,
+        answers[0].case.id,
+    )
