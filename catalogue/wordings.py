@@ -1141,7 +1141,10 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\bscal(?:e|ing)\w*\b[^.]{0,60}(?:multipl\w*|divid\w*|division|instead of|wrong|"
         r"incorrect|minus|sign\b|sqrt|\*\* ?-?0?\.5)|(?:multipl\w*|divid\w*)[^.]{0,40}"
         r"\bscal(?:e|ing)s?\b|\bsoftmax_scale\b|\bsm_scale\b|(?:missing|forgot\w*|without|no) "
-        r"(?:the )?(?:1 ?/ ?)?(?:sqrt|scal(?:e|ing)\b)",
+        r"(?:the )?(?:1 ?/ ?)?(?:sqrt|scal(?:e|ing)\b)|"
+        # the scale applied twice (a pre-scaled query handed to a kernel that scales again)
+        r"\b(?:twice|doubly|double[ds]?|two times)\W+(?:\w+\W+){0,2}scal\w*|\bscal\w*\W+"
+        r"(?:\w+\W+){0,2}(?:twice|two times)\b|\balready (?:pre-?)?scaled\b",
         ("missing-scale",),
         "the scores' scale: they must be multiplied by 1/sqrt(d) (divided by sqrt(d)), once, "
         "and with the right sign",

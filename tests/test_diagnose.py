@@ -1949,3 +1949,17 @@ def test_a_shape_error_only_while_generating_reads_as_the_cache(message: str) ->
         message,
         answers[0].case.id,
     )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: the 1/sqrt(d) scale applied twice
+        "The query is already scaled before the kernel call, and the kernel scales it again.",
+        "Scores are scaled twice: once in the projection and once in attention.",
+    ],
+)
+def test_a_scale_applied_twice_reads_as_the_scale(message: str) -> None:
+    answers = diagnose(message, top=1)
+    assert answers, message
+    assert "missing-scale" in answers[0].case.tags, (message, answers[0].case.id)
