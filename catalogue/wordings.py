@@ -871,7 +871,14 @@ CONCEPTS: tuple[Rule, ...] = (
         r"generations?|completions?)[^.]{0,80}\b(?:more than (?:one|1)|multiple|several) "
         r"(?:sentences?|prompts?|sequences?|inputs?|examples?)\b|"
         r"\b(?:batched|in (?:a )?batch)\b[^.]{0,60}(?:differ\w* from|not (?:the )?(?:same|"
-        r"identical) as)[^.]{0,30}\b(?:one at a time|single|alone|individual\w*|unbatched)",
+        r"identical) as)[^.]{0,30}\b(?:one at a time|single|alone|individual\w*|unbatched)|"
+        # or, within a few lines from a sentence's start, a batch, a single input and a
+        # difference, in any order
+        r"(?:^|[.!?\n]\s*)(?=.{0,300}?\bbatch(?:ed|es|ing)?\b)(?=.{0,300}?\b(?:single|"
+        r"one.at.a.time|one.by.one|individual\w*|alone|unbatched|separately|bs ?= ?1|"
+        r"batch.size (?:of )?1|without batching|non.batch\w*)\b)(?=.{0,300}?\b(?:differ\w*|"
+        r"disagree\w*|not (?:the )?(?:same|identical)|inconsistent\w*|mismatch\w*|"
+        r"(?:do|does|did)(?:n't| not) match)\b)",
         ("positions", "mask-missing", "mask-broadcast-axis"),
         "an input that gives another result batched with others than alone: the padding a "
         "batch adds is attended (no mask), or shifts the positions of the shorter rows "
@@ -1281,7 +1288,16 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\d+(?:k|,?000) tokens\b|\b(?:short|small)(?:er)?\b[^.]{0,60}\bbut\b[^.]{0,30}"
         r"(?:crash\w*|fail\w*|garbage|gibberish|degrad\w*|break\w*|broken|collaps\w*|"
         r"nonsense|repeat\w*|worse)[^.]{0,30}\b(?:long|longer|large|larger) (?:ones?|inputs?|"
-        r"prompts?|contexts?|sequences?|documents?|texts?)\b",
+        r"prompts?|contexts?|sequences?|documents?|texts?)\b|"
+        # or, in one sentence, a long input (a long context, thousands of tokens) and
+        # output that falls apart, in any order
+        r"(?:^|[.!?\n]\s*)(?=[^.!?\n]*(?:\b(?:\d{4,}|\d+(?:\.\d+)?k\+?)\s*tokens?\b|"
+        r"\b(?:long|longer|large|larger) (?:context|prompt|input|sequence|document)s?\b|"
+        r"\bcontext(?: length| window)?\s*(?:\(|of|above|over|beyond|>>?|past)\s*~?\d+k?\b|"
+        r"\(\s*(?:>|above )?\d+k\+?\s*\)|\btokens?\s*\(\s*>\s*\d+k?\s*\)))"
+        r"(?=[^.!?\n]*\b(?:gibberish|garbage|trash\w*|junk|incoherent|nonsens\w*|repeat\w*|"
+        r"repetit\w*|endless|degrad\w*|collaps\w*|explod\w*|blows? up|breaks?(?: ?down)?|"
+        r"broken|fails?|weird|hallucinat\w*)\b)",
         ("rotary-embedding", "position-out-of-range", "positions"),
         "quality that breaks down only past some length: the rotary table (its scaling, "
         "base or precision) or the positions are wrong for long sequences, while short ones "

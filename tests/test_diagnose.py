@@ -1963,3 +1963,31 @@ def test_a_scale_applied_twice_reads_as_the_scale(message: str) -> None:
     answers = diagnose(message, top=1)
     assert answers, message
     assert "missing-scale" in answers[0].case.tags, (message, answers[0].case.id)
+
+
+@pytest.mark.parametrize(
+    ("message", "tags"),
+    [
+        # written for this test: the three markers of each symptom in other orders
+        (
+            "Run alone, every prompt is answered well. Batched, some answers differ.",
+            {"positions", "mask-missing"},
+        ),
+        (
+            "Results with bs=1 and with a batch of 8 do not match.",
+            {"positions", "mask-missing"},
+        ),
+        (
+            "Past 6000 tokens of input the summaries turn into nonsense.",
+            {"rotary-embedding", "positions", "position-out-of-range"},
+        ),
+        (
+            "Gibberish once the prompt reaches a context of 12k.",
+            {"rotary-embedding", "positions", "position-out-of-range"},
+        ),
+    ],
+)
+def test_batch_or_length_symptoms_in_any_order(message: str, tags: set[str]) -> None:
+    answers = diagnose(message, top=3)
+    assert answers, message
+    assert tags & set(answers[0].case.tags), (message, answers[0].case.id)
