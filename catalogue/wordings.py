@@ -558,7 +558,12 @@ RULES: tuple[Rule, ...] = (
         # BLOCK", xFormers' "`<operator>@<version>` is not supported because: ..."
         r"(?:only|not|n't) supports? (?:the |this )?head[ _]?(?:size|dim\w*)|"
         r"(?:must|should) be (?:a )?(?:divisible by|multiple of) (?:the )?block|"
-        r"`\w+(?:@[\w.+]+)?`\s*is not supported because",
+        r"`\w+(?:@[\w.+]+)?`\s*is not supported because|"
+        # a head size or length checked against the kernel's fixed sizes or tile, by name
+        r"\b(?:head_?(?:size|dim)|headdim|seq_?len\w*|n_ctx|sequence length)\b`?[^.\n]{0,20}"
+        r"(?:==\s*\d+\s*(?:\|\||or\b)|(?:can(?:not| not|'t)|could not|must|should) be divided by "
+        r"\d+|(?:is )?not divisible by \d+|(?:must|should) be (?:a )?multiple of \d+|"
+        r"only (?:be|supports?) (?:in )?[\[({]?\d+)",
         ("backend-constraint",),
         "a fused kernel's own limit (the head sizes it was compiled for, a length that is "
         "a whole number of its blocks, the bias types one operator takes), not your "

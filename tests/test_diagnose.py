@@ -1991,3 +1991,18 @@ def test_batch_or_length_symptoms_in_any_order(message: str, tags: set[str]) -> 
     answers = diagnose(message, top=3)
     assert answers, message
     assert tags & set(answers[0].case.tags), (message, answers[0].case.id)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: a head size or length checked by name, no kernel named
+        "AssertionError: assert head_dim == 64 or head_dim == 128",
+        "ValueError: seqlen must be a multiple of 128",
+        "the kernel fails because seq_len cannot be divided by 64",
+    ],
+)
+def test_a_head_size_or_length_checked_by_name_is_a_backend_constraint(message: str) -> None:
+    answers = diagnose(message, top=1)
+    assert answers, message
+    assert "backend-constraint" in answers[0].case.tags, (message, answers[0].case.id)
