@@ -878,12 +878,14 @@ CONCEPTS: tuple[Rule, ...] = (
         r"\b(?:batched|in (?:a )?batch)\b[^.]{0,60}(?:differ\w* from|not (?:the )?(?:same|"
         r"identical) as)[^.]{0,30}\b(?:one at a time|single|alone|individual\w*|unbatched)|"
         # or, within a few lines from a sentence's start, a batch, a single input and a
-        # difference, in any order
+        # difference of results, in any order
         r"(?:^|[.!?\n]\s*)(?=.{0,300}?\bbatch(?:ed|es|ing)?\b)(?=.{0,300}?\b(?:single|"
         r"one.at.a.time|one.by.one|individual\w*|alone|unbatched|separately|bs ?= ?1|"
         r"batch.size (?:of )?1|without batching|non.batch\w*)\b)(?=.{0,300}?\b(?:differ\w*|"
         r"disagree\w*|not (?:the )?(?:same|identical)|inconsistent\w*|mismatch\w*|"
-        r"(?:do|does|did)(?:n't| not) match)\b)",
+        r"(?:do|does|did)(?:n't| not) match)\b)(?=.{0,300}?\b(?:results?|outputs?|logits?|"
+        r"predictions?|generat\w*|completions?|texts?|answers?|tokens?|scores?|embeddings?|"
+        r"activations?|probabilit\w*|perplexit\w*|loss(?:es)?)\b)",
         ("positions", "mask-missing", "mask-broadcast-axis"),
         "an input that gives another result batched with others than alone: the padding a "
         "batch adds is attended (no mask), or shifts the positions of the shorter rows "

@@ -2006,3 +2006,12 @@ def test_a_head_size_or_length_checked_by_name_is_a_backend_constraint(message: 
     answers = diagnose(message, top=1)
     assert answers, message
     assert "backend-constraint" in answers[0].case.tags, (message, answers[0].case.id)
+
+
+def test_a_batch_and_a_single_request_differing_in_speed_is_no_attention_symptom() -> None:
+    # written for this test: batch, single and "differ", but about latency, not results
+    message = (
+        "The server breaks when 20 users send requests at the same time with a batch, "
+        "single requests differ in latency"
+    )
+    assert diagnose(message) == []
