@@ -993,7 +993,10 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(
         r"future (?:tokens?|positions?|words?|information|steps?)|look.?ahead|\bpeek\w*|"
         r"\bcheat\w*|subsequent (?:positions?|tokens?)|(?:sees?|see|attends? to) (?:the )?"
-        r"(?:next|later|answer|targets?\b|labels?\b)|\bleak\w*|(?:tokens?|words?) (?:it|they) "
+        r"(?:next|later|answer|targets?\b|labels?\b)|\bleak\w*|"
+        r"(?:sees?|see|attends? to|access\w*) (?:the |their |its )?(?:right|following)\b|"
+        r"(?:tokens?|words?|positions?) (?:to|on) (?:the|their|its) right\b|"
+        r"(?:tokens?|words?) (?:it|they) "
         r"(?:is|are) (?:supposed|meant|trained|trying) to predict|"
         r"loss[^.]{0,40}(?:suspiciously|strangely|very|too|unusually|much) ?(?:low|small)|"
         r"loss[^.]{0,30}(?:to|near|close to|goes to|drops to|collapses to|falls to) "

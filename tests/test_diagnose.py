@@ -2015,3 +2015,17 @@ def test_a_batch_and_a_single_request_differing_in_speed_is_no_attention_symptom
         "single requests differ in latency"
     )
     assert diagnose(message) == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: the decoder sees what lies to its right
+        "Each position attends to the following positions in the decoder.",
+        "During training the model can use tokens to their right, so it copies them.",
+    ],
+)
+def test_attending_to_the_right_reads_as_a_leak(message: str) -> None:
+    answers = diagnose(message, top=1)
+    assert answers, message
+    assert {"mask-missing", "causal-alignment"} & set(answers[0].case.tags), answers[0].case.id
