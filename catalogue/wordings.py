@@ -539,6 +539,16 @@ RULES: tuple[Rule, ...] = (
         ("position-out-of-range", "token-out-of-range"),
         "an embedding lookup past the table: a position or token id >= the number of rows",
     ),
+    Rule(  # TensorFlow's Slice check ("Expected size[0] in [0, 512], but got 1024"), or the
+        # negative padding of its gradient: a table or mask sliced past its rows
+        r"Expected size\[\d+\] in \[0, (\d+)\], but got (\d+)|"
+        r"Slice_grad/Pad[^\n]{0,200}Paddings must be non-negative|"
+        r"Paddings must be non-negative[^\n]{0,120}Slice_grad",
+        ("position-out-of-range", "causal-alignment", "mask-shape"),
+        "a slice longer than the tensor it is cut from: a position table (its "
+        "max_position_embeddings rows) or a mask built for a shorter sequence, sliced to the "
+        "current length",
+    ),
     Rule(
         r"query heads must be a multiple of key/value heads|num_key_value_heads|"
         r"\b(?:n|num)?_?kv_heads?\b|\bkv_heads?\b|\bGQA\b|grouped.query|multi.query|repeat_kv|"

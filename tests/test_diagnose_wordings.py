@@ -301,3 +301,14 @@ def test_a_square_mask_viewed_for_another_length_reads_as_a_mask(built: int, len
     answers = diagnose(message, top=3)
     assert "mask-shape" in answers[0].case.tags, (message, answers[0].case.id)
     assert f"{built} positions" in answers[0].why, answers[0].why
+
+
+@pytest.mark.parametrize(("rows", "length"), [(512, 1024), (128, 300)])
+def test_a_table_sliced_past_its_rows_in_tensorflow_reads_as_a_position(
+    rows: int, length: int
+) -> None:
+    # BERT-style tf.slice of a (max_positions, D) table to the sequence's length
+    table = tf.zeros((rows, 8))
+    message = _message(lambda: tf.slice(table, [0, 0], [length, -1]))
+    answers = diagnose(message, top=3)
+    assert "position-out-of-range" in answers[0].case.tags, (message, answers[0].case.id)
