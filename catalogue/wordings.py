@@ -682,7 +682,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"expected scalar type (\w+) but found (\w+)|expected (?:m1 and m2|mat1 and mat2|both "
-        r"\w+) to have the same dtype|same dtype, but got",
+        r"\w+) to have the same dtype|(?<!value to have the )same dtype, but got",
         ("mask-dtype", "reduced-precision", "fp16-overflow"),
         "operands of two dtypes in one product or sum ({0} and {1}): in attention code a mask, "
         "a bias or a cos/sin table left in float32 (or the reverse) under half precision",

@@ -312,3 +312,13 @@ def test_a_table_sliced_past_its_rows_in_tensorflow_reads_as_a_position(
     message = _message(lambda: tf.slice(table, [0, 0], [length, -1]))
     answers = diagnose(message, top=3)
     assert "position-out-of-range" in answers[0].case.tags, (message, answers[0].case.id)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_query_key_value_of_two_dtypes_is_not_read_as_a_mask(dtype: torch.dtype) -> None:
+    # SDPA's own check, run here: no mask is passed, so no mask case may lead
+    q, kv = torch.zeros(1, 2, 3, 8, dtype=dtype), torch.zeros(1, 2, 3, 8)
+    message = _message(lambda: torch.nn.functional.scaled_dot_product_attention(q, kv, kv))
+    answers = diagnose(message, top=3)
+    assert "mask-dtype" not in answers[0].case.tags, (message, answers[0].case.id)
+    assert "reduced-precision" in answers[0].case.tags, (message, answers[0].case.id)
