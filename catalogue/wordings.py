@@ -1578,8 +1578,13 @@ OUTSIDE = re.compile(
     # load custom C++ ops"): installation, not attention
     r"can(?:'t|not) load (?:the )?C\+\+(?:/CUDA)? extensions?|was built for:?\s+PyTorch|"
     r"\(you have \d+\.\d+[\w.+-]*\)|mismatches the version that was used to compile|"
-    r"(?:couldn't|could not|failed to) load custom C\+\+ ops",
-    re.IGNORECASE,
+    r"(?:couldn't|could not|failed to) load custom C\+\+ ops|"
+    # a backend library missing or built for another CUDA: "the package flash_attn seems to
+    # be not installed", "xFormers not available", "only supported on CUDA 11.6 and above"
+    r"\bnot installed\b|^\s*[\w.-]+ (?:is )?not available\.?\s*$|"
+    r"is not available, some optimizations|only supported (?:on|with) CUDA \d|"
+    r"requires CUDA \d+(?:\.\d+)? or (?:higher|above|newer|later)",
+    re.IGNORECASE | re.MULTILINE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of
 another version, a CUDA or cuDNN library of another version than the build's): when the

@@ -2029,3 +2029,23 @@ def test_attending_to_the_right_reads_as_a_leak(message: str) -> None:
     answers = diagnose(message, top=1)
     assert answers, message
     assert {"mask-missing", "causal-alignment"} & set(answers[0].case.tags), answers[0].case.id
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # written for this test: a backend missing or built for another CUDA, not attention
+        "Triton is not available, some optimizations will not be enabled.",
+        "xformers not available",
+        "RuntimeError: this kernel is only supported on CUDA 12.3 and above",
+        "the fused attention extension requires CUDA 11.8 or higher",
+    ],
+)
+def test_a_backend_missing_or_built_for_another_cuda_is_outside(message: str) -> None:
+    assert diagnose(message) == []
+
+
+def test_no_available_kernel_stays_a_backend_constraint() -> None:
+    answers = diagnose("RuntimeError: No available kernel. Aborting execution.", top=1)
+    assert answers, "SDPA's refusal is attention's"
+    assert "backend-constraint" in answers[0].case.tags
