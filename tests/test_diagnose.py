@@ -50,6 +50,10 @@ def test_tuning_messages_are_labelled_and_found() -> None:
 
 
 def test_messages_from_outside_attention_get_no_case() -> None:
+    # tests/data/diagnose_outside_ambiguous.json keeps apart 4 round-4 held-out messages
+    # whose cause lay outside attention but whose words are attention's own (a float16
+    # overflow, a width mismatch of a MatMul named AttentionDecoder, ...): nothing in
+    # them tells the two apart, so they are not required to get no case
     for message in json.loads(OUTSIDE.read_text()):
         assert diagnose(message) == [], message
         assert nearest_family(message) is None, message
@@ -312,28 +316,28 @@ def test_refattn_errors_lead_to_the_case_they_name(
 def test_heldout_accuracy_is_measured_on_threads_the_rules_never_saw() -> None:
     tuning_sources = {e["source"] for e in json.loads(TUNING.read_text())}
     entries = json.loads(HELDOUT.read_text())
-    assert len(entries) >= 70
+    assert len(entries) >= 60
     assert not {e["source"] for e in entries} & tuning_sources
     print(table(entries))
     _count, top1, top3 = accuracy(entries)["all"]
-    # Round 4, measured once with the rules frozen (50c122b) before anyone who wrote them
-    # saw the set (48 / 95 first, 64 / 95 in the first three): a floor against
-    # regressions, not a target (the issue asks for 75 % / 90 %).
-    assert top3 >= 64 / 95
-    assert top1 >= 48 / 95
+    # Round 5 (62 messages), measured once with the rules frozen (a1e5732) before anyone
+    # who wrote them saw the set (45 / 62 first, 50 / 62 in the first three): a floor
+    # against regressions, not a target (the issue asks for 75 % / 90 %).
+    assert top3 >= 50 / 62
+    assert top1 >= 45 / 62
 
 
 def test_heldout_outside_messages_mostly_get_no_case() -> None:
-    # 15 messages from outside attention collected with the round-4 set, never tuned on.
-    # Measured once with the rules frozen (50c122b): 7 get no case; the 8 that do are four
-    # xFormers "can't load C++/CUDA extensions" warnings, a float16 overflow in a logits
-    # processor, a keras-transformer fork's keyword, and two shape errors (a MatMul in a
-    # Keras attention decoder, a text encoder of the wrong width) whose messages read as
-    # attention's own. A floor against regressions: the issue wants none answered.
+    # 11 messages from outside attention collected with the round-5 set, never tuned on.
+    # Measured once with the rules frozen (a1e5732): 8 get no case; the 3 that do are two
+    # xFormers refusals ("xFormers wasn't build with CUDA support": a broken install, read
+    # as a kernel constraint) and a data collator's attention-mask reshape whose message
+    # reads as attention's own.
+    # A floor against regressions: the issue wants none answered.
     entries = json.loads((OUTSIDE.parent / "diagnose_outside_heldout.json").read_text())
     answered = [e["message"] for e in entries if diagnose(e["message"])]
-    assert len(entries) == 15
-    assert len(answered) <= 8, answered
+    assert len(entries) == 11
+    assert len(answered) <= 3, answered
 
 
 def test_cli_says_when_no_case_explains_a_message() -> None:
@@ -475,7 +479,7 @@ def test_min_score_lies_between_outside_and_labelled_messages() -> None:
     finally:
         module.MIN_SCORE = threshold
     reached = [bool(found) and found[0].score > threshold for found in inside_best]
-    # 7 of the 524 tuning reports hold no evidence diagnose can read ("produce incorrect
+    # 15 of the 619 tuning reports hold no evidence diagnose can read ("produce incorrect
     # output on image inputs", "the code example does not work", an einsum whose
     # weight layout is only described in prose): they stay below the threshold
     assert sum(reached) >= 0.97 * len(labelled), len(labelled) - sum(reached)
