@@ -39,6 +39,9 @@ def _fused(grad: np.ndarray, *arrays: np.ndarray, **options: Any) -> Any:
     return got
 
 
+PLAIN_DROPPED = ("attend_mask", "bias", "alibi_slopes", "softcap")  # what plain calls lack
+
+
 def _assert_same(got: Any, want: Any) -> None:
     for name in ("query", "key", "value", "bias", "sinks"):
         a, b = getattr(got, name), getattr(want, name)
@@ -47,6 +50,26 @@ def _assert_same(got: Any, want: Any) -> None:
             assert a.dtype == b.dtype, name
             np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def _drawn(
+    cfg: dict[str, Any], seed: int, sinks: bool, dropout: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any], np.ndarray]:
+    """``q, k, v``, the options (with drawn sinks and dropout) and an upstream gradient."""
+    cfg = dict(cfg)
+    if cfg["fully_masked"] == "nan":
+        cfg["fully_masked"] = "zero"
+    q, k, v = cfg.pop("q"), cfg.pop("k"), cfg.pop("v")
+    rng = np.random.default_rng(seed)
+    hq, length_q, length_k = q.shape[-3], q.shape[-2], k.shape[-2]
+    if sinks:
+        cfg["sinks"] = rng.standard_normal(hq) * 2
+    batch = np.broadcast_shapes(q.shape[:-3], k.shape[:-3])
+    if dropout:
+        keep = rng.random((*batch, hq, length_q, length_k)) < 0.75
+        cfg.update(dropout_p=0.25, dropout_keep=keep)
+    grad = rng.standard_normal((*batch, hq, length_q, v.shape[-1]))
+    return q, k, v, cfg, grad
 
 
 # the one-pass path sets no floating-point "invalid" or "overflow" flag (a non-finite
@@ -64,25 +87,11 @@ def test_one_pass_equals_chunked_on_every_option(
 
     Plain calls also shift rows by their bound (``_Bounds``) however small they are.
     """
-    cfg = dict(cfg)
     if plain:
-        for name in ("attend_mask", "bias", "alibi_slopes", "softcap"):
-            cfg.pop(name, None)
-    if cfg["fully_masked"] == "nan":
-        cfg["fully_masked"] = "zero"
-    q, k, v = cfg.pop("q"), cfg.pop("k"), cfg.pop("v")
-    rng = np.random.default_rng(seed)
-    hq, length_q, length_k = q.shape[-3], q.shape[-2], k.shape[-2]
-    if sinks:
-        cfg["sinks"] = rng.standard_normal(hq) * 2
-    batch = np.broadcast_shapes(q.shape[:-3], k.shape[:-3])
-    if dropout:
-        keep = rng.random((*batch, hq, length_q, length_k)) < 0.75
-        cfg.update(dropout_p=0.25, dropout_keep=keep)
-    out_shape = (*batch, hq, length_q, v.shape[-1])
-    grad = rng.standard_normal(out_shape)
+        cfg = {name: value for name, value in cfg.items() if name not in PLAIN_DROPPED}
+    q, k, v, cfg, grad = _drawn(cfg, seed, sinks, dropout)
     if bad_grad:
-        grad[(0,) * (grad.ndim - 2) + (length_q - 1, 0)] = np.inf
+        grad[(0,) * (grad.ndim - 2) + (q.shape[-2] - 1, 0)] = np.inf
     with mock.patch.object(_backward_fused, "_BOUND_MIN_SCORES", 0 if plain else 1 << 16):
         _assert_same(_fused(grad, q, k, v, **cfg), _chunked(grad, q, k, v, **cfg))
     if "bias" in cfg:  # without the bias gradient, the scale folds into dO
@@ -97,19 +106,8 @@ def test_batch_as_heads_is_bit_for_bit_the_per_entry_blocks(
     cfg: dict[str, Any], seed: int, sinks: bool, dropout: bool
 ) -> None:
     """Small calls run their batch entries as kv heads of one block: the same numbers exactly."""
-    cfg = dict(cfg)
-    if cfg["fully_masked"] == "nan":
-        cfg["fully_masked"] = "zero"
-    q, k, v = cfg.pop("q"), cfg.pop("k"), cfg.pop("v")
-    rng = np.random.default_rng(seed)
-    hq, length_q, length_k = q.shape[-3], q.shape[-2], k.shape[-2]
-    if sinks:
-        cfg["sinks"] = rng.standard_normal(hq) * 2
-    batch = np.broadcast_shapes(q.shape[:-3], k.shape[:-3])
-    if dropout:
-        keep = rng.random((*batch, hq, length_q, length_k)) < 0.75
-        cfg.update(dropout_p=0.25, dropout_keep=keep)
-    grad = rng.standard_normal((*batch, hq, length_q, v.shape[-1]))
+    q, k, v, cfg, grad = _drawn(cfg, seed, sinks, dropout)
+    batch = grad.shape[:-3]
     taken: list[Any] = []
     real = _backward_fused.batch_as_heads
 
