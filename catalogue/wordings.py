@@ -569,10 +569,16 @@ RULES: tuple[Rule, ...] = (
         r"(?:only|not|n't) supports? (?:the |this )?head[ _]?(?:size|dim\w*)|"
         r"(?:must|should) be (?:a )?(?:divisible by|multiple of) (?:the )?block|"
         r"`\w+(?:@[\w.+]+)?`\s*is not supported because|"
+        # vLLM's "head_size (100) is not supported. Supported head sizes: [64, ...]",
+        # "Unsupported head size", TensorRT-LLM's "Size per head is not a multiple of X"
+        r"\bsupported head[ _]?(?:sizes|dims?|dimensions?)\b|unsupported head[ _]?(?:size|dim)|"
+        r"\b(?:head_?(?:size|dim)|headdim)\b\W{0,3}(?:-?\d+\W{0,3})?(?:is )?not supported|"
         # a head size or length checked against the kernel's fixed sizes or tile, by name
-        r"\b(?:head_?(?:size|dim)|headdim|seq_?len\w*|n_ctx|sequence length)\b`?[^.\n]{0,20}"
+        r"\b(?:head_?(?:size|dim)|headdim|size[ _]?per[ _]?head|seq_?len\w*|n_ctx|"
+        r"sequence length)\b`?[^.\n]{0,20}"
         r"(?:==\s*\d+\s*(?:\|\||or\b)|(?:can(?:not| not|'t)|could not|must|should) be divided by "
         r"\d+|(?:is )?not divisible by \d+|(?:must|should) be (?:a )?multiple of \d+|"
+        r"is not a multiple of \w+|"
         r"only (?:be|supports?) (?:in )?[\[({]?\d+)",
         ("backend-constraint",),
         "a fused kernel's own limit (the head sizes it was compiled for, a length that is "

@@ -705,6 +705,17 @@ EXCEPTION_WORDINGS = [
     ),
     ("RuntimeError: FlashAttention only support fp16 and bf16 data type", {"backend-constraint"}),
     ("RuntimeError: FlashAttention only supports Ampere GPUs or newer.", {"backend-constraint"}),
+    # vLLM's attention backends and TensorRT-LLM's KV-cache kernels, format strings from
+    # their source, at other sizes than any report
+    (
+        "ValueError: head_size (72) is not supported. Supported head sizes: [64, 80, 128]",
+        {"backend-constraint"},
+    ),
+    ("RuntimeError: Unsupported head size: 160", {"backend-constraint"}),
+    (
+        "[TensorRT-LLM][ERROR] Assertion failed: Size per head is not a multiple of X",
+        {"backend-constraint"},
+    ),
     (
         "InvalidArgumentError: Incompatible shapes: [32,8,50,50] vs. [32,1,1,49] [Op:AddV2]",
         {"mask-shape", "kv-cache", "causal-alignment"},
