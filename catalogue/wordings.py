@@ -393,7 +393,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         r"(?:query|key|value|q|k|v)\w*,? (?:and|,) (?:key|value|k|v)\w*(?:,? and "
         r"(?:value|v))? (?:must|should) have the same dtype|Expected query, key,? and value "
-        r"to have the same dtype",
+        r"to have the same dtype|"
+        # xFormers' "Query/Key/Value should either all have the same dtype, or (in the
+        # quantized case) ...", kernels' "Q/K/V must have the same dtype"
+        r"\b(?:query|q)\s*/\s*(?:key|k)\s*/\s*(?:value|v)\b (?:must|should) (?:either )?"
+        r"(?:all )?have the same dtype",
         ("reduced-precision", "backend-constraint", "mask-dtype"),
         "query, key and value in different dtypes: one of them left out of the autocast or "
         "the .half()/.to(bfloat16) conversion",

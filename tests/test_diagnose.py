@@ -712,6 +712,14 @@ EXCEPTION_WORDINGS = [
         {"backend-constraint"},
     ),
     ("RuntimeError: Unsupported head size: 160", {"backend-constraint"}),
+    # xFormers' memory_efficient_attention and a Triton kernel's check, from their source
+    (
+        "ValueError: Query/Key/Value should either all have the same dtype, or (in the quantized "
+        "case) Key/Value should have dtype torch.int32\n  query.dtype: torch.bfloat16\n  "
+        "key.dtype  : torch.float32\n  value.dtype: torch.float32",
+        {"reduced-precision", "backend-constraint"},
+    ),
+    ("TypeError: Q/K/V must have the same dtype", {"reduced-precision", "backend-constraint"}),
     (
         "[TensorRT-LLM][ERROR] Assertion failed: Size per head is not a multiple of X",
         {"backend-constraint"},
