@@ -40,7 +40,8 @@ _BACKEND = (
     r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers?|cudnn|splash|pallas|"
     r"paged_?attention|"
     r"mem(?:ory)?[_ -]efficient|fused (?:attention|kernel|sdpa)|sdpa_kernel|triton|"
-    r"\bkernel\b|\bsm_?[89]\d\b|\btpu\b|\bis_sm_?\d+x?\w*|efficient_attention)"
+    r"\bkernel\b(?! errors might be asynchronously)|"  # not PyTorch's note on every CUDA error
+    r"\bsm_?[89]\d\b|\btpu\b|\bis_sm_?\d+x?\w*|efficient_attention)"
 )
 _REFUSES = (
     r"(?:not (?:yet )?support|only supports?|n't support|does not support|unsupported|"
@@ -934,7 +935,7 @@ CONCEPTS: tuple[Rule, ...] = (
         "no attention mask was passed: padded positions are attended as if they were text",
     ),
     Rule(
-        r"device-side assert(?:ion)? triggered",
+        r"device-side assert(?:ion)? triggered|cuda runtime error \(59\)\W{0,4}device-side assert",
         ("token-out-of-range", "position-out-of-range"),
         "a CUDA device-side assert in attention code is most often an embedding index out of "
         "range (a token id >= vocab size, a position >= the table); rerun on CPU to see it",

@@ -2072,3 +2072,25 @@ def test_no_available_kernel_stays_a_backend_constraint() -> None:
     answers = diagnose("RuntimeError: No available kernel. Aborting execution.", top=1)
     assert answers, "SDPA's refusal is attention's"
     assert "backend-constraint" in answers[0].case.tags
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "RuntimeError: cuda runtime error (59) : device-side assert triggered at "
+        "/pytorch/aten/src/THC/generic/THCTensorMath.cu:26",
+        "RuntimeError: CUDA error: device-side assert triggered\nCUDA kernel errors might be "
+        "asynchronously reported at some other API call, so the stacktrace below might be "
+        "incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1.",
+    ],
+)
+def test_a_device_side_assert_is_a_token_or_a_position_not_a_kernel(message: str) -> None:
+    """The assert cannot say which table was indexed past its end: both are answered.
+
+    PyTorch appends "CUDA kernel errors might be asynchronously reported" to every CUDA
+    error; that sentence names no fused attention kernel.
+    """
+    tags = [set(m.case.tags) for m in diagnose(message, top=3)]
+    assert any("token-out-of-range" in t for t in tags)
+    assert any("position-out-of-range" in t for t in tags)
+    assert not any("backend-constraint" in t for t in tags)
