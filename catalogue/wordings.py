@@ -213,6 +213,16 @@ RULES: tuple[Rule, ...] = (
         "an embedding lookup with an index past the table: a token id >= vocab size (or a "
         "-100/-1 pad id), or a position >= the position table's length",
     ),
+    Rule(  # an index error beside the vocabulary's size, or a token id said out of range
+        r"\bindex out of range\b.{0,300}\bvocab(?:ulary)?[ _]?sizes?\b|"
+        r"\bvocab(?:ulary)?[ _]?sizes?\b.{0,300}\bindex out of range\b|"
+        r"\btoken[ _]?ids? (?:-?\d+ )?(?:is )?out of (?:range|bounds)",
+        ("token-out-of-range", "position-out-of-range"),
+        "an index past the embedding table beside the vocabulary's size: a token id >= "
+        "vocab_size (a token added to the tokenizer, or a config's id, without "
+        "resize_token_embeddings)",
+        weight=1.2,
+    ),
     Rule(
         rf"index {_N} is out of bounds for (?:axis|dimension) {_N} with size {_N}",
         ("position-out-of-range", "token-out-of-range", "ragged-lengths", "kv-cache"),

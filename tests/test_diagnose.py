@@ -2094,3 +2094,20 @@ def test_a_device_side_assert_is_a_token_or_a_position_not_a_kernel(message: str
     assert any("token-out-of-range" in t for t in tags)
     assert any("position-out-of-range" in t for t in tags)
     assert not any("backend-constraint" in t for t in tags)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'I get "IndexError: index out of range" at the first forward; the config says '
+        '"pad_token_id": 50000 and "vocab_size": 50000',
+        "after adding two special tokens the vocab size of the model is still 32000 and "
+        "training stops with index out of range",
+        "ValueError: token id 64001 is out of range for the embedding",
+    ],
+)
+def test_an_index_error_beside_the_vocabulary_size_is_a_token_id(message: str) -> None:
+    """A bare "index out of range" next to vocab_size: a token id past the embedding."""
+    answers = diagnose(message, top=3)
+    assert answers
+    assert "token-out-of-range" in answers[0].case.tags
