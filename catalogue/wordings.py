@@ -577,6 +577,17 @@ RULES: tuple[Rule, ...] = (
         "a fused attention kernel refuses this call (head size, dtype, GPU, mask or "
         "dropout): the math path runs it",
     ),
+    Rule(  # anomaly mode's "Function '{node}' returned nan values in its {i}th output."
+        # naming a fused attention kernel's backward (SDPA's efficient, flash and cuDNN
+        # kernels, flash-attn's FlashAttnFunc, Transformer Engine's FusedAttnFunc)
+        r"Function '\w*(?:flash|fused|efficient|cudnn|xformers?|triton|memeff|sdpa|"
+        r"ScaledDotProduct)\w*Backward\w*' returned (?:nan|inf)",
+        ("backend-constraint", "fully-masked-row", "fp16-overflow"),
+        "NaN out of a fused attention kernel's backward: the kernel's own handling (rows "
+        "with every key masked, half-precision range) differs from the math path; rerun "
+        "the step with the math backend to tell a kernel issue from your inputs",
+        weight=1.2,
+    ),
     Rule(  # a kernel's own size check, quoted without the kernel's name: flash-attn's
         # "only supports head dimension at most 256", Pallas' "kv_seq_len=... should be
         # divisible by block_k_major=...", Triton tutorials' "N_CTX must be divisible by

@@ -2111,3 +2111,21 @@ def test_an_index_error_beside_the_vocabulary_size_is_a_token_id(message: str) -
     answers = diagnose(message, top=3)
     assert answers
     assert "token-out-of-range" in answers[0].case.tags
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        "ScaledDotProductEfficientAttentionBackward0",
+        "ScaledDotProductCudnnAttentionBackward0",
+        "FlashAttnVarlenFuncBackward",
+    ],
+)
+def test_anomaly_mode_naming_a_fused_kernel_backward_is_a_backend_first(node: str) -> None:
+    """PyTorch's anomaly-mode wording, with a fused attention kernel's autograd node."""
+    message = f"RuntimeError: Function '{node}' returned nan values in its 1th output."
+    answers = diagnose(message, top=3)
+    assert answers
+    assert "backend-constraint" in answers[0].case.tags
+    plain = diagnose("RuntimeError: Function 'MulBackward0' returned nan values in its 1th output.")
+    assert all("backend-constraint" not in m.case.tags for m in plain[:1])
