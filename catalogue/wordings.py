@@ -577,6 +577,20 @@ RULES: tuple[Rule, ...] = (
         "a fused attention kernel refuses this call (head size, dtype, GPU, mask or "
         "dropout): the math path runs it",
     ),
+    Rule(  # a kernel's 32-bit index arithmetic past 2^31 elements: PyTorch's
+        # "bias_4d_view.stride(0) overflows", SageAttention's "tensor strides exceed int32
+        # range", int32 offset overflows reported in SDPA's, MLX's and Triton kernels
+        r"\.stride\(\d\) overflows|\bstrides? exceeds? (?:the )?int32|canUse32BitIndexMath|"
+        r"\b(?:int32|32.bit|int_?max|integer|index|offset|stride)s?\b[^.\n]{0,30}\boverflow|"
+        r"\boverflows? (?:of )?(?:the )?(?:int32|32.bit|int_?max)\b|"
+        r"\b(?:elements?|numel|tokens?|rows?)\b[^.\n]{0,20}(?:>=?|exceeds?|more than|past) "
+        r"2(?:\^|\*\*)3[12]\b",
+        ("backend-constraint", "memory-blowup"),
+        "a kernel's 32-bit index arithmetic: past 2^31 elements (batch x heads x length x "
+        "length for a mask or bias) an offset wraps; split the batch or the length, or use "
+        "another backend",
+        weight=1.2,
+    ),
     Rule(  # anomaly mode's "Function '{node}' returned nan values in its {i}th output."
         # naming a fused attention kernel's backward (SDPA's efficient, flash and cuDNN
         # kernels, flash-attn's FlashAttnFunc, Transformer Engine's FusedAttnFunc)

@@ -2129,3 +2129,21 @@ def test_anomaly_mode_naming_a_fused_kernel_backward_is_a_backend_first(node: st
     assert "backend-constraint" in answers[0].case.tags
     plain = diagnose("RuntimeError: Function 'MulBackward0' returned nan values in its 1th output.")
     assert all("backend-constraint" not in m.case.tags for m in plain[:1])
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "RuntimeError: bias_4d_view.stride(0) overflows",
+        "OverflowError: my_kernel: tensor strides exceed int32 range; reduce batch/seq/head "
+        "dimensions",
+        "the fused attention output is wrong past row 40000: looks like an int32 offset overflow "
+        "in the mask indexing",
+    ],
+)
+def test_a_32_bit_index_overflow_is_a_kernel_limit_not_a_float_overflow(message: str) -> None:
+    """Integer index arithmetic wrapping past 2^31 is the kernel's limit, not fp16's range."""
+    answers = diagnose(message, top=3)
+    assert answers
+    assert {"backend-constraint", "memory-blowup"} & set(answers[0].case.tags)
+    assert "softmax-overflow" not in answers[0].case.tags
