@@ -688,7 +688,12 @@ RULES: tuple[Rule, ...] = (
         "start where the tokens do",
     ),
     Rule(
-        r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|cannot allocate",
+        r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|cannot allocate|"
+        # "this will try to allocate 720gb", "a crazy allocation for large tensor sizes",
+        # PyTorch's CPU allocator: "not enough memory: you tried to allocate N bytes"
+        r"\b(?:tr(?:y|ies|ied|ying)|attempt(?:s|ed|ing)?|going|will) to allocate\b|"
+        r"not enough memory|"
+        r"\b(?:crazy|huge|massive|enormous|giant) (?:memory )?allocations?\b",
         ("memory-blowup",),
         "memory: an (L, S) mask or bias materialised at the maximum length",
     ),
@@ -1706,7 +1711,9 @@ def english(text: str) -> str:
 
 
 MEMORY = re.compile(
-    r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|(?:cannot|can't) allocate",
+    r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|(?:cannot|can't) allocate|"
+    r"\b(?:tr(?:y|ies|ied|ying)|attempt(?:s|ed|ing)?|going|will) to allocate\b|not enough memory|"
+    r"\b(?:crazy|huge|massive|enormous|giant) (?:memory )?allocations?\b",
     re.IGNORECASE,
 )
 """Running out of memory: attention's evidence only next to an attention word or a shape."""

@@ -2147,3 +2147,20 @@ def test_a_32_bit_index_overflow_is_a_kernel_limit_not_a_float_overflow(message:
     assert answers
     assert {"backend-constraint", "memory-blowup"} & set(answers[0].case.tags)
     assert "softmax-overflow" not in answers[0].case.tags
+
+
+def test_a_cpu_allocation_failure_is_attention_memory_only_beside_attention() -> None:
+    """PyTorch's CPU allocator wording: the scores' (L, S) memory only next to attention."""
+    error = (
+        "RuntimeError: [enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not "
+        "enough memory: you tried to allocate 34359738368 bytes."
+    )
+    assert diagnose(error) == []
+    beside = diagnose(f"scores = torch.matmul(q, k.transpose(-2, -1)) {error}", top=3)
+    assert beside
+    assert "memory-blowup" in beside[0].case.tags
+    report = diagnose(
+        "building the 4-D mask for a 150k-token input will try to allocate 500 GB", top=3
+    )
+    assert report
+    assert "memory-blowup" in report[0].case.tags
