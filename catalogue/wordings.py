@@ -341,6 +341,16 @@ RULES: tuple[Rule, ...] = (
         ("mask-missing",),
         "padding or future positions that are never masked",
     ),
+    Rule(  # a padding mask that keeps everything: "the attention_mask turns out to be all
+        # True", "always returns array of ones", "all values set to 1", "padded with 1"
+        r"\b(?:attention[_ ])?masks?`?\b[^.\n]{0,50}\b(?:all|always|only|full of|filled with|"
+        r"array of|(?:values? )?set to|padded with) (?:\w+ )?(?:ones|true|1s?)\b",
+        ("mask-missing", "mask-polarity"),
+        "a padding mask that keeps every position (all ones / all True): the pads are "
+        "attended as if they were text; build it from the real lengths, or from input_ids "
+        "!= the pad id the batch was really padded with",
+        weight=1.0,
+    ),
     Rule(
         r"Sizes of tensors must match except in dimension|all the input array dimensions "
         r"except for the concatenation axis must match|ConcatOp : Dimension|"

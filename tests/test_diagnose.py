@@ -2164,3 +2164,17 @@ def test_a_cpu_allocation_failure_is_attention_memory_only_beside_attention() ->
     )
     assert report
     assert "memory-blowup" in report[0].case.tags
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "the collator pads input_ids itself, so the attention_mask ends up all True for every row",
+        "my tokenizer wrapper always gives an attention mask array of ones, even when padded",
+    ],
+)
+def test_a_padding_mask_of_all_ones_is_a_missing_mask(message: str) -> None:
+    """A mask that keeps every position masks nothing: the pads are attended."""
+    answers = diagnose(message, top=3)
+    assert answers
+    assert "mask-missing" in answers[0].case.tags
