@@ -1644,7 +1644,10 @@ OUTSIDE = re.compile(
     # be not installed", "xFormers not available", "only supported on CUDA 11.6 and above"
     r"\bnot installed\b|^\s*[\w.-]+ (?:is )?not available\.?\s*$|"
     r"is not available, some optimizations|only supported (?:on|with) CUDA \d|"
-    r"requires CUDA \d+(?:\.\d+)? or (?:higher|above|newer|later)",
+    r"requires CUDA \d+(?:\.\d+)? or (?:higher|above|newer|later)|"
+    # a build without CUDA: "xFormers wasn't build with CUDA support", "Torch not compiled
+    # with CUDA enabled"
+    r"(?:wasn't|was not|\bnot|isn't|is not) (?:built|build|compiled) with CUDA",
     re.IGNORECASE | re.MULTILINE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of

@@ -50,7 +50,7 @@ def test_tuning_messages_are_labelled_and_found() -> None:
 
 
 def test_messages_from_outside_attention_get_no_case() -> None:
-    # tests/data/diagnose_outside_ambiguous.json keeps apart 4 round-4 held-out messages
+    # tests/data/diagnose_outside_ambiguous.json keeps apart 5 held-out messages (rounds 4-5)
     # whose cause lay outside attention but whose words are attention's own (a float16
     # overflow, a width mismatch of a MatMul named AttentionDecoder, ...): nothing in
     # them tells the two apart, so they are not required to get no case
@@ -316,28 +316,28 @@ def test_refattn_errors_lead_to_the_case_they_name(
 def test_heldout_accuracy_is_measured_on_threads_the_rules_never_saw() -> None:
     tuning_sources = {e["source"] for e in json.loads(TUNING.read_text())}
     entries = json.loads(HELDOUT.read_text())
-    assert len(entries) >= 60
+    assert len(entries) >= 40
     assert not {e["source"] for e in entries} & tuning_sources
     print(table(entries))
     _count, top1, top3 = accuracy(entries)["all"]
-    # Round 5 (62 messages), measured once with the rules frozen (a1e5732) before anyone
-    # who wrote them saw the set (45 / 62 first, 50 / 62 in the first three): a floor
+    # Round 6 (40 messages), measured once with the rules frozen (4e0da8a) before anyone
+    # who wrote them saw the set (25 / 40 first, 31 / 40 in the first three): a floor
     # against regressions, not a target (the issue asks for 75 % / 90 %).
-    assert top3 >= 50 / 62
-    assert top1 >= 45 / 62
+    assert top3 >= 31 / 40
+    assert top1 >= 25 / 40
 
 
 def test_heldout_outside_messages_mostly_get_no_case() -> None:
-    # 11 messages from outside attention collected with the round-5 set, never tuned on.
-    # Measured once with the rules frozen (a1e5732): 8 get no case; the 3 that do are two
-    # xFormers refusals ("xFormers wasn't build with CUDA support": a broken install, read
-    # as a kernel constraint) and a data collator's attention-mask reshape whose message
-    # reads as attention's own.
+    # 11 messages from outside attention collected with the round-6 set, never tuned on.
+    # Measured once with the rules frozen (4e0da8a): 3 get no case. Of the 8 answered,
+    # several have attention's own words (NaN from scaled_dot_product_attention in fp16,
+    # weights that do not sum to one under dropout, a state-dict size mismatch of an
+    # attention table); two are xFormers' "No operator found" from a broken install.
     # A floor against regressions: the issue wants none answered.
     entries = json.loads((OUTSIDE.parent / "diagnose_outside_heldout.json").read_text())
     answered = [e["message"] for e in entries if diagnose(e["message"])]
     assert len(entries) == 11
-    assert len(answered) <= 3, answered
+    assert len(answered) <= 8, answered
 
 
 def test_cli_says_when_no_case_explains_a_message() -> None:
@@ -427,6 +427,8 @@ def test_the_issue_examples_get_their_family_first(message: str, family: str) ->
         "ValueError: Tokenizer class LlamaTokenizerFast does not exist or is not currently "
         "imported.",
         "ImportError: cannot import name 'scaled_dot_product_attention' from 'torch.nn.functional'",
+        "AssertionError: Torch not compiled with CUDA enabled",
+        "`cutlassF` is not supported because:\n    xFormers was not built with CUDA support",
     ],
 )
 def test_other_errors_from_outside_attention_get_no_case(message: str) -> None:
@@ -479,7 +481,7 @@ def test_min_score_lies_between_outside_and_labelled_messages() -> None:
     finally:
         module.MIN_SCORE = threshold
     reached = [bool(found) and found[0].score > threshold for found in inside_best]
-    # 15 of the 619 tuning reports hold no evidence diagnose can read ("produce incorrect
+    # 15 of the 681 tuning reports hold no evidence diagnose can read ("produce incorrect
     # output on image inputs", "the code example does not work", an einsum whose
     # weight layout is only described in prose): they stay below the threshold
     assert sum(reached) >= 0.97 * len(labelled), len(labelled) - sum(reached)
