@@ -599,7 +599,7 @@ result without an error, a silent case for a traceback) keeps this share of its 
 
 _ERROR = re.compile(
     r"\b\w*(?:Error|Exception)\b|Traceback|\braise[sd]?\b|\bthrows?\b|\bassert\w*|\bcrash\w*|"
-    r"\bfail(?:s|ed)? with\b|\berrors?\b|\bCheck failed\b|\bfailed\b",
+    r"\bfail(?:s|ed)? with\b|\berrors?\b|\bCheck failed\b|\bfailed\b|\bAborting execution\b",
     re.IGNORECASE,
 )
 _NAN = re.compile(r"\bnans?\b|\binf\b|not a number", re.IGNORECASE)

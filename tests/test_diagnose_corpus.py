@@ -42,6 +42,10 @@ NO_SIZES = {
     ),
     "einsum_wrong_subscripts": "the numbers are ranks (2 subscripts, 4 dimensions), not sizes",
     "float_mask_dtype_differs_from_query": "a dtype message without a number",
+    "fused_kernel_refuses_the_call": (
+        "added after the corpus was generated; PyTorch, JAX and TensorFlow refuse without a "
+        "number ('No available kernel', 'cuDNN is not detected')"
+    ),
     "heads_merged_without_transpose": "'view size is not compatible...': no number",
     "int_mask_as_index": "TensorFlow only, item assignment on an EagerTensor: no number",
     "minus_1e9_in_float16": "'value cannot be converted to type c10::Half': no size",
