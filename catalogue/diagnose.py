@@ -37,7 +37,7 @@ memory with no attention word anywhere is outside attention, like a missing modu
 
 The cases' searchable fields are read from ``diagnose_index.json`` beside this module
 when it matches the case modules' sources (a hash per module), so answering does not
-import the 73 case modules; ``python -m catalogue.diagnose --write-index`` rewrites it.
+import the case modules; ``python -m catalogue.diagnose --write-index`` rewrites it.
 """
 
 from __future__ import annotations

@@ -795,7 +795,7 @@ def _diagnose_page() -> str:
         "(32 query heads against 8) keep its cases together.",
         "",
         "`--json` prints a list, best first, of objects with `id`, `title`, `tags`, "
-        "`score`, `why`, `fix` and `page`. Answering does not import the 73 case modules: "
+        "`score`, `why`, `fix` and `page`. Answering does not import the case modules: "
         "their searchable fields are read from `catalogue/diagnose_index.json`, used only "
         "while it matches the modules' sources (the `--write-index` option of "
         "`catalogue/diagnose.py` rewrites it in a checkout), and a pattern is compiled "
