@@ -65,6 +65,8 @@ import numpy as np
 
 from refattn import attention
 
+from ._common import softmax
+
 KIND = "exception"
 EXPECTED = RuntimeError
 MATCH = r"tiled kernel supports one head size in \(8, 16\) for q, k and v; got q/k 8, v 16"
@@ -135,9 +137,7 @@ def _tiled_kernel(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def _math(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The plain path: any head sizes, any length."""
-    scores = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])
-    weights = np.exp(scores - scores.max(-1, keepdims=True))
-    return weights / weights.sum(-1, keepdims=True) @ v
+    return softmax(q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])) @ v
 
 
 # --8<-- [start:broken]
