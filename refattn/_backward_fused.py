@@ -68,6 +68,9 @@ _WIDE_ROWS = 128  # rows per kernel block at or below which the backward cuts fo
 _KEEP_BYTES = 4 << 20
 _FRESH_BYTES = 1 << 15  # below this, scratch is simply allocated
 _SCRATCH = threading.local()
+_NORMAL_EXPONENT = -64.0  # a removed pair's stand-in while exp2 runs: 2**-64 is a normal float32
+# a block's causal / window / length band: its part of the logits and the removed pairs in it
+_Band = tuple[FloatArray, npt.NDArray[np.bool_]]
 # scratch slots: the block, dP, the bound's keys and queries, dO / t, its scaled copy, dV, dK
 _BLOCK, _SECOND, _KEYS, _QUERIES, _D_VALUE, _D_SCALED, _D_V, _D_K = range(8)
 
@@ -310,11 +313,12 @@ def run_backward(
 
     def _logits(
         task: _kernel.Task, q: FloatArray, key: FloatArray, buffer: FloatArray
-    ) -> tuple[FloatArray, FloatArray | None, bool]:
+    ) -> tuple[FloatArray, FloatArray | None, bool, _Band | None]:
         """Logits of ``task`` in ``buffer``, as ``(h, width, rows)``; the softcap's tanh too.
 
         ``q (h, rows, D)`` and ``key (h, width, D)`` unscaled. The flag says the logits
-        are ``log2(e) * (logit - bound)`` instead, ready for exp2.
+        are ``log2(e) * (logit - bound)`` instead, ready for exp2. Last, the band this
+        function set to -inf (:func:`_mask_band`), None when it set none.
         """
         heads, rows, width = q.shape[0], q.shape[1], key.shape[1]
         if rich:  # laid out (h, rows, width) by the kernel; the view is transposed
@@ -329,28 +333,30 @@ def run_backward(
                 operands=(scaled_q, scaled_k.transpose(0, 2, 1)),
             )
             tanh_t = None if tanh is None else tanh.reshape(by_rows.shape).transpose(0, 2, 1)
-            return by_rows.transpose(0, 2, 1), tanh_t, False
+            return by_rows.transpose(0, 2, 1), tanh_t, False, None
         flat = buffer[: heads * rows * width].reshape(heads, width, rows)
         if bounds is not None and bounds.shifted_logits(task, q, key, flat):
-            _mask_band(task, flat)
-            return flat, None, True
+            return flat, None, True, _mask_band(task, flat)
         scaled_k = key if q_only else key * k_factor
         np.matmul(scaled_k, (q * q_factor).transpose(0, 2, 1), out=flat)  # einsums.SCORES
-        _mask_band(task, flat)
-        return flat, None, False
+        return flat, None, False, _mask_band(task, flat)
 
-    def _mask_band(task: _kernel.Task, flat: FloatArray) -> None:
-        """-inf where causal alignment, window or query lengths remove a pair of ``flat``."""
+    def _mask_band(task: _kernel.Task, flat: FloatArray) -> _Band | None:
+        """-inf where causal alignment, window or query lengths remove a pair of ``flat``.
+
+        Returns the band's part of ``flat``, ``(h, columns, G, r1 - r0)``, and where in it
+        pairs were removed, ``(columns, 1, r1 - r0)``; None when no pair was.
+        """
         n, r0, r1, lo, hi = task.n, task.r0, task.r1, task.lo, task.hi
         band = _kernel._structural_band(plan, n, r0, r1, lo, hi)
-        if band is not None:
-            c0, removed = band  # (r1 - r0, columns c0 ..)
-            by_group = flat.reshape(flat.shape[0], hi - lo, -1, r1 - r0)
-            np.copyto(
-                by_group[:, c0 - lo : c0 - lo + removed.shape[1]],
-                -np.inf,
-                where=removed.T[:, None, :],
-            )
+        if band is None:
+            return None
+        c0, removed = band  # (r1 - r0, columns c0 ..)
+        by_group = flat.reshape(flat.shape[0], hi - lo, -1, r1 - r0)
+        part = by_group[:, c0 - lo : c0 - lo + removed.shape[1]]
+        where = removed.T[:, None, :]
+        np.copyto(part, -np.inf, where=where)
+        return part, where
 
     def body(task: _kernel.Task, given: FloatArray) -> None:
         n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
@@ -374,7 +380,7 @@ def run_backward(
         buffer = given if large else _scratch(_BLOCK, size, dtype, call)
         # the block is (h, width, rows): held so when the logits are ours (BLAS runs these
         # shapes faster), a transposed view of the kernel's (h, rows, width) otherwise
-        flat, tanh, ready = _logits(task, q, key, buffer)
+        flat, tanh, ready, band = _logits(task, q, key, buffer)
         reads = None  # allowed pairs of poisoned rows, (h, width, rows)
         if poisoned is not None and nan_keys is not None:
             bad_rows = poisoned[where].reshape(heads, 1, rows)
@@ -391,7 +397,11 @@ def run_backward(
             shift[np.isneginf(shift)] = 0
             flat -= shift
             flat *= flat.dtype.type(_kernel.LOG2E)
+        if band is not None:  # NumPy's exp2 is ~10x slower on lanes that underflow (-inf)
+            np.copyto(band[0], _NORMAL_EXPONENT, where=band[1])
         e = np.exp2(flat, out=flat)  # (h, width, rows)
+        if band is not None:
+            np.copyto(band[0], 0, where=band[1])  # what exp2(-inf) gives
         total = np.matmul(ones[:width], e)  # (h, rows)
         if sink_t is not None:
             sink_share = np.exp(sink_t - shift)[:, 0]  # 0 for a -inf sink

@@ -313,3 +313,39 @@ def test_rows_of_many_keys_are_cut_for_half_of_them(dtype: type) -> None:
     for mine, leaf in zip(got[:3], (tq, tk, tv), strict=True):
         assert leaf.grad is not None
         np.testing.assert_allclose(mine, leaf.grad.numpy(), rtol=rtol, atol=atol)
+
+
+def test_removed_pairs_weigh_nothing_beside_the_smallest_allowed_weights() -> None:
+    """Causal rows whose every allowed logit is ``-b``: each weight is ``exp(-2b) ~ 1e-25``.
+
+    Query rows 0..127 point away from keys 0..127 and towards keys 128..255, which the
+    causal mask removes; with ``b = 28.8`` they shift by their bound. Their softmax is
+    uniform over the keys they may see, however small each ``exp`` is, so a removed pair
+    holding anything but an exact 0 after the exponential would swamp it (torch float64
+    autograd is the reference).
+    """
+    length, dim, c = 256, 64, 3.6
+    u = np.ones(dim)
+    k = np.concatenate([np.tile(u, (length // 2, 1)), np.tile(-u, (length // 2, 1))])
+    q = np.tile(-c * u, (length, 1))  # b = |q| |k| / sqrt(D) = c * D / 8 = 28.8
+    rng = np.random.default_rng(11)
+    v = rng.standard_normal((length, dim))
+    grad = rng.standard_normal((length, dim))
+    tq, tk, tv = (torch.tensor(x[None, None], requires_grad=True) for x in (q, k, v))
+    out: Any = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
+    out.backward(torch.tensor(grad[None, None]))
+    taken: list[bool] = []
+    original = _backward_fused._Bounds.shifted_logits
+
+    def spy(self: Any, *args: Any) -> bool:
+        taken.append(original(self, *args))
+        return taken[-1]
+
+    f32 = [x[None, None].astype(np.float32) for x in (grad, q, k, v)]
+    with mock.patch.object(_backward_fused._Bounds, "shifted_logits", spy):
+        got = _fused(*f32, causal="top_left")
+    assert taken
+    assert all(taken)
+    for name, mine, leaf in zip(("query", "key", "value"), got[:3], (tq, tk, tv), strict=True):
+        assert leaf.grad is not None
+        np.testing.assert_allclose(mine, leaf.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
