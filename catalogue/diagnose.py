@@ -79,6 +79,7 @@ from .wordings import (
     LONG_INPUT,
     MEMORY,
     OUTSIDE,
+    OUTSIDE_ANYWHERE,
     RULES,
     SHAPE_OR_MASK,
     STOP_WORDS,
@@ -391,7 +392,9 @@ class _Hit:
 def _rule_hits(text: str) -> list[_Hit]:
     """The evidence of the wording: the size reading, then the rules, then the concepts."""
     lowered = text.lower()
-    hits = []
+    hits: list[_Hit] = []
+    if _checkpoint_config(text):  # a checkpoint of another config: its sizes are no evidence
+        return hits
     for read in (
         named_reading,
         jax_shape_reading,
@@ -445,10 +448,34 @@ def _outside(text: str) -> bool:
     rest = MEMORY.sub(" ", text)
     if MEMORY.search(text) and not (ATTENTION_WORDS.search(rest) or LONG_INPUT.search(rest)):
         return True
+    if OUTSIDE_ANYWHERE.search(text) or _checkpoint_config(text):
+        return True
     if len(text) > 300:
         errors = re.findall(r"^\s*[\w.]*(?:Error|Exception|Warning)\b:?.*$", text, re.MULTILINE)
         text = errors[-1] if errors else text[:300]  # a log line (no Error:) starts it
     return bool(OUTSIDE.search(text))
+
+
+_MISMATCH = re.compile(r"size mismatch for ([\w.]+): copying a param with shape")
+_ATTENTION_PARAM = re.compile(
+    r"(?:^|[._])(?:[qkvo]_?proj|qkv\w*|c_attn|in_proj\w*|out_proj|query|key|value|w[qkvo]|"
+    r"(?:self_)?attn|attention|\w*proj)\.(?:weight|bias)$|"
+    r"position|rotary|\bwpe\b|pos_emb|embed_tokens|word_embeddings|\bwte\b",
+    re.IGNORECASE,
+)
+
+
+def _checkpoint_config(text: str) -> bool:
+    """A checkpoint of another configuration: no mismatched parameter is attention's.
+
+    PyTorch's ``size mismatch for NAME: copying a param with shape A from checkpoint, the
+    shape in current model is B`` (``Module.load_state_dict``) for a buffer or table such as
+    Swin's ``relative_coords_table``, a norm or a classifier: the model was built with
+    other hyper-parameters than the checkpoint (window size, classes), not an attention
+    mistake. A query/key/value/output projection or a position table keeps its reading.
+    """
+    names = _MISMATCH.findall(text)
+    return bool(names) and not any(_ATTENTION_PARAM.search(name) for name in names)
 
 
 def _symptom_score(text_words: frozenset[str], card: CaseCard) -> tuple[float, str]:

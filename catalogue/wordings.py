@@ -688,6 +688,17 @@ RULES: tuple[Rule, ...] = (
         ("layout-confusion",),
         "batch-first input read as sequence-first (or the reverse)",
     ),
+    Rule(  # the batch axis said to sit in another place, or attention mixing batch elements
+        r"\bbatch(?: size| dim\w*| axis)?\b[^.]{0,50}\b(?:first|second|1st|2nd|last|"
+        r"leading|wrong|other) (?:dim\w*|axis|position|place)|"
+        r"(?:mix\w*|leak\w*|shar\w*) (?:information|tokens?|context) (?:\w+ ){0,2}across "
+        r"(?:\w+ ){0,3}(?:batch|samples|examples|sequences)|"
+        r"treated as (?:\w+ )?batch (?:elements|items|samples|entries)",
+        ("layout-confusion", "batch-mismatch"),
+        "the batch axis is not where the layer reads it: attention runs along the batch "
+        "(examples mix) and treats the sequence as independent examples",
+        weight=1.1,
+    ),
     Rule(
         r"\bposition_?ids?\b|\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
         r"\bpos(?:ition(?:al)?)?_(?:emb\w*|enc\w*|ids?)\b|"
@@ -983,6 +994,23 @@ CONCEPTS: tuple[Rule, ...] = (
         r"provided|given)|without (?:an |the )?attention_mask|no attention_mask",
         ("mask-missing", "positions"),
         "no attention mask was passed: padded positions are attended as if they were text",
+    ),
+    Rule(  # PyTorch's CUDA gather/index kernels' asserts (IndexKernel.cu, ScatterGatherKernel.cu)
+        r"\"index out of bounds\"|-sizes\[i\] <= index|index >= -sizes\[i\]|"
+        r"idx_dim >= 0 && idx_dim < index_size|Expected 0 <= idx_dim|IndexKernel\.cu|"
+        r"ScatterGatherKernel\.cu",
+        ("position-out-of-range", "token-out-of-range", "kv-cache"),
+        "a CUDA indexing kernel's assert: an index past the axis it gathers from, most often "
+        "a position (or a cache slot) past its table, or a token id past the vocabulary",
+    ),
+    Rule(  # an index error told in words, not a list's or a tuple's
+        r"(?<!list )(?<!tuple )(?<!string )\bindex (?:is |was |goes |getting )?out of "
+        r"(?:range|bounds)\b(?! in self)(?! at\b)(?! for (?:axis|dim))",
+        ("token-out-of-range", "position-out-of-range"),
+        "an index past an embedding table: a token id >= vocab size, or a position >= the "
+        "position table's length",
+        fallback=True,
+        weight=0.9,
     ),
     Rule(
         r"device-side assert(?:ion)? triggered|cuda runtime error \(59\)\W{0,4}device-side assert",
@@ -1647,12 +1675,25 @@ OUTSIDE = re.compile(
     r"requires CUDA \d+(?:\.\d+)? or (?:higher|above|newer|later)|"
     # a build without CUDA: "xFormers wasn't build with CUDA support", "Torch not compiled
     # with CUDA enabled"
-    r"(?:wasn't|was not|\bnot|isn't|is not) (?:built|build|compiled) with CUDA",
+    r"(?:wasn't|was not|\bnot|isn't|is not) (?:built|build|compiled) with CUDA|"
+    # torch.stack in a data collator: sequences of other lengths in one batch ("stack
+    # expects each tensor to be equal size, but got [51] at entry 0 and [55] at entry 1")
+    r"stack expects each tensor to be equal size, but got \[\d+\] at entry",
     re.IGNORECASE | re.MULTILINE,
 )
 """Errors from outside attention code (installing, files, drivers, the network, an API of
 another version, a CUDA or cuDNN library of another version than the build's): when the
 error itself is one of these, only the sizes it quotes count."""
+
+OUTSIDE_ANYWHERE = re.compile(
+    r"(?:wasn't|was not|isn't|is not) (?:built|build|compiled) with CUDA|"
+    r"Torch not compiled with CUDA enabled|can(?:'t|not) load (?:the )?C\+\+(?:/CUDA)? "
+    r"extensions?",
+    re.IGNORECASE,
+)
+"""A build that cannot run a kernel at all (xFormers' "`cutlassF` is not supported because:
+xFormers wasn't build with CUDA support", its "can't load C++/CUDA extensions"): anywhere in
+a long report, every refusal it lists follows from the install, not from attention."""
 
 TRANSLATIONS: tuple[tuple[str, str], ...] = (
     ("掩码", " mask "),
