@@ -626,14 +626,18 @@ result without an error, a silent case for a traceback) keeps this share of its 
 
 _ERROR = re.compile(
     r"\b\w*(?:Error|Exception)\b|Traceback|\braise[sd]?\b|\bthrows?\b|\bassert\w*|\bcrash\w*|"
-    r"\bfail(?:s|ed)? with\b|\berrors?\b|\bCheck failed\b|\bfailed\b|\bAborting execution\b",
+    r"\bfail(?:s|ed)? with\b|\berrors?\b|\bCheck failed\b|\bfailed\b|\bAborting execution\b|"
+    # running out of memory stops the program (OutOfMemoryError, RESOURCE_EXHAUSTED)
+    r"\bout of memory\b|\bOOMs?\b|\bRESOURCE_EXHAUSTED\b",
     re.IGNORECASE,
 )
 _NAN = re.compile(r"\bnans?\b|\binf\b|not a number", re.IGNORECASE)
 _WARNING = re.compile(r"\b\w*Warning\b")
 _SILENT = re.compile(
     r"\bsilent(?:ly)?\b|without (?:\w+ ){0,2}(?:an? |any )?(?:errors?|exceptions?|warnings?)\b|"
-    r"\bdoes(?:n't| not) (?:raise|throw|crash|error)",
+    r"\bdoes(?:n't| not) (?:raise|throw|crash|error)|"
+    r"\bno (?:errors?|exceptions?|warnings?) (?:is |are |was |were |being )?(?:raised|thrown|"
+    r"shown|reported|given|printed)",
     re.IGNORECASE,
 )
 """A report that says no error was raised ("silently wrong", "without raising an error")."""

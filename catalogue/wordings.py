@@ -678,7 +678,8 @@ RULES: tuple[Rule, ...] = (
         "and its precision",
     ),
     Rule(
-        r"sliding.?window|local attention|window_size|\bwindow\b",
+        r"sliding.?window|local attention|window_size|\bwindow\b|"
+        r"\bwindow_[a-z]\w*|\b[a-z]\w*_window\b",  # WINDOW_LEFT, attention_window
         ("window-size",),
         "a sliding window read in another convention (left/right offsets, a key count "
         "including self, a radius)",
@@ -717,6 +718,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:crazy|huge|massive|enormous|giant) (?:memory )?allocations?\b",
         ("memory-blowup",),
         "memory: an (L, S) mask or bias materialised at the maximum length",
+        weight=1.25,  # the failure reported; a feature named beside it says only where
     ),
     Rule(
         r"must have the same number of dimensions|rank promotion|different ranks?\b|"
@@ -994,6 +996,16 @@ CONCEPTS: tuple[Rule, ...] = (
         r"provided|given)|without (?:an |the )?attention_mask|no attention_mask",
         ("mask-missing", "positions"),
         "no attention mask was passed: padded positions are attended as if they were text",
+    ),
+    Rule(  # a softmax said to be unprotected: no row maximum subtracted before exp
+        r"softmax[^.]{0,40}\bnot (?:numerically )?(?:stable|safe|protected)|"
+        r"\b(?:numerically )?unstable softmax|"
+        r"\bsubs?tract\w* (?:the |its )?(?:row(?:wise|'s)? )?max(?:imum)?\b|"
+        r"\bmax(?:imum)? (?:value )?(?:is |was )?(?:not|never) subs?tracted",
+        ("softmax-overflow", "inf-arithmetic"),
+        "a softmax without its row maximum subtracted: exp of a large logit overflows to inf "
+        "and inf / inf is NaN (softmax(x) = softmax(x - max x) keeps every exp <= 1)",
+        weight=1.2,
     ),
     Rule(  # PyTorch's CUDA gather/index kernels' asserts (IndexKernel.cu, ScatterGatherKernel.cu)
         r"\"index out of bounds\"|-sizes\[i\] <= index|index >= -sizes\[i\]|"
@@ -1369,9 +1381,12 @@ CONCEPTS: tuple[Rule, ...] = (
         "batch-first input read as sequence-first",
     ),
     Rule(  # a fused backend named beside a wrong (not raised) result
+        r"(?:\bsdpa\b|scaled_dot_product_attention)[^.]{0,80}(?:wrong|incorrect|corrupt\w*|"
+        r"garbage|gibberish|inaccura\w*) (?:results?|outputs?|values|generations?)|"
         rf"{_BACKEND}[^.]{{0,120}}(?:wrong|incorrect|corrupt\w*|garbage|gibberish|nans?\b|"
         r"differ\w*|mismatch\w*|(?:loss|drop) (?:of|in) accuracy|accuracy (?:drop|loss)|"
-        r"inaccura\w*)|(?:wrong|incorrect|corrupt\w*|garbage|differ\w*|mismatch\w*|accuracy)"
+        r"inaccura\w*)|(?:wrong|incorrect|corrupt\w*|garbage|differ\w*|mismatch\w*|"
+        r"accuracy (?:drop|loss|degrad\w*)|(?:loss|drop) (?:of|in) accuracy)"
         rf"[^.]{{0,80}}{_BACKEND}|"
         r"\b(?:on|with) (?:an? )?(?:A100|H100|H200|B200|A6000|A10G?|V100|T4|L4|RTX|MI\d{3}|"
         r"sm_?\d{2,3})\b[^.]{0,80}(?:but not|only|wrong|nans?\b|differ\w*|corrupt\w*)",
@@ -1379,7 +1394,7 @@ CONCEPTS: tuple[Rule, ...] = (
         "a fused kernel (flash, memory-efficient, cuDNN) or one GPU gives another result than "
         "the math path on the same inputs: the kernel's own limits (head size, strides, "
         "masks, key/value heads) rather than your attention code",
-        weight=0.75,
+        weight=0.85,
     ),
     Rule(  # quality that falls apart past some length: the rotary table or its scaling
         r"(?:gibberish|garbage|incoherent|nonsense|repeat\w*|degrad\w*|wrong|worse|broken|"
