@@ -70,6 +70,9 @@ _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than
 _FORWARD_COLUMNS = 512  # key columns a forward block is sized for (it walks keys in chunks)
 _EXP2_LOWEST = -86.0  # natural units: log2(e) * -86 > -125, so exp2 stays normal in float32
 _MINIMUM = np.minimum.reduce  # a.min() without its wrapper
+# OpenBLAS sums a product's inner dimension in one pass up to at least this depth: a
+# sum over fewer terms (the trailing ones exact zeros) then rounds as the whole one
+_EXACT_DEPTH = 256
 
 
 @dataclass
@@ -441,11 +444,18 @@ def _block_transposed(
     the logits stay ``(h, width, G * rows)``; the row sums are ``ones . s.T`` and the
     output ``(s.T).T . value``. Unshifted rows need no maximum, so each key chunk's
     weights and sums just add up.
+
+    Where the first half of the rows sees no key past some column inside a chunk (the
+    diagonal of a causal mask), the keys past it are multiplied with the second half
+    only, and the first half's weights there are set to exactly 0: see :func:`_split`.
     """
     n, h0, h1, r0, r1 = task.n, task.h0, task.h1, task.r0, task.r1
     heads, groups, rows = h1 - h0, plan.query.shape[2], r1 - r0
     stacked = groups * rows
     query_t = np.ascontiguousarray(inputs.query.transpose(0, 2, 1))  # (h, D, G * rows)
+    half = rows // 2
+    # keys from `cut` on are removed for every row of the first half
+    cut = _key_range(plan, n, r0, r0 + half, plan.key.shape[2])[1] if half else task.hi
     acc: FloatArray | None = None
     total: FloatArray | None = None
     for start in range(task.lo, task.hi, chunk):
@@ -453,18 +463,18 @@ def _block_transposed(
         width = end - start
         sub = Task(n, h0, h1, r0, r1, start, end, True)
         key = inputs.operands(sub)[1].transpose(0, 2, 1)  # scaled (h, width, D)
+        value = plan.value[n, h0:h1, start:end]
         s_t = buffer[: heads * width * stacked].reshape(heads, width, stacked)
-        np.matmul(key, query_t, out=s_t)  # einsums.SCORES, transposed
+        a = min(max(cut, start), end) - start  # columns [a, width): second half only
         band = _structural_band(plan, n, r0, r1, start, end)
-        if band is not None:
-            c0, removed = band  # (rows, band width)
-            cols = s_t.reshape(heads, width, groups, rows)[
-                :, c0 - start : c0 - start + removed.shape[1]
-            ]
-            np.copyto(cols, -np.inf, where=removed.T[:, None, :])
-        np.exp(s_t, out=s_t)
+        if a >= width or a < _MIN_CHUNK or width - a < _MIN_CHUNK:
+            np.matmul(key, query_t, out=s_t)  # einsums.SCORES, transposed
+            _mask_transposed(s_t, band, start, groups, rows, 0, width, 0)
+            np.exp(s_t, out=s_t)
+            part = np.matmul(s_t.transpose(0, 2, 1), value)  # einsums.MIX
+        else:
+            part = _split(s_t, key, query_t, value, band, start, groups, half, a)
         sums = np.matmul(ones[:width], s_t)  # (h, G * rows)
-        part = np.matmul(s_t.transpose(0, 2, 1), plan.value[n, h0:h1, start:end])  # MIX
         if acc is None or total is None:
             acc, total = part, sums
         else:
@@ -482,6 +492,74 @@ def _block_transposed(
             _block(plan, res, (plan.query, plan.key), shifted, buffer, ones, None, inputs)
         return
     _finish(plan, res, task, acc, total, None)
+
+
+def _mask_transposed(
+    s_t: FloatArray,
+    band: tuple[int, npt.NDArray[np.bool_]] | None,
+    start: int,
+    groups: int,
+    rows: int,
+    c0: int,
+    c1: int,
+    first: int,
+) -> None:
+    """``-inf`` where ``band`` removes pairs, in columns ``[c0, c1)`` and rows from ``first``.
+
+    ``s_t (h, width, G * rows)`` holds the transposed logits of key columns from ``start``;
+    ``band`` is :func:`_structural_band`'s ``(first column, removed (rows, band width))``.
+    """
+    if band is None:
+        return
+    b0, removed = band
+    lo, hi = max(c0, b0 - start), min(c1, b0 - start + removed.shape[1])
+    if lo >= hi:
+        return
+    cols = s_t.reshape(s_t.shape[0], s_t.shape[1], groups, rows)[:, lo:hi, :, first:]
+    pattern = removed[first:, lo - (b0 - start) : hi - (b0 - start)]
+    np.copyto(cols, -np.inf, where=pattern.T[:, None, :])
+
+
+def _split(
+    s_t: FloatArray,
+    key: FloatArray,
+    query_t: FloatArray,
+    value: FloatArray,
+    band: tuple[int, npt.NDArray[np.bool_]] | None,
+    start: int,
+    groups: int,
+    half: int,
+    a: int,
+) -> FloatArray:
+    """A key chunk of :func:`_block_transposed` the first ``half`` rows see only up to ``a``.
+
+    The logits of columns ``[a, width)`` are computed for the other rows only; the first
+    half's weights there are exactly 0 (what ``exp(-inf)`` gives), and its output sums
+    only columns ``[0, a)`` (in one BLAS pass of the same depth as the whole product's,
+    so it rounds the same). Fills ``s_t (h, width, G * rows)`` with the weights and
+    returns the chunk's output ``(h, G * rows, Dv)``.
+    """
+    heads, width, stacked = s_t.shape
+    rows = stacked // groups
+    s4 = s_t.reshape(heads, width, groups, rows)
+    q4 = query_t.reshape(heads, query_t.shape[1], groups, rows).transpose(0, 2, 1, 3)
+    np.matmul(key[:, :a], query_t, out=s_t[:, :a])  # einsums.SCORES, transposed
+    np.matmul(key[:, None, a:], q4[..., half:], out=s4[:, a:, :, half:].transpose(0, 2, 1, 3))
+    _mask_transposed(s_t, band, start, groups, rows, 0, a, 0)
+    _mask_transposed(s_t, band, start, groups, rows, a, width, half)
+    np.exp(s_t[:, :a], out=s_t[:, :a])
+    right = s4[:, a:, :, half:]
+    np.exp(right, out=right)
+    s4[:, a:, :, :half] = 0
+    if a > _EXACT_DEPTH and width > _EXACT_DEPTH:  # the two would round differently
+        whole: FloatArray = np.matmul(s_t.transpose(0, 2, 1), value)  # einsums.MIX
+        return whole
+    part = np.empty((heads, stacked, value.shape[2]), s_t.dtype)
+    p4 = part.reshape(heads, groups, rows, -1)
+    w4 = s4.transpose(0, 2, 3, 1)  # (h, G, rows, width): the weights, transposed view
+    np.matmul(w4[:, :, :half, :a], value[:, None, :a], out=p4[:, :, :half])  # einsums.MIX
+    np.matmul(w4[:, :, half:], value[:, None], out=p4[:, :, half:])
+    return part
 
 
 class _Hits:
