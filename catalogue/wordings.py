@@ -419,9 +419,9 @@ RULES: tuple[Rule, ...] = (
         # quantized case) ...", kernels' "Q/K/V must have the same dtype"
         r"\b(?:query|q)\s*/\s*(?:key|k)\s*/\s*(?:value|v)\b (?:must|should) (?:either )?"
         r"(?:all )?have the same dtype",
-        ("backend-constraint", "reduced-precision", "mask-dtype"),
-        "query, key and value in different dtypes, which a fused kernel refuses: one of them "
-        "left out of the autocast or the .half()/.to(bfloat16) conversion",
+        ("reduced-precision", "backend-constraint", "mask-dtype"),
+        "query, key and value in different dtypes: one of them left out of the autocast or "
+        "the .half()/.to(bfloat16) conversion",
     ),
     Rule(
         r"All dimensions of .value. and .key., except the last one, must be equal",
