@@ -450,6 +450,8 @@ def _outside(text: str) -> bool:
         return True
     if OUTSIDE_ANYWHERE.search(text) or _checkpoint_config(text):
         return True
+    if _NAN.search(text) and not (ATTENTION_WORDS.search(text) or _NUMERICS.search(text)):
+        return True  # "NaN loss after 35k steps": data, learning rate... any model
     if len(text) > 300:
         errors = re.findall(r"^\s*[\w.]*(?:Error|Exception|Warning)\b:?.*$", text, re.MULTILINE)
         text = errors[-1] if errors else text[:300]  # a log line (no Error:) starts it
@@ -633,6 +635,15 @@ _ERROR = re.compile(
 )
 _NAN = re.compile(r"\bnans?\b|\binf\b|not a number", re.IGNORECASE)
 _WARNING = re.compile(r"\b\w*Warning\b")
+_NUMERICS = re.compile(
+    r"fp16|bf16|float16|bfloat16|\bhalf\b|\bamp\b|autocast|mixed.precision|precision|"
+    r"overflow|underflow|\bexp\b|probability tensor|-inf|finfo|1e-?\d|"
+    r"\b(?:cuda|gpu|kernel|cudnn|triton|xformers|backward|grad\w*)\b|A100|H100|RTX|sm_?\d|"
+    r"\bseq\w*|\btokens?\b|\blengths?\b|\bprompts?\b|\bbatch\w*",
+    re.IGNORECASE,
+)
+"""Words of floating-point range, precision, a GPU kernel or the input's lengths: a NaN
+beside them is evidence even where no attention word is."""
 _SILENT = re.compile(
     r"\bsilent(?:ly)?\b|without (?:\w+ ){0,2}(?:an? |any )?(?:errors?|exceptions?|warnings?)\b|"
     r"\bdoes(?:n't| not) (?:raise|throw|crash|error)|"
@@ -675,6 +686,8 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
     hits = _rule_hits(text)
     read = bool(hits and hits[0].reading)  # the sizes say more than a case's wording
     outside = _outside(text)
+    if outside and not read:  # an error from outside attention, with no sizes to read
+        return []
     text_words = words(text)
     kind = report_kind(text)
     firm = _firm(hits)
