@@ -700,9 +700,15 @@ RULES: tuple[Rule, ...] = (
         "(examples mix) and treats the sequence as independent examples",
         weight=1.1,
     ),
+    Rule(  # position ids named: where they start and step, more often than the table's end
+        r"\bposition_?ids?\b|\bpos(?:ition)?_ids?\b",
+        ("positions", "position-out-of-range"),
+        "position ids that do not follow the tokens: starting at 0 under left padding, not "
+        "stepping with the cache, or restarting per packed document",
+    ),
     Rule(
-        r"\bposition_?ids?\b|\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
-        r"\bpos(?:ition(?:al)?)?_(?:emb\w*|enc\w*|ids?)\b|"
+        r"\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
+        r"\bpos(?:ition(?:al)?)?_(?:emb\w*|enc\w*)\b|"
         r"\bmax_?len(?:gth)?\b|\blonger than (?:the )?(?:specified )?(?:max\w*|\d{3,}|position|"
         r"context|model|table|limit)",
         ("position-out-of-range", "positions"),
