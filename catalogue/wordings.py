@@ -294,9 +294,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"\bnans?\b|(?<![-\w'\"])inf\b",
-        ("softmax-overflow", "fully-masked-row", "fp16-overflow"),
-        "NaN or inf in attention: exp overflow without subtracting the row max, a fully "
-        "masked row, or float16 overflow",
+        ("fully-masked-row", "softmax-overflow", "fp16-overflow"),
+        "NaN or inf in attention: a fully masked row (softmax 0/0), exp overflow without "
+        "subtracting the row max, or float16 overflow",
         fallback=True,
     ),
     Rule(
