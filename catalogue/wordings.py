@@ -209,9 +209,10 @@ RULES: tuple[Rule, ...] = (
         r"index out of range in self|indices\[[\d,]+\] = -?\d+ is not in \[0, \d+\)|"
         r"srcIndex < srcSelectDimSize|IndexError: index -?\d+ is out of bounds|"
         r"\bindex out of range at\b|embedding_lookup|\bGather(?:V2)?\b",
-        ("token-out-of-range", "position-out-of-range", "ragged-lengths"),
-        "an embedding lookup with an index past the table: a token id >= vocab size (or a "
-        "-100/-1 pad id), or a position >= the position table's length",
+        ("position-out-of-range", "token-out-of-range", "ragged-lengths"),
+        "an embedding lookup with an index past the table: a position >= the position "
+        "table's length (an input longer than the model's maximum), or a token id >= vocab "
+        "size (or a -100/-1 pad id)",
     ),
     Rule(  # an index error beside the vocabulary's size, or a token id said out of range
         r"\bindex out of range\b.{0,300}\bvocab(?:ulary)?[ _]?sizes?\b|"
