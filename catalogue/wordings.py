@@ -1698,6 +1698,12 @@ OUTSIDE = re.compile(
     # a build without CUDA: "xFormers wasn't build with CUDA support", "Torch not compiled
     # with CUDA enabled"
     r"(?:wasn't|was not|\bnot|isn't|is not) (?:built|build|compiled) with CUDA|"
+    # a PyTorch build without a fused kernel (sdp_utils' warning "Torch was not compiled
+    # with flash attention"; the math path runs instead), and tensors on two devices
+    # ("Expected all tensors to be on the same device, but found at least two devices"):
+    # an install and a placement, no attention mistake
+    r"Torch was not compiled with (?:flash|memory.efficient|mem.efficient) attention|"
+    r"Expected all tensors to be on the same device|"
     # torch.stack in a data collator: sequences of other lengths in one batch ("stack
     # expects each tensor to be equal size, but got [51] at entry 0 and [55] at entry 1")
     r"stack expects each tensor to be equal size, but got \[\d+\] at entry",
