@@ -462,7 +462,7 @@ _MISMATCH = re.compile(r"size mismatch for ([\w.]+): copying a param with shape"
 _ATTENTION_PARAM = re.compile(
     r"(?:^|[._])(?:[qkvo]_?proj|qkv\w*|c_attn|in_proj\w*|out_proj|query|key|value|w[qkvo]|"
     r"(?:self_)?attn|attention|\w*proj)\.(?:weight|bias)$|"
-    r"position|rotary|\bwpe\b|pos_emb|embed_tokens|word_embeddings|\bwte\b",
+    r"(?<!relative_)position|rotary|\bwpe\b|pos_emb|embed_tokens|word_embeddings|\bwte\b",
     re.IGNORECASE,
 )
 

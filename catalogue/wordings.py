@@ -718,6 +718,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|cannot allocate|"
+        r"OutOfMemoryError|ResourceExhaustedError|"
         # "this will try to allocate 720gb", "a crazy allocation for large tensor sizes",
         # PyTorch's CPU allocator: "not enough memory: you tried to allocate N bytes"
         r"\b(?:tr(?:y|ies|ied|ying)|attempt(?:s|ed|ing)?|going|will) to allocate\b|"
@@ -1794,6 +1795,7 @@ def english(text: str) -> str:
 
 MEMORY = re.compile(
     r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|(?:cannot|can't) allocate|"
+    r"OutOfMemoryError|ResourceExhaustedError|"
     r"\b(?:tr(?:y|ies|ied|ying)|attempt(?:s|ed|ing)?|going|will) to allocate\b|not enough memory|"
     r"\b(?:crazy|huge|massive|enormous|giant) (?:memory )?allocations?\b",
     re.IGNORECASE,

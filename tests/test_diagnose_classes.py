@@ -1,0 +1,123 @@
+"""diagnose's class rules of issue 15, each on wordings written for this test.
+
+Each rule reads a whole family of wordings (a framework's own template, or the words users
+use for one symptom), so the messages below are written at other sizes and in other
+phrasings than the public reports the rules were checked on; the families were written
+by hand before running diagnose on them. Outside attention: errors of an install, a
+checkpoint of another configuration, a collator or a device placement get no case.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from catalogue.diagnose import diagnose
+
+
+def _first_tags(message: str) -> tuple[str, ...]:
+    answers = diagnose(message, top=3)
+    assert answers, message
+    return answers[0].case.tags
+
+
+@pytest.mark.parametrize(
+    ("message", "tags"),
+    [
+        (  # PyTorch's IndexKernel.cu assert, another line and block
+            "/opt/pytorch/aten/src/ATen/native/cuda/IndexKernel.cu:111: operator(): block: "
+            "[12,0,0], thread: [3,0,0] Assertion `-sizes[i] <= index && index < sizes[i] && "
+            '"index out of bounds"` failed.',
+            {"position-out-of-range", "token-out-of-range"},
+        ),
+        (  # ScatterGatherKernel.cu's assert
+            "ScatterGatherKernel.cu:367: operator(): block: [0,0,0], thread: [7,0,0] "
+            'Assertion `idx_dim >= 0 && idx_dim < index_size && "index out of bounds"` failed.',
+            {"position-out-of-range", "token-out-of-range", "kv-cache"},
+        ),
+        (  # an index error told in words
+            "Fine-tuning crashes with an index out of range error as soon as the new special "
+            "tokens reach the model",
+            {"token-out-of-range", "position-out-of-range"},
+        ),
+        (  # the batch axis said to be elsewhere
+            "nn.TransformerEncoder wants the batch dimension second, but my loader puts the "
+            "batch size in the first dimension, so the results are wrong",
+            {"layout-confusion"},
+        ),
+        (  # attention that mixes the examples of a batch
+            "the encoder leaks information across samples in the batch: changing one sentence "
+            "changes the embedding of another",
+            {"layout-confusion", "batch-mismatch"},
+        ),
+        (  # a window identifier
+            "decode attends to 255 keys instead of 256 because the kernel clamps to "
+            "min(seq_len, attention_window)",
+            {"window-size"},
+        ),
+        (  # running out of memory beside an attention feature
+            "torch.cuda.OutOfMemoryError with local attention at 32k context",
+            {"memory-blowup"},
+        ),
+        (  # an unprotected softmax
+            "my hand-written softmax for the attention scores does not subtract the maximum, "
+            "and the output turns to NaN for long inputs",
+            {"softmax-overflow"},
+        ),
+        (  # SDPA said to produce wrong results
+            "F.scaled_dot_product_attention gives incorrect outputs for head_dim 256 on my "
+            "GPU while the math reference is right",
+            {"backend-constraint"},
+        ),
+        (  # position ids named
+            "position_ids restart at 0 for the second chunk of the prompt, so the model "
+            "rereads early positions",
+            {"positions"},
+        ),
+    ],
+)
+def test_a_class_wording_finds_its_family_first(message: str, tags: set[str]) -> None:
+    assert set(_first_tags(message)) & tags, [
+        (m.case.id, m.score) for m in diagnose(message, top=3)
+    ]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # xFormers' per-operator reasons in a long report, the build has no CUDA
+        "NotImplementedError: No operator found for `memory_efficient_attention_forward` "
+        "with inputs:\n     query : shape=(2, 1024, 8, 40) (torch.float16)\n     key : "
+        "shape=(2, 1024, 8, 40) (torch.float16)\n     value : shape=(2, 1024, 8, 40) "
+        "(torch.float16)\n     attn_bias : <class 'NoneType'>\n     p : 0.0\n"
+        "`cutlassF` is not supported because:\n    xFormers wasn't build with CUDA support\n"
+        "`smallkF` is not supported because:\n    xFormers wasn't build with CUDA support",
+        # a checkpoint built with another window size (not an attention projection)
+        "RuntimeError: Error(s) in loading state_dict for SwinModel: size mismatch for "
+        "layers.2.blocks.1.attn.relative_position_index: copying a param with shape "
+        "torch.Size([144, 144]) from checkpoint, the shape in current model is "
+        "torch.Size([49, 49]).",
+        # a collator stacking token sequences of other lengths
+        "RuntimeError: stack expects each tensor to be equal size, but got [128] at entry 0 "
+        "and [97] at entry 3",
+        # a NaN loss with nothing of attention, precision or lengths in it
+        "Loss turns into nan after 12 epochs",
+        # PyTorch's build warning and its device-placement error
+        "UserWarning: Torch was not compiled with flash attention.",
+        "RuntimeError: Expected all tensors to be on the same device, but found at least two "
+        "devices, cuda:1 and cpu! (when checking argument for argument mask in method "
+        "wrapper_CUDA__masked_fill)",
+    ],
+)
+def test_an_error_from_outside_attention_gets_no_case(message: str) -> None:
+    assert diagnose(message, top=3) == [], [m.case.id for m in diagnose(message, top=3)]
+
+
+def test_a_checkpoint_mismatch_of_an_attention_projection_is_still_read() -> None:
+    # a grouped-query checkpoint: the key projection 4 times narrower than the model's
+    message = (
+        "RuntimeError: Error(s) in loading state_dict for MistralForCausalLM: size mismatch "
+        "for model.layers.3.self_attn.k_proj.weight: copying a param with shape "
+        "torch.Size([1024, 4096]) from checkpoint, the shape in current model is "
+        "torch.Size([4096, 4096])."
+    )
+    assert "gqa-heads" in _first_tags(message)
