@@ -691,10 +691,10 @@ RULES: tuple[Rule, ...] = (
         "batch-first input read as sequence-first (or the reverse)",
     ),
     Rule(  # the batch axis said to sit in another place, or attention mixing batch elements
-        r"\bbatch(?: size| dim\w*| axis)?\b[^.]{0,50}\b(?:first|second|1st|2nd|last|"
-        r"leading|wrong|other) (?:dim\w*|axis|position|place)|"
+        r"\bbatch(?: size| dim\w*| axis)?\b[^.]{0,30}\b(?:in|at|on|as|to) the (?:first|second|"
+        r"1st|2nd|last|leading|wrong|other) (?:dim\w*|axis|position|place)|"
         r"(?:mix\w*|leak\w*|shar\w*) (?:information|tokens?|context) (?:\w+ ){0,2}across "
-        r"(?:\w+ ){0,3}(?:batch|samples|examples|sequences)|"
+        r"(?:\w+ ){0,3}(?:batch|samples|examples)\b|"
         r"treated as (?:\w+ )?batch (?:elements|items|samples|entries)",
         ("layout-confusion", "batch-mismatch"),
         "the batch axis is not where the layer reads it: attention runs along the batch "
