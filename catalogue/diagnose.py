@@ -458,7 +458,10 @@ def _outside(text: str) -> bool:
     return bool(OUTSIDE.search(text))
 
 
-_MISMATCH = re.compile(r"size mismatch for ([\w.]+): copying a param with shape")
+_MISMATCH = re.compile(
+    r"size mismatch for ([\w.]+): copying a param with shape (?:torch\.Size\()?\[([\d, ]*)\]\)? "
+    r"from checkpoint, the shape in current model is (?:torch\.Size\()?\[([\d, ]*)\]"
+)
 _ATTENTION_PARAM = re.compile(
     r"(?:^|[._])(?:[qkvo]_?proj|qkv\w*|c_attn|in_proj\w*|out_proj|query|key|value|w[qkvo]|"
     r"(?:self_)?attn|attention|\w*proj)\.(?:weight|bias)$|"
@@ -474,10 +477,18 @@ def _checkpoint_config(text: str) -> bool:
     shape in current model is B`` (``Module.load_state_dict``) for a buffer or table such as
     Swin's ``relative_coords_table``, a norm or a classifier: the model was built with
     other hyper-parameters than the checkpoint (window size, classes), not an attention
-    mistake. A query/key/value/output projection or a position table keeps its reading.
+    mistake. A query/key/value/output projection or a position table keeps its reading,
+    unless every axis differs (``[768, 768]`` against ``[1024, 1024]``: a model of another
+    width altogether; a grouped-query key projection keeps its input width).
     """
-    names = _MISMATCH.findall(text)
-    return bool(names) and not any(_ATTENTION_PARAM.search(name) for name in names)
+    found = _MISMATCH.findall(text)
+
+    def attention_own(name: str, saved: str, built: str) -> bool:
+        a, b = re.findall(r"\d+", saved), re.findall(r"\d+", built)
+        other_width = len(a) == len(b) and all(x != y for x, y in zip(a, b, strict=True))
+        return bool(_ATTENTION_PARAM.search(name)) and not other_width
+
+    return bool(found) and not any(attention_own(*row) for row in found)
 
 
 def _symptom_score(text_words: frozenset[str], card: CaseCard) -> tuple[float, str]:

@@ -96,6 +96,11 @@ def test_a_class_wording_finds_its_family_first(message: str, tags: set[str]) ->
         "layers.2.blocks.1.attn.relative_position_index: copying a param with shape "
         "torch.Size([144, 144]) from checkpoint, the shape in current model is "
         "torch.Size([49, 49]).",
+        # a checkpoint of another hidden size: every axis of the projection differs
+        "RuntimeError: Error(s) in loading state_dict for RobertaModel: size mismatch for "
+        "encoder.layer.3.attention.self.value.weight: copying a param with shape "
+        "torch.Size([1024, 1024]) from checkpoint, the shape in current model is "
+        "torch.Size([768, 768]).",
         # a collator stacking token sequences of other lengths
         "RuntimeError: stack expects each tensor to be equal size, but got [128] at entry 0 "
         "and [97] at entry 3",
