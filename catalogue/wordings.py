@@ -862,6 +862,15 @@ RULES: tuple[Rule, ...] = (
         "allocate it padded to a multiple of 8 or 16 and slice, or make it contiguous",
         weight=1.2,
     ),
+    Rule(  # fused kernels' stride checks on q/k/v or the cache (flash-attn and its ports:
+        # TORCH_CHECK(q.stride(-1) == 1, "Input tensor must have contiguous last dimension"))
+        r"must have (?:a )?contiguous last dim(?:ension)?s?|"
+        r"(?:must be|is not|isn't|not) contiguous (?:in|along) the last dim",
+        ("backend-constraint", "kernel-layout"),
+        "a fused kernel wants the head dimension contiguous (stride 1 on the last axis): a "
+        "query, key, value or cache handed to it as a transposed or sliced view (call "
+        ".contiguous(), or build it in the layout the kernel reads)",
+    ),
     Rule(  # PyTorch's TORCH_CHECK without a message, on the keys' and values' lengths
         r"Expected (?:key|k)\w*\.size\((?!-1\))-?\d\) == (?:value|v)\w*\.size\(-?\d\) to be true",
         ("kv-length-mismatch", "projection-width"),

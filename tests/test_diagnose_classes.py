@@ -68,6 +68,10 @@ def _first_tags(message: str) -> tuple[str, ...]:
             "GPU while the math reference is right",
             {"backend-constraint"},
         ),
+        (  # a fused kernel's stride check, on the value tensor
+            "RuntimeError: value tensor must have contiguous last dimension",
+            {"backend-constraint", "kernel-layout"},
+        ),
         (  # position ids named
             "position_ids restart at 0 for the second chunk of the prompt, so the model "
             "rereads early positions",
