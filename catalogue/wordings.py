@@ -1138,7 +1138,11 @@ CONCEPTS: tuple[Rule, ...] = (
         r"(?:causal|look.?ahead|padding)?\s?mask[^.]{0,40}(?:skipped|ignored|dropped|not "
         r"applied|never applied|silently (?:dropped|ignored)|has no effect|not forwarded|"
         r"not propagated|isn't propagated|(?:is |gets )?lost|not used|never used|"
-        r"never forwarded)|use_causal_mask|apply no (?:causal )?mask|mask_zero",
+        r"never forwarded)|use_causal_mask|apply no (?:causal )?mask|mask_zero|"
+        # the mask named as ignored or turned into a no-op: "we completely ignore
+        # `attention_mask` here", "the `mask_mod` attribute is replaced with a noop function"
+        r"ignor\w* (?:the )?[`'\"]?(?:attention_|padding_|key_padding_|causal_|attn_|"
+        r"src_key_padding_)mask|mask\w*[`'\"]? (?:\w+ ){0,5}(?:no.?op\b|noop|does nothing)",
         ("mask-missing", "backend-constraint", "mask-dtype"),
         "a mask that is never applied: dropped by a wrapper, a backend or a flag",
         weight=1.15,  # a specific symptom: as strong as a framework wording

@@ -72,6 +72,14 @@ def _first_tags(message: str) -> tuple[str, ...]:
             "RuntimeError: value tensor must have contiguous last dimension",
             {"backend-constraint", "kernel-layout"},
         ),
+        (  # the mask said to be ignored, or made a no-op
+            "the encoder layer silently ignores `src_key_padding_mask` when fast path is on",
+            {"mask-missing"},
+        ),
+        (
+            "after the refactor the mask function became a no-op, so nothing is masked",
+            {"mask-missing"},
+        ),
         (  # position ids named
             "position_ids restart at 0 for the second chunk of the prompt, so the model "
             "rereads early positions",
