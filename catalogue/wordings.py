@@ -1024,6 +1024,17 @@ CONCEPTS: tuple[Rule, ...] = (
         "and inf / inf is NaN (softmax(x) = softmax(x - max x) keeps every exp <= 1)",
         weight=1.2,
     ),
+    Rule(  # a mask described by its dtype: "the attn_mask tensor is not boolean", "a
+        # floating point mask", "the mask is of type torch.bool"
+        r"mask\w*`?(?: tensor)? (?:is|was|are) not (?:a )?(?:bool|boolean)\b|"
+        r"non.?bool\w* (?:attn_|attention_)?masks?\b|"
+        r"\b(?:float(?:ing.point)?|int(?:eger)?|long|uint8|byte) (?:attn_|attention_|padding |"
+        r"additive )?masks?\b|"
+        r"masks?\w*`? (?:is )?of (?:d)?type `?(?:torch\.)?(?:bool|int\w*|float\w*|long|uint8)",
+        ("mask-dtype", "mask-polarity"),
+        "a mask of another dtype than the call reads it as: a float (additive) mask where a "
+        "boolean one is meant, or the reverse, so masked positions keep (or lose) weight",
+    ),
     Rule(  # PyTorch's CUDA gather/index kernels' asserts (IndexKernel.cu, ScatterGatherKernel.cu)
         r"\"index out of bounds\"|-sizes\[i\] <= index|index >= -sizes\[i\]|"
         r"idx_dim >= 0 && idx_dim < index_size|Expected 0 <= idx_dim|IndexKernel\.cu|"
