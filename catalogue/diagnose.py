@@ -650,11 +650,14 @@ _NUMERICS = re.compile(
     r"fp16|bf16|float16|bfloat16|\bhalf\b|\bamp\b|autocast|mixed.precision|precision|"
     r"overflow|underflow|\bexp\b|probability tensor|-inf|finfo|1e-?\d|"
     r"\b(?:cuda|gpu|kernel|cudnn|triton|xformers|backward|grad\w*)\b|A100|H100|RTX|sm_?\d|"
-    r"\bseq\w*|\btokens?\b|\blengths?\b|\bprompts?\b|\bbatch\w*",
+    r"\bseq\w*|\btokens?\b|\blengths?\b|\bprompts?\b|\bbatch\w*|"
+    # a transformer named by its family: its NaN is attention's to explain
+    r"\b(?:bert|roberta|deberta|gpt\w*|llama\w*|mistral|mixtral|qwen\w*|gemma\w*|phi-?\d|"
+    r"falcon|bloom|t5|bart|vit|deit|swin|clip|whisper|wav2vec\w*|dit|llm|vlm)\b",
     re.IGNORECASE,
 )
-"""Words of floating-point range, precision, a GPU kernel or the input's lengths: a NaN
-beside them is evidence even where no attention word is."""
+"""Words of floating-point range, precision, a GPU kernel, the input's lengths or a
+transformer's family name: a NaN beside them is evidence even where no attention word is."""
 _SILENT = re.compile(
     r"\bsilent(?:ly)?\b|without (?:\w+ ){0,2}(?:an? |any )?(?:errors?|exceptions?|warnings?)\b|"
     r"\bdoes(?:n't| not) (?:raise|throw|crash|error)|"

@@ -129,6 +129,11 @@ def test_an_error_from_outside_attention_gets_no_case(message: str) -> None:
     assert diagnose(message, top=3) == [], [m.case.id for m in diagnose(message, top=3)]
 
 
+def test_a_nan_beside_a_transformer_family_name_is_still_answered() -> None:
+    # no attention word, but a transformer named by its family: not the outside NaN class
+    assert diagnose("RoBERTa gives nan after the third epoch", top=3)
+
+
 def test_a_checkpoint_mismatch_of_an_attention_projection_is_still_read() -> None:
     # a grouped-query checkpoint: the key projection 4 times narrower than the model's
     message = (
