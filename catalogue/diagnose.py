@@ -33,7 +33,11 @@ in one answer list: each case gives the reading of the numbers in its own tag's 
 its own ``Why``. Answers 2 and 3 spread over tags (:data:`SPREAD`): a bare signature that
 several families produce lists several families. A few technical words of reports in
 Chinese are read as their English terms first (:func:`.wordings.english`); running out of
-memory with no attention word anywhere is outside attention, like a missing module.
+memory with no attention word anywhere is outside attention, like a missing module, and so
+are a NaN with no word of attention, precision, a kernel or the input's lengths, a
+state-dict mismatch of a checkpoint built with another configuration, and a build without
+CUDA named anywhere in a report (``_outside``): an error from outside attention with no
+sizes to read gets no case at all.
 
 The cases' searchable fields are read from ``diagnose_index.json`` beside this module
 when it matches the case modules' sources (a hash per module), so answering does not
