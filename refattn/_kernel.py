@@ -66,6 +66,7 @@ _MAX_ROWS, _MIN_ROWS = 512, 64
 _MIN_CHUNK = 16  # key columns per chunk of the online path, at the least
 _UNSHIFTED_BOUND = 60.0  # natural-log units; e**60 leaves float32 ~1e12 of headroom
 _CAUSAL_BLOCKS = 8  # at least this many row blocks per head when masks can skip keys
+_SPLIT_ROWS = 64  # half a block's rows, at least, for _block_transposed to split its diagonal
 _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than they give
 _FORWARD_COLUMNS = 512  # key columns a forward block is sized for (it walks keys in chunks)
 _EXP2_LOWEST = -86.0  # natural units: log2(e) * -86 > -125, so exp2 stays normal in float32
@@ -454,8 +455,11 @@ def _block_transposed(
     stacked = groups * rows
     query_t = np.ascontiguousarray(inputs.query.transpose(0, 2, 1))  # (h, D, G * rows)
     half = rows // 2
-    # keys from `cut` on are removed for every row of the first half
-    cut = _key_range(plan, n, r0, r0 + half, plan.key.shape[2])[1] if half else task.hi
+    # keys from `cut` on are removed for every row of the first half; blocks too small to
+    # save more than the extra NumPy calls cost (on two threads, each call passes the GIL)
+    # are not split
+    split = half >= _SPLIT_ROWS
+    cut = _key_range(plan, n, r0, r0 + half, plan.key.shape[2])[1] if split else task.hi
     acc: FloatArray | None = None
     total: FloatArray | None = None
     for start in range(task.lo, task.hi, chunk):

@@ -5,7 +5,8 @@ causal or window diagonal), the forward multiplies those keys with the second ha
 and gives the first half weight exactly 0 there. Each case checks that the split ran and
 compares with the float64 loop reference: causal alignments, windows, key and query
 lengths, GQA, several key chunks per block, both ways of forming the output (rows split
-or whole), rows left with no key, and the error those rows raise.
+or whole), rows left with no key, and the error those rows raise. The blocks here have
+64 rows, fewer than the kernel splits (``_SPLIT_ROWS``): the tests lower that bound.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def test_split_diagonal_matches_the_loop_reference(
     with (
         mock.patch.object(_kernel, "_BLOCK_BYTES", block_bytes),
         mock.patch.object(_kernel, "_EXACT_DEPTH", depth),
+        mock.patch.object(_kernel, "_SPLIT_ROWS", 16),  # these blocks have 64 rows
     ):
         out, splits = _run(q, k, v, fully_masked="zero", **options)
     assert splits, "no chunk went through the diagonal split"
@@ -84,10 +86,20 @@ def test_split_diagonal_matches_the_loop_reference(
 def test_split_rows_with_no_key_follow_the_policy() -> None:
     # bottom-right alignment with more queries than keys: the first 30 rows see nothing
     q, k, v = _inputs(3, 2, 2, 160, 130)
-    out, splits = _run(q, k, v, causal="bottom_right", fully_masked="zero")
-    assert splits
+    with mock.patch.object(_kernel, "_SPLIT_ROWS", 16):
+        out, splits = _run(q, k, v, causal="bottom_right", fully_masked="zero")
+        assert splits
+        with pytest.raises(FullyMaskedRowError, match="query row 0 of head 0"):
+            attention(q, k, v, causal="bottom_right", fully_masked="raise")
     expected, _, _ = loop_attention(q, k, v, causal="bottom_right", fully_masked="zero")
     np.testing.assert_allclose(out, expected, rtol=2e-5, atol=2e-6)
     assert not out[:, :, :30].any()
-    with pytest.raises(FullyMaskedRowError, match="query row 0 of head 0"):
-        attention(q, k, v, causal="bottom_right", fully_masked="raise")
+
+
+def test_blocks_of_few_rows_are_not_split() -> None:
+    # 64-row blocks: half of 32 rows is below _SPLIT_ROWS, the diagonal is computed whole
+    q, k, v = _inputs(4, 2, 2, 160, 160)
+    out, splits = _run(q, k, v, causal="top_left")
+    assert splits == 0
+    expected, _, _ = loop_attention(q, k, v, causal="top_left")
+    np.testing.assert_allclose(out, expected, rtol=2e-5, atol=2e-6)
