@@ -8,6 +8,8 @@ threads, and that calls which should take it do.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 from unittest import mock
 
@@ -349,3 +351,104 @@ def test_removed_pairs_weigh_nothing_beside_the_smallest_allowed_weights() -> No
     for name, mine, leaf in zip(("query", "key", "value"), got[:3], (tq, tk, tv), strict=True):
         assert leaf.grad is not None
         np.testing.assert_allclose(mine, leaf.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("shape", "options"),
+    [
+        ((1, 4, 2, 700, 32), {"causal": "top_left"}),
+        ((2, 2, 1, 900, 64), {"causal": "bottom_right", "window": (300, 0)}),
+        ((1, 1, 3, 1200, 16), {"key_lengths": np.array([1000])}),
+    ],
+    ids=["gqa-causal", "window", "key-lengths"],
+)
+@pytest.mark.parametrize("parked_bytes", [0, _backward_fused._PARKED_BYTES], ids=["wait", "park"])
+def test_key_and_value_gradients_do_not_depend_on_the_order_blocks_end(
+    shape: tuple[int, ...], options: dict[str, Any], parked_bytes: int
+) -> None:
+    """Two workers, every other block held back: the gradients of one in-order pass, bit for bit.
+
+    Float addition is not associative: dK and dV rows that several row blocks reach must
+    be added in one fixed order (the task list's), or two threaded calls disagree in the
+    last bits. A block that ends early is parked for its turn, or waits for it when its
+    thread may park nothing more. ``shape`` is ``(B, Hkv, G, L, D)``, with ``S = L``.
+    """
+    batch, kv_heads, groups, length, dim = shape
+    rng = np.random.default_rng(21)
+    q = rng.standard_normal((batch, kv_heads * groups, length, dim), dtype=np.float32)
+    k, v = (rng.standard_normal((batch, kv_heads, length, dim), dtype=np.float32) for _ in "kv")
+    grad = rng.standard_normal(q.shape, dtype=np.float32)
+    threaded_for_each_task = _kernel.for_each_task
+
+    def in_order(plan: Any, tasks: list[Any], body: Any) -> None:
+        groups = plan.query.shape[2]
+        widest = max((t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks)
+        assert len(tasks) > len({(t.n, t.h0) for t in tasks})  # heads of several blocks
+        buffer = np.empty(widest, plan.query.dtype)
+        with _threads.single_threaded_blas():  # as the worker threads run BLAS
+            for task in tasks:
+                body(task, buffer)
+
+    def held_back(plan: Any, tasks: list[Any], body: Any) -> None:
+        late = {id(t) for t in tasks[::2]}  # their successors in the list end first
+
+        def slow_body(task: Any, buffer: np.ndarray) -> None:
+            if id(task) in late:
+                time.sleep(0.005)
+            body(task, buffer)
+
+        threaded_for_each_task(plan, tasks, slow_body)
+
+    with mock.patch.object(_kernel, "for_each_task", in_order):
+        want = _fused(grad, q, k, v, **options)
+    with (
+        mock.patch.object(_threads, "worker_count", return_value=2),
+        mock.patch.object(_kernel, "for_each_task", held_back),
+        mock.patch.object(_backward_fused, "_PARKED_BYTES", parked_bytes),
+    ):
+        runs = [("held back", _fused(grad, q, k, v, **options))]
+    runs += [("threaded", _fused(grad, q, k, v, **options)) for _ in range(2)]
+    for label, got in runs:
+        for field in ("query", "key", "value"):
+            np.testing.assert_array_equal(
+                getattr(got, field), getattr(want, field), err_msg=f"{label} {field}"
+            )
+
+
+def test_a_block_that_raises_wakes_the_blocks_waiting_for_its_turn() -> None:
+    """The first block of each head raises late: the call raises it and does not hang.
+
+    With nothing parked, the blocks after it wait for its turn, which never comes.
+    """
+    rng = np.random.default_rng(22)
+    q, k, v, grad = (rng.standard_normal((1, 2, 900, 32), dtype=np.float32) for _ in range(4))
+    plain_keep_block = _kernel.keep_block
+    first: dict[tuple[int, int], int] = {}
+
+    def keep_block_or_raise(plan: Any, task: Any) -> Any:
+        if first.setdefault((task.n, task.h0), task.r0) == task.r0:
+            time.sleep(0.05)  # the blocks after it end first and wait for its turn
+            raise RuntimeError("block failed")
+        return plain_keep_block(plan, task)
+
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        try:
+            _fused(grad, q, k, v, causal="top_left")
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    with (
+        mock.patch.object(_threads, "worker_count", return_value=2),
+        mock.patch.object(_kernel, "keep_block", keep_block_or_raise),
+        mock.patch.object(_backward_fused, "_PARKED_BYTES", 0),
+    ):
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=60)
+    assert not caller.is_alive(), "the backward hung after a block raised"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RuntimeError)
+    assert "block failed" in str(outcome[0])
