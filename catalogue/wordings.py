@@ -728,6 +728,14 @@ RULES: tuple[Rule, ...] = (
         "memory: an (L, S) mask or bias materialised at the maximum length",
         weight=1.25,  # the failure reported; a feature named beside it says only where
     ),
+    Rule(  # torch.cat of tensors of two ranks (PyTorch: "Tensors must have same number of
+        # dimensions: got 4 and 3"): in attention code, a key/value cache appended to
+        r"Tensors must have same number of dimensions: got (\d+) and (\d+)",
+        ("kv-cache", "layout-confusion", "axis-out-of-range"),
+        "concatenating a {0}-D tensor with a {1}-D one: a key/value cache and the new keys or "
+        "values kept in different layouts (heads split in one, merged in the other)",
+        domain=True,
+    ),
     Rule(
         r"must have the same number of dimensions|rank promotion|different ranks?\b|"
         r"Shapes? must be equal rank|must have (?:the )?same rank",
@@ -1681,7 +1689,8 @@ STOP_WORDS = frozenset(
 ATTENTION_WORDS = re.compile(
     r"attention|attn|\bmask|\bheads?\b|softmax|\bquer(?:y|ies)\b|\bkeys?\b|\bvalues?\b|"
     r"\bqkv\b|transformer|causal|padd(?:ing|ed)|embedding|position|rotary|rope\b|flash|sdpa|"
-    r"\bscores?\b|logits|\bkv\b|decoder|encoder|einsum|matmul|\bbmm\b|\bshapes?\b",
+    r"\bscores?\b|logits|\bkv\b|decoder|encoder|einsum|matmul|\bbmm\b|\bshapes?\b|"
+    r"past_key_values?|\b(?:key|value|query)_states\b|\bkv_cache\b|\bkv.cache\b",
     re.IGNORECASE,
 )
 """Words that put a text inside attention code; without one, shared words are no evidence."""

@@ -80,6 +80,11 @@ def _first_tags(message: str) -> tuple[str, ...]:
             "after the refactor the mask function became a no-op, so nothing is masked",
             {"mask-missing"},
         ),
+        (  # torch.cat of a cache and new keys of two ranks
+            "key_states = torch.cat([past_key_values[layer][0], key_states], dim=-2) "
+            "RuntimeError: Tensors must have same number of dimensions: got 3 and 4",
+            {"kv-cache", "layout-confusion"},
+        ),
         (  # position ids named
             "position_ids restart at 0 for the second chunk of the prompt, so the model "
             "rereads early positions",
