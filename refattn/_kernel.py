@@ -71,6 +71,7 @@ _PARALLEL_MIN_WORK = 1 << 18  # score entries below which threads cost more than
 _FORWARD_COLUMNS = 512  # key columns a forward block is sized for (it walks keys in chunks)
 _EXP2_LOWEST = -86.0  # natural units: log2(e) * -86 > -125, so exp2 stays normal in float32
 _MINIMUM = np.minimum.reduce  # a.min() without its wrapper
+_TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in (np.float32, np.float64)}
 # OpenBLAS sums a product's inner dimension in one pass up to at least this depth: a
 # sum over fewer terms (the trailing ones exact zeros) then rounds as the whole one
 _EXACT_DEPTH = 256
@@ -334,7 +335,8 @@ def _underflowed(plan: Plan, task: Task, out: FloatArray, total: FloatArray) -> 
     (its largest weight is 1). Sums that small are rare: such a block is recomputed with
     the shift. Exact zeros from value columns that are zero over the block are exact.
     """
-    limit = 16 * max(task.hi - task.lo, 1) * float(np.finfo(out.dtype).tiny)
+    tiny = _TINY[out.dtype] if out.dtype in _TINY else float(np.finfo(out.dtype).tiny)
+    limit = 16 * max(task.hi - task.lo, 1) * tiny
     size = np.abs(out)
     if not size.size or float(size.min()) >= limit:  # the common case: one reduction decides
         return False
@@ -637,19 +639,20 @@ def _finish(
     """
     heads, groups, rows = task.h1 - task.h0, plan.query.shape[2], task.r1 - task.r0
     where = (task.n, slice(task.h0, task.h1), slice(None), slice(task.r0, task.r1))
-    dead = total == 0
-    any_dead = bool(dead.any())
-    if not any_dead and poison is None:  # the common case: divide straight into the output
-        lse = np.log(total)
+    if poison is None and (not total.size or float(_MINIMUM(total, axis=None)) > 0):
+        # the common case (no row without keys): straight into the outputs, few NumPy calls
+        lse = res.lse[where]
+        np.log(total.reshape(heads, groups, rows), out=lse)
         if shift is not None:
-            lse += shift[..., 0]
-        res.lse[where] = lse.reshape(heads, groups, rows)
+            lse += shift.reshape(heads, groups, rows)
         np.divide(
             out.reshape(heads, groups, rows, -1),
             total.reshape(heads, groups, rows, 1),
             out=res.out[where],
         )
         return
+    dead = total == 0
+    any_dead = bool(dead.any())
     if any_dead:
         with np.errstate(divide="ignore"):  # a dead row's lse is log(0) = -inf
             lse = np.log(total)
