@@ -31,13 +31,14 @@ query and for every key, value and bias entry it may attend; masked pairs carry 
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from refattn import _backward_fused, _kernel, _numerics
+from refattn import _backward_fused, _kernel, _numerics, _ordered
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
@@ -104,16 +105,13 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     nan_keys = None if poisoned is None else np.zeros(plan.key.shape[:3], dtype=bool)
     grad_query = np.zeros_like(plan.query, dtype=dtype)
     grad_bias = np.zeros((*plan.query.shape[:4], length_k), dtype) if need_bias else None
-    partials: list[tuple[FloatArray, FloatArray]] = []  # per-thread dK, dV
-    local = threading.local()
+    grad_key = np.zeros_like(plan.key)
+    grad_value = np.zeros_like(plan.value)
+    local = threading.local()  # per thread: its tasks' dK and dV accumulators
     lock = threading.Lock()
     keep_scale = 1.0 / (1.0 - plan.dropout_p)
 
     def body(task: _kernel.Task, buffer: FloatArray) -> None:
-        if not hasattr(local, "grads"):
-            local.grads = (np.zeros_like(plan.key), np.zeros_like(plan.value))
-            with lock:
-                partials.append(local.grads)
         n, h0, h1, r0, r1 = task.n, task.h0, task.h1, task.r0, task.r1
         heads, groups, rows = h1 - h0, plan.query.shape[2], r1 - r0
         bad_rows = None  # poisoned rows of this task, (h, G*rows, 1)
@@ -130,17 +128,38 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
             d_scaled = d_out * dtype.type(plan.scale)
             row_delta = row_delta * dtype.type(plan.scale)
         d_query = np.zeros((heads, groups * rows, q.shape[2]), dtype)
+        width = task.hi - task.lo  # this task's dK and dV rows, added to the others' in turn
+        grads = _accumulators(heads, width)
         # keys in chunks: only (rows, chunk) blocks exist at a time, O(L + S) per worker
         for lo in range(task.lo, task.hi, chunk):
-            sub = dataclasses.replace(task, lo=lo, hi=min(task.hi, lo + chunk))
-            grads = local.grads
-            _chunk(sub, buffer, grads, (d_out, d_scaled), q, row_lse, row_delta, d_query, bad_rows)
+            hi = min(task.hi, lo + chunk)
+            sub = dataclasses.replace(task, lo=lo, hi=hi)
+            part = tuple(g[:, lo - task.lo : hi - task.lo] for g in grads)
+            _chunk(sub, buffer, part, (d_out, d_scaled), q, row_lse, row_delta, d_query, bad_rows)
         grad_query[n, h0:h1, :, r0:r1] = d_query.reshape(heads, groups, rows, -1)
+        if width:
+            adds.add(task, grads)
+
+    def _accumulators(heads: int, width: int) -> tuple[FloatArray, FloatArray]:
+        """This thread's zeroed dK ``(h, width, D)`` and dV ``(h, width, Dv)`` of a task.
+
+        Kept for the thread's next task: a fresh array per task would fault in its pages
+        again every time.
+        """
+        shapes = ((heads, width, plan.key.shape[3]), (heads, width, plan.value.shape[3]))
+        kept = getattr(local, "grads", None)
+        if kept is None or any(b.size < math.prod(s) for b, s in zip(kept, shapes, strict=True)):
+            kept = tuple(np.empty(math.prod(s), dtype) for s in shapes)
+            local.grads = kept
+        d_k, d_v = (b[: math.prod(s)].reshape(s) for b, s in zip(kept, shapes, strict=True))
+        d_k.fill(0)
+        d_v.fill(0)
+        return d_k, d_v
 
     def _chunk(
         task: _kernel.Task,
         buffer: FloatArray,
-        grads: tuple[FloatArray, FloatArray],
+        grads: tuple[FloatArray, ...],
         d_outs: tuple[FloatArray, FloatArray],
         q: FloatArray,
         row_lse: FloatArray,
@@ -150,9 +169,11 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
     ) -> None:
         """Add one key chunk's share of dQ (to ``d_query``), dK and dV (to ``grads``).
 
-        ``d_outs``: dO, and dO times ``scale`` when ``fold_scale`` (else dO again).
+        ``grads``: the chunk's rows of the task's dK ``(h, chunk, D)`` and dV
+        ``(h, chunk, Dv)``. ``d_outs``: dO, and dO times ``scale`` when ``fold_scale``
+        (else dO again).
         """
-        grad_key, grad_value = grads
+        chunk_key, chunk_value = grads
         d_out, d_scaled = d_outs
         n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
         flat, tanh = _kernel.logits(plan, scaled, task, buffer, keep_tanh=True)
@@ -171,7 +192,7 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         if flags is not None:
             keep = flags.reshape(probs.shape) * keep_scale
         kept = probs if keep is None else probs * keep
-        grad_value[n, h0:h1, lo:hi] += kept.transpose(0, 2, 1) @ d_out
+        chunk_value += kept.transpose(0, 2, 1) @ d_out
         d_probs = d_scaled @ value.transpose(0, 2, 1)
         if keep is not None:
             d_probs *= keep
@@ -187,16 +208,20 @@ def run_backward(plan: Plan, grad_out: FloatArray, *, need_bias: bool) -> Gradie
         if not fold_scale:
             d_logits *= plan.scale
         d_query += d_logits @ plan.key[n, h0:h1, lo:hi]
-        grad_key[n, h0:h1, lo:hi] += d_logits.transpose(0, 2, 1) @ q
+        chunk_key += d_logits.transpose(0, 2, 1) @ q
 
     # The scale multiplies dO and delta (O(L) work) instead of every (L, S) entry, unless the
     # bias gradient needs dX itself or an extreme scale could round dO badly.
     fold_scale = grad_bias is None and 1e-3 <= abs(plan.scale) <= 1.0
     tasks = _kernel.make_tasks(plan)
     chunk = _kernel.cache_chunk(plan, tasks)
-    _kernel.for_each_task(plan, tasks, body, chunk=chunk)
-    grad_key = sum((p[0] for p in partials), np.zeros_like(plan.key))
-    grad_value = sum((p[1] for p in partials), np.zeros_like(plan.value))
+
+    def _commit(task: _kernel.Task, parts: tuple[FloatArray, ...]) -> None:
+        grad_key[task.n, task.h0 : task.h1, task.lo : task.hi] += parts[0]
+        grad_value[task.n, task.h0 : task.h1, task.lo : task.hi] += parts[1]
+
+    adds = _ordered.OrderedAdds(tasks, _commit)  # in list order: the same bits every call
+    _kernel.for_each_task(plan, tasks, adds.guarded(body), chunk=chunk)
     if plan.fully_masked == "uniform" and length_k:
         # a fully masked row returns mean(V): each value gets 1/S of the row's dO
         dead = np.isneginf(forward.lse)[..., None]

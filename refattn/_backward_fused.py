@@ -29,10 +29,10 @@ row whose logits are provably small shifts by their bound, not their maximum
 
 dQ goes straight into its rows. dK and dV rows are assigned by the first block that
 reaches them and added to by later ones, in the order the tasks are listed whatever
-order the threads end them in (so repeated calls agree bit for bit); a head block only
-one task reaches gets them straight from its matmuls. Scratch stays with each thread between
-calls (up to ``_KEEP_BYTES``), and a call small enough to run serially takes its batch
-entries as heads of one block (:func:`batch_as_heads`).
+order the threads end them in (:mod:`refattn._ordered`: repeated calls agree bit for
+bit); a head block only one task reaches gets them straight from its matmuls. Scratch
+stays with each thread between calls (up to ``_KEEP_BYTES``), and a call small enough to
+run serially takes its batch entries as heads of one block (:func:`batch_as_heads`).
 
 A row whose upstream gradient holds NaN or inf gets NaN gradients for its query and for
 every key, value and bias entry it may attend (:mod:`refattn._backward`'s rule): its
@@ -51,14 +51,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from refattn import _kernel
+from refattn import _kernel, _ordered
 from refattn._layout import BatchIndexed, DrawnKeep
 from refattn._numerics import Prepared
 from refattn.validation import Plan
 
 FloatArray = npt.NDArray[np.floating]
-# row blocks of one kv head add into the same dK and dV rows: a lock per head (mod 16)
-_HEAD_LOCKS = [threading.Lock() for _ in range(16)]
 _BOUND_MIN_SCORES = 1 << 16  # below this many scores, _Bounds' setup costs more than it saves
 _BUFFERS = 8  # a block may be this many of the kernel's blocks (8 MiB: 64 rows by 32768 keys)
 _WIDE_ROWS = 128  # rows per kernel block at or below which the backward cuts for half the keys
@@ -68,7 +66,6 @@ _WIDE_ROWS = 128  # rows per kernel block at or below which the backward cuts fo
 # blocks) scratch is allocated per call, as before.
 _KEEP_BYTES = 4 << 20
 _FRESH_BYTES = 1 << 15  # below this, scratch is simply allocated
-_PARKED_BYTES = 64 << 20  # per thread: copies of dK and dV rows waiting for their turn
 _SCRATCH = threading.local()
 _NORMAL_EXPONENT = -64.0  # a removed pair's stand-in while exp2 runs: 2**-64 is a normal float32
 # a block's causal / window / length band: its part of the logits and the removed pairs in it
@@ -302,23 +299,6 @@ def run_backward(
         and all(t.lo == 0 and t.hi == length_k for t in tasks)
     )
     filled = None if whole else np.zeros(plan.key.shape[:3], bool)  # (N, Hkv, S)
-    # The row blocks of a head block assign or add their dK and dV rows in the order the
-    # tasks are listed (float addition is not associative; two calls must agree bit for
-    # bit). One that ends before an earlier one is parked, copied, for the block before it
-    # to add, and its thread goes on; a thread whose parked blocks hold _PARKED_BYTES waits
-    # for its turn instead. No block can wait on a later one: the kernel hands tasks out in
-    # list order.
-    place: dict[_kernel.Task, int] = {}  # a task's turn among its head block's
-    turn: dict[tuple[int, int], int] = {}  # per head block: the turn to add next
-    for t in tasks:
-        if t.hi > t.lo:  # a block with no key adds nothing
-            place[t] = turn.get((t.n, t.h0), 0)
-            turn[t.n, t.h0] = place[t] + 1
-    turn = dict.fromkeys(turn, 0)
-    turns = [threading.Condition(head_lock) for head_lock in _HEAD_LOCKS]
-    parked: dict[tuple[int, int], dict[int, tuple[_kernel.Task, FloatArray, FloatArray]]] = {}
-    worker = threading.local()  # .parked: (head block, turn, bytes) this thread parked
-    failed = threading.Event()  # a task raised: no one waits for a turn any more
     call = threading.local()  # scratch past _KEEP_BYTES, kept for this call only
 
     # masks, bias, ALiBi or a softcap: the kernel's logits, transposed into place
@@ -378,16 +358,6 @@ def run_backward(
         return part, where
 
     def body(task: _kernel.Task, given: FloatArray) -> None:
-        try:
-            _body(task, given)
-        except BaseException:
-            failed.set()
-            for condition in turns:
-                with condition:
-                    condition.notify_all()
-            raise
-
-    def _body(task: _kernel.Task, given: FloatArray) -> None:
         n, h0, h1, r0, r1, lo, hi = task.n, task.h0, task.h1, task.r0, task.r1, task.lo, task.hi
         heads, rows, width = h1 - h0, groups * (r1 - r0), hi - lo
         where = (n, slice(h0, h1), slice(None), slice(r0, r1))
@@ -497,34 +467,15 @@ def run_backward(
         task: _kernel.Task, d_logits: FloatArray, q: FloatArray, d_v: FloatArray
     ) -> None:
         """Assign or add one task's dK (``d_logits @ q``) and ``d_v`` in its turn."""
-        n, h0, h1, lo, hi = task.n, task.h0, task.h1, task.lo, task.hi
-        heads, width, dim = h1 - h0, hi - lo, q.shape[2]
+        heads, width, dim = task.h1 - task.h0, task.hi - task.lo, q.shape[2]
         d_k = _scratch(_D_K, heads * width * dim, q.dtype, call)
         d_k = np.matmul(d_logits, q, out=d_k.reshape(heads, width, dim))
-        head, mine = (n, h0), place[task]
-        condition = turns[(n * plan.key.shape[1] + h0) % len(turns)]
-        with condition:
-            held = [p for p in getattr(worker, "parked", []) if turn[p[0]] <= p[1]]
-            size = d_k.nbytes + d_v.nbytes
-            if turn[head] != mine and sum(p[2] for p in held) + size <= _PARKED_BYTES:
-                parked.setdefault(head, {})[mine] = (task, d_k.copy(), d_v.copy())
-                worker.parked = [*held, (head, mine, size)]
-                return
-            while turn[head] != mine:
-                if failed.is_set():
-                    return
-                condition.wait()
-            _commit(task, d_k, d_v)
-            turn[head] += 1
-            waiting = parked.get(head, {})
-            while turn[head] in waiting:
-                _commit(*waiting.pop(turn[head]))
-                turn[head] += 1
-            condition.notify_all()
+        adds.add(task, (d_k, d_v))
 
-    def _commit(task: _kernel.Task, d_k: FloatArray, d_v: FloatArray) -> None:
-        """Assign (rows no block reached yet) or add ``d_k`` and ``d_v`` into their rows."""
+    def _commit(task: _kernel.Task, parts: tuple[FloatArray, ...]) -> None:
+        """Assign (rows no block reached yet) or add dK and dV parts into their rows."""
         n, h0, h1, lo, hi = task.n, task.h0, task.h1, task.lo, task.hi
+        d_k, d_v = parts
         assert filled is not None  # a head block of several tasks is never ``whole``
         fresh = ~filled[n, h0, lo:hi]  # the task's heads share the same columns
         if fresh.all():
@@ -540,7 +491,8 @@ def run_backward(
                 block[:, ~fresh] += part[:, ~fresh]
         filled[n, h0:h1, lo:hi] = True
 
-    _kernel.for_each_task(plan, tasks, body)
+    adds = _ordered.OrderedAdds(tasks, _commit)  # in list order: the same bits every call
+    _kernel.for_each_task(plan, tasks, adds.guarded(body))
     if filled is not None and not filled.all():  # keys no row may see (lengths, windows)
         grad_key[~filled] = 0
         grad_value[~filled] = 0

@@ -62,7 +62,9 @@ def attention_backward(
     up to 4 MiB of it for the next call). A block of
     query rows whose visible keys fit a buffer of 8 MiB recomputes its softmax whole, in
     one pass (five matmuls, no forward); longer rows, and inputs holding NaN or inf, run
-    the forward for the log-sum-exp and walk their keys in cache-sized chunks.
+    the forward for the log-sum-exp and walk their keys in cache-sized chunks. The worker
+    threads add the key and value gradients of row blocks in one fixed order, so repeated
+    calls with the same inputs return the same bits.
     The bias gradient has the bias's broadcast shape ``(..., Hq, L, S)`` before it is
     summed back to the bias's own shape; pass ``bias_gradient=False`` when it is not
     needed, to skip that tensor. Rows under the default ``fully_masked="zero"`` have

@@ -19,7 +19,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refattn import _backward_fused, _kernel, _threads, attention_backward
+from refattn import _backward_fused, _kernel, _ordered, _threads, attention_backward
 from refattn.validation import validate
 from tests.test_reference import configs
 from tests.traced_memory import peak_bytes
@@ -362,9 +362,10 @@ def test_removed_pairs_weigh_nothing_beside_the_smallest_allowed_weights() -> No
     ],
     ids=["gqa-causal", "window", "key-lengths"],
 )
-@pytest.mark.parametrize("parked_bytes", [0, _backward_fused._PARKED_BYTES], ids=["wait", "park"])
+@pytest.mark.parametrize("parked_bytes", [0, _ordered.PARKED_BYTES], ids=["wait", "park"])
+@pytest.mark.parametrize("path", [_fused, _chunked], ids=["one-pass", "chunked"])
 def test_key_and_value_gradients_do_not_depend_on_the_order_blocks_end(
-    shape: tuple[int, ...], options: dict[str, Any], parked_bytes: int
+    shape: tuple[int, ...], options: dict[str, Any], parked_bytes: int, path: Any
 ) -> None:
     """Two workers, every other block held back: the gradients of one in-order pass, bit for bit.
 
@@ -379,17 +380,22 @@ def test_key_and_value_gradients_do_not_depend_on_the_order_blocks_end(
     k, v = (rng.standard_normal((batch, kv_heads, length, dim), dtype=np.float32) for _ in "kv")
     grad = rng.standard_normal(q.shape, dtype=np.float32)
     threaded_for_each_task = _kernel.for_each_task
+    blocks: list[int] = []  # row blocks per head block, most, of each pass
 
-    def in_order(plan: Any, tasks: list[Any], body: Any) -> None:
+    def in_order(plan: Any, tasks: list[Any], body: Any, chunk: int | None = None) -> None:
         groups = plan.query.shape[2]
-        widest = max((t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks)
-        assert len(tasks) > len({(t.n, t.h0) for t in tasks})  # heads of several blocks
+        widest = max(
+            (t.h1 - t.h0) * groups * (t.r1 - t.r0) * min(t.hi - t.lo, chunk or t.hi - t.lo)
+            for t in tasks
+        )
+        heads = [(t.n, t.h0) for t in tasks]
+        blocks.append(max(heads.count(head) for head in heads))
         buffer = np.empty(widest, plan.query.dtype)
         with _threads.single_threaded_blas():  # as the worker threads run BLAS
             for task in tasks:
                 body(task, buffer)
 
-    def held_back(plan: Any, tasks: list[Any], body: Any) -> None:
+    def held_back(plan: Any, tasks: list[Any], body: Any, chunk: int | None = None) -> None:
         late = {id(t) for t in tasks[::2]}  # their successors in the list end first
 
         def slow_body(task: Any, buffer: np.ndarray) -> None:
@@ -397,17 +403,18 @@ def test_key_and_value_gradients_do_not_depend_on_the_order_blocks_end(
                 time.sleep(0.005)
             body(task, buffer)
 
-        threaded_for_each_task(plan, tasks, slow_body)
+        threaded_for_each_task(plan, tasks, slow_body, chunk=chunk)
 
     with mock.patch.object(_kernel, "for_each_task", in_order):
-        want = _fused(grad, q, k, v, **options)
+        want = path(grad, q, k, v, **options)
+    assert max(blocks) > 1  # some head block has several row blocks
     with (
         mock.patch.object(_threads, "worker_count", return_value=2),
         mock.patch.object(_kernel, "for_each_task", held_back),
-        mock.patch.object(_backward_fused, "_PARKED_BYTES", parked_bytes),
+        mock.patch.object(_ordered, "PARKED_BYTES", parked_bytes),
     ):
-        runs = [("held back", _fused(grad, q, k, v, **options))]
-    runs += [("threaded", _fused(grad, q, k, v, **options)) for _ in range(2)]
+        runs = [("held back", path(grad, q, k, v, **options))]
+    runs += [("threaded", path(grad, q, k, v, **options)) for _ in range(2)]
     for label, got in runs:
         for field in ("query", "key", "value"):
             np.testing.assert_array_equal(
@@ -443,7 +450,7 @@ def test_a_block_that_raises_wakes_the_blocks_waiting_for_its_turn() -> None:
     with (
         mock.patch.object(_threads, "worker_count", return_value=2),
         mock.patch.object(_kernel, "keep_block", keep_block_or_raise),
-        mock.patch.object(_backward_fused, "_PARKED_BYTES", 0),
+        mock.patch.object(_ordered, "PARKED_BYTES", 0),
     ):
         caller = threading.Thread(target=call, daemon=True)
         caller.start()
