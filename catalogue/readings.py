@@ -377,8 +377,8 @@ def contraction_reading(text: str) -> Reading | None:
         )
         or re.search(r"batch2 tensor to be: \[\d+, (\d+)\] but got: \[\d+, (\d+)\]", text)
     )
-    if not found:
-        return None
+    if not found or found.group(1) == found.group(2):
+        return None  # bmm's batch axes differ, not its contracted one: no contraction
     return _contraction(int(found.group(1)), int(found.group(2)))
 
 

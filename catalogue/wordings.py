@@ -131,9 +131,16 @@ RULES: tuple[Rule, ...] = (
         "a matmul contracts {0} against {1}: in Q·Kᵀ the key has {0} features and the query "
         "{1}, or K was not transposed",
     ),
+    Rule(  # bmm's batch axes differ, the contracted one agrees: heads folded into one only
+        r"Expected size for first two dimensions of batch2 tensor to be: \[(\d+), (\d+)\] "
+        r"but got: \[(?!\1\])(\d+), \2\]",
+        ("batch-mismatch", "head-split", "batched-matmul"),
+        "bmm's batch axis: {0} against {2}, with the contracted {1} agreeing: one operand has "
+        "the heads folded into the batch (B*H) and the other not, or the batches differ",
+    ),
     Rule(
         rf"Expected size for first two dimensions of batch2 tensor to be: \[{_N}, {_N}\] "
-        rf"but got: \[{_N}, {_N}\]",
+        rf"but got: \[{_N}, (?!\2\])(-?\d+)\]",
         ("qk-dim-mismatch", "missing-transpose", "kv-length-mismatch"),
         "bmm wanted its second operand to start with [{0}, {1}] and got [{2}, {3}]: {1} "
         "against {3} on the contracted axis",
@@ -727,6 +734,20 @@ RULES: tuple[Rule, ...] = (
         ("memory-blowup",),
         "memory: an (L, S) mask or bias materialised at the maximum length",
         weight=1.25,  # the failure reported; a feature named beside it says only where
+    ),
+    Rule(  # PyTorch's permute on a tensor of another rank
+        r"does not match the length of the desired ordering of dimensions i\.e\. input\.dim\(\) "
+        r"= (\d+) is not equal to len\(dims\) = (\d+)|number of dims don't match in permute",
+        ("layout-confusion", "axis-out-of-range", "head-split"),
+        "a permutation of {1} axes on a {0}-D tensor: the heads were not split out (or already "
+        "merged) before the permute, or a batch axis is missing",
+    ),
+    Rule(  # PyTorch's expand to fewer sizes than the tensor has axes
+        r"the number of sizes provided \((\d+)\) must be greater or equal to the number of "
+        r"dimensions in the tensor \((\d+)\)",
+        ("mask-shape", "mask-broadcast-axis", "layout-confusion"),
+        "expanding a {1}-D tensor to {0} sizes: a mask (or bias) expanded to a shape of fewer "
+        "axes than it has; give it the scores' rank first (mask[:, None, None, :])",
     ),
     Rule(  # torch.cat of tensors of two ranks (PyTorch: "Tensors must have same number of
         # dimensions: got 4 and 3"): in attention code, a key/value cache appended to

@@ -85,6 +85,23 @@ def _first_tags(message: str) -> tuple[str, ...]:
             "RuntimeError: Tensors must have same number of dimensions: got 3 and 4",
             {"kv-cache", "layout-confusion"},
         ),
+        (  # PyTorch's permute and expand on a tensor of another rank (run to get them)
+            "RuntimeError: permute(sparse_coo): number of dimensions in the tensor input does "
+            "not match the length of the desired ordering of dimensions i.e. input.dim() = 3 "
+            "is not equal to len(dims) = 4",
+            {"layout-confusion", "axis-out-of-range", "head-split"},
+        ),
+        (
+            "RuntimeError: expand(torch.FloatTensor{[4, 1, 16]}, size=[4, 16]): the number of "
+            "sizes provided (2) must be greater or equal to the number of dimensions in the "
+            "tensor (3)",
+            {"mask-shape", "mask-broadcast-axis"},
+        ),
+        (  # bmm's batch axes differ while the contracted one agrees
+            "RuntimeError: Expected size for first two dimensions of batch2 tensor to be: "
+            "[24, 32] but got: [3, 32].",
+            {"batch-mismatch", "head-split", "batched-matmul"},
+        ),
         (  # position ids named
             "position_ids restart at 0 for the second chunk of the prompt, so the model "
             "rereads early positions",
