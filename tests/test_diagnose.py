@@ -50,10 +50,12 @@ def test_tuning_messages_are_labelled_and_found() -> None:
 
 
 def test_messages_from_outside_attention_get_no_case() -> None:
-    # tests/data/diagnose_outside_ambiguous.json keeps apart 5 held-out messages (rounds 4-5)
+    # tests/data/diagnose_outside_ambiguous.json keeps apart 8 held-out messages (rounds 4-6)
     # whose cause lay outside attention but whose words are attention's own (a float16
-    # overflow, a width mismatch of a MatMul named AttentionDecoder, ...): nothing in
-    # them tells the two apart, so they are not required to get no case
+    # overflow, a width mismatch of a MatMul named AttentionDecoder, NaN from
+    # scaled_dot_product_attention in float16, weights that do not sum to one under
+    # dropout, ...): nothing in them tells the two apart, so they are not required to get
+    # no case
     for message in json.loads(OUTSIDE.read_text()):
         assert diagnose(message) == [], message
         assert nearest_family(message) is None, message
@@ -316,28 +318,29 @@ def test_refattn_errors_lead_to_the_case_they_name(
 def test_heldout_accuracy_is_measured_on_threads_the_rules_never_saw() -> None:
     tuning_sources = {e["source"] for e in json.loads(TUNING.read_text())}
     entries = json.loads(HELDOUT.read_text())
-    assert len(entries) >= 40
+    assert len(entries) >= 80
     assert not {e["source"] for e in entries} & tuning_sources
     print(table(entries))
     _count, top1, top3 = accuracy(entries)["all"]
-    # Round 6 (40 messages), measured once with the rules frozen (4e0da8a) before anyone
-    # who wrote them saw the set (25 / 40 first, 31 / 40 in the first three): a floor
-    # against regressions, not a target (the issue asks for 75 % / 90 %).
-    assert top3 >= 31 / 40
-    assert top1 >= 25 / 40
+    # Round 7 (80 messages from two collectors), measured once with the rules frozen
+    # (b7d30a9) before anyone who wrote them saw the set (46 / 80 first, 58 / 80 in the
+    # first three): a floor against regressions, not a target (the issue asks for 75 % /
+    # 90 %).
+    assert top3 >= 58 / 80
+    assert top1 >= 46 / 80
 
 
 def test_heldout_outside_messages_mostly_get_no_case() -> None:
-    # 11 messages from outside attention collected with the round-6 set, never tuned on.
-    # Measured once with the rules frozen (4e0da8a): 3 get no case. Of the 8 answered,
-    # several have attention's own words (NaN from scaled_dot_product_attention in fp16,
-    # weights that do not sum to one under dropout, a state-dict size mismatch of an
-    # attention table); two are xFormers' "No operator found" from a broken install.
+    # 26 messages from outside attention collected with the round-7 set, never tuned on.
+    # Measured once with the rules frozen (b7d30a9): 11 get no case. Most of the 15
+    # answered name a width or length mismatch in words attention errors use too ("mat1
+    # and mat2 shapes cannot be multiplied", "The size of tensor a (98) must match the
+    # size of tensor b (96)" from an embedding sum, a tokenizer's "781 > 512").
     # A floor against regressions: the issue wants none answered.
     entries = json.loads((OUTSIDE.parent / "diagnose_outside_heldout.json").read_text())
     answered = [e["message"] for e in entries if diagnose(e["message"])]
-    assert len(entries) == 11
-    assert len(answered) <= 8, answered
+    assert len(entries) == 26
+    assert len(answered) <= 15, answered
 
 
 def test_cli_says_when_no_case_explains_a_message() -> None:
@@ -481,7 +484,7 @@ def test_min_score_lies_between_outside_and_labelled_messages() -> None:
     finally:
         module.MIN_SCORE = threshold
     reached = [bool(found) and found[0].score > threshold for found in inside_best]
-    # 15 of the 681 tuning reports hold no evidence diagnose can read ("produce incorrect
+    # 16 of the 721 tuning reports hold no evidence diagnose can read ("produce incorrect
     # output on image inputs", "the code example does not work", an einsum whose
     # weight layout is only described in prose): they stay below the threshold
     assert sum(reached) >= 0.97 * len(labelled), len(labelled) - sum(reached)
