@@ -595,6 +595,43 @@ RULES: tuple[Rule, ...] = (
         "a fused attention kernel refuses this call (head size, dtype, GPU, mask or "
         "dropout): the math path runs it",
     ),
+    Rule(  # a kernel with no version for the dtype it is given. PyTorch's dispatch macros:
+        # '"{kernel}" not implemented for '{dtype}'' naming an attention kernel;
+        # TensorBase::data_ptr<float>()'s "expected scalar type Float but found Half" next to
+        # a kernel or autocast (an extension compiled for float32 only, run under AMP);
+        # XLA's "Unsupported algorithm on the current device(s): ALG_DOT_BF16_BF16_F32" (a dot
+        # precision the GPU generation has no instruction for)
+        r"\"(\w*(?:attn|attention|fmha|flash|mha|sdpa)\w*)\" not implemented for '(\w+)'|"
+        r"Unsupported algorithm on the current device\(s\): (ALG_DOT_\w+)",
+        ("backend-constraint", "reduced-precision"),
+        "a kernel with no version for the dtype it is given ({0}): a custom or fused attention "
+        "kernel compiled for other precisions, or a dot precision this device cannot run; cast "
+        "its inputs to a dtype it was built for or use the math path",
+        weight=1.2,
+    ),
+    Rule(  # the same refusal inside a custom extension: data_ptr<float>() on a half tensor
+        r"(?:autocast|\bamp\b|mixed.precision|\bkernel|\.cu\b|cuda extension|\w+\.\w+\[device)"
+        r"[\s\S]{0,200}expected scalar type (Float|Half|BFloat16) but found (Half|BFloat16|Float)",
+        ("backend-constraint", "reduced-precision"),
+        "a kernel that reads its inputs as {0} was given {1}: a custom attention kernel "
+        "compiled for one precision, run under autocast; cast its inputs to {0} around the call "
+        "(or a mask kept in {0} beside {1} scores)",
+        weight=1.2,
+    ),
+    Rule(  # xFormers' memory-efficient attention checks its inputs' layout (fmha/common.py:
+        # "Query/Key/Value should all have BMHK or BMK shape", "Invalid shape for attention
+        # bias: torch.Size([40, 10, 10]) (expected (1, 40, 10, 10))"); a kernel's own
+        # TORCH_CHECK on a bias or mask size ("Expected bias.size(1) == n_heads to be true,
+        # but got false", "Expected attn_bias.stride(1) == 0 to be true")
+        r"should all have BMHK or BMK shape|Invalid shape for attention bias|"
+        r"Expected (?:attn_)?(?:bias|mask)\w*\.(?:size|stride|dim|sizes)\(\d*\)[^\n]{0,40}to be "
+        r"true, but got false",
+        ("backend-constraint", "kernel-layout", "mask-shape"),
+        "a fused kernel's own shape check: xFormers takes query, key and value as (B, M, H, K) "
+        "(length before heads) or (B, M, K), and a bias of exactly (B, H, M, N), expanded, "
+        "never broadcast; a kernel checking bias.size(1) wants one bias row per head",
+        weight=1.3,
+    ),
     Rule(  # a kernel's 32-bit index arithmetic past 2^31 elements: PyTorch's
         # "bias_4d_view.stride(0) overflows", SageAttention's "tensor strides exceed int32
         # range", int32 offset overflows reported in SDPA's, MLX's and Triton kernels

@@ -165,3 +165,32 @@ def test_a_checkpoint_mismatch_of_an_attention_projection_is_still_read() -> Non
         "torch.Size([4096, 4096])."
     )
     assert "gqa-heads" in _first_tags(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # PyTorch's dispatch template naming an attention kernel, another kernel and dtype
+        "RuntimeError: \"fmha_fwd_kernel_cuda\" not implemented for 'BFloat16'",
+        # XLA's dot-algorithm check, another algorithm
+        "jaxlib.xla_extension.XlaRuntimeError: UNIMPLEMENTED: Unsupported algorithm on the "
+        "current device(s): ALG_DOT_TF32_TF32_F32",
+        # a custom extension's data_ptr<float>() under autocast
+        "with torch.autocast('cuda'): out = LinearAttentionKernel.apply(q, k, v)\n"
+        "RuntimeError: expected scalar type Float but found BFloat16",
+        # xFormers' layout and bias checks
+        "ValueError: Query/Key/Value should all have BMHK or BMK shape.\n  query.shape: "
+        "torch.Size([4, 2, 16, 64, 32])",
+        "ValueError: Invalid shape for attention bias: torch.Size([8, 77, 77]) (expected (1, 8, "
+        "77, 77))",
+        # a kernel's TORCH_CHECK on the bias
+        "RuntimeError: Expected mask.size(1) == num_heads to be true, but got false.",
+    ],
+)
+def test_a_kernel_refusing_a_dtype_or_a_layout_is_a_backend_constraint(message: str) -> None:
+    tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
+    assert "backend-constraint" in tags, message
+
+
+def test_a_dtype_refusal_of_a_kernel_outside_attention_gets_no_case() -> None:
+    assert diagnose("RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'", top=3) == []
