@@ -86,6 +86,7 @@ from .wordings import (
     OUTSIDE_ANYWHERE,
     RULES,
     SHAPE_OR_MASK,
+    SQUARE_SCORES,
     STOP_WORDS,
     SYNONYMS,
     TRANSPOSED,
@@ -450,7 +451,8 @@ def _outside(text: str) -> bool:
     too (a bare ``CUDA out of memory``: any large model runs out of memory).
     """
     rest = MEMORY.sub(" ", text)
-    if MEMORY.search(text) and not (ATTENTION_WORDS.search(rest) or LONG_INPUT.search(rest)):
+    long_input = LONG_INPUT.search(rest) or SQUARE_SCORES.search(text)
+    if MEMORY.search(text) and not (ATTENTION_WORDS.search(rest) or long_input):
         return True
     if OUTSIDE_ANYWHERE.search(text) or _checkpoint_config(text):
         return True

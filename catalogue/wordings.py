@@ -36,6 +36,12 @@ class Rule:
 
 
 _N = r"(-?\d+)"
+SQUARE_SCORES = re.compile(
+    r"(?:out of memory|\bOOMs?\b|allocat\w*|materiali[sz]\w*|RESOURCE_EXHAUSTED)[^\n]{0,60}?"
+    r"(?<![\w.])(?:shape\s*)?\[\s*(?:\d+\s*,\s*){0,3}?([2-9]\d{3}|[1-9]\d{4,})\s*,\s*\1\s*\]",
+    re.IGNORECASE,
+)
+"""Running out of memory for a tensor ending in two equal long sizes: (…, L, L) scores."""
 _BACKEND = (
     r"(?:flash[_ -]?attn|flash[_ -]?attention\w*|flashinfer|xformers?|cudnn|splash|pallas|"
     r"paged_?attention|"
@@ -759,6 +765,16 @@ RULES: tuple[Rule, ...] = (
         ("position-out-of-range", "positions"),
         "positions: a sequence longer than the position table, or position ids that do not "
         "start where the tokens do",
+    ),
+    Rule(  # memory for a tensor whose last two sizes are one long length: (…, L, L) scores or
+        # mask (TensorFlow's "OOM when allocating tensor with shape[16,20000,20000]", "tried
+        # to allocate a [16, 20000, 20000] tensor", "materialize [93600, 93600] mask")
+        SQUARE_SCORES.pattern,
+        ("memory-blowup",),
+        "a tensor of (…, {0}, {0}): one row and one column per position, the (L, S) scores or "
+        "mask for a sequence of {0}; it grows with the square of the length; use a fused "
+        "kernel (flash or memory-efficient SDPA) or chunk the queries",
+        weight=1.4,
     ),
     Rule(
         r"out of memory|\bOOMs?\b|Unable to allocate|RESOURCE_EXHAUSTED|cannot allocate|"

@@ -194,3 +194,23 @@ def test_a_kernel_refusing_a_dtype_or_a_layout_is_a_backend_constraint(message: 
 
 def test_a_dtype_refusal_of_a_kernel_outside_attention_gets_no_case() -> None:
     assert diagnose("RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'", top=3) == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ResourceExhaustedError: OOM when allocating tensor with shape[4,16,8192,8192] and "
+        "type float on /job:localhost/replica:0/task:0/device:GPU:0",
+        "it crashes because it tries to allocate a [32, 12000, 12000] tensor",
+    ],
+)
+def test_memory_for_a_square_tensor_of_one_long_length_is_the_scores(message: str) -> None:
+    answers = diagnose(message, top=3)
+    assert answers
+    assert "memory-blowup" in answers[0].case.tags
+    assert "8192" in answers[0].why or "12000" in answers[0].why
+
+
+def test_memory_with_no_shape_stays_unanswered() -> None:
+    assert diagnose("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", top=3) == []
+    assert diagnose("it tries to allocate a [16, 3, 1024, 1024] tensor", top=3) == []
