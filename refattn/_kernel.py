@@ -911,7 +911,9 @@ def for_each_task(
     """Run ``body(task, buffer)`` for every task, on the worker threads when it pays.
 
     ``buffer`` is a per-thread scratch array large enough for any task's logits, or for
-    ``chunk`` key columns of them when the body works over key chunks.
+    ``chunk`` key columns of them when the body works over key chunks. Tasks are handed
+    out in list order (the backward's :mod:`refattn._ordered` relies on it: a task only
+    ever waits for earlier ones).
     """
     if not tasks:
         return
