@@ -757,6 +757,19 @@ RULES: tuple[Rule, ...] = (
         "position ids that do not follow the tokens: starting at 0 under left padding, not "
         "stepping with the cache, or restarting per packed document",
     ),
+    Rule(  # a length checked against the model's position table before it is indexed:
+        # transformers' Whisper "the combined length of `decoder_input_ids` and
+        # `max_new_tokens` is: 514. This exceeds the `max_target_positions` of the Whisper
+        # model: 448", other models' "seq_len=5000 exceeds max_position_embeddings=4096",
+        # "sequence of 5000 tokens exceeds max_position_embeddings 4096"
+        r"(\d+)\b[^\d\n]{0,20}?\bexceeds (?:the )?`?"
+        r"(?:max_target_positions|max_source_positions|max_position_embeddings|n_positions|"
+        r"n_ctx)`?[^\d\n]{0,40}(\d+)",
+        ("position-out-of-range",),
+        "{0} positions asked for, a position table of {1} rows: the prompt plus the tokens to "
+        "generate must fit the model's position embeddings; shorten one of them",
+        weight=1.3,
+    ),
     Rule(
         r"\bpositions? (?:ids?|embeddings?)\b|max_position_embeddings|"
         r"\bpos(?:ition(?:al)?)?_(?:emb\w*|enc\w*)\b|"

@@ -214,3 +214,25 @@ def test_memory_for_a_square_tensor_of_one_long_length_is_the_scores(message: st
 def test_memory_with_no_shape_stays_unanswered() -> None:
     assert diagnose("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", top=3) == []
     assert diagnose("it tries to allocate a [16, 3, 1024, 1024] tensor", top=3) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "numbers"),
+    [
+        (
+            "ValueError: The length of `decoder_input_ids`, including special start tokens, "
+            "prompt tokens, and previous tokens, is 60, and `max_new_tokens` is 400. Thus, the "
+            "combined length of `decoder_input_ids` and `max_new_tokens` is: 460. This exceeds "
+            "the `max_target_positions` of the Whisper model: 448.",
+            ("460", "448"),
+        ),
+        ("ValueError: seq_len=9000 exceeds max_position_embeddings=8192", ("9000", "8192")),
+    ],
+)
+def test_a_length_past_the_position_table_is_read_into_its_roles(
+    message: str, numbers: tuple[str, str]
+) -> None:
+    answers = diagnose(message, top=3)
+    assert answers
+    assert "position-out-of-range" in answers[0].case.tags
+    assert f"{numbers[0]} positions asked for, a position table of {numbers[1]}" in answers[0].why
