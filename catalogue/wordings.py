@@ -1018,6 +1018,36 @@ RULES: tuple[Rule, ...] = (
 """Framework wordings and the tags they mean, likeliest first."""
 
 CONCEPTS: tuple[Rule, ...] = (
+    Rule(  # weights converted between formats (Meta's checkpoints, Hugging Face, GGUF for
+        # llama.cpp) that load and then generate gibberish: the query and key projections
+        # are permuted for the rotary convention on the way, with the key/value head count
+        # for grouped-query models ("convert and quantise fine, but always produce
+        # gibberish", "only q_proj and k_proj are different" after a round trip)
+        r"(?:\bconver(?:t|ts|ted|ting|sion)\b(?! to type)|\bgguf\b|\bggml\b|llama\.cpp|"
+        r"\bHF format\b)[\s\S]{0,200}(?:gibberish|garbage|nonsense|\b[qk]_proj and [qk]_proj\b)|"
+        r"(?:gibberish|garbage|nonsense)[^.\n]{0,60}(?:\bgguf\b|\bggml\b|llama\.cpp|"
+        r"\bconver(?:t|ted|sion)\b(?! to type))",
+        ("rotary-embedding", "gqa-heads"),
+        "weights converted between formats: the query and key projections are permuted for "
+        "the rotary convention (pairs (0,1),(2,3) in Meta's and GGUF's, halves in Hugging "
+        "Face's), and for grouped-query models with the key/value head count; a conversion "
+        "that skips the permute or counts the query heads for the keys loads fine and "
+        "generates gibberish",
+        weight=1.3,
+    ),
+    Rule(  # text that turns to gibberish as generation goes on: the cache or the window
+        # runs out (a sliding window, a cache of fixed length): "gibberish or repetitive text
+        # after approximately 800-1000 tokens", "garbage once the KV cache is filled up",
+        # "garbage output once prompt > cache_length"
+        r"(?:gibberish|garbage|nonsense|repetitive|incoherent)[^.\n]{0,80}?(?:\bafter\b|\bonce\b|"
+        r"\bpast\b|\bbeyond\b)[^.\n]{0,50}?(?:\d+k? tokens|\bwindow|\bcache\b|cache_length|"
+        r"\bgeneration\b)",
+        ("kv-cache", "window-size", "rotary-embedding"),
+        "output that turns to gibberish after some number of tokens: a sliding window or a "
+        "fixed-size key/value cache that stops lining up with the positions once it is full "
+        "(or rotary positions past the length the model was trained on)",
+        weight=1.2,
+    ),
     Rule(
         r"\binf\s?\*\s?0|\b0(?:\.0)?\s?\*\s?inf|inf(?:inity)? times (?:0|zero)|"
         r"\*\s?-?(?:float\(['\"]-?inf['\"]\)|np\.inf|math\.inf|inf\b)|"

@@ -236,3 +236,28 @@ def test_a_length_past_the_position_table_is_read_into_its_roles(
     assert answers
     assert "position-out-of-range" in answers[0].case.tags
     assert f"{numbers[0]} positions asked for, a position table of {numbers[1]}" in answers[0].why
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I converted the Mistral checkpoint to GGUF with the script; it loads but every answer "
+        "is gibberish",
+        "After the conversion to the Hugging Face layout the 34B model only produces garbage",
+        "Outputs are nonsense when the model runs under llama.cpp",
+    ],
+)
+def test_gibberish_after_a_weight_conversion_is_the_rotary_permute(message: str) -> None:
+    assert "rotary-embedding" in _first_tags(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "The model writes fine at first but the text becomes gibberish after about 4000 tokens",
+        "Generation turns into garbage once the KV cache is full",
+    ],
+)
+def test_gibberish_after_many_generated_tokens_is_the_cache_or_window(message: str) -> None:
+    tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
+    assert tags & {"kv-cache", "window-size"}, message
