@@ -54,14 +54,10 @@ class OrderedAdds:
         self._worker = threading.local()  # .held: (head block, turn, bytes) parked here
         self._failed = threading.Event()
 
-    def add(self, task: Task, parts: Parts, *, scratch: bool = True) -> None:
+    def add(self, task: Task, parts: Parts) -> None:
         """Apply ``task``'s parts in its turn (now, later by another thread, or after a wait).
 
-        Args:
-            task: one of the listed tasks, with keys.
-            parts: its arrays; ``scratch`` ones are copied if parked (the caller reuses
-                them), others are kept as they are.
-            scratch: whether the caller reuses ``parts`` after this returns.
+        ``parts`` may be the caller's scratch: a parked task's parts are copied.
         """
         head, mine = (task.n, task.h0), self._place[task]
         turn = self._turn
@@ -70,8 +66,7 @@ class OrderedAdds:
             held = [p for p in getattr(self._worker, "held", []) if turn[p[0]] <= p[1]]
             size = sum(part.nbytes for part in parts)
             if turn[head] != mine and sum(p[2] for p in held) + size <= self._parked_bytes:
-                kept = tuple(part.copy() for part in parts) if scratch else parts
-                self._parked.setdefault(head, {})[mine] = (task, kept)
+                self._parked.setdefault(head, {})[mine] = (task, tuple(p.copy() for p in parts))
                 self._worker.held = [*held, (head, mine, size)]
                 return
             while turn[head] != mine:
@@ -86,9 +81,7 @@ class OrderedAdds:
                 turn[head] += 1
             condition.notify_all()
 
-    def guarded(
-        self, body: Callable[[Task, FloatArray], None]
-    ) -> Callable[[Task, FloatArray], None]:
+    def guarded(self, body: Body) -> Body:
         """``body`` for :func:`refattn._kernel.for_each_task`, waking every waiter if it raises.
 
         A task that raises never takes its turn; the threads waiting for it return
