@@ -1036,11 +1036,13 @@ CONCEPTS: tuple[Rule, ...] = (
         weight=1.3,
     ),
     Rule(  # text that turns to gibberish as generation goes on: the cache or the window
-        # runs out (a sliding window, a cache of fixed length): "gibberish or repetitive text
+        # runs out (a sliding window, a cache of fixed length); a context or prompt past
+        # some length is the rotary rule's (positions never trained): "gibberish or repetitive text
         # after approximately 800-1000 tokens", "garbage once the KV cache is filled up",
         # "garbage output once prompt > cache_length"
         r"(?:gibberish|garbage|nonsense|repetitive|incoherent)[^.\n]{0,80}?(?:\bafter\b|\bonce\b|"
-        r"\bpast\b|\bbeyond\b)[^.\n]{0,50}?(?:\d+k? tokens|\bwindow|\bcache\b|cache_length|"
+        r"\bpast\b|\bbeyond\b)(?:(?!context|prompt|input)[^.\n]){0,50}?(?:\d+k? tokens|\bwindow|"
+        r"\bcache\b|cache_length|"
         r"\bgeneration\b)",
         ("kv-cache", "window-size", "rotary-embedding"),
         "output that turns to gibberish after some number of tokens: a sliding window or a "
