@@ -1831,7 +1831,14 @@ OUTSIDE = re.compile(
     r"compiled \(?[\d.]+\)? and runtime|runtime \(?[\d.]+\)? versions? mismatch|"
     r"\bversion_match\b|needs to have matching (?:major )?version|"
     r"missing \d+ required positional arguments?|takes \d+ positional arguments? but \d+ "
-    r"(?:were|was) given|CU(?:DNN|BLAS)_STATUS_(?:NOT_INITIALIZED|ALLOC_FAILED|ARCH_MISMATCH)|"
+    r"(?:were|was) given|"
+    # the call signature or the import of another version of a library: a library passing
+    # a keyword its caller's forward (monkey-patched, or of an older release) does not take
+    # ("forward() got an unexpected keyword argument 'padding_mask'"); a named attention
+    # function refusing one ("scaled_dot_product_attention() ... 'enable_gqa'") stays in
+    r"\b(?:forward|__call__)\(\) got an unexpected keyword argument|"
+    r"\b(?:unable|failed|fails|failing) to [`'\"]*import\b|\bcan(?:not|'t) [`'\"]*import\b|"
+    r"CU(?:DNN|BLAS)_STATUS_(?:NOT_INITIALIZED|ALLOC_FAILED|ARCH_MISMATCH)|"
     r"\bcollate|(?:supported|available) (?:only )?on GPUs with compute capability|"
     r"GPUs with compute capability (?:below|lower than|less than)|"
     r"is not compatible with the current PyTorch installation|"

@@ -261,3 +261,17 @@ def test_gibberish_after_a_weight_conversion_is_the_rotary_permute(message: str)
 def test_gibberish_after_many_generated_tokens_is_the_cache_or_window(message: str) -> None:
     tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
     assert tags & {"kv-cache", "window-size"}, message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # a call signature of another library version (Python's TypeError template)
+        "TypeError: LlamaSdpaAttention.forward() got an unexpected keyword argument "
+        "'position_embeddings'",
+        # an import of a compiled extension that did not build
+        "After pip install I am unable to `import flash_attn_2_cuda` at all",
+    ],
+)
+def test_another_library_version_or_a_failed_import_gets_no_case(message: str) -> None:
+    assert diagnose(message, top=3) == [], [m.case.id for m in diagnose(message, top=3)]
