@@ -859,7 +859,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         r"expected scalar type (\w+) but found (\w+)|expected (?:m1 and m2|mat1 and mat2|both "
-        r"\w+) to have the same dtype|(?<!value to have the )same dtype, but got",
+        r"\w+) to have the same dtype|(?<!value to have the )same dtype, but got|"
+        # PyTorch 0.4-1.1's wording of the same check
+        r"expected backend \w+ and dtype (\w+) but got backend \w+ and dtype (\w+)",
         ("mask-dtype", "reduced-precision", "fp16-overflow"),
         "operands of two dtypes in one product or sum ({0} and {1}): in attention code a mask, "
         "a bias or a cos/sin table left in float32 (or the reverse) under half precision",
@@ -1806,7 +1808,7 @@ STOP_WORDS = frozenset(
 )
 
 ATTENTION_WORDS = re.compile(
-    r"attention|attn|\bmask|\bheads?\b|softmax|\bquer(?:y|ies)\b|\bkeys?\b|\bvalues?\b|"
+    r"attention|attn|(?:\b|_)mask|\bheads?\b|softmax|\bquer(?:y|ies)\b|\bkeys?\b|\bvalues?\b|"
     r"\bqkv\b|transformer|causal|padd(?:ing|ed)|embedding|position|rotary|rope\b|flash|sdpa|"
     r"\bscores?\b|logits|\bkv\b|decoder|encoder|einsum|matmul|\bbmm\b|\bshapes?\b|"
     r"past_key_values?|\b(?:key|value|query)_states\b|\bkv_cache\b|\bkv.cache\b",

@@ -275,3 +275,15 @@ def test_gibberish_after_many_generated_tokens_is_the_cache_or_window(message: s
 )
 def test_another_library_version_or_a_failed_import_gets_no_case(message: str) -> None:
     assert diagnose(message, top=3) == [], [m.case.id for m in diagnose(message, top=3)]
+
+
+def test_pytorch_1_0s_dtype_wording_beside_a_mask_name_is_a_mask_dtype() -> None:
+    # the older template of the dtype check; the mask named only inside identifiers
+    message = (
+        "scores = scores + key_padding_mask\nRuntimeError: expected backend CPU and dtype "
+        "Half but got backend CPU and dtype Bool"
+    )
+    answers = diagnose(message, top=3)
+    assert answers
+    assert "mask-dtype" in answers[0].case.tags
+    assert "Half and Bool" in answers[0].why
