@@ -1037,6 +1037,18 @@ CONCEPTS: tuple[Rule, ...] = (
         "generates gibberish",
         weight=1.3,
     ),
+    Rule(  # tensor parallelism splits heads across devices; the key/value heads of a
+        # grouped-query model are fewer ("native TP with tp_size=8 ... 4 KV heads", "fails
+        # because of a dimension issue in key/value layers when doing tensor parallelism")
+        r"(?:tensor.parallel\w*|\btp(?:_size)?\s*=\s*\d+|\bTP\b)[^.\n]{0,120}(?:key/value|\bkv\b|"
+        r"[kv]_proj|\bkv.heads?|num_key_value_heads)|(?:key/value|\bkv\b|[kv]_proj|\bkv.heads?|"
+        r"num_key_value_heads)[^.\n]{0,120}(?:tensor.parallel\w*|\btp(?:_size)?\s*=\s*\d+|\bTP\b)",
+        ("gqa-heads", "head-split"),
+        "tensor parallelism splits the heads across devices: a grouped-query model has fewer "
+        "key/value heads than query heads, so with more devices than key/value heads (or a "
+        "count they do not divide) the key/value heads must be replicated, not split",
+        weight=1.2,
+    ),
     Rule(  # text that turns to gibberish as generation goes on: the cache or the window
         # runs out (a sliding window, a cache of fixed length); a context or prompt past
         # some length is the rotary rule's (positions never trained): "gibberish or repetitive text

@@ -287,3 +287,14 @@ def test_pytorch_1_0s_dtype_wording_beside_a_mask_name_is_a_mask_dtype() -> None
     assert answers
     assert "mask-dtype" in answers[0].case.tags
     assert "Half and Bool" in answers[0].why
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Serving the 8-KV-head model with tensor_parallel_size=16 crashes in the k_proj split",
+        "With tp_size=4 the checkpoint loads but num_key_value_heads=2 cannot be sharded",
+    ],
+)
+def test_tensor_parallelism_over_key_value_heads_is_grouped_query(message: str) -> None:
+    assert "gqa-heads" in _first_tags(message)
