@@ -456,6 +456,8 @@ def _outside(text: str) -> bool:
         return True
     if OUTSIDE_ANYWHERE.search(text) or _checkpoint_config(text):
         return True
+    if _narrow_linear(text):
+        return True
     if _NAN.search(text) and not (ATTENTION_WORDS.search(text) or _NUMERICS.search(text)):
         return True  # "NaN loss after 35k steps": data, learning rate... any model
     if len(text) > 300:
@@ -474,6 +476,22 @@ _ATTENTION_PARAM = re.compile(
     r"(?<!relative_)position|rotary|\bwpe\b|pos_emb|embed_tokens|word_embeddings|\bwte\b",
     re.IGNORECASE,
 )
+
+
+_LINEAR = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+
+
+def _narrow_linear(text: str) -> bool:
+    """Whether a linear layer of a few features is all the text names.
+
+    Under 32 features on either side of the contraction, with no attention word anywhere
+    else, it is a feature, channel or time-mark projection, not attention's (whose model
+    widths are 64 and more): "mat1 and mat2 shapes cannot be multiplied (512x4 and 512x512)".
+    """
+    found = _LINEAR.search(text)
+    if found is None or min(int(found[2]), int(found[3])) >= 32:
+        return False
+    return not ATTENTION_WORDS.search(text[: found.start()] + " " + text[found.end() :])
 
 
 def _checkpoint_config(text: str) -> bool:

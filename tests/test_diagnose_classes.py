@@ -298,3 +298,14 @@ def test_pytorch_1_0s_dtype_wording_beside_a_mask_name_is_a_mask_dtype() -> None
 )
 def test_tensor_parallelism_over_key_value_heads_is_grouped_query(message: str) -> None:
     assert "gqa-heads" in _first_tags(message)
+
+
+def test_a_linear_layer_of_a_few_features_alone_gets_no_case() -> None:
+    bare = "RuntimeError: mat1 and mat2 shapes cannot be multiplied (96x7 and 96x96)"
+    assert diagnose(bare, top=3) == []
+    # the same narrow product inside attention code is still read
+    message = (
+        "attn_out = self.to_q(x)\nRuntimeError: mat1 and mat2 shapes cannot be multiplied "
+        "(96x7 and 96x96)"
+    )
+    assert diagnose(message, top=3)
