@@ -1049,6 +1049,21 @@ CONCEPTS: tuple[Rule, ...] = (
         "count they do not divide) the key/value heads must be replicated, not split",
         weight=1.2,
     ),
+    Rule(  # several items in one row or batch attending to each other: packing without a
+        # per-item mask ("sample B can still attend to sample A", "Doc2 tokens could attend to
+        # Doc1 tokens", "attends across packed sequence boundaries", "attend to previous
+        # examples", "the attention between nodes from different graphs in a batch")
+        r"(?:attend\w*|attention|leak\w*)\b[^.\n]{0,40}?\b(?:across|between|to|into)\b[^.\n]{0,30}?"
+        r"(?:\b(?:different|other|previous|separate|neighbou?ring|unrelated)\b[^.\n]{0,12}?"
+        r"\b(?:graphs?|documents?|docs?|samples?|examples?|segments?|conversations?)\b|"
+        r"\b(?:doc|document|sample|example|segment)\s?(?-i:[A-Z0-9])\b)|cross.document|"
+        r"across (?:the )?(?:packed )?(?:sequence|document|segment|sample) boundar",
+        ("packed-sequences",),
+        "items packed into one row (or one batch of graphs) attending to each other: a "
+        "block-diagonal mask (segment ids, cu_seqlens) keeps each item's queries on its own "
+        "keys; a plain causal or no mask lets them mix",
+        weight=1.2,
+    ),
     Rule(  # text that turns to gibberish as generation goes on: the cache or the window
         # runs out (a sliding window, a cache of fixed length); a context or prompt past
         # some length is the rotary rule's (positions never trained): "gibberish or repetitive text

@@ -309,3 +309,16 @@ def test_a_linear_layer_of_a_few_features_alone_gets_no_case() -> None:
         "(96x7 and 96x96)"
     )
     assert diagnose(message, top=3)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "After concatenating the dialogues into 4096-token rows, turns of one conversation "
+        "attend to other conversations in the same row",
+        "Molecules batched together: the self-attention leaks between different graphs",
+    ],
+)
+def test_items_attending_to_each_other_are_packed_sequences(message: str) -> None:
+    tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
+    assert "packed-sequences" in tags, message
