@@ -757,6 +757,20 @@ RULES: tuple[Rule, ...] = (
         "position ids that do not follow the tokens: starting at 0 under left padding, not "
         "stepping with the cache, or restarting per packed document",
     ),
+    Rule(  # a learned position table added to the tokens, of another length than they are
+        # ("x = x + self.pos_embed ... size of tensor a (577) must match the size of tensor b
+        # (197) at non-singleton dimension 1": a ViT at another image size; "embeddings +=
+        # position_embeddings ... (937) ... (512)"); a position module called on x computes
+        # its own length and is not this
+        r"\+=?\s*(?:self\.)?(?:pos_embed\w*|pos_emb\w*|position_embeddings?|positional_\w+)\b"
+        r"(?![\w.]*\()[^\n]{0,40}\s*(?:\w+Error:\s*)?The size of tensor a \((\d+)\) must match "
+        r"the size of tensor b \((\d+)\) at non-singleton dimension 1\b",
+        ("position-out-of-range", "positions"),
+        "{0} tokens against a position table of {1} rows: the learned positions were built for "
+        "another length (a ViT trained at another image size: (size/patch)^2 + 1 tokens); "
+        "interpolate the table or truncate the input",
+        weight=1.4,
+    ),
     Rule(  # a length checked against the model's position table before it is indexed:
         # transformers' Whisper "the combined length of `decoder_input_ids` and
         # `max_new_tokens` is: 514. This exceeds the `max_target_positions` of the Whisper

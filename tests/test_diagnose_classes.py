@@ -322,3 +322,14 @@ def test_a_linear_layer_of_a_few_features_alone_gets_no_case() -> None:
 def test_items_attending_to_each_other_are_packed_sequences(message: str) -> None:
     tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
     assert "packed-sequences" in tags, message
+
+
+def test_a_position_table_added_to_tokens_of_another_length_reads_both_numbers() -> None:
+    message = (
+        "    tokens = tokens + self.pos_embedding\nRuntimeError: The size of tensor a (1025) "
+        "must match the size of tensor b (257) at non-singleton dimension 1"
+    )
+    answers = diagnose(message, top=3)
+    assert answers
+    assert "position-out-of-range" in answers[0].case.tags
+    assert "1025 tokens against a position table of 257 rows" in answers[0].why
