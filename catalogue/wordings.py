@@ -624,6 +624,17 @@ RULES: tuple[Rule, ...] = (
         "(or a mask kept in {0} beside {1} scores)",
         weight=1.2,
     ),
+    Rule(  # flash-attn's (and kernels copying its flash_api.cpp) CHECK_SHAPE: '#x " must have
+        # shape (" #__VA_ARGS__ ")"' on the query, key, value or output: "v must have shape
+        # (batch_size, seqlen_k, num_heads_k, head_size_og)"
+        r"\b(?:q|k|v|out|dout|dq|dk|dv|k_cache|v_cache|k_?new|v_?new|\w+_padded)\b must have shape "
+        r"\((?:batch_size|total_[qk]|num_blocks)\b",
+        ("backend-constraint", "kernel-layout"),
+        "the fused kernel's own shape check: flash-attn takes (batch, seqlen, heads, head_dim), "
+        "length before heads, key and value with the same batch, length and head count, and "
+        "one head size for query, key and value (a value of another head size is refused)",
+        weight=1.3,
+    ),
     Rule(  # xFormers' memory-efficient attention checks its inputs' layout (fmha/common.py:
         # "Query/Key/Value should all have BMHK or BMK shape", "Invalid shape for attention
         # bias: torch.Size([40, 10, 10]) (expected (1, 40, 10, 10))"); a kernel's own

@@ -333,3 +333,8 @@ def test_a_position_table_added_to_tokens_of_another_length_reads_both_numbers()
     assert answers
     assert "position-out-of-range" in answers[0].case.tags
     assert "1025 tokens against a position table of 257 rows" in answers[0].why
+
+
+def test_flash_attn_check_shape_on_q_k_v_is_the_kernels_constraint() -> None:
+    message = "RuntimeError: k must have shape (batch_size, seqlen_k, num_heads_k, head_size)"
+    assert "backend-constraint" in _first_tags(message)
