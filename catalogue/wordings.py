@@ -1089,6 +1089,20 @@ CONCEPTS: tuple[Rule, ...] = (
         "keys; a plain causal or no mask lets them mix",
         weight=1.2,
     ),
+    Rule(  # PyTorch's TransformerEncoder fast path (eval, no grad: nested tensors drop the
+        # padded positions, a float mask is not added): "src_key_padding_mask does not work in
+        # eval()", "does not respect adding of floating point mask ... for the fast path",
+        # "a column all True ... TransformerEncoder will remove this column in the output"
+        r"TransformerEncoder\w*\b[^.\n]{0,120}?(?:\beval\(\)|\beval mode|fast.?path|"
+        r"nested.?tensor|remove\w* (?:this|that|the) (?:column|position)s?)|"
+        r"(?:\beval\(\)|fast.?path|nested.?tensor)[^.\n]{0,80}?TransformerEncoder",
+        ("backend-constraint", "kernel-layout", "mask-dtype"),
+        "PyTorch's TransformerEncoder fast path (eval mode, no gradient, batch_first): the "
+        "padded positions become a nested tensor and are dropped or zeroed in the output, and "
+        "a float mask is not treated as in training; pass enable_nested_tensor=False or "
+        "compare with model.train()",
+        weight=1.2,
+    ),
     Rule(  # text that turns to gibberish as generation goes on: the cache or the window
         # runs out (a sliding window, a cache of fixed length); a context or prompt past
         # some length is the rotary rule's (positions never trained): "gibberish or repetitive text

@@ -338,3 +338,11 @@ def test_a_position_table_added_to_tokens_of_another_length_reads_both_numbers()
 def test_flash_attn_check_shape_on_q_k_v_is_the_kernels_constraint() -> None:
     message = "RuntimeError: k must have shape (batch_size, seqlen_k, num_heads_k, head_size)"
     assert "backend-constraint" in _first_tags(message)
+
+
+def test_transformer_encoders_fast_path_in_words_is_a_backend_constraint() -> None:
+    message = (
+        "nn.TransformerEncoder gives other outputs in eval() than in training when "
+        "src_key_padding_mask pads half the batch"
+    )
+    assert "backend-constraint" in _first_tags(message)
