@@ -1050,10 +1050,14 @@ CONCEPTS: tuple[Rule, ...] = (
         # are permuted for the rotary convention on the way, with the key/value head count
         # for grouped-query models ("convert and quantise fine, but always produce
         # gibberish", "only q_proj and k_proj are different" after a round trip)
-        r"(?:\bconver(?:t|ts|ted|ting|sion)\b(?! to type)|\bgguf\b|\bggml\b|llama\.cpp|"
-        r"\bHF format\b)[\s\S]{0,200}(?:gibberish|garbage|nonsense|\b[qk]_proj and [qk]_proj\b)|"
-        r"(?:gibberish|garbage|nonsense)[^.\n]{0,60}(?:\bgguf\b|\bggml\b|llama\.cpp|"
-        r"\bconver(?:t|ted|sion)\b(?! to type))",
+        # (a conversion counts next to a model, its weights or checkpoint: converted data or
+        # text that comes out garbled is no attention failure)
+        r"(?:\bconver(?:t|ts|ted|ting|sion)\b(?! to type)[^.\n]{0,60}?\b(?:models?|weights|"
+        r"checkpoints?|llama\w*|state_dict)\b|\b(?:models?|weights|checkpoints?|llama\w*|"
+        r"state_dict)\b[^.\n]{0,60}?\bconver(?:t|ts|ted|ting|sion)\b(?! to type)|\bgguf\b|\bggml\b|"
+        r"llama\.cpp|\bHF format\b)[\s\S]{0,200}(?:gibberish|garbage|nonsense|"
+        r"\b[qk]_proj and [qk]_proj\b)|"
+        r"(?:gibberish|garbage|nonsense)[^.\n]{0,60}(?:\bgguf\b|\bggml\b|llama\.cpp)",
         ("rotary-embedding", "gqa-heads"),
         "weights converted between formats: the query and key projections are permuted for "
         "the rotary convention (pairs (0,1),(2,3) in Meta's and GGUF's, halves in Hugging "

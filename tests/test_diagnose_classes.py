@@ -346,3 +346,17 @@ def test_transformer_encoders_fast_path_in_words_is_a_backend_constraint() -> No
         "src_key_padding_mask pads half the batch"
     )
     assert "backend-constraint" in _first_tags(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I converted the CSV export to UTF-8 and the text column is garbage now",
+        "After converting the audio to 8 kHz the transcripts are nonsense",
+        "RuntimeError: \"upsample_nearest2d_out_frame\" not implemented for 'Half'",
+    ],
+)
+def test_a_conversion_or_a_dtype_refusal_outside_models_attention_gets_no_case(
+    message: str,
+) -> None:
+    assert diagnose(message, top=3) == [], [m.case.id for m in diagnose(message, top=3)]
