@@ -1082,7 +1082,8 @@ CONCEPTS: tuple[Rule, ...] = (
         # per-item mask ("sample B can still attend to sample A", "Doc2 tokens could attend to
         # Doc1 tokens", "attends across packed sequence boundaries", "attend to previous
         # examples", "the attention between nodes from different graphs in a batch")
-        r"(?:attend\w*|attention|leak\w*)\b[^.\n]{0,40}?\b(?:across|between|to|into)\b[^.\n]{0,30}?"
+        r"(?:(?:attend\w*|leak\w*)\b[^.\n]{0,40}?\b(?:across|between|to|into)|attention (?:between|"
+        r"across))\b[^.\n]{0,30}?"
         r"(?:\b(?:different|other|previous|separate|neighbou?ring|unrelated)\b[^.\n]{0,12}?"
         r"\b(?:graphs?|documents?|docs?|samples?|examples?|segments?|conversations?)\b|"
         r"\b(?:doc|document|sample|example|segment)\s?(?-i:[A-Z0-9])\b)|cross.document|"
