@@ -1111,8 +1111,7 @@ CONCEPTS: tuple[Rule, ...] = (
     Rule(  # text that turns to gibberish as generation goes on: the cache or the window
         # runs out (a sliding window, a cache of fixed length); a context or prompt past
         # some length is the rotary rule's (positions never trained): "gibberish or repetitive text
-        # after approximately 800-1000 tokens", "garbage once the KV cache is filled up",
-        # "garbage output once prompt > cache_length"
+        # after approximately 800-1000 tokens", "garbage once the KV cache is filled up"
         r"(?:gibberish|garbage|nonsense|repetitive|incoherent)[^.\n]{0,80}?(?:\bafter\b|\bonce\b|"
         r"\bpast\b|\bbeyond\b)(?:(?!context|prompt|input)[^.\n]){0,50}?(?:\d+k? tokens|\bwindow|"
         r"\bcache\b|cache_length|"
