@@ -1532,9 +1532,14 @@ def test_an_index_equal_to_a_table_one_short_of_a_maximum_length_stays_a_token_i
         ("hidden_dim and d_model have to be equal, otherwise the layer fails", "projection-width"),
         ("the model has 40 query heads and 8 kv heads and the attention call fails", "gqa-heads"),
         ("the paged cache length requested exceeds the cache's maximum length", "kv-cache"),
+        # (a bare "dtype mismatch inside the attention" fits qkv_dtypes_differ as well)
         (
-            "dtype mismatch inside the attention under torch.autocast(dtype=torch.bfloat16)",
+            "dtype mismatch in the attention mask under torch.autocast(dtype=torch.bfloat16)",
             "mask-dtype",
+        ),
+        (
+            "query and key dtypes do not match under torch.autocast(dtype=torch.bfloat16)",
+            "reduced-precision",
         ),
         ("RuntimeError: Mask tensor can take 0 and 1 values only", "mask-dtype"),
         (

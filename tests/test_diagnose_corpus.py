@@ -47,6 +47,7 @@ NO_SIZES = {
     "minus_1e9_in_float16": "'value cannot be converted to type c10::Half': no size",
     "pad_id_minus_100_wraps": "PyTorch only, 'index out of range in self': no number",
     "padding_mask_dropped_for_is_causal": "an argument conflict: no number",
+    "qkv_dtypes_differ": "dtype messages without a size",
     "sdpa_int_mask_dtype": "dtype messages without a size",
     "softmax_axis_out_of_range": "the numbers are an axis and a rank, not sizes",
     "tilde_on_int_mask": "dtype messages without a size",
