@@ -6,13 +6,14 @@ What happens:
     ``RuntimeError: Expected query, key, and value to have the same dtype, but got
     query.dtype: c10::Half key.dtype: float and value.dtype: float instead.``;
     ``jax.nn.dot_product_attention`` raises ``ValueError: query dtype should be float32, but
-    got float16`` (it takes the key's dtype as the one to match), and a hand-written
-    TensorFlow ``tf.matmul(q, k, transpose_b=True)`` raises ``InvalidArgumentError: cannot
-    compute BatchMatMulV2 as input #1(zero-based) was expected to be a half tensor but is a
-    float tensor``. Hand-written NumPy attention does not refuse: it promotes and returns
-    float32 attention from a float16 query, twice the memory, and the dtype surprise moves
-    to the next layer. refattn's own ``attention`` refuses the mix with an
-    ``AttentionDTypeError`` naming the three dtypes. Kernels refuse with their own words:
+    got float16`` (the key/value's dtype is the one the query is told to match), and a
+    hand-written TensorFlow ``tf.matmul(q, k, transpose_b=True)`` raises
+    ``InvalidArgumentError: cannot compute BatchMatMulV2 as input #1(zero-based) was
+    expected to be a half tensor but is a float tensor``. Hand-written NumPy attention
+    does not refuse: it promotes and returns float32 attention from a float16 query, twice
+    the memory, and the dtype surprise moves to the next layer. refattn's own
+    ``attention`` refuses the mix with an ``AttentionDTypeError`` naming the three dtypes.
+    Kernels refuse with their own words:
     xFormers ``Query/Key/Value should either all have the same dtype``, flash-attn
     ``query and key must have the same dtype`` (GPU-only, not run here; sources:
     https://github.com/facebookresearch/xformers/issues/934,
@@ -150,8 +151,8 @@ def torch_fixed() -> object:
 JAX_EXPECTED = ValueError
 JAX_MATCH = r"query dtype should be float32, but got float16"
 JAX_NOTE = (
-    "`jax.nn.dot_product_attention` checks the query and the value against the key's "
-    "dtype, so the message names float32 as the dtype the query should have."
+    "The message names the key/value's float32 as the dtype the query should have: the "
+    "float16 query is the odd one out."
 )
 
 
