@@ -20,6 +20,10 @@ def _first_tags(message: str) -> tuple[str, ...]:
     return answers[0].case.tags
 
 
+def _top3_tags(message: str) -> set[str]:
+    return {t for m in diagnose(message, top=3) for t in m.case.tags}
+
+
 @pytest.mark.parametrize(
     ("message", "tags"),
     [
@@ -188,7 +192,7 @@ def test_a_checkpoint_mismatch_of_an_attention_projection_is_still_read() -> Non
     ],
 )
 def test_a_kernel_refusing_a_dtype_or_a_layout_is_a_backend_constraint(message: str) -> None:
-    tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
+    tags = _top3_tags(message)
     assert "backend-constraint" in tags, message
 
 
@@ -259,7 +263,7 @@ def test_gibberish_after_a_weight_conversion_is_the_rotary_permute(message: str)
     ],
 )
 def test_gibberish_after_many_generated_tokens_is_the_cache_or_window(message: str) -> None:
-    tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
+    tags = _top3_tags(message)
     assert tags & {"kv-cache", "window-size"}, message
 
 
@@ -320,7 +324,7 @@ def test_a_linear_layer_of_a_few_features_alone_gets_no_case() -> None:
     ],
 )
 def test_items_attending_to_each_other_are_packed_sequences(message: str) -> None:
-    tags = {t for m in diagnose(message, top=3) for t in m.case.tags}
+    tags = _top3_tags(message)
     assert "packed-sequences" in tags, message
 
 
