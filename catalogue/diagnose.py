@@ -39,6 +39,10 @@ state-dict mismatch of a checkpoint built with another configuration, and a buil
 CUDA named anywhere in a report (``_outside``): an error from outside attention with no
 sizes to read gets no case at all.
 
+Last, one learned step (:func:`_with_learned_family`): :mod:`.tag_model` names the family
+reports worded like this one most often had; when none of the first three answers is of
+it, its best case becomes the third answer.
+
 The cases' searchable fields are read from ``diagnose_index.json`` beside this module
 when it matches the case modules' sources (a hash per module), so answering does not
 import the case modules; ``python -m catalogue.diagnose --write-index`` rewrites it.
@@ -59,6 +63,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from . import tag_model
 from .readings import (
     Reading,
     checkpoint_reading,
@@ -640,6 +645,36 @@ def _spread(
     return chosen
 
 
+def _with_learned_family(
+    chosen: Sequence[_Scored], every_score: Sequence[_Scored], text: str, top: int
+) -> list[_Scored]:
+    """``chosen``, with the family the report's words point to among the first three.
+
+    :mod:`.tag_model` gives the tag reports worded like ``text`` most often had. When none
+    of the first three answers carries it, that tag's case with the best score (even one
+    below :data:`MIN_SCORE`) becomes the third answer and later ones move down. The first
+    two answers, and an empty answer, stay as the rules decided.
+    """
+    if not chosen or top < 3:
+        return list(chosen)
+    model = tag_model.load()
+    likely = model.probabilities(text)
+    tag = max(likely, key=lambda t: likely[t])
+    if any(tag in answer[1].tags for answer in chosen[:3]):
+        return list(chosen)
+    kept = list(chosen[:2])
+    carriers = [card for card in cards() if tag in card.tags]
+    by_id = {answer[1].id: answer for answer in every_score}
+    card = max(carriers, key=lambda c: by_id[c.id][0] if c.id in by_id else 0.0)
+    total, _card, hit, hit_tag, _lead = by_id.get(card.id, (0.0, card, None, tag, ""))
+    lead = (
+        f"reports worded like this one were most often {tag} problems (learned from "
+        f"{model.reports} labelled public reports)"
+    )
+    later = [answer for answer in chosen[2:] if answer[1].id != card.id]
+    return [*kept, (total, card, hit, hit_tag, lead), *later][:top]
+
+
 def _firm(hits: Sequence[_Hit]) -> frozenset[str]:
     """The tag the evidence names unambiguously: answers of it need not be spread.
 
@@ -773,12 +808,16 @@ def diagnose(text: str, top: int = 5) -> list[Match]:
             lead = f"you describe '{phrase}'"
         scored.append((total, card, hit, tag, lead))
     scored.sort(key=lambda answer: (-answer[0], answer[1].id))
+    every_score = scored
     confident = [answer for answer in scored if answer[0] >= MIN_SCORE]
     if confident or not SHAPE_OR_MASK.search(text) or outside:
         scored = confident  # a shape or mask problem always gets the nearest cases
+    chosen = _spread(scored, top, firm)
+    if not firm:  # numbers that name a family outright leave its cases together
+        chosen = _with_learned_family(chosen, every_score, text, top)
     used: set[str] = set()
     answers = []
-    for total, card, hit, tag, lead in _spread(scored, top, firm):
+    for total, card, hit, tag, lead in chosen:
         why = _compose(card, hits, hit, tag, used, lead)
         answers.append(Match(card, round(total, 3), why, card.fix))
     return answers

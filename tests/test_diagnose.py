@@ -325,9 +325,10 @@ def test_heldout_accuracy_is_measured_on_threads_the_rules_never_saw() -> None:
     _count, top1, top3 = accuracy(entries)["all"]
     # Round 8 (63 messages from two collectors), measured once with the rules frozen
     # (32d0e88) before anyone who wrote them saw the set (31 / 63 first, 40 / 63 in the
-    # first three): a floor against regressions, not a target (the issue asks for 75 % /
-    # 90 %).
-    assert top3 >= 40 / 63
+    # first three); with catalogue.tag_model (trained on rounds 0-7, the way diagnose uses
+    # it chosen on round 7 with a model trained on rounds 0-6): 31 / 63 and 47 / 63.
+    # A floor against regressions, not a target (the issue asks for 75 % / 90 %).
+    assert top3 >= 47 / 63
     assert top1 >= 31 / 63
 
 
@@ -1215,9 +1216,13 @@ def test_an_api_or_checkpoint_of_another_version_is_no_attention_case(message: s
 
 
 def test_a_mask_of_zeros_and_ones_added_to_the_logits_is_that_case() -> None:
-    # written for this test: the case's mistake in a reporter's words
+    # written for this test: the case's mistake in a reporter's words. The rules rank it
+    # third; the third place now goes to the family the words point to (mask-missing,
+    # from catalogue.tag_model), so it is fourth
     message = "I pass a (batch, 1, 1, seq) mask of 0 and 1 and add it to the logits"
-    assert "zero_one_mask_added" in [m.case.id for m in diagnose(message, top=3)]
+    answers = [m.case.id for m in diagnose(message, top=4)]
+    assert "zero_one_mask_added" in answers
+    assert "mask-dtype" in diagnose(message)[0].case.tags
 
 
 @pytest.mark.parametrize(

@@ -794,6 +794,18 @@ def _diagnose_page() -> str:
         "cache rather than three mask cases; only sizes that name one family outright "
         "(32 query heads against 8) keep its cases together.",
         "",
+        "Then one learned step (`catalogue/tag_model.py`): a logistic regression per tag "
+        "over the report's words and word pairs, trained on the tuning reports only, "
+        "gives the family reports worded like this one most often had. When none of the "
+        "first three answers is of that family, its best case becomes the third answer "
+        "(saying so in its *why*); the first two answers, an empty answer and sizes that "
+        "name a family outright stay as the rules decided. Rules read wordings and "
+        "numbers; the model reads the words a reporter chose (`self.pe[:, :x.size(1)]`, "
+        "*converted from gguf*, *after a few hundred tokens*), which rules written "
+        "against one set of reports did not carry over to the next. How it is used was "
+        "chosen on round 7 with a model trained on rounds 0-6, then measured on round 8 "
+        "(below).",
+        "",
         "`--json` prints a list, best first, of objects with `id`, `title`, `tags`, "
         "`score`, `why`, `fix` and `page`. Answering does not import the case modules: "
         "their searchable fields are read from `catalogue/diagnose_index.json`, used only "
