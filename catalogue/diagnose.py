@@ -840,12 +840,17 @@ def nearest_family(text: str) -> str | None:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m catalogue.diagnose --write-index``: rewrite :data:`INDEX`."""
+    """``python -m catalogue.diagnose --write-index | --write-tag-model``.
+
+    ``--write-index`` rewrites :data:`INDEX`; ``--write-tag-model`` refits
+    :mod:`.tag_model` on the tuning set and rewrites its file.
+    """
+    writers = {"--write-index": write_index, "--write-tag-model": tag_model.write}
     args = list(sys.argv[1:] if argv is None else argv)
-    if args != ["--write-index"]:
-        print("usage: python -m catalogue.diagnose --write-index", file=sys.stderr)
+    if len(args) != 1 or args[0] not in writers:
+        print(f"usage: python -m catalogue.diagnose {' | '.join(writers)}", file=sys.stderr)
         return 2
-    print(f"wrote {write_index()}")
+    print(f"wrote {writers[args[0]]()}")
     return 0
 
 

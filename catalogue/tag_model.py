@@ -13,7 +13,7 @@ It is trained on the tuning set ``tests/data/diagnose_messages.json`` only, neve
 held-out set. Its settings (:data:`L2`, :data:`STEPS`, :data:`MIN_REPORTS`) and the way
 diagnose uses it were chosen on one held-out round with a model trained on the rounds
 before it, then measured once on the next round (see the Diagnose page).
-``python -m catalogue.tag_model --write`` refits it and rewrites :data:`MODEL`: weights
+``python -m catalogue.diagnose --write-tag-model`` refits it and rewrites :data:`MODEL`: weights
 rounded to two decimals, those under :data:`KEEP` in size dropped (the vocabulary is kept
 whole, since every known word counts in a text's length).
 """
@@ -25,9 +25,8 @@ import itertools
 import json
 import math
 import re
-import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -178,17 +177,3 @@ def load(path: Path = MODEL) -> TagModel:
         trained_on=data["trained_on"],
         reports=data["reports"],
     )
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m catalogue.tag_model --write``: refit on the tuning set, rewrite :data:`MODEL`."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args != ["--write"]:
-        print("usage: python -m catalogue.tag_model --write", file=sys.stderr)
-        return 2
-    print(f"wrote {write()}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,8 @@ from tests.diagnose_accuracy import HELDOUT, TUNING
 
 
 def test_the_stored_model_was_fitted_on_the_tuning_set_as_it_is_now() -> None:
-    # fails when reports were added to the tuning set without `--write`
+    # fails when reports were added to the tuning set without
+    # `python -m catalogue.diagnose --write-tag-model`
     model = load()
     assert tag_model.TRAINING.resolve() == TUNING.resolve()
     assert model.trained_on == training_sha1()
