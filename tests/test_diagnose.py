@@ -319,29 +319,32 @@ def test_refattn_errors_lead_to_the_case_they_name(
 def test_heldout_accuracy_is_measured_on_threads_the_rules_never_saw() -> None:
     tuning_sources = {e["source"] for e in json.loads(TUNING.read_text())}
     entries = json.loads(HELDOUT.read_text())
-    assert len(entries) >= 50
+    assert len(entries) >= 100
     assert not {e["source"] for e in entries} & tuning_sources
     print(table(entries))
     _count, top1, top3 = accuracy(entries)["all"]
-    # Round 9 (52 messages from two collectors), measured once with diagnose frozen (the
-    # rules of e5c139f, catalogue.tag_model fitted on rounds 0-8) before anyone who wrote
-    # them saw the set: 26 / 52 first, 41 / 52 in the first three (the rules alone: 26 and
-    # 37). A floor against regressions, not a target (the issue asks for 75 % / 90 %).
-    assert top3 >= 41 / 52
-    assert top1 >= 26 / 52
+    # Rounds 9 (52 messages) and 10 (63), each from two collectors, each measured once
+    # with diagnose frozen (the rules of e5c139f, catalogue.tag_model fitted on rounds 0-8)
+    # before anyone who wrote them saw the set: round 9 26 / 52 first, 41 / 52 in the first
+    # three; round 10 24 / 63 and 39 / 63 (the rules alone: 26, 37 and 24, 34). A floor
+    # against regressions, not a target (the issue asks for 75 % / 90 %).
+    assert top3 >= 80 / 115
+    assert top1 >= 50 / 115
 
 
 def test_heldout_outside_messages_mostly_get_no_case() -> None:
-    # 21 messages from outside attention collected with the round-9 set, never tuned on.
-    # Measured once with diagnose frozen (e5c139f's rules): 9 get no case. Most of the 12
-    # answered are a bare "The size of tensor a (640) must match the size of tensor b
-    # (320)" from a convolution, a LoRA or a loss, or a checkpoint's size mismatch on a
-    # position table, in the words attention errors use too.
+    # 50 messages from outside attention collected with rounds 9 (21) and 10 (29), never
+    # tuned on, chosen by the collectors as ones that look like attention at first sight.
+    # Measured once with diagnose frozen (e5c139f's rules): 9 and 8 get no case. The 33
+    # answered: bare "The size of tensor a (640) must match the size of tensor b (320)"
+    # from a convolution, a LoRA or a loss, checkpoints whose position table has another
+    # size, a converter that lacks scaled_dot_product_attention, float16 overflow from
+    # outside the scores, attention maps post-processed wrongly...
     # A floor against regressions: the issue wants none answered.
     entries = json.loads((OUTSIDE.parent / "diagnose_outside_heldout.json").read_text())
     answered = [e["message"] for e in entries if diagnose(e["message"])]
-    assert len(entries) == 21
-    assert len(answered) <= 12, answered
+    assert len(entries) == 50
+    assert len(answered) <= 33, answered
 
 
 def test_cli_says_when_no_case_explains_a_message() -> None:

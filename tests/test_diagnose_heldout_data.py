@@ -36,7 +36,7 @@ def entries() -> list[dict[str, Any]]:
 
 
 def test_parses_to_a_non_empty_list_of_objects(entries: list[dict[str, Any]]) -> None:
-    assert len(entries) >= 50
+    assert len(entries) >= 100
     assert all(isinstance(e, dict) for e in entries)
 
 
