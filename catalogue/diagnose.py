@@ -41,7 +41,8 @@ sizes to read gets no case at all.
 
 Last, one learned step (:func:`_with_learned_family`): :mod:`.tag_model` names the family
 reports worded like this one most often had; when none of the first three answers is of
-it, its best case becomes the third answer.
+it (and the sizes do not name a family outright), its best case becomes the third answer,
+its score the rules' evidence for it, which may be below :data:`MIN_SCORE`.
 
 The cases' searchable fields are read from ``diagnose_index.json`` beside this module
 when it matches the case modules' sources (a hash per module), so answering does not
