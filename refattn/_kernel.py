@@ -11,9 +11,7 @@ writes a cache-sized output; each block scales its own query rows and key chunks
 small buffers. Only ``return_weights`` takes whole rows at once. Blocks of few query rows
 (causal blocks, mostly) whose rows need no max shift compute their logits transposed
 (``key . query.T``), which OpenBLAS runs faster for such shapes (:func:`_block_transposed`).
-Blocks run on a few threads (see :mod:`refattn._threads`); a large call called without
-its :class:`~refattn._numerics.Prepared` does prepare's reductions on the same threads
-first, and is laid out meanwhile (:func:`_run_fused`).
+Blocks run on a few threads (see :mod:`refattn._threads`).
 
 Two exact rewrites make the passes cheaper:
 
@@ -33,12 +31,10 @@ Two exact rewrites make the passes cheaper:
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import functools
 import itertools
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,7 +43,7 @@ import numpy.typing as npt
 
 from refattn import _threads
 from refattn._layout import DrawnKeep
-from refattn._numerics import LOG2E, Poison, Prepared, Reductions, prepare
+from refattn._numerics import LOG2E, Poison, Prepared, prepare
 from refattn.errors import FullyMaskedRowError
 from refattn.validation import Plan, see
 
@@ -63,7 +59,6 @@ __all__ = [
     "keep_block",
     "logits",
     "make_tasks",
-    "prepares_itself",
     "run",
 ]
 _BLOCK_BYTES = 1 << 20  # one block's score buffer: fits in L2
@@ -768,11 +763,10 @@ def _unshifted_rows(plan: Plan, key_scaled: bool, prepared: Prepared) -> npt.NDA
     return result
 
 
-Block = tuple[int, int, int, int, int, int, int]  # a Task's n, h0, h1, r0, r1, lo, hi
-
-
-def _blocks(plan: Plan, workers: int, columns: int | None) -> list[Block]:
-    """Blocks whose ``rows x min(S, columns)`` scores fit ``_BLOCK_BYTES``, longest first."""
+def _tasks(
+    plan: Plan, unshifted: npt.NDArray[np.bool_], workers: int, columns: int | None
+) -> list[Task]:
+    """Tasks whose ``rows x min(S, columns)`` score block fits ``_BLOCK_BYTES``."""
     n_batch, hkv, groups, length_q, _ = plan.query.shape
     length_k = plan.key.shape[2]
     width = length_k if columns is None else min(length_k, columns)
@@ -794,23 +788,18 @@ def _blocks(plan: Plan, workers: int, columns: int | None) -> list[Block]:
             heads = max(1, heads // 2)
         else:
             rows = max(1, rows // 2)
-    blocks = []
+    tasks = []
+    every = bool(unshifted.all())  # then no task needs its own reduction (the common case)
     for n in range(n_batch):
         for r0 in range(0, length_q, rows):
             r1 = min(length_q, r0 + rows)
             lo, hi = _key_range(plan, n, r0, r1, length_k)
             for h0 in range(0, hkv, heads):
-                blocks.append((n, h0, min(hkv, h0 + heads), r0, r1, lo, hi))
-    blocks.sort(key=lambda b: -(b[6] - b[5]) * (b[4] - b[3]) * (b[2] - b[1]))  # longest first
-    return blocks
-
-
-def _flagged(unshifted: npt.NDArray[np.bool_], blocks: list[Block]) -> list[Task]:
-    """The tasks of ``blocks``, each unshifted when all its rows are."""
-    every = bool(unshifted.all())  # then no task needs its own reduction (the common case)
-    return [
-        Task(*b, every or bool(unshifted[b[0], b[1] : b[2], :, b[3] : b[4]].all())) for b in blocks
-    ]
+                h1 = min(hkv, h0 + heads)
+                safe = every or bool(unshifted[n, h0:h1, :, r0:r1].all())
+                tasks.append(Task(n, h0, h1, r0, r1, lo, hi, safe))
+    tasks.sort(key=lambda t: -(t.hi - t.lo) * (t.r1 - t.r0) * (t.h1 - t.h0))  # longest first
+    return tasks
 
 
 def _factors(plan: Plan) -> tuple[float | None, float | None]:
@@ -904,17 +893,12 @@ def make_tasks(
 
 def _cut(plan: Plan, unshifted: npt.NDArray[np.bool_], columns: int | None) -> list[Task]:
     """:func:`make_tasks` once the unshifted rows are known."""
-    return _flagged(unshifted, _cut_blocks(plan, columns))
-
-
-def _cut_blocks(plan: Plan, columns: int | None) -> list[Block]:
-    """:func:`_cut`'s blocks, before the unshifted rows are known."""
     n_batch, hkv, groups, length_q, _ = plan.query.shape
     if n_batch * hkv * groups * length_q * plan.key.shape[2] < _PARALLEL_MIN_WORK:
         workers = 1  # for_each_task runs such calls serially: no point cutting for threads
     else:
         workers = _threads.worker_count()
-    return _blocks(plan, workers, columns)
+    return _tasks(plan, unshifted, workers, columns)
 
 
 def for_each_task(
@@ -940,20 +924,6 @@ def for_each_task(
         body(t, np.empty((t.h1 - t.h0) * groups * (t.r1 - t.r0) * width, dtype=dtype))
         return
     sizes = [(t.h1 - t.h0) * groups * (t.r1 - t.r0) * (t.hi - t.lo) for t in tasks]
-    worker = _task_worker(plan, tasks, body, chunk)
-    workers = min(_threads.worker_count(), len(tasks))
-    if workers == 1 or sum(sizes) < _PARALLEL_MIN_WORK:
-        worker()
-    else:
-        with _threads.single_threaded_blas():
-            _threads.run_workers(worker, workers)
-
-
-def _task_worker(
-    plan: Plan, tasks: list[Task], body: Callable[[Task, FloatArray], None], chunk: int | None
-) -> Callable[[], None]:
-    """A worker for :func:`for_each_task`: takes tasks in list order until none is left."""
-    groups, dtype = plan.query.shape[2], plan.query.dtype
     widest = max(
         (t.h1 - t.h0) * groups * (t.r1 - t.r0) * min(t.hi - t.lo, chunk or t.hi - t.lo)
         for t in tasks
@@ -974,30 +944,18 @@ def _task_worker(
                 failed = True
                 raise
 
-    return worker
+    workers = min(_threads.worker_count(), len(tasks))
+    if workers == 1 or sum(sizes) < _PARALLEL_MIN_WORK:
+        worker()
+    else:
+        with _threads.single_threaded_blas():
+            _threads.run_workers(worker, workers)
 
 
 def cache_chunk(plan: Plan, tasks: list[Task]) -> int:
     """Key columns per chunk such that the widest task's ``rows x chunk`` block fits in cache."""
     rows = max(((t.h1 - t.h0) * plan.query.shape[2] * (t.r1 - t.r0) for t in tasks), default=1)
     return int(max(_MIN_CHUNK, _BLOCK_BYTES // (rows * plan.query.itemsize)))
-
-
-def _blocks_chunk(plan: Plan, blocks: list[Block]) -> int:
-    """:func:`cache_chunk` of the tasks of ``blocks``."""
-    rows = max(((b[2] - b[1]) * plan.query.shape[2] * (b[4] - b[3]) for b in blocks), default=1)
-    return int(max(_MIN_CHUNK, _BLOCK_BYTES // (rows * plan.query.itemsize)))
-
-
-def prepares_itself(plan: Plan) -> bool:
-    """Whether to call :func:`run` for ``plan`` without ``prepared``.
-
-    For calls with too many scores to run serially (never :mod:`refattn._small`'s), which
-    :func:`run` then prepares on its worker threads.
-    """
-    n_batch, hkv, groups, length_q, _ = plan.query.shape
-    scores: int = n_batch * hkv * groups * length_q * plan.key.shape[2]
-    return scores >= _PARALLEL_MIN_WORK
 
 
 def run(
@@ -1010,156 +968,44 @@ def run(
 
     ``plan`` first goes through :func:`refattn._numerics.prepare` (or ``prepared`` is its
     result): the outputs are in the dtype it chose, float64 when float32 could overflow.
-    Without ``prepared``, a large call does prepare's reductions on the worker threads that
-    then run its tasks (:func:`_run_fused`).
     """
-    if prepared is None:
-        reduced = Reductions(plan)
-        if reduced.workers > 1:
-            fused = _run_fused(plan, need_weights, reduced)
-            if fused is not None:
-                return fused
-        prepared = prepare(plan, reduced)
-    call = _Call(prepared, need_weights)
-    for_each_task(call.plan, call.tasks, call.body, chunk=call.chunk)
-    return call.result()
+    prepared = prepare(plan) if prepared is None else prepared
+    plan, poison = prepared.plan, prepared.poison
+    n_batch, hkv, groups, length_q, _ = plan.query.shape
+    length_k, dim_v = plan.value.shape[2], plan.value.shape[3]
+    dtype = plan.query.dtype
+    res = Outputs(
+        out=np.empty((n_batch, hkv, groups, length_q, dim_v), dtype=dtype),
+        lse=np.empty((n_batch, hkv, groups, length_q), dtype=dtype),
+        weights=np.zeros((n_batch, hkv, groups, length_q, length_k), dtype=dtype)
+        if need_weights
+        else None,
+        poisoned=None if poison is None else np.zeros((n_batch, hkv, groups, length_q), bool),
+    )
+    factors = _factors(plan)  # each task scales its own rows and keys: see _TaskInputs
+    unshifted = _unshifted_rows(plan, factors[1] is not None, prepared)
+    ones = np.ones(length_k, dtype=dtype)
+    if need_weights:  # every block whole: the weights are normalised by the whole row
+        tasks = _cut(plan, unshifted, None)
+        chunk = None
+    else:  # keys in cache-sized chunks (an online softmax), whatever the memory budget
+        tasks = _cut(plan, unshifted, _FORWARD_COLUMNS)
+        chunk = cache_chunk(plan, tasks) if tasks else None
+    unscaled = (plan.query, plan.key)  # logits reads the task's own inputs instead
 
+    def body(task: Task, buffer: FloatArray) -> None:
+        inputs = _TaskInputs(plan, factors, task, chunk or max(task.hi - task.lo, 1))
+        if chunk is not None and task.hi > task.lo and _transposed(plan, task, poison):
+            _block_transposed(plan, res, task, buffer, ones, chunk, inputs)
+        elif chunk is not None and task.hi - task.lo > chunk:
+            _block_online(plan, res, unscaled, task, buffer, ones, chunk, poison, inputs)
+        else:
+            _block(plan, res, unscaled, task, buffer, ones, poison, inputs)
 
-class _Layout:
-    """What setting up a forward call needs that :func:`refattn._numerics.prepare` keeps.
-
-    Its outputs, the factors of the scaled inputs, the blocks (tasks but for their
-    unshifted flag) and the key chunk: all valid for the prepared call when prepare keeps
-    the plan as it is (finite inputs, its own dtype), the common case.
-    """
-
-    def __init__(self, plan: Plan, need_weights: bool) -> None:
-        self.plan = plan
-        n_batch, hkv, groups, length_q, _ = plan.query.shape
-        length_k, dim_v = plan.value.shape[2], plan.value.shape[3]
-        dtype = plan.query.dtype
-        self.res = Outputs(
-            out=np.empty((n_batch, hkv, groups, length_q, dim_v), dtype=dtype),
-            lse=np.empty((n_batch, hkv, groups, length_q), dtype=dtype),
-            weights=np.zeros((n_batch, hkv, groups, length_q, length_k), dtype=dtype)
-            if need_weights
-            else None,
-        )
-        self.factors = _factors(plan)  # each task scales its own rows and keys: _TaskInputs
-        self.ones = np.ones(length_k, dtype=dtype)
-        self.chunk: int | None
-        if need_weights:  # every block whole: the weights are normalised by the whole row
-            self.blocks = _cut_blocks(plan, None)
-            self.chunk = None
-        else:  # keys in cache-sized chunks (an online softmax), whatever the memory budget
-            self.blocks = _cut_blocks(plan, _FORWARD_COLUMNS)
-            self.chunk = _blocks_chunk(plan, self.blocks) if self.blocks else None
-
-
-class _Call:
-    """One forward call, set up: its prepared plan, outputs, tasks and the task body.
-
-    ``layout``: a :class:`_Layout` of the plan before it was prepared (used when prepare
-    kept that plan), or None.
-    """
-
-    def __init__(
-        self, prepared: Prepared, need_weights: bool, layout: _Layout | None = None
-    ) -> None:
-        plan, poison = prepared.plan, prepared.poison
-        if layout is None or layout.plan is not plan:
-            layout = _Layout(plan, need_weights)
-        self.plan = plan
-        res, factors, ones, chunk = layout.res, layout.factors, layout.ones, layout.chunk
-        if poison is not None:
-            res.poisoned = np.zeros(plan.query.shape[:4], bool)
-        self.res, self.chunk = res, chunk
-        unshifted = _unshifted_rows(plan, factors[1] is not None, prepared)
-        self.tasks = _flagged(unshifted, layout.blocks)
-        unscaled = (plan.query, plan.key)  # logits reads the task's own inputs instead
-
-        def body(task: Task, buffer: FloatArray) -> None:
-            inputs = _TaskInputs(plan, factors, task, chunk or max(task.hi - task.lo, 1))
-            if chunk is not None and task.hi > task.lo and _transposed(plan, task, poison):
-                _block_transposed(plan, res, task, buffer, ones, chunk, inputs)
-            elif chunk is not None and task.hi - task.lo > chunk:
-                _block_online(plan, res, unscaled, task, buffer, ones, chunk, poison, inputs)
-            else:
-                _block(plan, res, unscaled, task, buffer, ones, poison, inputs)
-
-        self.body = body
-
-    def result(self) -> Outputs:
-        """The outputs, once every task has run (raising for a dead row if asked to)."""
-        if self.plan.fully_masked == "raise":
-            _raise_on_dead_row(self.plan, self.res.lse)
-        return self.res
-
-
-def _run_fused(plan: Plan, need_weights: bool, reduced: Reductions) -> Outputs | None:
-    """:func:`run` without ``prepared``, with the pinned threads started first.
-
-    The threads take shares of the reductions :func:`refattn._numerics.prepare` needs,
-    while the caller lays the call out (:class:`_Layout`); the thread that finishes the
-    last share prepares the call and sets it up (in the caller's context, so under the
-    caller's ``np.errstate``) while the others wait; then all of them run its tasks, as
-    :func:`for_each_task` would. The threads wake up once per call, and the reductions
-    and the layout run in parallel. The BLAS is held at one thread from the end of the
-    reductions (which run as :func:`refattn._numerics.prepare` runs them) until the
-    tasks are done. None, having run nothing, when the pinned threads are busy.
-    """
-    context = contextvars.copy_context()
-    calls: list[_Call] = []
-    layouts: list[_Layout] = []
-    errors: list[BaseException] = []
-    workers: list[Callable[[], None]] = []
-    parts = iter(range(reduced.shares))
-    lock, laid_out, ready = threading.Lock(), threading.Event(), threading.Event()
-    blas = _threads.single_threaded_blas()
-    done = 0
-
-    def reduce() -> None:  # shares until none is left; the last one to finish sets up
-        nonlocal done
-        try:
-            for part in parts:  # shared: each part runs once
-                reduced.share(part)
-                with lock:
-                    done += 1
-                    last = done == reduced.shares
-                if last:
-                    prepared = context.run(prepare, plan, reduced)
-                    laid_out.wait()
-                    layout = layouts[0] if layouts else None
-                    call = context.run(_Call, prepared, need_weights, layout)
-                    if call.tasks:
-                        workers.append(_task_worker(call.plan, call.tasks, call.body, call.chunk))
-                    calls.append(call)
-                    blas.__enter__()
-                    ready.set()
-        except BaseException as error:  # raised by the caller, once the threads are done
-            errors.append(error)
-            ready.set()
-
-    def worker() -> None:
-        reduce()
-        ready.wait()
-        if workers and not errors:
-            workers[0]()
-
-    try:
-        with _threads.pinned(worker, reduced.workers) as started:
-            if not started:
-                return None
-            try:
-                layouts.append(_Layout(plan, need_weights))
-            finally:  # without a layout (an error here), the call makes its own
-                laid_out.set()
-    finally:
-        if calls and not errors:
-            blas.__exit__(None, None, None)
-    if errors:
-        raise errors[0]
-    return calls[0].result()
+    for_each_task(plan, tasks, body, chunk=chunk)
+    if plan.fully_masked == "raise":
+        _raise_on_dead_row(plan, res.lse)
+    return res
 
 
 def _raise_on_dead_row(plan: Plan, lse: FloatArray) -> None:

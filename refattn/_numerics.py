@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from refattn import _threads
 from refattn._layout import BatchIndexed
 from refattn.errors import AttentionValueError
 from refattn.validation import Plan
@@ -133,81 +132,6 @@ def _squares(
         None if query is None else _query_squares(query),
         None if key is None else _key_squares(key),
     )
-
-
-# inputs at least this large (query, key and value entries together) are reduced on the
-# kernel's worker threads, each taking a share of the heads
-_PARALLEL_ENTRIES = 1 << 19
-
-
-class Reductions:
-    """:func:`_squares` of query and key and :func:`_max_abs` of the value, in shares.
-
-    Large inputs are reduced on the kernel's worker threads (the first pass over inputs
-    not yet in cache is the slow one) in ``shares``, one per thread, each over its own
-    range of the batch entries, or of the kv heads: each row's square is the same dot
-    product either way, and a maximum of maxima is the maximum, so the result does not
-    depend on the split. ``workers``: the threads to use, 1 when the inputs are too small
-    or cannot be split.
-    """
-
-    def __init__(self, plan: Plan) -> None:
-        query, key, value = plan.query, plan.key, plan.value
-        self.query, self.key, self.value = query, key, value
-        # shares of the batch axis, or of the kv heads when there are fewer batch entries
-        threads = _threads.worker_count()
-        self.axis = 0 if query.shape[0] >= threads else 1
-        self.count = query.shape[self.axis]
-        self.workers = self.shares = 1
-        if (
-            query.size + key.size + value.size >= _PARALLEL_ENTRIES
-            and self.count > 1
-            and query.shape[:2] == key.shape[:2] == value.shape[:2]
-            and query.shape[4]
-            and key.shape[2]
-            and key.shape[3]
-            and value.size
-        ):
-            self.workers = min(threads, self.count)
-            self.shares = self.workers
-            self.query_squares = np.empty(query.shape[:4], query.dtype)
-            self.key_squares = np.empty(key.shape[:3], key.dtype)
-        self.extremes: list[float] = []
-
-    @np.errstate(over="ignore", invalid="ignore")  # squares past the dtype are inf
-    def share(self, part: int) -> None:
-        """Reduce share ``part`` of ``shares`` (on any thread; shares are independent)."""
-        count, shares = self.count, self.shares
-        cut = (slice(None),) * self.axis + (
-            slice(count * part // shares, count * (part + 1) // shares),
-        )
-        q, k, v = self.query[cut], self.key[cut], self.value[cut]
-        np.vecdot(q, q, out=self.query_squares[cut])
-        np.vecdot(k, k, out=self.key_squares[cut])
-        self.extremes.extend((float(_MAXIMUM(v, axis=None)), -float(_MINIMUM(v, axis=None))))
-
-    def whole(
-        self,
-    ) -> tuple[npt.NDArray[np.floating] | None, npt.NDArray[np.floating] | None, float]:
-        """The query squares, key squares and largest ``|value|``, once every share is done.
-
-        With one share, computed here; with more, when no share has run yet, all of them
-        run on the threads.
-        """
-        if self.workers == 1:
-            query_squares, key_squares = _squares(self.query, self.key)
-            return query_squares, key_squares, _max_abs(self.value)
-        if not self.extremes:
-            parts = iter(range(self.shares))
-
-            def worker() -> None:
-                for part in parts:  # the threads share the iterator: each part runs once
-                    self.share(part)
-
-            _threads.run_workers(worker, self.workers)
-        extremes = self.extremes
-        max_v = math.nan if any(map(math.isnan, extremes)) else max(extremes)
-        return self.query_squares, self.key_squares, max_v
 
 
 def _tiny(dtype: np.dtype[np.floating]) -> float:
@@ -378,12 +302,11 @@ def _fits(
     )
 
 
-def prepare(plan: Plan, reduced: Reductions | None = None) -> Prepared:
+def prepare(plan: Plan) -> Prepared:
     """The plan the kernel runs (finite inputs, a dtype that cannot overflow), and more.
 
     For finite input this costs a few reductions, which NaN and inf reach: the squared
     query and key norms (the kernel needs the norms anyway), max and min of the value.
-    ``reduced``: these reductions of ``plan``, already done in shares, or None.
 
     Raises:
         AttentionValueError: float64 inputs whose logits could exceed the float64 range.
@@ -392,9 +315,10 @@ def prepare(plan: Plan, reduced: Reductions | None = None) -> Prepared:
     dim = query.shape[4]
     rows = keys = values = None
     # each check reads one reduction: a max is NaN or inf exactly when an entry is
-    query_squares, key_squares, max_v = (reduced or Reductions(plan)).whole()
+    query_squares, key_squares = _squares(query, key)
     query_bound = _largest_norm(query_squares, dim)
     key_bound = _largest_norm(key_squares, dim)
+    max_v = _max_abs(value)
     if not math.isfinite(query_bound):
         query, rows = _clean(query, (4,))
         query_squares = _squares(query, None)[0]

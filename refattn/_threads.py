@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -122,107 +121,32 @@ def _pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-class _Pinned:
-    """A thread pinned to one CPU that runs the jobs it is given, one at a time, in order.
-
-    Lighter than a one-thread ``ThreadPoolExecutor`` (no future, work item or semaphore
-    per job): a job is a queue entry and a lock its thread releases when the job ends.
-    After a pause, the executor's submit and wait cost ~0.1 ms more per call than this.
-    A caller that stops waiting (an interrupt) leaves its job to end before the next.
-    """
-
-    def __init__(self, cpu: int) -> None:
-        self.cpu = cpu
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        threading.Thread(target=self._loop, name=f"refattn_cpu{cpu}", daemon=True).start()
-
-    def _loop(self) -> None:
-        _pin(self.cpu)
-        while True:
-            job = self._jobs.get()
-            if job is None:  # shut down
-                return
-            try:
-                job.run()
-            except BaseException as error:  # handed to the caller by _Job.wait
-                job.error = error
-            job.done.release()
-
-    def start(self, worker: Callable[[], None]) -> _Job:
-        """Run ``worker`` on the thread once its earlier jobs have ended."""
-        job = _Job(worker)
-        self._jobs.put(job)
-        return job
-
-    def shutdown(self) -> None:
-        """End the thread once its jobs have ended."""
-        self._jobs.put(None)
-
-
-class _Job:
-    """One run of a worker on a :class:`_Pinned` thread."""
-
-    def __init__(self, run: Callable[[], None]) -> None:
-        self.run = run
-        self.error: BaseException | None = None
-        self.done = threading.Lock()
-        self.done.acquire()
-
-    def wait(self) -> BaseException | None:
-        """Wait for the job to end; what it raised, if anything."""
-        self.done.acquire()
-        return self.error
-
-
-def _pinned_pools(count: int) -> list[_Pinned] | None:
-    """``count`` threads, each pinned to its own allowed CPU; None if too few CPUs."""
+def _pinned_pools(count: int) -> list[ThreadPoolExecutor] | None:
+    """``count`` one-thread pools, each pinned to its own allowed CPU; None if too few CPUs."""
     global _pinned, _pinned_cpus
     cpus = _allowed_cpus()
     if len(cpus) < count or not hasattr(os, "sched_setaffinity"):
         return None
-    if cpus != _pinned_cpus:  # first use, or the process's CPUs changed: new threads
+    if cpus != _pinned_cpus:  # first use, or the process's CPUs changed: new pools
         old, _pinned, _pinned_cpus = _pinned, [], cpus
-        for thread in old:
-            thread.shutdown()
+        for pool in old:
+            pool.shutdown(wait=False)
     while len(_pinned) < count:
-        _pinned.append(_Pinned(cpus[len(_pinned)]))
+        cpu = cpus[len(_pinned)]
+        _pinned.append(
+            ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix=f"refattn_cpu{cpu}",
+                initializer=_pin,
+                initargs=(cpu,),
+            )
+        )
     return _pinned[:count]
 
 
-_pinned: list[_Pinned] = []
+_pinned: list[ThreadPoolExecutor] = []
 _pinned_cpus: list[int] = []
 _pinned_busy = threading.Lock()  # held while one call's workers use the pinned threads
-
-
-@contextmanager
-def pinned(worker: Callable[[], None], count: int) -> Iterator[bool]:
-    """Start ``worker`` on ``count`` pinned threads; on leaving, wait for all of them.
-
-    Yields False, having started nothing, when the pinned threads are in use by another
-    call or cannot be had. Unlike :func:`run_workers`, every worker runs on its own thread
-    at the same time, and the caller goes on meanwhile: workers and caller may wait for
-    each other (an event one of them sets; it must be set whatever goes wrong). The first
-    error a worker raised is raised once all of them have ended.
-    """
-    if not _pinned_busy.acquire(blocking=False):
-        yield False
-        return
-    try:
-        with _lock:
-            threads = _pinned_pools(count)
-        if threads is None:
-            yield False
-            return
-        jobs = [thread.start(worker) for thread in threads]
-        try:
-            yield True
-        finally:
-            errors = [job.wait() for job in jobs]  # all of them end before an error is raised
-            for error in errors:
-                if error is not None:
-                    raise error
-    finally:
-        _pinned_busy.release()
 
 
 def run_workers(worker: Callable[[], None], count: int) -> None:
@@ -232,9 +156,19 @@ def run_workers(worker: Callable[[], None], count: int) -> None:
     another call is using them, or they cannot be had, the caller runs ``worker`` itself on
     one of the ``count`` threads, the others from an unpinned pool.
     """
-    with pinned(worker, count) as started:
-        if started:
-            return
+    if _pinned_busy.acquire(blocking=False):
+        try:
+            with _lock:
+                pools = _pinned_pools(count)
+            if pools is not None:
+                futures = [pool.submit(worker) for pool in pools]
+                for future in futures:  # all of them finish before the first error is raised
+                    future.exception()
+                for future in futures:
+                    future.result()
+                return
+        finally:
+            _pinned_busy.release()
     global _pool
     with _lock:
         if _pool is None or _pool._max_workers < count - 1:

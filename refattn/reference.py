@@ -268,9 +268,8 @@ def attention(
     batch, hq = plan.batch_shape, plan.num_q_heads
     length_q, length_k = plan.query.shape[3], plan.key.shape[2]
     dim_v = plan.value.shape[3]
-    # large calls: the kernel prepares them on its worker threads
-    prepared = None if _kernel.prepares_itself(plan) else _numerics.prepare(plan)
-    small = None if return_weights or prepared is None else _small.run(prepared, bool(return_lse))
+    prepared = _numerics.prepare(plan)
+    small = None if return_weights else _small.run(prepared, bool(return_lse))
     if small is not None:  # one block per batch entry: the kernel's result, bit for bit
         out, small_lse = small
         output = out.reshape(*batch, hq, length_q, dim_v)
