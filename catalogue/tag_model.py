@@ -15,7 +15,9 @@ diagnose uses it were chosen on one held-out round with a model trained on the r
 before it, then measured once on the next round (see the Diagnose page).
 ``python -m catalogue.diagnose --write-tag-model`` refits it and rewrites :data:`MODEL`: weights
 rounded to two decimals, those under :data:`KEEP` in size dropped (the vocabulary is kept
-whole, since every known word counts in a text's length).
+whole, since every known word counts in a text's length). Fitting uses NumPy; answering
+(:meth:`TagModel.probabilities`) is plain Python, so ``refattn diagnose`` never imports
+NumPy.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .taxonomy import TAGS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MODEL = Path(__file__).parent / "tag_model.json"
 TRAINING = Path(__file__).parent.parent / "tests" / "data" / "diagnose_messages.json"
@@ -101,6 +104,8 @@ class TagModel:
 
 def _matrix(texts: Sequence[str], index: dict[str, int]) -> np.ndarray:
     """``(N, V)`` binary features of ``texts``, each row scaled to unit length."""
+    import numpy as np
+
     x = np.zeros((len(texts), len(index)))
     for row, text in enumerate(texts):
         for feature in features(text):
@@ -113,6 +118,8 @@ def _matrix(texts: Sequence[str], index: dict[str, int]) -> np.ndarray:
 
 def fit(reports: Sequence[Mapping[str, Any]], trained_on: str = "") -> TagModel:
     """Fit the model on ``reports`` (each with ``message`` and ``tags``)."""
+    import numpy as np
+
     texts = [str(r["message"]) for r in reports]
     seen = Counter(f for text in texts for f in features(text))
     vocabulary = sorted(f for f, count in seen.items() if count >= MIN_REPORTS)
